@@ -1,0 +1,177 @@
+// The controller's settings: their types, defaults, environment names and rules, in one table (SCHEMA).
+// Property names are the config.toml keys, so a setting has one name in the file, in the code,
+// in error messages and in `config check`. Durations are milliseconds.
+//
+// Keys of our own, beyond the Go original's:
+//
+// | key                                  | default | env                                          | meaning                                              |
+// |--------------------------------------|---------|----------------------------------------------|------------------------------------------------------|
+// | controller.dry_run                   | false   | DRY_RUN                                      | log every change instead of making it                |
+// | controller.metrics_port              | 8080    | METRICS_PORT                                 | port of the Prometheus /metrics endpoint             |
+// | controller.max_concurrent_patches    | 50      | MAX_CONCURRENT_PATCHES                       | Deployment patches in flight during an interruption  |
+// | controller.max_concurrent_recoveries | 5       | MAX_CONCURRENT_RECOVERIES                    | Fargate-to-spot moves in flight at once              |
+// | aws.endpoint_url                     | (unset) | AWS_ENDPOINT_URL_SQS, else AWS_ENDPOINT_URL  | SQS endpoint override (the AWS SDK's own variables,  |
+// |                                      |         |                                              | so a local SQS server needs no special wiring)       |
+
+import {
+  booleanType,
+  durationType,
+  enumType,
+  httpUrlType,
+  integerType,
+  textType,
+  type ValueType,
+} from './value-types.js';
+
+export const MODES = ['single', 'namespace'] as const;
+export type Mode = (typeof MODES)[number];
+
+/** pino's levels; the logger is configured with this value as is. */
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** auto: console when stdout is a terminal, json otherwise. */
+export const LOG_FORMATS = ['auto', 'console', 'json'] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
+
+export interface Config {
+  kubernetes: {
+    namespace: string;
+    /** single: manage deployment_name only; namespace: every opted-in Deployment of the namespace. */
+    mode: Mode;
+    /** Required in single mode. */
+    deployment_name?: string;
+    service_name?: string;
+    opt_in_annotation: string;
+    service_label_selector: string;
+  };
+  monitoring: {
+    check_interval: number;
+    health_check_retries: number;
+    health_check_interval: number;
+  };
+  migration: {
+    rollout_timeout: number;
+    verification_delay: number;
+  };
+  recovery: {
+    enabled: boolean;
+    interval: number;
+    cooldown: number;
+    timeout: number;
+    backoff_base: number;
+    max_backoff: number;
+  };
+  compute: {
+    spot_label: string;
+    fargate_label: string;
+    compute_label_key: string;
+  };
+  aws: {
+    region: string;
+    sqs_queue_url: string;
+    /** Endpoint override for SQS (local server); unset means the SDK's regional endpoint. */
+    endpoint_url?: string;
+  };
+  alerts: {
+    enabled: boolean;
+    /** Secret: never logged or shown. */
+    slack_webhook_url?: string;
+  };
+  logging: {
+    level: LogLevel;
+    format: LogFormat;
+  };
+  controller: {
+    dry_run: boolean;
+    metrics_port: number;
+    max_concurrent_patches: number;
+    max_concurrent_recoveries: number;
+  };
+}
+
+/** "section.key", e.g. "migration.rollout_timeout". */
+export type ConfigKey = { [S in keyof Config]: `${S}.${keyof Config[S] & string}` }[keyof Config];
+
+export interface Setting<T> {
+  type: ValueType<T>;
+  /** Environment variables, first set one wins. An empty variable counts as unset (as in the Go original). */
+  env: readonly string[];
+  /** Written as it would be in config.toml, and parsed by `type` like any other layer. Absent: no default. */
+  default?: string | number | boolean;
+  /** Without a default: whether leaving it unset is a problem. */
+  required?: boolean;
+  /** Its value never appears in messages or `config check` output. */
+  secret?: boolean;
+}
+
+type Schema = { [S in keyof Config]: { [K in keyof Config[S]]-?: Setting<Exclude<Config[S][K], undefined>> } };
+
+const positiveDuration = durationType({ allowZero: false });
+const nonNegativeDuration = durationType({ allowZero: true });
+
+const setting = <T>(type: ValueType<T>, env: string | readonly string[], options: Omit<Setting<T>, 'type' | 'env'> = {}): Setting<T> => ({
+  type,
+  env: typeof env === 'string' ? [env] : env,
+  ...options,
+});
+
+export const SCHEMA: Schema = {
+  kubernetes: {
+    namespace: setting(textType, 'NAMESPACE', { default: 'default' }),
+    mode: setting(enumType(MODES), 'MODE', { default: 'single' }),
+    deployment_name: setting(textType, 'DEPLOYMENT_NAME'), // required in single mode: checked in load.ts
+    service_name: setting(textType, 'SERVICE_NAME'),
+    opt_in_annotation: setting(textType, 'OPT_IN_ANNOTATION', { default: 'spot-orchestrator/enabled' }),
+    service_label_selector: setting(textType, 'SERVICE_LABEL_SELECTOR', { default: 'app' }),
+  },
+  monitoring: {
+    check_interval: setting(positiveDuration, 'CHECK_INTERVAL', { default: '5s' }),
+    health_check_retries: setting(integerType(1), 'HEALTH_CHECK_RETRIES', { default: 3 }),
+    health_check_interval: setting(positiveDuration, 'HEALTH_CHECK_INTERVAL', { default: '2s' }),
+  },
+  migration: {
+    rollout_timeout: setting(positiveDuration, 'ROLLOUT_TIMEOUT', { default: '120s' }),
+    verification_delay: setting(nonNegativeDuration, 'VERIFICATION_DELAY', { default: '5s' }),
+  },
+  recovery: {
+    enabled: setting(booleanType, 'RECOVERY_ENABLED', { default: true }),
+    interval: setting(positiveDuration, 'RECOVERY_INTERVAL', { default: '5m' }),
+    // Zero cooldown and backoff are meaningful: recover (or retry) as soon as spot looks healthy.
+    cooldown: setting(nonNegativeDuration, 'RECOVERY_COOLDOWN', { default: '45m' }),
+    timeout: setting(positiveDuration, 'RECOVERY_TIMEOUT', { default: '3m' }),
+    backoff_base: setting(nonNegativeDuration, 'RECOVERY_BACKOFF_BASE', { default: '15m' }),
+    max_backoff: setting(nonNegativeDuration, 'RECOVERY_MAX_BACKOFF', { default: '4h' }), // >= backoff_base: load.ts
+  },
+  compute: {
+    spot_label: setting(textType, 'SPOT_LABEL', { default: 'spot' }),
+    fargate_label: setting(textType, 'FARGATE_LABEL', { default: 'fargate' }),
+    compute_label_key: setting(textType, 'COMPUTE_LABEL_KEY', { default: 'compute-type' }),
+  },
+  aws: {
+    region: setting(textType, 'AWS_REGION', { default: 'us-east-1' }),
+    sqs_queue_url: setting(httpUrlType, 'SQS_QUEUE_URL', { required: true }),
+    endpoint_url: setting(httpUrlType, ['AWS_ENDPOINT_URL_SQS', 'AWS_ENDPOINT_URL']),
+  },
+  alerts: {
+    enabled: setting(booleanType, 'ALERTS_ENABLED', { default: true }),
+    // Checked only while alerts are enabled (load.ts), so a stale value cannot block a start with alerts off.
+    slack_webhook_url: setting(textType, 'SLACK_WEBHOOK_URL', { secret: true }),
+  },
+  logging: {
+    level: setting(enumType(LOG_LEVELS), 'LOG_LEVEL', { default: 'info' }),
+    format: setting(enumType(LOG_FORMATS), 'LOG_FORMAT', { default: 'auto' }),
+  },
+  controller: {
+    dry_run: setting(booleanType, 'DRY_RUN', { default: false }),
+    metrics_port: setting(integerType(1, 65535), 'METRICS_PORT', { default: 8080 }),
+    max_concurrent_patches: setting(integerType(1), 'MAX_CONCURRENT_PATCHES', { default: 50 }),
+    max_concurrent_recoveries: setting(integerType(1), 'MAX_CONCURRENT_RECOVERIES', { default: 5 }),
+  },
+};
+
+/** Looks up a setting by its dotted key. */
+export function settingFor(key: ConfigKey): Setting<unknown> {
+  const [section, name] = key.split('.') as [keyof Config, string];
+  return (SCHEMA[section] as Record<string, Setting<unknown>>)[name]!;
+}

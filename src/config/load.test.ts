@@ -1,0 +1,534 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import type { Config, ConfigKey } from './config.js';
+import {
+  ConfigError,
+  configKeys,
+  loadConfig,
+  readConfigFile,
+  resolveWithProvenance,
+  type ConfigProblem,
+  type ConfigSources,
+} from './load.js';
+
+const QUEUE_URL = 'http://localhost:9324/000000000000/interruptions';
+const WEBHOOK = 'https://hooks.slack.com/services/T000/B000/super-secret-token';
+/** The least a valid start needs in the default single mode. */
+const MINIMAL_ENV = { SQS_QUEUE_URL: QUEUE_URL, DEPLOYMENT_NAME: 'api' };
+
+function valueAt(config: Config, key: ConfigKey): unknown {
+  const [section, name] = key.split('.') as [keyof Config, string];
+  return (config[section] as Record<string, unknown>)[name];
+}
+
+function problemsOf(sources: ConfigSources): ConfigProblem[] {
+  return resolveWithProvenance(sources).problems;
+}
+
+/** The one problem these sources produce, checked to be the only one. */
+function onlyProblem(sources: ConfigSources): ConfigProblem {
+  const problems = problemsOf(sources);
+  assert.equal(problems.length, 1, problems.map((problem) => problem.message).join('\n'));
+  return problems[0]!;
+}
+
+describe('loadConfig defaults', () => {
+  it('fills every setting not given from the defaults', () => {
+    assert.deepEqual(loadConfig({ env: MINIMAL_ENV }), {
+      kubernetes: {
+        namespace: 'default',
+        mode: 'single',
+        deployment_name: 'api',
+        opt_in_annotation: 'spot-orchestrator/enabled',
+        service_label_selector: 'app',
+      },
+      monitoring: { check_interval: 5_000, health_check_retries: 3, health_check_interval: 2_000 },
+      migration: { rollout_timeout: 120_000, verification_delay: 5_000 },
+      recovery: {
+        enabled: true,
+        interval: 300_000,
+        cooldown: 2_700_000,
+        timeout: 180_000,
+        backoff_base: 900_000,
+        max_backoff: 14_400_000,
+      },
+      compute: { spot_label: 'spot', fargate_label: 'fargate', compute_label_key: 'compute-type' },
+      aws: { region: 'us-east-1', sqs_queue_url: QUEUE_URL },
+      alerts: { enabled: true },
+      logging: { level: 'info', format: 'auto' },
+      controller: { dry_run: false, metrics_port: 8080, max_concurrent_patches: 50, max_concurrent_recoveries: 5 },
+    } satisfies Config);
+  });
+
+  it('reports the default layer for settings nobody set', () => {
+    const { settings } = resolveWithProvenance({ env: MINIMAL_ENV });
+    assert.deepEqual(
+      { layer: settings['migration.rollout_timeout'].layer, display: settings['migration.rollout_timeout'].display },
+      { layer: 'default', display: '2m0s' },
+    );
+    assert.equal(settings['kubernetes.service_name'].display, '(not set)');
+  });
+});
+
+// Every environment name of the brief, the key it sets, a raw value and the typed value it becomes.
+const ENV_NAMES: Array<[env: string, key: ConfigKey, raw: string, value: unknown]> = [
+  ['SQS_QUEUE_URL', 'aws.sqs_queue_url', 'https://sqs.eu-west-1.amazonaws.com/123456789012/other', 'https://sqs.eu-west-1.amazonaws.com/123456789012/other'],
+  ['DEPLOYMENT_NAME', 'kubernetes.deployment_name', 'checkout', 'checkout'],
+  ['SERVICE_NAME', 'kubernetes.service_name', 'checkout-svc', 'checkout-svc'],
+  ['MODE', 'kubernetes.mode', 'namespace', 'namespace'],
+  ['NAMESPACE', 'kubernetes.namespace', 'prod', 'prod'],
+  ['OPT_IN_ANNOTATION', 'kubernetes.opt_in_annotation', 'example.com/spot', 'example.com/spot'],
+  ['SERVICE_LABEL_SELECTOR', 'kubernetes.service_label_selector', 'app.kubernetes.io/name', 'app.kubernetes.io/name'],
+  ['AWS_REGION', 'aws.region', 'eu-west-1', 'eu-west-1'],
+  ['CHECK_INTERVAL', 'monitoring.check_interval', '7s', 7_000],
+  ['HEALTH_CHECK_RETRIES', 'monitoring.health_check_retries', '9', 9],
+  ['HEALTH_CHECK_INTERVAL', 'monitoring.health_check_interval', '500ms', 500],
+  ['ROLLOUT_TIMEOUT', 'migration.rollout_timeout', '10m', 600_000],
+  ['VERIFICATION_DELAY', 'migration.verification_delay', '0s', 0],
+  ['LOG_LEVEL', 'logging.level', 'DEBUG', 'debug'],
+  ['LOG_FORMAT', 'logging.format', 'json', 'json'],
+  ['SLACK_WEBHOOK_URL', 'alerts.slack_webhook_url', WEBHOOK, WEBHOOK],
+  ['ALERTS_ENABLED', 'alerts.enabled', 'false', false],
+  ['SPOT_LABEL', 'compute.spot_label', 'ec2-spot', 'ec2-spot'],
+  ['FARGATE_LABEL', 'compute.fargate_label', 'serverless', 'serverless'],
+  ['COMPUTE_LABEL_KEY', 'compute.compute_label_key', 'node-kind', 'node-kind'],
+  ['RECOVERY_ENABLED', 'recovery.enabled', '0', false],
+  ['RECOVERY_INTERVAL', 'recovery.interval', '1m', 60_000],
+  ['RECOVERY_COOLDOWN', 'recovery.cooldown', '1h30m', 5_400_000],
+  ['RECOVERY_TIMEOUT', 'recovery.timeout', '90s', 90_000],
+  ['RECOVERY_BACKOFF_BASE', 'recovery.backoff_base', '30m', 1_800_000],
+  ['RECOVERY_MAX_BACKOFF', 'recovery.max_backoff', '8h', 28_800_000],
+  ['DRY_RUN', 'controller.dry_run', 'TRUE', true],
+  ['METRICS_PORT', 'controller.metrics_port', '9090', 9090],
+  ['MAX_CONCURRENT_PATCHES', 'controller.max_concurrent_patches', '10', 10],
+  ['MAX_CONCURRENT_RECOVERIES', 'controller.max_concurrent_recoveries', '2', 2],
+  ['AWS_ENDPOINT_URL_SQS', 'aws.endpoint_url', 'http://localhost:9324', 'http://localhost:9324'],
+  ['AWS_ENDPOINT_URL', 'aws.endpoint_url', 'http://localhost:4566', 'http://localhost:4566'],
+];
+
+describe('environment names', () => {
+  it('cover every setting', () => {
+    const covered = new Set(ENV_NAMES.map(([, key]) => key));
+    assert.deepEqual(configKeys().filter((key) => !covered.has(key)), []);
+  });
+
+  const defaults = loadConfig({ env: MINIMAL_ENV });
+  for (const [env, key, raw, value] of ENV_NAMES) {
+    it(`${env} sets ${key}`, () => {
+      const sources = { env: { ...MINIMAL_ENV, [env]: raw } };
+      const { config, settings, problems } = resolveWithProvenance(sources);
+      assert.deepEqual(problems, []);
+      assert.deepEqual(valueAt(config!, key), value);
+      assert.equal(settings[key].layer, 'env');
+      assert.equal(settings[key].source, `env ${env}`);
+      if (env in MINIMAL_ENV) return; // already set in the baseline
+      assert.notDeepEqual(valueAt(defaults, key), value, 'the test value must differ from the default');
+    });
+  }
+});
+
+/** The same value as config.toml would hold it: numbers and booleans as TOML literals, the rest as strings. */
+function tomlLiteral(raw: string, value: unknown): string {
+  if (typeof value === 'boolean') return String(value);
+  if (typeof value === 'number' && /^\d+$/.test(raw)) return raw;
+  return JSON.stringify(raw);
+}
+
+describe('config.toml layer', () => {
+  for (const [, key, raw, value] of ENV_NAMES) {
+    it(`sets ${key}`, () => {
+      const [section, name] = key.split('.');
+      const tomlText = `[${section}]\n${name} = ${tomlLiteral(raw, value)}\n`;
+      const { config, settings, problems } = resolveWithProvenance({ env: MINIMAL_ENV, tomlText });
+      if (key === 'aws.sqs_queue_url' || key === 'kubernetes.deployment_name') {
+        assert.equal(settings[key].layer, 'env'); // the baseline env wins over the file
+        return;
+      }
+      assert.deepEqual(problems, []);
+      assert.deepEqual(valueAt(config!, key), value);
+      assert.deepEqual({ layer: settings[key].layer, source: settings[key].source }, { layer: 'toml', source: 'config.toml' });
+    });
+  }
+
+  it('names the file by tomlPath in sources and messages', () => {
+    const tomlPath = '/etc/orchestrator/config.toml';
+    const sources = { env: MINIMAL_ENV, tomlPath, tomlText: '[migration]\nrollout_timeout = "1m"\n' };
+    assert.equal(resolveWithProvenance(sources).settings['migration.rollout_timeout'].source, tomlPath);
+  });
+});
+
+describe('precedence', () => {
+  const tomlText = ['[migration]', 'rollout_timeout = "3m"', 'verification_delay = "10s"'].join('\n');
+
+  it('env beats config.toml beats default', () => {
+    const env = { ...MINIMAL_ENV, ROLLOUT_TIMEOUT: '4m' };
+    const { config, settings } = resolveWithProvenance({ env, tomlText });
+    assert.equal(config!.migration.rollout_timeout, 240_000);
+    assert.equal(settings['migration.rollout_timeout'].layer, 'env');
+    assert.equal(config!.migration.verification_delay, 10_000);
+    assert.equal(settings['migration.verification_delay'].layer, 'toml');
+    assert.equal(config!.recovery.cooldown, 2_700_000);
+    assert.equal(settings['recovery.cooldown'].layer, 'default');
+  });
+
+  it('treats an empty or blank environment variable as unset', () => {
+    const env = { ...MINIMAL_ENV, ROLLOUT_TIMEOUT: '', VERIFICATION_DELAY: '  ' };
+    const { settings } = resolveWithProvenance({ env, tomlText });
+    assert.equal(settings['migration.rollout_timeout'].layer, 'toml');
+    assert.equal(settings['migration.verification_delay'].layer, 'toml');
+  });
+
+  it('prefers AWS_ENDPOINT_URL_SQS over AWS_ENDPOINT_URL', () => {
+    const env = { ...MINIMAL_ENV, AWS_ENDPOINT_URL: 'http://general:4566', AWS_ENDPOINT_URL_SQS: 'http://sqs:9324' };
+    const { config, settings } = resolveWithProvenance({ env });
+    assert.equal(config!.aws.endpoint_url, 'http://sqs:9324');
+    assert.equal(settings['aws.endpoint_url'].source, 'env AWS_ENDPOINT_URL_SQS');
+  });
+});
+
+describe('validation', () => {
+  const cases: Array<{ rule: string; sources: ConfigSources; key: string; source: string; value: string; message: string }> = [
+    {
+      rule: 'mode is single or namespace',
+      sources: { env: { ...MINIMAL_ENV, MODE: 'cluster' } },
+      key: 'kubernetes.mode',
+      source: 'env MODE',
+      value: '"cluster"',
+      message: 'kubernetes.mode from env MODE: got "cluster"; expected one of single, namespace',
+    },
+    {
+      rule: 'single mode requires deployment_name',
+      sources: { env: { SQS_QUEUE_URL: QUEUE_URL } },
+      key: 'kubernetes.deployment_name',
+      source: 'default',
+      value: '(not set)',
+      message:
+        'kubernetes.deployment_name from default: not set; expected the name of the Deployment to manage, ' +
+        'because kubernetes.mode is "single" (from default); ' +
+        'set env DEPLOYMENT_NAME or deployment_name under [kubernetes] in config.toml, or use mode "namespace"',
+    },
+    {
+      rule: 'sqs_queue_url is required',
+      sources: { env: { DEPLOYMENT_NAME: 'api' } },
+      key: 'aws.sqs_queue_url',
+      source: 'default',
+      value: '(not set)',
+      message:
+        'aws.sqs_queue_url from default: not set; expected an http:// or https:// URL; ' +
+        'set env SQS_QUEUE_URL or sqs_queue_url under [aws] in config.toml',
+    },
+    {
+      rule: 'sqs_queue_url is a URL',
+      sources: { env: { DEPLOYMENT_NAME: 'api' }, tomlText: '[aws]\nsqs_queue_url = "interruptions"' },
+      key: 'aws.sqs_queue_url',
+      source: 'config.toml',
+      value: '"interruptions"',
+      message: 'aws.sqs_queue_url from config.toml: got "interruptions" (not a URL); expected an http:// or https:// URL',
+    },
+    {
+      rule: 'sqs_queue_url is http(s)',
+      sources: { env: { DEPLOYMENT_NAME: 'api', SQS_QUEUE_URL: 'ftp://queue' } },
+      key: 'aws.sqs_queue_url',
+      source: 'env SQS_QUEUE_URL',
+      value: '"ftp://queue"',
+      message: 'aws.sqs_queue_url from env SQS_QUEUE_URL: got "ftp://queue" (scheme ftp:); expected an http:// or https:// URL',
+    },
+    {
+      rule: 'booleans are true/false/1/0',
+      sources: { env: { ...MINIMAL_ENV, ALERTS_ENABLED: 'yes' } },
+      key: 'alerts.enabled',
+      source: 'env ALERTS_ENABLED',
+      value: '"yes"',
+      message: 'alerts.enabled from env ALERTS_ENABLED: got "yes"; expected true or false (also 1 or 0)',
+    },
+    {
+      rule: 'booleans in config.toml too',
+      sources: { env: MINIMAL_ENV, tomlText: '[controller]\ndry_run = 2' },
+      key: 'controller.dry_run',
+      source: 'config.toml',
+      value: '2',
+      message: 'controller.dry_run from config.toml: got 2; expected true or false (also 1 or 0)',
+    },
+    {
+      rule: 'integers are not negative',
+      sources: { env: { ...MINIMAL_ENV, MAX_CONCURRENT_RECOVERIES: '-1' } },
+      key: 'controller.max_concurrent_recoveries',
+      source: 'env MAX_CONCURRENT_RECOVERIES',
+      value: '"-1"',
+      message: 'controller.max_concurrent_recoveries from env MAX_CONCURRENT_RECOVERIES: got "-1"; expected a whole number >= 1',
+    },
+    {
+      rule: 'integers are whole',
+      sources: { env: MINIMAL_ENV, tomlText: '[controller]\nmax_concurrent_patches = 2.5' },
+      key: 'controller.max_concurrent_patches',
+      source: 'config.toml',
+      value: '2.5',
+      message: 'controller.max_concurrent_patches from config.toml: got 2.5; expected a whole number >= 1',
+    },
+    {
+      rule: 'health_check_retries >= 1',
+      sources: { env: { ...MINIMAL_ENV, HEALTH_CHECK_RETRIES: '0' } },
+      key: 'monitoring.health_check_retries',
+      source: 'env HEALTH_CHECK_RETRIES',
+      value: '"0"',
+      message: 'monitoring.health_check_retries from env HEALTH_CHECK_RETRIES: got "0"; expected a whole number >= 1',
+    },
+    {
+      rule: 'metrics_port is a port',
+      sources: { env: { ...MINIMAL_ENV, METRICS_PORT: '70000' } },
+      key: 'controller.metrics_port',
+      source: 'env METRICS_PORT',
+      value: '"70000"',
+      message: 'controller.metrics_port from env METRICS_PORT: got "70000"; expected a whole number from 1 to 65535',
+    },
+    {
+      rule: 'durations are not negative',
+      sources: { env: { ...MINIMAL_ENV, ROLLOUT_TIMEOUT: '-5s' } },
+      key: 'migration.rollout_timeout',
+      source: 'env ROLLOUT_TIMEOUT',
+      value: '"-5s"',
+      message:
+        'migration.rollout_timeout from env ROLLOUT_TIMEOUT: got "-5s" (negative durations are not allowed); ' +
+        'expected a duration greater than zero, such as "5s" or "1h30m"',
+    },
+    {
+      rule: 'durations are positive where zero makes no sense',
+      sources: { env: { ...MINIMAL_ENV, CHECK_INTERVAL: '0s' } },
+      key: 'monitoring.check_interval',
+      source: 'env CHECK_INTERVAL',
+      value: '"0s"',
+      message:
+        'monitoring.check_interval from env CHECK_INTERVAL: got "0s" (zero is not allowed here); ' +
+        'expected a duration greater than zero, such as "5s" or "1h30m"',
+    },
+    {
+      rule: 'durations have units',
+      sources: { env: { ...MINIMAL_ENV, RECOVERY_TIMEOUT: '180' } },
+      key: 'recovery.timeout',
+      source: 'env RECOVERY_TIMEOUT',
+      value: '"180"',
+      message:
+        'recovery.timeout from env RECOVERY_TIMEOUT: got "180" (missing unit after "180"; units are ns, us, ms, s, m, h); ' +
+        'expected a duration greater than zero, such as "5s" or "1h30m"',
+    },
+    {
+      rule: 'durations in config.toml are strings',
+      sources: { env: MINIMAL_ENV, tomlText: '[recovery]\ncooldown = 45' },
+      key: 'recovery.cooldown',
+      source: 'config.toml',
+      value: '45',
+      message:
+        'recovery.cooldown from config.toml: got 45 (a number without a unit); ' +
+        'expected a duration of zero or more, such as "0s", "5s" or "1h30m"',
+    },
+    {
+      rule: 'max_backoff >= backoff_base',
+      sources: { env: { ...MINIMAL_ENV, RECOVERY_BACKOFF_BASE: '2h' }, tomlText: '[recovery]\nmax_backoff = "1h"' },
+      key: 'recovery.max_backoff',
+      source: 'config.toml',
+      value: '1h0m0s',
+      message:
+        'recovery.max_backoff from config.toml: got 1h0m0s; ' +
+        'expected a duration of at least recovery.backoff_base (2h0m0s from env RECOVERY_BACKOFF_BASE)',
+    },
+    {
+      rule: 'logging level is a pino level',
+      sources: { env: { ...MINIMAL_ENV, LOG_LEVEL: 'verbose' } },
+      key: 'logging.level',
+      source: 'env LOG_LEVEL',
+      value: '"verbose"',
+      message: 'logging.level from env LOG_LEVEL: got "verbose"; expected one of trace, debug, info, warn, error, fatal, silent',
+    },
+    {
+      rule: 'logging format is auto/console/json',
+      sources: { env: { ...MINIMAL_ENV, LOG_FORMAT: 'text' } },
+      key: 'logging.format',
+      source: 'env LOG_FORMAT',
+      value: '"text"',
+      message: 'logging.format from env LOG_FORMAT: got "text"; expected one of auto, console, json',
+    },
+    {
+      rule: 'strings are not empty in config.toml',
+      sources: { env: MINIMAL_ENV, tomlText: '[kubernetes]\nnamespace = ""' },
+      key: 'kubernetes.namespace',
+      source: 'config.toml',
+      value: '""',
+      message: 'kubernetes.namespace from config.toml: got ""; expected a non-empty string',
+    },
+    {
+      rule: 'unknown keys in config.toml are errors',
+      sources: { env: MINIMAL_ENV, tomlText: '[migration]\nrollout_timout = "5m"' },
+      key: 'migration.rollout_timout',
+      source: 'config.toml',
+      value: '<redacted>',
+      message: 'config.toml: unknown key migration.rollout_timout; expected one of the keys of [migration]: rollout_timeout, verification_delay',
+    },
+    {
+      rule: 'unknown sections in config.toml are errors',
+      sources: { env: MINIMAL_ENV, tomlText: '[monitor]\ncheck_interval = "5s"' },
+      key: 'monitor',
+      source: 'config.toml',
+      value: '<redacted>',
+      message:
+        'config.toml: unknown section [monitor]; expected one of the sections [kubernetes], [monitoring], [migration], ' +
+        '[recovery], [compute], [aws], [alerts], [logging], [controller]',
+    },
+    {
+      rule: 'keys outside a section are errors',
+      sources: { env: MINIMAL_ENV, tomlText: 'namespace = "prod"' },
+      key: 'namespace',
+      source: 'config.toml',
+      value: '<redacted>',
+      message:
+        'config.toml: unknown top-level key "namespace"; expected one of the sections [kubernetes], [monitoring], ' +
+        '[migration], [recovery], [compute], [aws], [alerts], [logging], [controller]',
+    },
+    {
+      rule: 'the Slack webhook is a URL while alerts are enabled',
+      sources: { env: { ...MINIMAL_ENV, SLACK_WEBHOOK_URL: 'hooks.slack.com/services/super-secret-token' } },
+      key: 'alerts.slack_webhook_url',
+      source: 'env SLACK_WEBHOOK_URL',
+      value: '<redacted>',
+      message:
+        'alerts.slack_webhook_url from env SLACK_WEBHOOK_URL: got <redacted>; ' +
+        'expected an http:// or https:// URL, because alerts.enabled is true (from default)',
+    },
+  ];
+
+  for (const { rule, sources, key, source, value, message } of cases) {
+    it(rule, () => {
+      const problem = onlyProblem(sources);
+      assert.deepEqual({ key: problem.key, source: problem.source, value: problem.value, message: problem.message }, { key, source, value, message });
+      assert.throws(() => loadConfig(sources), (error: unknown) => error instanceof ConfigError && error.message.includes(message));
+    });
+  }
+
+  it('accepts the boolean spellings true/false/1/0 in any case', () => {
+    for (const [raw, value] of [['true', true], ['TRUE', true], ['False', false], ['1', true], ['0', false]] as const) {
+      assert.equal(loadConfig({ env: { ...MINIMAL_ENV, DRY_RUN: raw } }).controller.dry_run, value, raw);
+    }
+  });
+
+  it('allows zero where "no wait" makes sense', () => {
+    const env = { ...MINIMAL_ENV, VERIFICATION_DELAY: '0s', RECOVERY_COOLDOWN: '0s', RECOVERY_BACKOFF_BASE: '0s' };
+    assert.deepEqual(problemsOf({ env }), []);
+  });
+
+  it('does not require deployment_name in namespace mode', () => {
+    assert.deepEqual(problemsOf({ env: { SQS_QUEUE_URL: QUEUE_URL, MODE: 'namespace' } }), []);
+  });
+
+  it('ignores a bad Slack webhook while alerts are disabled', () => {
+    const env = { ...MINIMAL_ENV, ALERTS_ENABLED: 'false', SLACK_WEBHOOK_URL: 'not a url' };
+    assert.deepEqual(problemsOf({ env }), []);
+  });
+
+  it('reports a TOML syntax error with its position', () => {
+    const problem = onlyProblem({ env: MINIMAL_ENV, tomlText: '[migration]\nrollout_timeout = \n' });
+    assert.match(problem.message, /^config\.toml: .+ \(line 2, column \d+\)$/);
+  });
+});
+
+describe('multiple problems', () => {
+  it('collects every problem into one ConfigError', () => {
+    const sources: ConfigSources = {
+      env: { MODE: 'single', ROLLOUT_TIMEOUT: 'soon', LOG_LEVEL: 'loud' },
+      tomlText: '[monitoring]\nhealth_check_retries = 0\n[aws]\nregoin = "eu-west-1"\n',
+    };
+    assert.throws(
+      () => loadConfig(sources),
+      (error: unknown) => {
+        assert.ok(error instanceof ConfigError);
+        assert.deepEqual(
+          error.problems.map((problem) => `${problem.key} <- ${problem.source}`),
+          [
+            'aws.regoin <- config.toml',
+            'kubernetes.deployment_name <- default',
+            'monitoring.health_check_retries <- config.toml',
+            'migration.rollout_timeout <- env ROLLOUT_TIMEOUT',
+            'aws.sqs_queue_url <- default',
+            'logging.level <- env LOG_LEVEL',
+          ],
+        );
+        const lines = error.message.split('\n');
+        assert.equal(lines[0], 'invalid configuration (6 problems):');
+        assert.deepEqual(lines.slice(1), error.problems.map((problem) => `  - ${problem.message}`));
+        return true;
+      },
+    );
+  });
+});
+
+describe('Slack webhook redaction', () => {
+  const secret = 'super-secret-token';
+
+  function assertHidden(sources: ConfigSources): void {
+    const resolution = resolveWithProvenance(sources);
+    assert.ok(resolution.problems.length > 0, 'expected a problem');
+    const shown = JSON.stringify(resolution.problems) + JSON.stringify(Object.values(resolution.settings).map((s) => s.display));
+    assert.ok(!shown.includes(secret), shown);
+    assert.throws(() => loadConfig(sources), (error: unknown) => error instanceof Error && !error.message.includes(secret));
+  }
+
+  it('hides an invalid webhook from env', () => {
+    assertHidden({ env: { ...MINIMAL_ENV, SLACK_WEBHOOK_URL: `ftp://hooks/${secret}` } });
+  });
+
+  it('hides an invalid webhook from config.toml', () => {
+    assertHidden({ env: MINIMAL_ENV, tomlText: `[alerts]\nslack_webhook_url = "hooks/${secret}"` });
+  });
+
+  it('hides a webhook under a misspelt key', () => {
+    assertHidden({ env: MINIMAL_ENV, tomlText: `[alerts]\nslack_webhok_url = "${WEBHOOK}"` });
+  });
+
+  it('hides a webhook on a line with a TOML syntax error', () => {
+    assertHidden({ env: MINIMAL_ENV, tomlText: `[alerts]\nslack_webhook_url = "${WEBHOOK}\n` });
+  });
+
+  it('shows a valid webhook as <redacted> in provenance', () => {
+    const { config, settings } = resolveWithProvenance({ env: { ...MINIMAL_ENV, SLACK_WEBHOOK_URL: WEBHOOK } });
+    assert.equal(config!.alerts.slack_webhook_url, WEBHOOK);
+    assert.equal(settings['alerts.slack_webhook_url'].display, '<redacted>');
+  });
+});
+
+describe('readConfigFile', () => {
+  function withDirectory(run: (directory: string) => void): void {
+    const directory = mkdtempSync(join(tmpdir(), 'config-test-'));
+    try {
+      run(directory);
+    } finally {
+      rmSync(directory, { recursive: true, force: true });
+    }
+  }
+
+  it('reads ./config.toml when present', () => {
+    withDirectory((directory) => {
+      writeFileSync(join(directory, 'config.toml'), '[aws]\nregion = "eu-west-1"\n');
+      const file = readConfigFile({}, directory);
+      assert.deepEqual(file, { tomlPath: join(directory, 'config.toml'), tomlText: '[aws]\nregion = "eu-west-1"\n' });
+      assert.equal(loadConfig({ env: MINIMAL_ENV, ...file }).aws.region, 'eu-west-1');
+    });
+  });
+
+  it('returns nothing without a file', () => {
+    withDirectory((directory) => assert.equal(readConfigFile({}, directory), undefined));
+  });
+
+  it('reads the file named by CONFIG_FILE', () => {
+    withDirectory((directory) => {
+      writeFileSync(join(directory, 'custom.toml'), '[logging]\nlevel = "warn"\n');
+      assert.equal(readConfigFile({ CONFIG_FILE: 'custom.toml' }, directory)?.tomlPath, join(directory, 'custom.toml'));
+    });
+  });
+
+  it('fails when CONFIG_FILE names a missing file', () => {
+    withDirectory((directory) => {
+      assert.throws(() => readConfigFile({ CONFIG_FILE: 'missing.toml' }, directory), /reading config file .*missing\.toml/);
+    });
+  });
+});

@@ -1,0 +1,118 @@
+// How one raw value becomes a typed one. The same value types read environment variables (strings),
+// config.toml values (strings, numbers, booleans) and Deployment annotations (strings), so a setting
+// is checked by the same rule and described by the same words wherever it comes from.
+
+import { DurationError, formatDuration, parseDuration } from './duration.js';
+
+/** The typed value, or what was expected instead and (when it helps) why the value did not fit. */
+export type Parsed<T> = { ok: true; value: T } | { ok: false; expected: string; reason?: string };
+
+export interface ValueType<T> {
+  /** What a valid value looks like, for messages: "true or false (also 1 or 0)". */
+  expected: string;
+  /** Never throws: a bad value is reported as { ok: false } so callers can collect every problem. */
+  parse(raw: unknown): Parsed<T>;
+  /** Human form, as it would be written in config.toml (durations as "5m0s"). */
+  format(value: T): string;
+}
+
+export const booleanType: ValueType<boolean> = {
+  expected: 'true or false (also 1 or 0)',
+  parse(raw) {
+    const expected = booleanType.expected;
+    if (typeof raw === 'boolean') return { ok: true, value: raw };
+    if (raw === 1 || raw === 0) return { ok: true, value: raw === 1 };
+    if (typeof raw !== 'string') return { ok: false, expected };
+    const text = raw.trim().toLowerCase();
+    if (text === 'true' || text === '1') return { ok: true, value: true };
+    if (text === 'false' || text === '0') return { ok: true, value: false };
+    return { ok: false, expected };
+  },
+  format: String,
+};
+
+export function integerType(min: number, max = Number.MAX_SAFE_INTEGER): ValueType<number> {
+  const expected = max === Number.MAX_SAFE_INTEGER ? `a whole number >= ${min}` : `a whole number from ${min} to ${max}`;
+  return {
+    expected,
+    parse(raw) {
+      const value = typeof raw === 'string' && /^\s*\d+\s*$/.test(raw) ? Number(raw) : raw;
+      if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
+        return { ok: false, expected };
+      }
+      return { ok: true, value };
+    },
+    format: String,
+  };
+}
+
+/** Go-style duration in milliseconds; zero only where "no wait" means something. */
+export function durationType(options: { allowZero: boolean }): ValueType<number> {
+  const expected = options.allowZero
+    ? 'a duration of zero or more, such as "0s", "5s" or "1h30m"'
+    : 'a duration greater than zero, such as "5s" or "1h30m"';
+  return {
+    expected,
+    parse(raw) {
+      if (typeof raw !== 'string') {
+        return { ok: false, expected, reason: typeof raw === 'number' ? 'a number without a unit' : undefined };
+      }
+      let value: number;
+      try {
+        value = parseDuration(raw);
+      } catch (error) {
+        if (error instanceof DurationError) return { ok: false, expected, reason: error.reason };
+        throw error;
+      }
+      if (value === 0 && !options.allowZero) return { ok: false, expected, reason: 'zero is not allowed here' };
+      return { ok: true, value };
+    },
+    format: formatDuration,
+  };
+}
+
+/** One of a fixed set of words, matched case-insensitively ("INFO" is info) and returned in lower case. */
+export function enumType<T extends string>(values: readonly T[]): ValueType<T> {
+  const expected = `one of ${values.join(', ')}`;
+  return {
+    expected,
+    parse(raw) {
+      const text = typeof raw === 'string' ? raw.trim().toLowerCase() : undefined;
+      const value = values.find((candidate) => candidate === text);
+      return value === undefined ? { ok: false, expected } : { ok: true, value };
+    },
+    format: String,
+  };
+}
+
+export const textType: ValueType<string> = {
+  expected: 'a non-empty string',
+  parse(raw) {
+    if (typeof raw !== 'string' || raw.trim() === '') return { ok: false, expected: textType.expected };
+    return { ok: true, value: raw.trim() };
+  },
+  format: String,
+};
+
+/** Absolute http:// or https:// URL (the local SQS server in tests speaks plain http). */
+export const httpUrlType: ValueType<string> = {
+  expected: 'an http:// or https:// URL',
+  parse(raw) {
+    const expected = httpUrlType.expected;
+    if (typeof raw !== 'string') return { ok: false, expected };
+    const text = raw.trim();
+    if (!URL.canParse(text)) return { ok: false, expected, reason: 'not a URL' };
+    const { protocol } = new URL(text);
+    if (protocol !== 'https:' && protocol !== 'http:') return { ok: false, expected, reason: `scheme ${protocol}` };
+    return { ok: true, value: text };
+  },
+  format: String,
+};
+
+/** A raw value as it appears in an error message: strings quoted, so " " and "" are visible. */
+export function describeRaw(raw: unknown): string {
+  if (typeof raw === 'string') return JSON.stringify(raw);
+  if (typeof raw === 'bigint') return String(raw);
+  if (raw instanceof Date) return raw.toISOString();
+  return JSON.stringify(raw) ?? String(raw);
+}

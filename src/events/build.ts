@@ -1,0 +1,186 @@
+// Sample event bodies in exactly the format of the samples in shared/events (key order, two-space
+// indentation, `resources` on one line, trailing newline), for the `simulate interruption` CLI and tests.
+// What build writes, parseMessage reads back field for field.
+
+import { randomUUID } from 'node:crypto';
+import { ACCOUNT_ID, EVENT_ID, INSTANCE_ID, NON_EMPTY, REGION, formatEventTime, type StringRule } from './fields.js';
+import { REBALANCE_RECOMMENDATION, rebalanceRecommendationParser } from './kinds/rebalance-recommendation.js';
+import { SPOT_INTERRUPTED, spotInterruptionParser, type SpotInstanceAction } from './kinds/spot-interruption.js';
+import { STATE_CHANGE, stateChangeParser, type InstanceState } from './kinds/state-change.js';
+import type { KnownKind } from './parse.js';
+
+export interface BuildInput {
+  instanceId: string;
+  /** Written in whole seconds like EventBridge does, with milliseconds only when the Date has some. */
+  time: Date;
+  region: string;
+  account: string;
+  /** EventBridge event id; a random UUID when left out. */
+  id?: string;
+}
+
+export interface SpotInterruptionInput extends BuildInput {
+  /** Default `terminate`. */
+  action?: SpotInstanceAction;
+  /** Goes into the resource ARN the way the warning writes it (`arn:aws:ec2:<zone>:instance/<id>`); default `<region>a`. */
+  zone?: string;
+}
+
+export interface StateChangeInput extends BuildInput {
+  /** Default `shutting-down`, as in the sample. */
+  state?: InstanceState;
+}
+
+export interface UnknownEventInput extends Omit<BuildInput, 'instanceId'> {
+  source: string;
+  detailType: string;
+  detail?: Record<string, unknown>;
+}
+
+interface Rendered {
+  id: string;
+  detailType: string;
+  source: string;
+  account: string;
+  time: string;
+  region: string;
+  resources: string[];
+  detail: Record<string, unknown>;
+}
+
+function check(what: string, value: unknown, rule: StringRule): string {
+  if (typeof value !== 'string' || !rule.test(value)) {
+    throw new TypeError(`building event: ${what} must be ${rule.what}, got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+function checkTime(time: Date): string {
+  const year = time instanceof Date ? time.getUTCFullYear() : Number.NaN;
+  // parseMessage reads four-digit years only.
+  if (!(year >= 0 && year <= 9999)) throw new RangeError(`building event: time must be a valid Date in years 0000-9999, got ${String(time)}`);
+  return formatEventTime(time);
+}
+
+/** The common fields, checked with the rules the parser applies, so every built body parses. Throws otherwise. */
+function common(input: Omit<BuildInput, 'instanceId'>): Pick<Rendered, 'id' | 'account' | 'time' | 'region'> {
+  return {
+    id: check('id', input.id ?? randomUUID(), EVENT_ID),
+    account: check('account', input.account, ACCOUNT_ID),
+    time: checkTime(input.time),
+    region: check('region', input.region, REGION),
+  };
+}
+
+function render(event: Rendered): string {
+  const detail = JSON.stringify(event.detail, null, 2).replace(/\n/g, '\n  ');
+  return [
+    '{',
+    `  "version": "0",`,
+    `  "id": ${JSON.stringify(event.id)},`,
+    `  "detail-type": ${JSON.stringify(event.detailType)},`,
+    `  "source": ${JSON.stringify(event.source)},`,
+    `  "account": ${JSON.stringify(event.account)},`,
+    `  "time": ${JSON.stringify(event.time)},`,
+    `  "region": ${JSON.stringify(event.region)},`,
+    `  "resources": [${event.resources.map((arn) => JSON.stringify(arn)).join(', ')}],`,
+    `  "detail": ${detail}`,
+    '}',
+    '',
+  ].join('\n');
+}
+
+function instanceArn(region: string, account: string, instanceId: string): string {
+  return `arn:aws:ec2:${region}:${account}:instance/${instanceId}`;
+}
+
+export function buildSpotInterruption(input: SpotInterruptionInput): string {
+  const base = common(input);
+  const instanceId = check('instanceId', input.instanceId, INSTANCE_ID);
+  const zone = input.zone ?? `${base.region}a`;
+  return render({
+    ...base,
+    source: spotInterruptionParser.source,
+    detailType: spotInterruptionParser.detailType,
+    resources: [`arn:aws:ec2:${zone}:instance/${instanceId}`],
+    detail: { 'instance-id': instanceId, 'instance-action': input.action ?? 'terminate' },
+  });
+}
+
+export function buildRebalanceRecommendation(input: BuildInput): string {
+  const base = common(input);
+  const instanceId = check('instanceId', input.instanceId, INSTANCE_ID);
+  return render({
+    ...base,
+    source: rebalanceRecommendationParser.source,
+    detailType: rebalanceRecommendationParser.detailType,
+    resources: [instanceArn(base.region, base.account, instanceId)],
+    detail: { 'instance-id': instanceId },
+  });
+}
+
+export function buildStateChange(input: StateChangeInput): string {
+  const base = common(input);
+  const instanceId = check('instanceId', input.instanceId, INSTANCE_ID);
+  return render({
+    ...base,
+    source: stateChangeParser.source,
+    detailType: stateChangeParser.detailType,
+    resources: [instanceArn(base.region, base.account, instanceId)],
+    detail: { 'instance-id': instanceId, state: input.state ?? 'shutting-down' },
+  });
+}
+
+/** An event no parser claims (unless source and detailType are a known kind's). */
+export function buildUnknown(input: UnknownEventInput): string {
+  return render({
+    ...common(input),
+    source: check('source', input.source, NON_EMPTY),
+    detailType: check('detailType', input.detailType, NON_EMPTY),
+    resources: [],
+    detail: input.detail ?? {},
+  });
+}
+
+/** The body of a known kind with that kind's defaults. Throws on input the parser would reject. */
+export function buildEvent(kind: KnownKind, input: SpotInterruptionInput & StateChangeInput): string {
+  switch (kind) {
+    case SPOT_INTERRUPTED:
+      return buildSpotInterruption(input);
+    case STATE_CHANGE:
+      return buildStateChange(input);
+    case REBALANCE_RECOMMENDATION:
+      return buildRebalanceRecommendation(input);
+    default: {
+      const unhandled: never = kind;
+      throw new TypeError(`building event: no builder for kind ${String(unhandled)}`);
+    }
+  }
+}
+
+export interface SnsWrapOptions {
+  topicArn?: string;
+  messageId?: string;
+  timestamp?: Date;
+}
+
+/** The body an SQS queue subscribed to an SNS topic receives (raw message delivery off). */
+export function wrapInSns(body: string, options: SnsWrapOptions = {}): string {
+  const timestamp = options.timestamp ?? new Date();
+  const topicArn = options.topicArn ?? 'arn:aws:sns:us-east-1:123456789012:spot-events';
+  return `${JSON.stringify(
+    {
+      Type: 'Notification',
+      MessageId: options.messageId ?? randomUUID(),
+      TopicArn: topicArn,
+      Message: body,
+      Timestamp: timestamp.toISOString(),
+      SignatureVersion: '1',
+      Signature: 'EXAMPLE',
+      SigningCertURL: 'https://sns.us-east-1.amazonaws.com/SimpleNotificationService-EXAMPLE.pem',
+      UnsubscribeURL: `https://sns.us-east-1.amazonaws.com/?Action=Unsubscribe&SubscriptionArn=${topicArn}:EXAMPLE`,
+    },
+    null,
+    2,
+  )}\n`;
+}

@@ -1,0 +1,97 @@
+# Writes KWOK's pod lifecycle (sourced by cluster-up). A pod bound to a KWOK node becomes Running
+# and Ready, after the delay in its annotation testground.spot-fargate.io/ready-after (a Go duration)
+# if it has one. The annotation testground.spot-fargate.io/never-ready-on = any|fargate|spot keeps it
+# Running but never Ready, everywhere or only on that capacity (judged by the pod's compute-type
+# label, which is what puts a pod on Fargate): how tests make a rollout that cannot complete.
+
+NEVER_READY='.metadata.annotations["testground.spot-fargate.io/never-ready-on"]'
+ON_FARGATE='.metadata.labels["compute-type"]'
+
+pod_stage() { # pod_stage <name> <ready: True|False> <extra matchExpressions (YAML lines)>
+  cat <<STAGE
+---
+apiVersion: kwok.x-k8s.io/v1alpha1
+kind: Stage
+metadata:
+  name: $1
+spec:
+  resourceRef:
+    apiGroup: v1
+    kind: Pod
+  selector:
+    matchExpressions:
+    - key: '.metadata.deletionTimestamp'
+      operator: 'DoesNotExist'
+    - key: '.status.podIP'
+      operator: 'DoesNotExist'
+$3
+  delay:
+    durationMilliseconds: 0
+    durationFrom:
+      expressionFrom: '.metadata.annotations["testground.spot-fargate.io/ready-after"]'
+  next:
+    statusTemplate: |
+      {{ \$now := Now }}
+      conditions:
+      - lastTransitionTime: {{ \$now | Quote }}
+        status: "True"
+        type: Initialized
+      - lastTransitionTime: {{ \$now | Quote }}
+        status: "$2"
+        type: Ready
+      - lastTransitionTime: {{ \$now | Quote }}
+        status: "$2"
+        type: ContainersReady
+      containerStatuses:
+      {{ range .spec.containers }}
+      - image: {{ .image | Quote }}
+        name: {{ .name | Quote }}
+        ready: $( [[ $2 == True ]] && echo true || echo false )
+        restartCount: 0
+        started: true
+        state:
+          running:
+            startedAt: {{ \$now | Quote }}
+      {{ end }}
+      hostIP: {{ NodeIPWith .spec.nodeName | Quote }}
+      podIP: {{ PodIPWith .spec.nodeName ( or .spec.hostNetwork false ) ( or .metadata.uid "" ) ( or .metadata.name "" ) ( or .metadata.namespace "" ) | Quote }}
+      phase: Running
+      startTime: {{ \$now | Quote }}
+STAGE
+}
+
+expr() { # expr <key> <operator> [value]
+  printf "    - key: '%s'\n      operator: '%s'\n" "$1" "$2"
+  [[ -n "${3:-}" ]] && printf "      values: ['%s']\n" "$3"
+  return 0
+}
+
+write_kwok_stages() { # write_kwok_stages <path>
+  {
+    pod_stage pod-ready True "$(expr "$NEVER_READY" DoesNotExist)"
+    pod_stage pod-ready-off-fargate True "$(expr "$NEVER_READY" In fargate; expr "$ON_FARGATE" NotIn fargate)"
+    pod_stage pod-ready-on-fargate True "$(expr "$NEVER_READY" In spot; expr "$ON_FARGATE" In fargate)"
+    pod_stage pod-never-ready False "$(expr "$NEVER_READY" In any)"
+    pod_stage pod-never-ready-on-fargate False "$(expr "$NEVER_READY" In fargate; expr "$ON_FARGATE" In fargate)"
+    pod_stage pod-never-ready-off-fargate False "$(expr "$NEVER_READY" In spot; expr "$ON_FARGATE" NotIn fargate)"
+    cat <<'STAGE'
+---
+apiVersion: kwok.x-k8s.io/v1alpha1
+kind: Stage
+metadata:
+  name: pod-delete
+spec:
+  resourceRef:
+    apiGroup: v1
+    kind: Pod
+  selector:
+    matchExpressions:
+    - key: '.metadata.deletionTimestamp'
+      operator: 'Exists'
+  next:
+    finalizers:
+      empty: true
+    delete: true
+STAGE
+  } > "$1"
+}

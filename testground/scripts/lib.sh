@@ -1,0 +1,40 @@
+# Shared settings of the local test ground scripts (sourced, not run).
+TESTGROUND_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PROJECT_DIR="$(cd "$TESTGROUND_DIR/.." && pwd)"
+GO_DIR="$TESTGROUND_DIR/go"
+
+# Binaries live outside the clone so a fresh clone on the same machine reuses them.
+CACHE_DIR="${SPOT_TESTGROUND_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/spot-fargate-orchestrator}"
+# Runtime state (certificates, etcd data, logs, pids) of the running cluster.
+STATE_DIR="${SPOT_TESTGROUND_STATE:-$PROJECT_DIR/.testground}"
+
+module_version() { # module_version <go.mod dir> <module path>
+  awk -v m="$2" '$1 == m && $2 ~ /^v/ { print $2; exit } $1 == "require" && $2 == m { print $3; exit }' "$1/go.mod"
+}
+
+K8S_VERSION="$(module_version "$GO_DIR/kubernetes" k8s.io/kubernetes)"
+ETCD_VERSION="$(module_version "$GO_DIR/etcd" go.etcd.io/etcd/server/v3)"
+KWOK_VERSION="$(module_version "$GO_DIR/kwok" sigs.k8s.io/kwok)"
+
+K8S_BIN="$CACHE_DIR/kubernetes-$K8S_VERSION"
+ETCD_BIN="$CACHE_DIR/etcd-$ETCD_VERSION"
+KWOK_BIN="$CACHE_DIR/kwok-$KWOK_VERSION"
+
+# Ports sit in one block, away from the usual service ports; move the block with TESTGROUND_PORT_BASE.
+PORT_BASE="${TESTGROUND_PORT_BASE:-36000}"
+PORT_ETCD=$((PORT_BASE + 379))
+PORT_ETCD_PEER=$((PORT_BASE + 380))
+PORT_APISERVER=$((PORT_BASE + 443))
+PORT_WEBHOOK=$((PORT_BASE + 444))
+PORT_KCM=$((PORT_BASE + 257))
+PORT_SCHEDULER=$((PORT_BASE + 259))
+PORT_KWOK=$((PORT_BASE + 247))
+PORT_SQS=$((PORT_BASE + 566))
+
+MOTO_VERSION="5.2.5"
+MOTO_VENV="$CACHE_DIR/moto-$MOTO_VERSION"
+
+LOG_DIR="$STATE_DIR/logs"
+PID_DIR="$STATE_DIR/pids"
+PKI_DIR="$STATE_DIR/pki"
+ADMIN_KUBECONFIG="$STATE_DIR/kubeconfig"
