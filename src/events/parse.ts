@@ -173,8 +173,9 @@ function parseEventBridge(value: unknown, where: Where): ParseResult {
 
   const id = readString(value, 'id', 'id', EVENT_ID);
   if (id instanceof Problem) return fail(id);
-  const account = readString(value, 'account', 'account', ACCOUNT_ID);
-  if (account instanceof Problem) return fail(account);
+  // The account is informational: nothing is decided on it, and some EventBridge-compatible
+  // servers leave it out, so it is kept when it is a valid id and otherwise reported as ''.
+  const account = typeof value.account === 'string' && ACCOUNT_ID.test(value.account) ? value.account : '';
   const time = readString(value, 'time', 'time', EVENT_TIME);
   if (time instanceof Problem) return fail(time);
   const region = readString(value, 'region', 'region', REGION);

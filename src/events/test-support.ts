@@ -18,7 +18,7 @@ export interface Sample {
   required: string[];
 }
 
-const COMMON_REQUIRED = ['id', 'source', 'detail-type', 'account', 'time', 'region', 'detail', 'detail.instance-id'];
+const COMMON_REQUIRED = ['id', 'source', 'detail-type', 'time', 'region', 'detail', 'detail.instance-id'];
 
 export function readSample(file: string): string {
   return readFileSync(new URL(file, SAMPLES_DIR), 'utf8');

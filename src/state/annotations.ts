@@ -35,3 +35,10 @@ export type DeploymentState = (typeof STATES)[number];
 
 export const REASONS = ['spot-interruption', 'manual', 'rollback'] as const;
 export type MigrationReason = (typeof REASONS)[number];
+
+/** Written on Nodes: what the controller has been told about the instance behind them. */
+export const NODE_ANNOTATIONS = {
+  interruptedAt: 'spot-orchestrator/interrupted-at',
+  terminationDeadline: 'spot-orchestrator/termination-deadline',
+  rebalanceRecommendedAt: 'spot-orchestrator/rebalance-recommended-at',
+} as const;

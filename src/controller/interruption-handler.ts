@@ -1,0 +1,169 @@
+// From a parsed EC2 event to action. A spot interruption warning cordons and marks the doomed
+// nodes, finds every managed Deployment with pods on them, and runs phase 1 for all of them at
+// once with bounded concurrency; phase 2 continues in the background, and one summary is sent when
+// every rollout has settled. The caller deletes the message only when this reports it safe to.
+import type { V1Deployment, V1Node } from '@kubernetes/client-node';
+import pLimit from 'p-limit';
+import type { DeploymentOutcome, InterruptionInstance } from '../alerts/alert.js';
+import type { ParsedEvent } from '../events/parse.js';
+import type { RebalanceRecommendationEvent } from '../events/kinds/rebalance-recommendation.js';
+import type { SpotInterruptedEvent } from '../events/kinds/spot-interruption.js';
+import type { StateChangeEvent } from '../events/kinds/state-change.js';
+import { MERGE_PATCH, messageOf, withRetry } from '../kube/api.js';
+import { keyOf } from '../kube/cluster-view.js';
+import { NODE_ANNOTATIONS } from '../state/annotations.js';
+import type { ControllerContext } from './context.js';
+import type { MigrationFlow, PhaseOneResult } from './migration-flow.js';
+import { isManaged } from './scope.js';
+
+export interface HandleResult {
+  /** Safe to delete the message: phase 1 is done, or the event does not concern this cluster. */
+  ack: boolean;
+  outcome: 'migrated' | 'partial' | 'nothing_to_do' | 'foreign' | 'noted';
+  /** Resolves when phase 2 has settled for every Deployment (tests and the summary wait on it). */
+  settled: Promise<void>;
+}
+
+const DONE: Promise<void> = Promise.resolve();
+
+export class InterruptionHandler {
+  private readonly limit;
+
+  constructor(
+    private readonly ctx: ControllerContext,
+    private readonly flow: MigrationFlow,
+  ) {
+    this.limit = pLimit(ctx.config.controller.max_concurrent_patches);
+  }
+
+  async handle(event: ParsedEvent): Promise<HandleResult> {
+    switch (event.kind) {
+      case 'spot_interrupted':
+        return this.onSpotInterruption(event);
+      case 'rebalance_recommendation':
+        return this.onAtRisk(event, { [NODE_ANNOTATIONS.rebalanceRecommendedAt]: event.time.toISOString() }, false);
+      case 'state_change':
+        return this.onStateChange(event);
+      case 'unknown':
+        return { ack: true, outcome: 'nothing_to_do', settled: DONE };
+    }
+  }
+
+  private nodesOf(instanceIds: string[]): { node: V1Node; instanceId: string }[] {
+    return instanceIds.flatMap((instanceId) => {
+      const node = this.ctx.view.nodeForInstance(instanceId);
+      return node ? [{ node, instanceId }] : [];
+    });
+  }
+
+  /** Cordons (when asked) and annotates the nodes, so the verdict outlives this process. */
+  private async markNodes(nodes: V1Node[], annotations: Record<string, string>, cordon: boolean): Promise<void> {
+    if (this.ctx.config.controller.dry_run) return;
+    await Promise.all(
+      nodes.map(async (node) => {
+        const name = node.metadata!.name!;
+        try {
+          await withRetry(() =>
+            this.ctx.core.patchNode({ name, body: { metadata: { annotations }, ...(cordon ? { spec: { unschedulable: true } } : {}) } }, MERGE_PATCH),
+          );
+        } catch (err) {
+          this.ctx.log.warn({ node: name, err: messageOf(err) }, 'could not mark the node');
+        }
+      }),
+    );
+  }
+
+  private async onAtRisk(event: RebalanceRecommendationEvent | StateChangeEvent, annotations: Record<string, string>, cordon: boolean): Promise<HandleResult> {
+    const found = this.nodesOf(event.instanceIds);
+    if (found.length === 0) return { ack: true, outcome: 'foreign', settled: DONE };
+    await this.markNodes(found.map((f) => f.node), annotations, cordon);
+    for (const { node } of found) {
+      this.ctx.recorder.record({ kind: 'Node', name: node.metadata!.name!, uid: node.metadata?.uid }, 'Warning', event.kind === 'state_change' ? 'InstanceStateChanged' : 'RebalanceRecommended', `${event.kind} for ${event.instanceIds.join(', ')} (event ${event.id})`);
+    }
+    this.ctx.log.info({ eventId: event.id, kind: event.kind, nodes: found.map((f) => f.node.metadata!.name) }, 'noted: spot capacity at risk');
+    return { ack: true, outcome: 'noted', settled: DONE };
+  }
+
+  private async onStateChange(event: StateChangeEvent): Promise<HandleResult> {
+    if (!['stopping', 'stopped', 'shutting-down', 'terminated'].includes(event.state)) return { ack: true, outcome: 'nothing_to_do', settled: DONE };
+    // An instance going away without a warning: treat it as interrupted (no Deployment move here,
+    // the interruption warning is what triggers that; this keeps recovery off the node).
+    return this.onAtRisk(event, { [NODE_ANNOTATIONS.interruptedAt]: event.time.toISOString() }, true);
+  }
+
+  private async onSpotInterruption(event: SpotInterruptedEvent): Promise<HandleResult> {
+    const started = this.ctx.now();
+    const log = this.ctx.log.child({ eventId: event.id });
+    const found = this.nodesOf(event.instanceIds);
+    if (found.length === 0) {
+      log.info({ instances: event.instanceIds }, 'interruption for instances not in this cluster; ignoring');
+      this.ctx.metrics.interruptionsHandled.inc({ outcome: 'foreign' });
+      return { ack: true, outcome: 'foreign', settled: DONE };
+    }
+    const nodes = found.map((f) => f.node);
+    const instances: InterruptionInstance[] = found.map((f) => ({ instanceId: f.instanceId, node: f.node.metadata!.name! }));
+    const marking = this.markNodes(
+      nodes,
+      { [NODE_ANNOTATIONS.interruptedAt]: event.time.toISOString(), [NODE_ANNOTATIONS.terminationDeadline]: event.deadline.toISOString() },
+      true,
+    );
+
+    const deployments = new Map<string, V1Deployment>();
+    for (const node of nodes) {
+      for (const pod of this.ctx.view.podsOnNode(node.metadata!.name!)) {
+        const d = this.ctx.view.deploymentOfPod(pod);
+        if (d && isManaged(this.ctx.config, d)) deployments.set(keyOf(d), d);
+      }
+    }
+    log.info({ instances, deployments: deployments.size, deadline: event.deadline.toISOString() }, 'spot interruption warning');
+    this.ctx.alerter.notify({ kind: 'interruption_detected', eventId: event.id, instances, deadline: event.deadline, deployments: deployments.size });
+    for (const node of nodes) {
+      this.ctx.recorder.record({ kind: 'Node', name: node.metadata!.name!, uid: node.metadata?.uid }, 'Warning', 'SpotInterruption', `spot interruption warning (event ${event.id}); instance terminates at ${event.deadline.toISOString()}; cordoned, ${deployments.size} managed Deployment(s) moving to Fargate`);
+    }
+    if (deployments.size === 0) {
+      await marking;
+      this.ctx.metrics.interruptionsHandled.inc({ outcome: 'nothing_to_do' });
+      return { ack: true, outcome: 'nothing_to_do', settled: DONE };
+    }
+    this.ctx.alerter.notify({ kind: 'migration_started', eventId: event.id, deployments: [...deployments.values()].map((d) => ({ namespace: d.metadata!.namespace!, name: d.metadata!.name! })) });
+
+    const request = { eventId: event.id, instanceIds: event.instanceIds, reason: 'spot-interruption' as const, deadline: event.deadline };
+    const results: PhaseOneResult[] = await Promise.all([...deployments.values()].map((d) => this.limit(() => this.flow.migrate(d, request))));
+    await marking;
+    const phase1Done = this.ctx.now();
+    const phase1Seconds = (phase1Done.getTime() - started.getTime()) / 1000;
+    this.ctx.metrics.phase1Seconds.observe(phase1Seconds);
+    const retry = results.some((r) => r.retry);
+    log.info({ deployments: results.length, phase1Seconds, retry }, 'phase 1 done: every affected Deployment patched');
+
+    const settled = this.summarise(event, instances, results, started, phase1Done);
+    const outcome = retry ? 'partial' : 'migrated';
+    this.ctx.metrics.interruptionsHandled.inc({ outcome });
+    return { ack: !retry, outcome, settled };
+  }
+
+  private async summarise(event: SpotInterruptedEvent, instances: InterruptionInstance[], results: PhaseOneResult[], started: Date, phase1Done: Date): Promise<void> {
+    const outcomes = await Promise.all(
+      results.map(async (r): Promise<DeploymentOutcome> => (r.settled ? r.settled.catch((err): DeploymentOutcome => ({ result: 'failed', reason: String(err), rolledBack: false })) : r.outcome)),
+    );
+    const end = this.ctx.now();
+    this.ctx.metrics.phase2Seconds.observe((end.getTime() - phase1Done.getTime()) / 1000);
+    this.ctx.alerter.notify({
+      kind: 'migration_summary',
+      eventId: event.id,
+      instances,
+      durationMs: end.getTime() - started.getTime(),
+      outcomes: results.map((r, i) => {
+        const [namespace, name] = r.key.split('/') as [string, string];
+        return { namespace, name, ...outcomes[i]! };
+      }),
+    });
+    this.ctx.log.info({ eventId: event.id, outcomes: countBy(outcomes.map((o) => o.result)) }, 'phase 2 done: every rollout settled');
+  }
+}
+
+function countBy(values: string[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const v of values) out[v] = (out[v] ?? 0) + 1;
+  return out;
+}

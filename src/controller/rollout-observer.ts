@@ -1,0 +1,168 @@
+// Phase 2: every rollout in flight is observed from the one shared Deployment watch (no poll loop
+// per Deployment). Each has its own timeout. A rollout the deployment controller reports complete
+// is then verified: after verification-delay, the new pods must be Ready and, for a Deployment
+// behind a Service, listed as ready endpoints; health checks retry per health_check_retries.
+import type { V1Deployment, V1Pod } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import type { Config } from '../config/config.js';
+import { evaluateRollout } from '../migration/rollout.js';
+import { isPodReady, keyOf, type ClusterView } from '../kube/cluster-view.js';
+
+export type Purpose = 'migration' | 'rollback' | 'recovery' | 'recovery-rollback';
+
+export interface TrackRequest {
+  namespace: string;
+  name: string;
+  purpose: Purpose;
+  /** The generation our patch produced: a cached copy older than it says nothing about our rollout. */
+  minGeneration: number;
+  startedAt: Date;
+  timeoutMs: number;
+  verificationDelayMs: number;
+  log: Logger;
+}
+
+export type Settlement = { result: 'complete'; durationMs: number } | { result: 'failed'; detail: string };
+
+interface Tracking {
+  request: TrackRequest;
+  settle: (s: Settlement) => void;
+  promise: Promise<Settlement>;
+  timer: NodeJS.Timeout;
+  verifying: boolean;
+}
+
+export interface ObserverDeps {
+  view: ClusterView;
+  config: Config;
+  now: () => Date;
+  onHealthCheckFailed?: (key: string, attempt: number, of: number, detail: string) => void;
+}
+
+export class RolloutObserver {
+  private readonly tracked = new Map<string, Tracking>();
+
+  constructor(private readonly deps: ObserverDeps) {
+    deps.view.onDeployment((d, change) => {
+      const t = this.tracked.get(keyOf(d));
+      if (!t) return;
+      if (change === 'delete') this.finish(t, { result: 'failed', detail: 'the Deployment was deleted' });
+      else this.evaluate(t, d);
+    });
+  }
+
+  get inFlight(): number {
+    return this.tracked.size;
+  }
+
+  isTracked(key: string): boolean {
+    return this.tracked.has(key);
+  }
+
+  /** Observes until the rollout settles. Tracking the same Deployment twice returns the first promise. */
+  track(request: TrackRequest): Promise<Settlement> {
+    const key = `${request.namespace}/${request.name}`;
+    const existing = this.tracked.get(key);
+    if (existing && existing.request.purpose === request.purpose) return existing.promise;
+    if (existing) this.finish(existing, { result: 'failed', detail: `superseded by ${request.purpose}` });
+    let settle!: (s: Settlement) => void;
+    const promise = new Promise<Settlement>((r) => (settle = r));
+    const remaining = Math.max(0, request.startedAt.getTime() + request.timeoutMs - this.deps.now().getTime());
+    const tracking: Tracking = {
+      request,
+      settle,
+      promise,
+      verifying: false,
+      timer: setTimeout(() => {
+        const d = this.deps.view.deployment(request.name);
+        const detail = d ? evaluateRollout(d, this.clock(request)).detail : 'Deployment not found';
+        this.finish(tracking, { result: 'failed', detail: `rollout not healthy within ${request.timeoutMs} ms: ${detail}` });
+      }, remaining),
+    };
+    this.tracked.set(key, tracking);
+    const current = this.deps.view.deployment(request.name);
+    if (current) this.evaluate(tracking, current);
+    return promise;
+  }
+
+  stop(): void {
+    for (const t of this.tracked.values()) clearTimeout(t.timer);
+    this.tracked.clear();
+  }
+
+  private clock(request: Pick<TrackRequest, 'startedAt'>) {
+    // The timeout is enforced by the timer, so evaluation never fails a rollout for time alone.
+    return { startedAt: request.startedAt, now: this.deps.now(), timeoutMs: Number.MAX_SAFE_INTEGER };
+  }
+
+  private finish(t: Tracking, s: Settlement) {
+    const key = `${t.request.namespace}/${t.request.name}`;
+    if (this.tracked.get(key) !== t) return;
+    clearTimeout(t.timer);
+    this.tracked.delete(key);
+    t.settle(s);
+  }
+
+  private evaluate(t: Tracking, d: V1Deployment) {
+    if (t.verifying || (d.metadata?.generation ?? 0) < t.request.minGeneration) return;
+    const evaluation = evaluateRollout(d, this.clock(t.request));
+    if (evaluation.status === 'failed') {
+      this.finish(t, { result: 'failed', detail: evaluation.detail });
+    } else if (evaluation.status === 'complete') {
+      t.verifying = true;
+      t.request.log.debug({ purpose: t.request.purpose }, 'rollout complete; verifying health');
+      void this.verify(t);
+    }
+  }
+
+  private async verify(t: Tracking) {
+    const { health_check_retries: retries, health_check_interval: interval } = this.deps.config.monitoring;
+    await sleep(t.request.verificationDelayMs);
+    for (let attempt = 1; attempt <= retries; attempt++) {
+      if (!this.tracked.has(`${t.request.namespace}/${t.request.name}`)) return; // timed out meanwhile
+      const problem = this.healthProblem(t.request.name, t.request.minGeneration);
+      if (!problem) {
+        this.finish(t, { result: 'complete', durationMs: this.deps.now().getTime() - t.request.startedAt.getTime() });
+        return;
+      }
+      this.deps.onHealthCheckFailed?.(`${t.request.namespace}/${t.request.name}`, attempt, retries, problem);
+      t.request.log.warn({ attempt, of: retries, problem }, 'health check failed');
+      if (attempt < retries) await sleep(interval);
+      else this.finish(t, { result: 'failed', detail: `health check failed ${retries} times: ${problem}` });
+    }
+  }
+
+  /** Why the Deployment is not healthy on its current template, or undefined when it is. */
+  healthProblem(name: string, minGeneration = 0): string | undefined {
+    const { view, config } = this.deps;
+    const d = view.deployment(name);
+    if (!d) return 'Deployment not found';
+    if ((d.metadata?.generation ?? 0) < minGeneration) return 'the watch has not delivered the patched Deployment yet';
+    const evaluation = evaluateRollout(d, this.clock({ startedAt: this.deps.now() }));
+    if (evaluation.status !== 'complete') return `rollout no longer complete: ${evaluation.detail}`;
+    const rs = view.currentReplicaSet(d);
+    if (!rs) return 'current ReplicaSet not seen yet';
+    const pods = view.podsOfReplicaSet(rs).filter((p) => !p.metadata?.deletionTimestamp);
+    const ready = pods.filter(isPodReady);
+    const desired = d.spec?.replicas ?? 1;
+    if (ready.length < desired) return `${ready.length}/${desired} new pods Ready`;
+    const serviceName = config.kubernetes.mode === 'single' ? config.kubernetes.service_name : undefined;
+    for (const svc of view.servicesFor(d, serviceName)) {
+      const missing = notServing(ready, view.endpointSlicesOf(svc.metadata!.name!));
+      if (missing.length > 0) return `service ${svc.metadata!.name} has no ready endpoint for ${missing.length} new pod(s), e.g. ${missing[0]}`;
+    }
+    return undefined;
+  }
+}
+
+function notServing(pods: V1Pod[], slices: ReturnType<ClusterView['endpointSlicesOf']>): string[] {
+  const serving = new Set<string>();
+  for (const slice of slices) {
+    for (const ep of slice.endpoints ?? []) {
+      if (ep.conditions?.ready !== false && ep.targetRef?.kind === 'Pod' && ep.targetRef.name) serving.add(ep.targetRef.name);
+    }
+  }
+  return pods.map((p) => p.metadata!.name!).filter((n) => !serving.has(n));
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

@@ -1,0 +1,135 @@
+// SQS intake: long polling (no sleep between empty polls), batches of up to 10, messages handled in
+// parallel up to a bound. A message is deleted only when its handler says the work is safely
+// started (phase 1 done) or that it does not concern this cluster. A malformed body is logged with
+// its message id and deleted: it cannot become valid on redelivery, and left in the queue it would
+// come back until the redrive policy moved it aside, delaying the good messages behind it.
+import { DeleteMessageBatchCommand, ReceiveMessageCommand, type Message, type SQSClient } from '@aws-sdk/client-sqs';
+import type { Logger } from 'pino';
+import { classify, parseMessage, type ParsedEvent } from '../events/parse.js';
+import type { Metrics } from '../metrics/metrics.js';
+
+/** The only SQS calls the controller makes (and so the only ones its IAM policy allows). */
+export type QueueClient = Pick<SQSClient, 'send'>;
+
+export interface HandlerVerdict {
+  ack: boolean;
+}
+
+export interface QueueSourceOptions {
+  sqs: QueueClient;
+  queueUrl: string;
+  log: Logger;
+  metrics: Metrics;
+  handle: (event: ParsedEvent, messageId: string) => Promise<HandlerVerdict>;
+  /** Paces retries after receive errors (monitoring.check_interval), doubling up to 10x. */
+  errorBackoffMs: number;
+  waitTimeSeconds?: number;
+  maxInFlight?: number;
+  /** Called after every receive attempt, so /healthz can see the loop turning. */
+  onTick?: (ok: boolean, error?: string) => void;
+  sleep?: (ms: number) => Promise<void>;
+}
+
+export class QueueSource {
+  private running = false;
+  private loop?: Promise<void>;
+  private readonly inFlight = new Set<Promise<void>>();
+  private abort = new AbortController();
+
+  constructor(private readonly o: QueueSourceOptions) {}
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.abort = new AbortController();
+    this.loop = this.run();
+  }
+
+  /** Stops receiving and waits for the messages in hand to be handled (SIGTERM drain). */
+  async stop(): Promise<void> {
+    this.running = false;
+    this.abort.abort();
+    await this.loop;
+    await Promise.all(this.inFlight);
+  }
+
+  private async run(): Promise<void> {
+    const sleep = this.o.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+    const maxInFlight = this.o.maxInFlight ?? 100;
+    let backoff = this.o.errorBackoffMs;
+    while (this.running) {
+      if (this.inFlight.size >= maxInFlight) {
+        await Promise.race(this.inFlight);
+        continue;
+      }
+      const started = performance.now();
+      let messages: Message[];
+      try {
+        const out = await this.o.sqs.send(
+          new ReceiveMessageCommand({
+            QueueUrl: this.o.queueUrl,
+            MaxNumberOfMessages: 10,
+            WaitTimeSeconds: this.o.waitTimeSeconds ?? 20,
+            MessageSystemAttributeNames: ['ApproximateReceiveCount', 'SentTimestamp'],
+          }),
+          { abortSignal: this.abort.signal },
+        );
+        messages = out.Messages ?? [];
+        this.o.metrics.queueReceiveSeconds.observe((performance.now() - started) / 1000);
+        this.o.onTick?.(true);
+        backoff = this.o.errorBackoffMs;
+      } catch (err) {
+        if (!this.running) break;
+        const error = (err as Error).message ?? String(err);
+        this.o.onTick?.(false, error);
+        this.o.log.warn({ err: error, retryInMs: backoff }, 'receiving from the queue failed');
+        await sleep(backoff);
+        backoff = Math.min(backoff * 2, this.o.errorBackoffMs * 10);
+        continue;
+      }
+      for (const message of messages) {
+        const work = this.handleOne(message).finally(() => this.inFlight.delete(work));
+        this.inFlight.add(work);
+      }
+    }
+  }
+
+  private async handleOne(message: Message): Promise<void> {
+    const messageId = message.MessageId ?? '?';
+    const parsed = parseMessage(message.Body ?? '');
+    const kind = classify(parsed);
+    this.o.metrics.messagesReceived.inc({ kind });
+    if (!parsed.ok) {
+      this.o.log.warn({ messageId, reason: parsed.reason, kindHint: parsed.kindHint }, 'malformed message; deleting it');
+      this.o.metrics.messagesFailed.inc({ kind, stage: 'parse' });
+      await this.delete(message, kind);
+      return;
+    }
+    let verdict: HandlerVerdict;
+    try {
+      verdict = await this.o.handle(parsed.event, messageId);
+    } catch (err) {
+      this.o.log.error({ messageId, eventId: parsed.event.id, err: (err as Error).message }, 'handling the message failed; leaving it for redelivery');
+      this.o.metrics.messagesFailed.inc({ kind, stage: 'handle' });
+      return;
+    }
+    if (verdict.ack) await this.delete(message, kind);
+    else {
+      this.o.log.warn({ messageId, eventId: parsed.event.id }, 'work not safely started; leaving the message for redelivery');
+      this.o.metrics.messagesFailed.inc({ kind, stage: 'handle' });
+    }
+  }
+
+  private async delete(message: Message, kind: ReturnType<typeof classify>): Promise<void> {
+    try {
+      const out = await this.o.sqs.send(
+        new DeleteMessageBatchCommand({ QueueUrl: this.o.queueUrl, Entries: [{ Id: '0', ReceiptHandle: message.ReceiptHandle! }] }),
+      );
+      if (out.Failed?.length) throw new Error(out.Failed.map((f) => f.Message).join('; '));
+      this.o.metrics.messagesDeleted.inc({ kind });
+    } catch (err) {
+      this.o.metrics.messagesFailed.inc({ kind, stage: 'delete' });
+      this.o.log.warn({ messageId: message.MessageId, err: (err as Error).message }, 'deleting the message failed; it will be delivered again and handled idempotently');
+    }
+  }
+}

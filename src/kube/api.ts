@@ -1,0 +1,83 @@
+// Kubernetes API access shared by the controller: kubeconfig loading, error classification and
+// the retry rule for transient failures (throttling, server errors, network).
+import { KubeConfig, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+
+/** Request options that pick the patch format (client-node sends JSON Patch unless told). */
+export const MERGE_PATCH = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+export const JSON_PATCH = setHeaderOptions('Content-Type', PatchStrategy.JsonPatch);
+export const STRATEGIC_MERGE_PATCH = setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch);
+
+export function loadKubeConfig(path = process.env.KUBECONFIG): KubeConfig {
+  const kc = new KubeConfig();
+  if (path) kc.loadFromFile(path);
+  else kc.loadFromDefault(); // in-cluster service account when running as a pod
+  return kc;
+}
+
+/** HTTP status of a client-node error, or undefined for a network failure. */
+export function statusOf(err: unknown): number | undefined {
+  const code = (err as { code?: unknown })?.code;
+  return typeof code === 'number' ? code : undefined;
+}
+
+export const isNotFound = (err: unknown) => statusOf(err) === 404;
+export const isConflict = (err: unknown) => statusOf(err) === 409;
+/**
+ * 422 Invalid: also what the API server answers when a JSON Patch `test` op fails (with no detail),
+ * so the caller tells a stale resourceVersion from a truly invalid patch by reading again.
+ */
+export const isInvalid = (err: unknown) => statusOf(err) === 422;
+export const isTransient = (err: unknown) => {
+  const status = statusOf(err);
+  return status === undefined || status === 429 || status >= 500;
+};
+
+export function messageOf(err: unknown): string {
+  const body = (err as { body?: unknown })?.body;
+  if (typeof body === 'string') {
+    try {
+      return (JSON.parse(body) as { message?: string }).message ?? body;
+    } catch {
+      return body;
+    }
+  }
+  if (body && typeof body === 'object' && typeof (body as { message?: unknown }).message === 'string') {
+    return (body as { message: string }).message;
+  }
+  return err instanceof Error ? err.message : String(err);
+}
+
+export interface RetryOptions {
+  attempts?: number;
+  baseDelayMs?: number;
+  maxDelayMs?: number;
+  sleep?: (ms: number) => Promise<void>;
+  onRetry?: (err: unknown, attempt: number, delayMs: number) => void;
+}
+
+const realSleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Retries transient failures with doubling backoff; any other error is thrown at once. */
+export async function withRetry<T>(fn: () => Promise<T>, o: RetryOptions = {}): Promise<T> {
+  const attempts = o.attempts ?? 6;
+  let delay = o.baseDelayMs ?? 200;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (!isTransient(err) || attempt >= attempts) throw err;
+      const retryAfter = retryAfterMs(err);
+      const wait = Math.min(retryAfter ?? delay, o.maxDelayMs ?? 10_000);
+      o.onRetry?.(err, attempt, wait);
+      await (o.sleep ?? realSleep)(wait);
+      delay *= 2;
+    }
+  }
+}
+
+function retryAfterMs(err: unknown): number | undefined {
+  const headers = (err as { headers?: Record<string, string> })?.headers;
+  const value = headers?.['retry-after'];
+  const seconds = value === undefined ? NaN : Number(value);
+  return Number.isFinite(seconds) ? seconds * 1000 : undefined;
+}

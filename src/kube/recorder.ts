@@ -1,0 +1,85 @@
+// Kubernetes Events for every decision, on the Deployment or Node it concerns. A repeat of the same
+// event (same object, reason and message) bumps count and lastTimestamp as kubelet's recorder does,
+// instead of piling up new objects.
+import type { CoreV1Api, V1ObjectReference } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { isNotFound, MERGE_PATCH, messageOf } from './api.js';
+
+export type EventType = 'Normal' | 'Warning';
+
+export interface EventTarget {
+  kind: 'Deployment' | 'Node';
+  name: string;
+  namespace?: string;
+  uid?: string;
+}
+
+export interface Recorder {
+  record(target: EventTarget, type: EventType, reason: string, message: string): void;
+}
+
+const COMPONENT = 'spot-fargate-orchestrator';
+const MAX_MESSAGE = 1024;
+
+export class EventRecorder implements Recorder {
+  private readonly seen = new Map<string, { name: string; namespace: string; count: number }>();
+
+  constructor(
+    private readonly core: CoreV1Api,
+    private readonly log: Logger,
+    /** Node Events go to this namespace (Nodes are cluster-scoped); kubelet uses default. */
+    private readonly nodeEventNamespace = 'default',
+    private readonly dryRun = false,
+  ) {}
+
+  record(target: EventTarget, type: EventType, reason: string, message: string): void {
+    if (this.dryRun) return;
+    void this.write(target, type, reason, message.slice(0, MAX_MESSAGE)).catch((err) =>
+      this.log.warn({ err: messageOf(err), reason, object: `${target.kind}/${target.namespace ?? ''}/${target.name}` }, 'could not record a Kubernetes Event'),
+    );
+  }
+
+  private async write(target: EventTarget, type: EventType, reason: string, message: string): Promise<void> {
+    const namespace = target.namespace ?? this.nodeEventNamespace;
+    const key = `${target.kind}/${namespace}/${target.name}/${target.uid ?? ''}/${reason}/${message}`;
+    const now = new Date();
+    const previous = this.seen.get(key);
+    if (previous) {
+      previous.count++;
+      try {
+        await this.core.patchNamespacedEvent(
+          { name: previous.name, namespace, body: { count: previous.count, lastTimestamp: now } },
+          MERGE_PATCH,
+        );
+        return;
+      } catch (err) {
+        if (!isNotFound(err)) throw err;
+        this.seen.delete(key); // expired (events have a TTL); write a fresh one
+      }
+    }
+    const involvedObject: V1ObjectReference = {
+      kind: target.kind,
+      name: target.name,
+      namespace: target.namespace,
+      uid: target.uid,
+      apiVersion: target.kind === 'Deployment' ? 'apps/v1' : 'v1',
+    };
+    const created = await this.core.createNamespacedEvent({
+      namespace,
+      body: {
+        metadata: { generateName: `${target.name}.`, namespace },
+        involvedObject,
+        type,
+        reason,
+        message,
+        source: { component: COMPONENT },
+        reportingComponent: COMPONENT,
+        firstTimestamp: now,
+        lastTimestamp: now,
+        count: 1,
+      },
+    });
+    this.seen.set(key, { name: created.metadata!.name!, namespace, count: 1 });
+    if (this.seen.size > 10_000) this.seen.delete(this.seen.keys().next().value!);
+  }
+}

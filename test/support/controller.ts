@@ -1,0 +1,103 @@
+// Runs the real controller in this process against the test ground, with its own queue and rule.
+import { appendFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Watch, type V1Deployment } from '@kubernetes/client-node';
+import { pino } from 'pino';
+import type { Alert, Alerter } from '../../src/alerts/alert.js';
+import { loadConfig } from '../../src/config/load.js';
+import { Controller } from '../../src/controller/controller.js';
+import { createMetrics } from '../../src/metrics/metrics.js';
+import { ensureQueueAndRule, removeQueueAndRule } from '../../testground/src/aws.js';
+import { kubeConfigFrom } from '../../testground/src/ground.js';
+import { uniqueName, type TestGround } from './ground.js';
+
+export class RecordingAlerter implements Alerter {
+  readonly alerts: Alert[] = [];
+  notify(alert: Alert): void {
+    this.alerts.push(alert);
+  }
+  async flush(): Promise<void> {}
+  of<K extends Alert['kind']>(kind: K): Extract<Alert, { kind: K }>[] {
+    return this.alerts.filter((a): a is Extract<Alert, { kind: K }> => a.kind === kind);
+  }
+}
+
+export interface TestController {
+  controller: Controller;
+  alerter: RecordingAlerter;
+  queueUrl: string;
+  logs: string[];
+  stop(): Promise<void>;
+}
+
+/** Test-speed defaults: the ground's time scale shrinks AWS, these shrink the controller's waits. */
+export const FAST_ENV = {
+  ROLLOUT_TIMEOUT: '30s',
+  VERIFICATION_DELAY: '300ms',
+  HEALTH_CHECK_INTERVAL: '300ms',
+  HEALTH_CHECK_RETRIES: '3',
+  CHECK_INTERVAL: '500ms',
+  LOG_LEVEL: 'debug',
+  ALERTS_ENABLED: 'false',
+};
+
+export async function startController(t: TestGround, namespace: string, env: Record<string, string> = {}): Promise<TestController> {
+  const queueName = uniqueName('ctl');
+  const { queueUrl } = await ensureQueueAndRule(t.ground, queueName);
+  const config = loadConfig({
+    env: { MODE: 'namespace', NAMESPACE: namespace, SQS_QUEUE_URL: queueUrl, AWS_REGION: t.ground.region, AWS_ENDPOINT_URL_SQS: t.ground.sqsEndpoint, ...FAST_ENV, ...env },
+  });
+  process.env.AWS_ACCESS_KEY_ID ??= 'testground';
+  process.env.AWS_SECRET_ACCESS_KEY ??= 'testground';
+  const logs: string[] = [];
+  // Kept in memory for assertions and in the ground's log folder for whoever reads a failure.
+  const logFile = join(t.ground.logDir, `controller-${namespace}.log`);
+  const log = pino({ level: 'debug' }, {
+    write: (line: string) => {
+      logs.push(line);
+      appendFileSync(logFile, line);
+    },
+  });
+  const alerter = new RecordingAlerter();
+  const controller = new Controller({ config, kc: kubeConfigFrom(t.ground.kubeconfig), log, metrics: createMetrics(), alerter });
+  await controller.start();
+  return {
+    controller,
+    alerter,
+    queueUrl,
+    logs,
+    async stop() {
+      await controller.stop();
+      await removeQueueAndRule(t.ground, queueName, queueUrl);
+    },
+  };
+}
+
+/** Lowest ready/available replica counts each Deployment reported, sampled from watch events. */
+export class ReadinessSampler {
+  readonly lowestReady = new Map<string, number>();
+  readonly lowestAvailable = new Map<string, number>();
+  readonly desired = new Map<string, number>();
+  private abort?: AbortController;
+
+  async start(t: TestGround, namespace: string): Promise<void> {
+    const watch = new Watch(kubeConfigFrom(t.ground.kubeconfig));
+    this.abort = await watch.watch(
+      `/apis/apps/v1/namespaces/${namespace}/deployments`,
+      {},
+      (_phase, d: V1Deployment) => {
+        const name = d.metadata!.name!;
+        this.desired.set(name, d.spec?.replicas ?? 1);
+        const ready = d.status?.readyReplicas ?? 0;
+        const available = d.status?.availableReplicas ?? 0;
+        this.lowestReady.set(name, Math.min(this.lowestReady.get(name) ?? Infinity, ready));
+        this.lowestAvailable.set(name, Math.min(this.lowestAvailable.get(name) ?? Infinity, available));
+      },
+      () => undefined,
+    );
+  }
+
+  stop(): void {
+    this.abort?.abort();
+  }
+}
