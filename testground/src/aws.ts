@@ -9,11 +9,15 @@ export const QUEUE_NAME = 'spot-fargate-orchestrator-interruptions';
 export const RULE_NAME = 'spot-fargate-orchestrator-ec2-events';
 export const EVENT_PATTERN_FILE = new URL('../../deploy/aws/event-pattern.json', import.meta.url).pathname;
 
-export async function ensureQueueAndRule(ground: Ground, queueName = QUEUE_NAME): Promise<{ queueUrl: string; queueArn: string }> {
+export async function ensureQueueAndRule(
+  ground: Ground,
+  queueName = QUEUE_NAME,
+  { visibilityTimeoutSeconds = 30 }: { visibilityTimeoutSeconds?: number } = {},
+): Promise<{ queueUrl: string; queueArn: string }> {
   const sqs = new SQSClient(awsClientConfig(ground));
   const events = new EventBridgeClient(awsClientConfig(ground));
   const { QueueUrl } = await sqs.send(
-    new CreateQueueCommand({ QueueName: queueName, Attributes: { MessageRetentionPeriod: '300', VisibilityTimeout: '30' } }),
+    new CreateQueueCommand({ QueueName: queueName, Attributes: { MessageRetentionPeriod: '300', VisibilityTimeout: String(visibilityTimeoutSeconds) } }),
   );
   const attrs = await sqs.send(new GetQueueAttributesCommand({ QueueUrl, AttributeNames: ['QueueArn'] }));
   const queueArn = attrs.Attributes!.QueueArn!;

@@ -1,0 +1,92 @@
+// Level-triggered: the controller killed (SIGKILL) in the middle of a migration and started again
+// finishes the job from what the cluster says, and from the message the dead one never deleted.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { ensureQueueAndRule, removeQueueAndRule } from '../../testground/src/aws.js';
+import { InterruptionInjector } from '../../testground/src/injector.js';
+import { appDeployment, createNamespace, deleteNamespace, eventually, isPodReady, podsOf, testGround, uniqueName } from '../support/ground.js';
+import { ReadinessSampler } from '../support/controller.js';
+import { spawnController, type ControllerProcess } from '../support/process.js';
+
+const t = testGround();
+const injector = new InterruptionInjector(t.ground, t);
+
+describe('controller killed mid-migration', () => {
+  let namespace: string;
+  let queueName: string;
+  let queueUrl: string;
+  const processes: ControllerProcess[] = [];
+  before(async () => {
+    namespace = await createNamespace(t, 'restart');
+    queueName = uniqueName('q');
+    // A short visibility timeout so the message the dead controller held comes back quickly.
+    ({ queueUrl } = await ensureQueueAndRule(t.ground, queueName, { visibilityTimeoutSeconds: 2 }));
+  });
+  after(async () => {
+    injector.cancel();
+    for (const p of processes) p.child.kill('SIGKILL');
+    await removeQueueAndRule(t.ground, queueName, queueUrl);
+    await deleteNamespace(t, namespace);
+  });
+
+  it('finishes every migration after a restart, patching each Deployment once, never below desired', async () => {
+    const pool = uniqueName('pool');
+    const nodes = await injector.addSpotNodes(2, { name: pool, suffix: '' });
+    const names = Array.from({ length: 6 }, (_, i) => uniqueName(`app${i}`));
+    for (const name of names) {
+      await t.apps.createNamespacedDeployment({
+        namespace,
+        body: appDeployment({ namespace, name, replicas: 2, annotations: { 'spot-orchestrator/enabled': 'true' }, nodeSelector: { 'compute-type': 'spot', 'eks.amazonaws.com/nodegroup': pool } }),
+      });
+    }
+    await eventually('all ready on spot', async () => {
+      for (const name of names) {
+        const d = await t.apps.readNamespacedDeployment({ name, namespace });
+        if ((d.status?.readyReplicas ?? 0) < 2) return undefined;
+      }
+      return true;
+    }, 60_000);
+    const sampler = new ReadinessSampler();
+    await sampler.start(t, namespace);
+    const env = { MODE: 'namespace', NAMESPACE: namespace, SQS_QUEUE_URL: queueUrl, ROLLOUT_TIMEOUT: '60s' };
+    const first = await spawnController(t, env);
+    processes.push(first);
+    await eventually('the first controller to start', async () => (first.output().includes('controller started') ? true : undefined), 30_000);
+
+    const interruption = await injector.interrupt(nodes, { windowMs: 400_000 });
+    // Kill it as soon as phase 1 has begun: some Deployments patched, their rollouts in flight.
+    await eventually('the first patch', async () => {
+      const list = await t.apps.listNamespacedDeployment({ namespace });
+      return list.items.some((d) => d.metadata?.annotations?.['spot-orchestrator/phase'] === 'migrating') ? true : undefined;
+    }, 30_000, 20);
+    first.child.kill('SIGKILL');
+    await first.exited;
+    const patchedBeforeKill = (await t.apps.listNamespacedDeployment({ namespace })).items.filter((d) => d.metadata?.annotations?.['spot-orchestrator/state'] === 'fargate').length;
+
+    const second = await spawnController(t, env);
+    processes.push(second);
+    for (const name of names) {
+      await eventually(`${name} healthy on Fargate`, async () => {
+        const d = await t.apps.readNamespacedDeployment({ name, namespace });
+        const a = d.metadata?.annotations ?? {};
+        return a['spot-orchestrator/state'] === 'fargate' && !a['spot-orchestrator/phase'] ? d : undefined;
+      }, 90_000);
+    }
+    sampler.stop();
+    for (const name of names) {
+      const d = await t.apps.readNamespacedDeployment({ name, namespace });
+      // Generation 1 at creation, 2 for the move, 3 for the strategy given back: nothing twice.
+      assert.equal(d.metadata?.generation, 3, `${name} patched ${Number(d.metadata?.generation) - 1} times`);
+      const pods = (await podsOf(t, namespace, name)).filter((p) => !p.metadata?.deletionTimestamp);
+      assert.equal(pods.length, 2);
+      assert.ok(pods.every((p) => isPodReady(p) && p.spec?.nodeName?.startsWith('fargate-ip-')));
+      assert.ok((sampler.lowestReady.get(name) ?? 0) >= 2, `${name} dipped to ${sampler.lowestReady.get(name)} ready`);
+    }
+    assert.ok(patchedBeforeKill > 0, 'killed after the first patch');
+    assert.ok(second.output().includes('resuming a move left in flight'), 'the second controller resumed from the annotations');
+    second.child.kill('SIGTERM');
+    assert.equal(await second.exited, 0, 'SIGTERM drains and exits cleanly');
+    void interruption;
+    for (const n of nodes) await injector.terminateNode(n);
+  });
+});

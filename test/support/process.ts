@@ -1,0 +1,59 @@
+// The controller as users run it: `spot-orchestrator run` in a process of its own, so tests can
+// kill it (SIGKILL) at any point and start another one.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import type { TestGround } from './ground.js';
+import { FAST_ENV } from './controller.js';
+
+export interface ControllerProcess {
+  child: ChildProcess;
+  logFile: string;
+  output(): string;
+  exited: Promise<number | null>;
+}
+
+let counter = 0;
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export async function spawnController(t: TestGround, env: Record<string, string>): Promise<ControllerProcess> {
+  const metricsPort = String(await freePort());
+  const logFile = join(t.ground.logDir, `controller-process-${process.pid}-${++counter}.log`);
+  const log = createWriteStream(logFile);
+  let output = '';
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'run'], {
+    cwd: new URL('../..', import.meta.url).pathname,
+    env: {
+      ...process.env,
+      KUBECONFIG: t.ground.kubeconfig,
+      AWS_REGION: t.ground.region,
+      AWS_ENDPOINT_URL_SQS: t.ground.sqsEndpoint,
+      AWS_ACCESS_KEY_ID: 'testground',
+      AWS_SECRET_ACCESS_KEY: 'testground',
+      LOG_FORMAT: 'json',
+      METRICS_PORT: metricsPort,
+      ...FAST_ENV,
+      ...env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const collect = (chunk: Buffer) => {
+    output += chunk.toString();
+    log.write(chunk);
+  };
+  child.stdout!.on('data', collect);
+  child.stderr!.on('data', collect);
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return { child, logFile, output: () => output, exited };
+}
