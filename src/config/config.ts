@@ -10,6 +10,12 @@
 // | controller.metrics_port              | 8080    | METRICS_PORT                                 | port of the Prometheus /metrics endpoint             |
 // | controller.max_concurrent_patches    | 50      | MAX_CONCURRENT_PATCHES                       | Deployment patches in flight during an interruption  |
 // | controller.max_concurrent_recoveries | 5       | MAX_CONCURRENT_RECOVERIES                    | Fargate-to-spot moves in flight at once              |
+// | controller.leader_elect              | false   | LEADER_ELECT                                 | run several replicas; only the Lease holder acts     |
+// | controller.lease_name                | spot-fargate-orchestrator | LEASE_NAME                 | coordination.k8s.io Lease used for the election      |
+// | controller.lease_namespace           | (kubernetes.namespace) | LEASE_NAMESPACE, POD_NAMESPACE | namespace of that Lease                        |
+// | controller.lease_duration            | 15s     | LEASE_DURATION                               | a standby takes over this long after renewals stop   |
+// | controller.renew_deadline            | 10s     | RENEW_DEADLINE                               | the leader gives up if it cannot renew for this long |
+// | controller.retry_period              | 2s      | RETRY_PERIOD                                 | how often standbys try and the leader renews         |
 // | aws.endpoint_url                     | (unset) | AWS_ENDPOINT_URL_SQS, else AWS_ENDPOINT_URL  | SQS endpoint override (the AWS SDK's own variables,  |
 // |                                      |         |                                              | so a local SQS server needs no special wiring)       |
 
@@ -87,6 +93,14 @@ export interface Config {
     metrics_port: number;
     max_concurrent_patches: number;
     max_concurrent_recoveries: number;
+    /** Run as one of several replicas: only the holder of the Lease receives messages and acts. */
+    leader_elect: boolean;
+    lease_name: string;
+    /** Where the Lease lives; defaults to kubernetes.namespace. */
+    lease_namespace?: string;
+    lease_duration: number;
+    renew_deadline: number;
+    retry_period: number;
   };
 }
 
@@ -167,6 +181,12 @@ export const SCHEMA: Schema = {
     metrics_port: setting(integerType(1, 65535), 'METRICS_PORT', { default: 8080 }),
     max_concurrent_patches: setting(integerType(1), 'MAX_CONCURRENT_PATCHES', { default: 50 }),
     max_concurrent_recoveries: setting(integerType(1), 'MAX_CONCURRENT_RECOVERIES', { default: 5 }),
+    leader_elect: setting(booleanType, 'LEADER_ELECT', { default: false }),
+    lease_name: setting(textType, 'LEASE_NAME', { default: 'spot-fargate-orchestrator' }),
+    lease_namespace: setting(textType, ['LEASE_NAMESPACE', 'POD_NAMESPACE']),
+    lease_duration: setting(positiveDuration, 'LEASE_DURATION', { default: '15s' }),
+    renew_deadline: setting(positiveDuration, 'RENEW_DEADLINE', { default: '10s' }),
+    retry_period: setting(positiveDuration, 'RETRY_PERIOD', { default: '2s' }),
   },
 };
 

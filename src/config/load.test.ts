@@ -59,7 +59,17 @@ describe('loadConfig defaults', () => {
       aws: { region: 'us-east-1', sqs_queue_url: QUEUE_URL },
       alerts: { enabled: true },
       logging: { level: 'info', format: 'auto' },
-      controller: { dry_run: false, metrics_port: 8080, max_concurrent_patches: 50, max_concurrent_recoveries: 5 },
+      controller: {
+        dry_run: false,
+        metrics_port: 8080,
+        max_concurrent_patches: 50,
+        max_concurrent_recoveries: 5,
+        leader_elect: false,
+        lease_name: 'spot-fargate-orchestrator',
+        lease_duration: 15_000,
+        renew_deadline: 10_000,
+        retry_period: 2_000,
+      },
     } satisfies Config);
   });
 
@@ -105,6 +115,13 @@ const ENV_NAMES: Array<[env: string, key: ConfigKey, raw: string, value: unknown
   ['METRICS_PORT', 'controller.metrics_port', '9090', 9090],
   ['MAX_CONCURRENT_PATCHES', 'controller.max_concurrent_patches', '10', 10],
   ['MAX_CONCURRENT_RECOVERIES', 'controller.max_concurrent_recoveries', '2', 2],
+  ['LEADER_ELECT', 'controller.leader_elect', 'true', true],
+  ['LEASE_NAME', 'controller.lease_name', 'orchestrator', 'orchestrator'],
+  ['LEASE_NAMESPACE', 'controller.lease_namespace', 'ops', 'ops'],
+  ['POD_NAMESPACE', 'controller.lease_namespace', 'ops', 'ops'],
+  ['LEASE_DURATION', 'controller.lease_duration', '20s', 20_000],
+  ['RENEW_DEADLINE', 'controller.renew_deadline', '8s', 8_000],
+  ['RETRY_PERIOD', 'controller.retry_period', '1s', 1_000],
   ['AWS_ENDPOINT_URL_SQS', 'aws.endpoint_url', 'http://localhost:9324', 'http://localhost:9324'],
   ['AWS_ENDPOINT_URL', 'aws.endpoint_url', 'http://localhost:4566', 'http://localhost:4566'],
 ];

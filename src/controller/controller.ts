@@ -100,11 +100,24 @@ export class Controller {
 
   /** Syncs the caches, picks up moves a previous process left in flight, then starts receiving. */
   async start(): Promise<void> {
+    await this.startWatching();
+    this.startActing();
+  }
+
+  /** Caches only: what a standby replica does, so it can act at once when elected. */
+  async startWatching(): Promise<void> {
     await this.ctx.view.start();
+  }
+
+  /** Acting: only the leader (or the single replica) does this. */
+  startActing(): void {
+    this.acting = true;
     this.resumeInFlight();
     this.queue.start();
     this.ctx.log.info({ namespace: this.ctx.config.kubernetes.namespace, mode: this.ctx.config.kubernetes.mode, dryRun: this.ctx.config.controller.dry_run }, 'controller started');
   }
+
+  acting = false;
 
   async stop(): Promise<void> {
     await this.queue.stop();

@@ -22,7 +22,10 @@ export interface TrackRequest {
   log: Logger;
 }
 
-export type Settlement = { result: 'complete'; durationMs: number } | { result: 'failed'; detail: string };
+export type Settlement =
+  | { result: 'complete'; durationMs: number }
+  /** supersededBy: another move of the Deployment took over the observation (e.g. an interruption during a recovery). */
+  | { result: 'failed'; detail: string; supersededBy?: Purpose };
 
 interface Tracking {
   request: TrackRequest;
@@ -64,7 +67,7 @@ export class RolloutObserver {
     const key = `${request.namespace}/${request.name}`;
     const existing = this.tracked.get(key);
     if (existing && existing.request.purpose === request.purpose) return existing.promise;
-    if (existing) this.finish(existing, { result: 'failed', detail: `superseded by ${request.purpose}` });
+    if (existing) this.finish(existing, { result: 'failed', detail: `superseded by ${request.purpose}`, supersededBy: request.purpose });
     let settle!: (s: Settlement) => void;
     const promise = new Promise<Settlement>((r) => (settle = r));
     const remaining = Math.max(0, request.startedAt.getTime() + request.timeoutMs - this.deps.now().getTime());
