@@ -1,4 +1,4 @@
-// Composition root of the running controller: caches, intake, phase 1/2, restart recovery.
+// Composition root of the running controller: caches, intake, phase 1/2, recovery to spot, restart recovery.
 import { CoreV1Api, AppsV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import type { Logger } from 'pino';
@@ -15,6 +15,7 @@ import { MigrationFlow } from './migration-flow.js';
 import { DeploymentPatcher } from './patcher.js';
 import { RolloutObserver } from './rollout-observer.js';
 import { isManaged } from './scope.js';
+import { RecoveryLoop } from '../recovery/recovery-loop.js';
 
 export interface ControllerDeps {
   config: Config;
@@ -38,6 +39,7 @@ export class Controller {
   readonly flow: MigrationFlow;
   readonly handler: InterruptionHandler;
   readonly queue: QueueSource;
+  readonly recovery: RecoveryLoop;
   queueReachable = false;
   lastQueueError?: string;
   lastQueueTick = new Date();
@@ -64,12 +66,14 @@ export class Controller {
     this.ctx = { config, log, now, view, core, patcher, observer, recorder, alerter, metrics };
     this.flow = new MigrationFlow(this.ctx);
     this.handler = new InterruptionHandler(this.ctx, this.flow);
+    this.recovery = new RecoveryLoop(this.ctx, this.flow);
     this.queue = new QueueSource({
       sqs: deps.sqs ?? sqsClientFor(config),
       queueUrl: config.aws.sqs_queue_url,
       log,
       metrics,
       errorBackoffMs: config.monitoring.check_interval,
+      dryRun: config.controller.dry_run,
       onTick: (ok, error) => {
         this.queueReachable = ok;
         this.lastQueueError = error;
@@ -114,12 +118,14 @@ export class Controller {
     this.acting = true;
     this.resumeInFlight();
     this.queue.start();
+    this.recovery.start();
     this.ctx.log.info({ namespace: this.ctx.config.kubernetes.namespace, mode: this.ctx.config.kubernetes.mode, dryRun: this.ctx.config.controller.dry_run }, 'controller started');
   }
 
   acting = false;
 
   async stop(): Promise<void> {
+    this.recovery.stop();
     await this.queue.stop();
     this.ctx.observer.stop();
     await this.ctx.view.stop();
@@ -131,6 +137,11 @@ export class Controller {
     for (const d of this.ctx.view.listDeployments()) {
       if (!isManaged(this.ctx.config, d)) continue;
       const phase = d.metadata?.annotations?.[MANAGED_ANNOTATIONS.phase];
+      if (phase === 'recovering') {
+        this.ctx.log.info({ deployment: `${d.metadata!.namespace}/${d.metadata!.name}`, phase }, 'resuming a recovery left in flight');
+        void this.recovery.resume(d);
+        continue;
+      }
       if (phase !== 'migrating' && phase !== 'rolling-back') continue;
       let interruption: { eventId?: string; instanceIds?: string[] } = {};
       try {

@@ -25,6 +25,8 @@ export interface QueueSourceOptions {
   errorBackoffMs: number;
   waitTimeSeconds?: number;
   maxInFlight?: number;
+  /** Dry run: messages are received and handled (as dry runs) but never deleted. */
+  dryRun?: boolean;
   /** Called after every receive attempt, so /healthz can see the loop turning. */
   onTick?: (ok: boolean, error?: string) => void;
   sleep?: (ms: number) => Promise<void>;
@@ -121,6 +123,10 @@ export class QueueSource {
   }
 
   private async delete(message: Message, kind: ReturnType<typeof classify>): Promise<void> {
+    if (this.o.dryRun) {
+      this.o.log.info({ messageId: message.MessageId }, 'dry run: would delete the message');
+      return;
+    }
     try {
       const out = await this.o.sqs.send(
         new DeleteMessageBatchCommand({ QueueUrl: this.o.queueUrl, Entries: [{ Id: '0', ReceiptHandle: message.ReceiptHandle! }] }),

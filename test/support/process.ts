@@ -9,6 +9,7 @@ import { FAST_ENV } from './controller.js';
 
 export interface ControllerProcess {
   child: ChildProcess;
+  metricsPort: number;
   logFile: string;
   output(): string;
   exited: Promise<number | null>;
@@ -28,7 +29,7 @@ export function freePort(): Promise<number> {
 }
 
 export async function spawnController(t: TestGround, env: Record<string, string>): Promise<ControllerProcess> {
-  const metricsPort = String(await freePort());
+  const metricsPort = await freePort();
   const logFile = join(t.ground.logDir, `controller-process-${process.pid}-${++counter}.log`);
   const log = createWriteStream(logFile);
   let output = '';
@@ -42,7 +43,7 @@ export async function spawnController(t: TestGround, env: Record<string, string>
       AWS_ACCESS_KEY_ID: 'testground',
       AWS_SECRET_ACCESS_KEY: 'testground',
       LOG_FORMAT: 'json',
-      METRICS_PORT: metricsPort,
+      METRICS_PORT: String(metricsPort),
       ...FAST_ENV,
       ...env,
     },
@@ -55,5 +56,5 @@ export async function spawnController(t: TestGround, env: Record<string, string>
   child.stdout!.on('data', collect);
   child.stderr!.on('data', collect);
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  return { child, logFile, output: () => output, exited };
+  return { child, metricsPort, logFile, output: () => output, exited };
 }

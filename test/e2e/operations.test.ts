@@ -1,0 +1,134 @@
+// Running it unattended: two replicas with leader election (the leader killed mid-migration, the
+// standby finishing), metrics and health over HTTP, Events on Nodes, and dry-run touching nothing.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
+import type { V1Deployment } from '@kubernetes/client-node';
+import { ensureQueueAndRule, removeQueueAndRule } from '../../testground/src/aws.js';
+import { awsClientConfig } from '../../testground/src/ground.js';
+import { InterruptionInjector } from '../../testground/src/injector.js';
+import { appDeployment, createNamespace, deleteNamespace, eventually, testGround, uniqueName } from '../support/ground.js';
+import { spawnController, type ControllerProcess } from '../support/process.js';
+
+const t = testGround();
+const injector = new InterruptionInjector(t.ground, t);
+const OPT_IN = { 'spot-orchestrator/enabled': 'true' };
+
+async function deploymentsOnPool(namespace: string, count: number, replicas = 2): Promise<{ names: string[]; nodes: string[] }> {
+  const pool = uniqueName('pool');
+  const nodes = await injector.addSpotNodes(2, { name: pool, suffix: '' });
+  const names = Array.from({ length: count }, (_, i) => uniqueName(`svc${i}`));
+  for (const name of names) {
+    await t.apps.createNamespacedDeployment({ namespace, body: appDeployment({ namespace, name, replicas, annotations: OPT_IN, nodeSelector: { 'compute-type': 'spot', 'eks.amazonaws.com/nodegroup': pool } }) });
+  }
+  await eventually('ready on spot', async () => {
+    const list = await t.apps.listNamespacedDeployment({ namespace });
+    return list.items.filter((d) => names.includes(d.metadata!.name!)).every((d) => (d.status?.readyReplicas ?? 0) >= replicas) ? true : undefined;
+  }, 60_000);
+  return { names, nodes };
+}
+
+const settled = (d: V1Deployment) => d.metadata?.annotations?.['spot-orchestrator/state'] === 'fargate' && !d.metadata?.annotations?.['spot-orchestrator/phase'];
+
+describe('operations', () => {
+  let namespace: string;
+  let queueName: string;
+  let queueUrl: string;
+  const processes: ControllerProcess[] = [];
+  before(async () => {
+    namespace = await createNamespace(t, 'ops');
+    queueName = uniqueName('q');
+    ({ queueUrl } = await ensureQueueAndRule(t.ground, queueName, { visibilityTimeoutSeconds: 2 }));
+  });
+  after(async () => {
+    injector.cancel();
+    for (const p of processes) p.child.kill('SIGKILL');
+    await removeQueueAndRule(t.ground, queueName, queueUrl);
+    await deleteNamespace(t, namespace);
+  });
+
+  it('runs two replicas: only the leader acts, and the standby finishes when the leader dies', async () => {
+    const { names, nodes } = await deploymentsOnPool(namespace, 6);
+    const env = { MODE: 'namespace', NAMESPACE: namespace, SQS_QUEUE_URL: queueUrl, LEADER_ELECT: 'true', LEASE_DURATION: '3s', RENEW_DEADLINE: '2s', RETRY_PERIOD: '300ms', ROLLOUT_TIMEOUT: '60s' };
+    const a = await spawnController(t, { ...env, POD_NAME: 'replica-a' });
+    processes.push(a);
+    await eventually('replica a leads', async () => (a.output().includes('became the leader') ? true : undefined), 30_000);
+    const b = await spawnController(t, { ...env, POD_NAME: 'replica-b' });
+    processes.push(b);
+    await eventually('replica b stands by', async () => (b.output().includes('standing by for the lease') ? true : undefined), 30_000);
+
+    const interruption = await injector.interrupt(nodes, { windowMs: 400_000 });
+    await eventually('the first patch', async () => {
+      const list = await t.apps.listNamespacedDeployment({ namespace });
+      return list.items.some((d) => d.metadata?.annotations?.['spot-orchestrator/phase'] === 'migrating') ? true : undefined;
+    }, 30_000, 20);
+    a.child.kill('SIGKILL');
+    const killedAt = Date.now();
+    assert.ok(!b.output().includes('patched onto Fargate'), 'the standby did nothing while the leader lived');
+    await eventually('replica b takes over', async () => (b.output().includes('became the leader') ? true : undefined), 10_000, 50);
+    assert.ok(Date.now() - killedAt < 3000 + 2000, `took over ${Date.now() - killedAt} ms after the kill (lease 3 s)`);
+    for (const name of names) {
+      await eventually(`${name} on Fargate`, async () => {
+        const d = await t.apps.readNamespacedDeployment({ name, namespace });
+        return settled(d) ? d : undefined;
+      }, 90_000);
+    }
+    for (const name of names) {
+      const d = await t.apps.readNamespacedDeployment({ name, namespace });
+      assert.equal(d.metadata?.generation, 3, `${name} patched ${Number(d.metadata?.generation) - 1} times`);
+    }
+
+    // The new leader's metrics and health, scraped over HTTP.
+    const port = b.metricsPort;
+    const ready = await fetch(`http://127.0.0.1:${port}/readyz`);
+    assert.equal(ready.status, 200, await ready.text());
+    assert.equal((await fetch(`http://127.0.0.1:${port}/healthz`)).status, 200);
+    const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    const value = (name: string) => Number(metrics.match(new RegExp(`^${name} (\\S+)$`, 'm'))?.[1] ?? NaN);
+    assert.equal(value('spot_orchestrator_leader_election_is_leader'), 1);
+    assert.equal(value('spot_orchestrator_migration_deployments_migrated_total'), names.length);
+    assert.equal(value('spot_orchestrator_state_deployments{state="fargate"}'), names.length);
+    assert.ok(value('spot_orchestrator_queue_messages_received_total{kind="spot_interrupted"}') >= 1);
+    // Events on the interrupted Nodes (cluster-scoped: recorded in default).
+    const nodeEvents = (await t.core.listNamespacedEvent({ namespace: 'default', fieldSelector: `involvedObject.name=${nodes[0]}` })).items;
+    assert.ok(nodeEvents.some((e) => e.reason === 'SpotInterruption'), 'SpotInterruption Event on the Node');
+    b.child.kill('SIGTERM');
+    assert.equal(await b.exited, 0);
+    assert.match(b.output(), /released the lease/);
+    void interruption;
+    for (const n of nodes) await injector.terminateNode(n);
+  });
+
+  it('dry run computes and logs everything and writes nothing', async () => {
+    const dryNamespace = await createNamespace(t, 'dry');
+    try {
+      const q = uniqueName('dryq');
+      const { queueUrl: dryQueue } = await ensureQueueAndRule(t.ground, q, { visibilityTimeoutSeconds: 30 });
+      const pool = uniqueName('pool');
+      const [node] = await injector.addSpotNodes(1, { name: pool, suffix: '' });
+      const name = uniqueName('app');
+      await t.apps.createNamespacedDeployment({ namespace: dryNamespace, body: appDeployment({ namespace: dryNamespace, name, replicas: 1, annotations: OPT_IN, nodeSelector: { 'compute-type': 'spot', 'eks.amazonaws.com/nodegroup': pool } }) });
+      await eventually('ready', async () => ((await t.apps.readNamespacedDeployment({ name, namespace: dryNamespace })).status?.readyReplicas === 1 ? true : undefined), 60_000);
+      const before = await t.apps.readNamespacedDeployment({ name, namespace: dryNamespace });
+      const p = await spawnController(t, { MODE: 'namespace', NAMESPACE: dryNamespace, SQS_QUEUE_URL: dryQueue, DRY_RUN: 'true' });
+      processes.push(p);
+      await eventually('started', async () => (p.output().includes('controller started') ? true : undefined), 30_000);
+      await injector.interrupt([node!], { terminate: false });
+      await eventually('would patch', async () => (p.output().includes('dry run: would patch') && p.output().includes('would delete the message') ? true : undefined), 30_000);
+      const after = await t.apps.readNamespacedDeployment({ name, namespace: dryNamespace });
+      assert.equal(after.metadata?.resourceVersion, before.metadata?.resourceVersion, 'the Deployment was not written');
+      assert.equal((await t.core.readNode({ name: node! })).spec?.unschedulable, undefined, 'the node was not cordoned');
+      const attrs = await new SQSClient(awsClientConfig(t.ground)).send(new GetQueueAttributesCommand({ QueueUrl: dryQueue, AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'] }));
+      const left = Number(attrs.Attributes?.ApproximateNumberOfMessages) + Number(attrs.Attributes?.ApproximateNumberOfMessagesNotVisible);
+      assert.ok(left >= 1, 'the message was not deleted');
+      const events = (await t.core.listNamespacedEvent({ namespace: dryNamespace })).items.filter((e) => e.source?.component === 'spot-fargate-orchestrator');
+      assert.equal(events.length, 0, 'no Events written');
+      p.child.kill('SIGTERM');
+      await p.exited;
+      await removeQueueAndRule(t.ground, q, dryQueue);
+      await injector.terminateNode(node!);
+    } finally {
+      await deleteNamespace(t, dryNamespace);
+    }
+  });
+});
