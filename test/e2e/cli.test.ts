@@ -1,0 +1,92 @@
+// The spot-orchestrator command line against the local ground: config check, state get/set,
+// simulate interruption, and the specific error of a bad configuration.
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { after, before, describe, it } from 'node:test';
+import { ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { parseMessage } from '../../src/events/parse.js';
+import { ensureQueueAndRule, removeQueueAndRule } from '../../testground/src/aws.js';
+import { awsClientConfig } from '../../testground/src/ground.js';
+import { appDeployment, createNamespace, deleteNamespace, eventually, testGround, uniqueName } from '../support/ground.js';
+
+const t = testGround();
+const run = promisify(execFile);
+
+describe('spot-orchestrator CLI', () => {
+  let namespace: string;
+  let queueName: string;
+  let queueUrl: string;
+  let env: NodeJS.ProcessEnv;
+  const cli = (...args: string[]) => run(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], { env, cwd: new URL('../..', import.meta.url).pathname });
+
+  before(async () => {
+    namespace = await createNamespace(t, 'cli');
+    queueName = uniqueName('q');
+    ({ queueUrl } = await ensureQueueAndRule(t.ground, queueName));
+    env = {
+      ...process.env,
+      KUBECONFIG: t.ground.kubeconfig,
+      MODE: 'namespace',
+      NAMESPACE: namespace,
+      SQS_QUEUE_URL: queueUrl,
+      AWS_ENDPOINT_URL_SQS: t.ground.sqsEndpoint,
+      AWS_ACCESS_KEY_ID: 'testground',
+      AWS_SECRET_ACCESS_KEY: 'testground',
+      LOG_FORMAT: 'json',
+      CONFIG_FILE: '',
+    };
+    await t.apps.createNamespacedDeployment({
+      namespace,
+      body: appDeployment({ namespace, name: 'web', replicas: 0, annotations: { 'spot-orchestrator/enabled': 'true', 'spot-orchestrator/rollout-timeout': '90s', 'spot-orchestrator/recovery-cooldown': 'later' } }),
+    });
+  });
+  after(async () => {
+    await removeQueueAndRule(t.ground, queueName, queueUrl);
+    await deleteNamespace(t, namespace);
+  });
+
+  it('config check shows every value with its source and each managed Deployment', async () => {
+    const { stdout } = await cli('config', 'check');
+    assert.match(stdout, /kubernetes\.mode = namespace\s+\[env MODE\]/);
+    assert.match(stdout, /migration\.rollout_timeout = 2m0s\s+\[default\]/);
+    assert.match(stdout, /managed Deployments in .* \(namespace mode\): 1/);
+    assert.match(stdout, /rolloutTimeout = 1m30s\s+\[annotation spot-orchestrator\/rollout-timeout\]/);
+    assert.match(stdout, /INVALID OVERRIDE: .*recovery-cooldown/);
+  });
+
+  it('refuses a bad configuration naming key, layer, value and what is expected', async () => {
+    env = { ...env, ROLLOUT_TIMEOUT: 'soon' };
+    const err = await cli('run').then(
+      () => undefined,
+      (e: { code: number; stderr: string }) => e,
+    );
+    env = { ...env, ROLLOUT_TIMEOUT: '' };
+    assert.ok(err, 'exits non-zero');
+    assert.equal(err.code, 1);
+    assert.match(err.stderr, /migration\.rollout_timeout from env ROLLOUT_TIMEOUT: got "soon".*expected a duration/);
+  });
+
+  it('state set and get read and write the state annotations', async () => {
+    await cli('state', 'set', 'web', '--state', 'fargate', '--reason', 'manual');
+    const d = await t.apps.readNamespacedDeployment({ name: 'web', namespace });
+    assert.equal(d.metadata?.annotations?.['spot-orchestrator/state'], 'fargate');
+    assert.equal(d.metadata?.annotations?.['spot-orchestrator/reason'], 'manual');
+    const { stdout } = await cli('state', 'get', 'web');
+    assert.match(stdout, /spot-orchestrator\/state=fargate/);
+    await assert.rejects(cli('state', 'set', 'web', '--state', 'moon'), /--state must be one of spot\|fargate/);
+  });
+
+  it('simulate interruption --node publishes the EventBridge format to the queue', async () => {
+    const node = (await t.core.listNode()).items.find((n) => n.metadata?.labels?.['eks.amazonaws.com/capacityType'] === 'SPOT')!;
+    const { stdout } = await cli('simulate', 'interruption', '--node', node.metadata!.name!);
+    assert.match(stdout, /sent interruption for i-[0-9a-f]+/);
+    const sqs = new SQSClient(awsClientConfig(t.ground));
+    const body = await eventually('the simulated message', async () => {
+      const out = await sqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1 }));
+      return out.Messages?.map((m) => m.Body!).find((b) => b.includes('"source": "aws.ec2"') && b.includes(node.spec!.providerID!.split('/').pop()!));
+    });
+    const parsed = parseMessage(body);
+    assert.ok(parsed.ok && parsed.event.kind === 'spot_interrupted');
+  });
+});
