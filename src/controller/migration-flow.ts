@@ -9,6 +9,8 @@ import { planFinish, planMigration, planRestoreToSpot } from '../migration/plan.
 import { MANAGED_ANNOTATIONS } from '../state/annotations.js';
 import { escapePointerToken } from '../migration/json-patch.js';
 import { healthySpotNodes } from './capacity.js';
+import { parseSavedSpec } from '../migration/saved-spec.js';
+import { fits } from '../recovery/node-fit.js';
 import type { ControllerContext } from './context.js';
 import type { PatchOutcome } from './patcher.js';
 import type { Purpose } from './rollout-observer.js';
@@ -164,7 +166,10 @@ export class MigrationFlow {
     const key = keyOf(d);
     this.ctx.metrics.deploymentsFailed.inc({ reason: 'rollout_failed' });
     this.ctx.alerter.notify({ kind: 'migration_failed', eventId: request.eventId, deployment: ref(d), reason: detail });
-    const spot = healthySpotNodes(this.ctx.view.listNodes(), this.ctx.config.compute);
+    // Only nodes the restored template could actually land on count (its own nodeSelector,
+    // affinity and tolerations, as saved at migration).
+    const saved = parseSavedSpec(d.metadata?.annotations?.[MANAGED_ANNOTATIONS.savedSpec], key, MANAGED_ANNOTATIONS.savedSpec);
+    const spot = healthySpotNodes(this.ctx.view.listNodes(), this.ctx.config.compute).filter((n) => !saved.ok || fits(n, saved.saved));
     const pastDeadline = request.deadline !== undefined && this.ctx.now() >= request.deadline;
     if (spot.length === 0) {
       log.error({ detail, pastDeadline }, 'migration failed and no healthy spot capacity is left to roll back to; staying on the Fargate template');

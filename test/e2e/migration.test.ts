@@ -199,4 +199,23 @@ describe('migration to Fargate on a spot interruption', () => {
     void interruption;
     for (const n of nodes) await injector.terminateNode(n);
   });
+
+  it('keeps the Fargate template when no healthy spot node is left to roll back to', async () => {
+    const { pool, nodes } = await poolNodes(1);
+    const name = uniqueName('stranded');
+    await create(namespace, appDeployment({ namespace, name, replicas: 1, annotations: { ...OPT_IN, 'spot-orchestrator/rollout-timeout': '2s' }, podAnnotations: { 'testground.spot-fargate.io/never-ready-on': 'fargate' }, nodeSelector: pinnedToPool(pool) }));
+    await allReady(namespace, [name]);
+    await injector.interrupt(nodes, { terminate: false });
+    const alert = await eventually('the rollback-skipped alert', async () => c.alerter.of('rollback').find((a) => a.deployment.name === name), 60_000);
+    assert.equal(alert.to, 'none');
+    const d = await eventually('the phase cleared', async () => {
+      const cur = await t.apps.readNamespacedDeployment({ name, namespace });
+      return cur.metadata?.annotations?.['spot-orchestrator/phase'] === undefined ? cur : undefined;
+    });
+    assert.equal(d.metadata?.annotations?.['spot-orchestrator/state'], 'fargate');
+    assert.equal(d.spec?.template.metadata?.labels?.['compute-type'], 'fargate', 'still on the Fargate template');
+    assert.equal(d.spec?.strategy?.rollingUpdate?.maxUnavailable, 0, 'no running pod is taken down');
+    assert.ok((await eventsFor(namespace, name)).some((e) => e.reason === 'RollbackSkipped'));
+    await injector.terminateNode(nodes[0]!);
+  });
 });
