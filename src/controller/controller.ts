@@ -4,6 +4,7 @@ import { SQSClient } from '@aws-sdk/client-sqs';
 import type { Logger } from 'pino';
 import type { Alerter } from '../alerts/alert.js';
 import type { Config } from '../config/config.js';
+import { messageOf } from '../kube/api.js';
 import { ClusterView } from '../kube/cluster-view.js';
 import { EventRecorder } from '../kube/recorder.js';
 import type { Metrics } from '../metrics/metrics.js';
@@ -110,7 +111,12 @@ export class Controller {
 
   /** Caches only: what a standby replica does, so it can act at once when elected. */
   async startWatching(): Promise<void> {
-    await this.ctx.view.start();
+    try {
+      await this.ctx.view.start();
+    } catch (cause) {
+      const server = this.deps.kc.getCurrentCluster()?.server ?? '(no cluster in the kubeconfig)';
+      throw new Error(`listing Nodes, Pods, ReplicaSets, Deployments, Services and EndpointSlices from the Kubernetes API at ${server}: ${messageOf(cause)}`, { cause });
+    }
   }
 
   /** Acting: only the leader (or the single replica) does this. */

@@ -9,8 +9,13 @@ export const STRATEGIC_MERGE_PATCH = setHeaderOptions('Content-Type', PatchStrat
 
 export function loadKubeConfig(path = process.env.KUBECONFIG): KubeConfig {
   const kc = new KubeConfig();
-  if (path) kc.loadFromFile(path);
-  else kc.loadFromDefault(); // in-cluster service account when running as a pod
+  try {
+    if (path) kc.loadFromFile(path);
+    else kc.loadFromDefault(); // in-cluster service account when running as a pod
+  } catch (cause) {
+    throw new Error(`loading the kubeconfig ${path ? `from KUBECONFIG=${path}` : '(in-cluster or ~/.kube/config)'}: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+  }
+  if (!kc.getCurrentCluster()) throw new Error(`the kubeconfig ${path ?? ''} names no current cluster`);
   return kc;
 }
 
