@@ -22,6 +22,7 @@ import { createMetrics } from './metrics/metrics.js';
 import { LoopHeartbeat, startOpsServer } from './metrics/server.js';
 import { formatTimestamp } from './migration/plan.js';
 import { MANAGED_ANNOTATIONS, REASONS, STATES } from './state/annotations.js';
+import { recoveryDryRun } from './recovery/dry-run.js';
 
 export class UsageError extends Error {}
 
@@ -34,7 +35,8 @@ const USAGE = `usage: spot-orchestrator <command>
   simulate interruption --instance i-… | --node NAME [--account ID]
   simulate rebalance    --instance i-… | --node NAME [--account ID]
                                         publish a sample EventBridge event to the configured queue
-  alerts test                           send a sample of each alert to the configured Slack webhook`;
+  alerts test                           send a sample of each alert to the configured Slack webhook
+  recover --dry-run [-n NS]             per managed Deployment: would it go back to spot now, and why or why not`;
 
 export async function runCommand(config: Config): Promise<void> {
   const log = createLogger(config.logging);
@@ -194,6 +196,7 @@ export async function main(argv: string[]): Promise<number> {
       node: { type: 'string' },
       account: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
+      'dry-run': { type: 'boolean' },
     },
   });
   const [command, sub, target] = positionals;
@@ -220,6 +223,10 @@ export async function main(argv: string[]): Promise<number> {
     case 'alerts':
       if (sub !== 'test') throw new UsageError(`unknown alerts subcommand "${sub}"`);
       await alertsTest(config);
+      return 0;
+    case 'recover':
+      if (!values['dry-run']) throw new UsageError('recover needs --dry-run: the running controller does the recovering itself');
+      await recoveryDryRun({ ...config, kubernetes: { ...config.kubernetes, namespace } }, loadKubeConfig());
       return 0;
     default:
       throw new UsageError(`unknown command "${command}"`);
