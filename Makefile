@@ -6,7 +6,7 @@ TEST_TIME_SCALE ?= 0.05
 # The AWS SDK warns at every start that its 2027 releases will need Node 22; the README says so once.
 export AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = true
 
-.PHONY: help install binaries cluster-up cluster-down cluster-status test test-unit test-e2e typecheck demo
+.PHONY: help install binaries manifests cluster-up cluster-down cluster-status test test-unit test-e2e typecheck demo
 
 help:
 	@echo "make demo          bring the local test ground up and watch a spot interruption move Deployments to Fargate"
@@ -22,7 +22,13 @@ install: node_modules binaries
 
 binaries:
 	bash testground/scripts/build-binaries.sh
+	bash testground/scripts/build-helm.sh
 	bash testground/scripts/install-moto.sh
+	bash testground/scripts/install-awscli.sh
+
+# Regenerate deployments/kubernetes/ after a chart change (a test checks they are equal).
+manifests:
+	bash scripts/generate-manifests.sh
 
 cluster-up: node_modules
 	bash testground/scripts/cluster-up.sh
@@ -54,3 +60,10 @@ DEMO_TIME_SCALE ?= 1
 demo: node_modules
 	TESTGROUND_TIME_SCALE=$(DEMO_TIME_SCALE) bash testground/scripts/cluster-up.sh
 	node --import tsx demo/demo.ts
+
+# Benchmarks (not tests): every strategy against the same spot interruption, on a ground of their
+# own at BENCH_TIME_SCALE (default 0.25), or on the running one with BENCH_REUSE_GROUND=1. Writes
+# bench/results/<date>.md, .json and PNG plots. Settings: BENCH_N, BENCH_K, ... (see bench/scripts/bench.sh).
+.PHONY: bench
+bench: node_modules
+	bash bench/scripts/bench.sh

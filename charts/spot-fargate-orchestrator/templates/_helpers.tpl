@@ -1,0 +1,112 @@
+{{/* Name of the chart, overridable. */}}
+{{- define "sfo.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Full name: the release name when it already contains the chart name. */}}
+{{- define "sfo.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "sfo.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "sfo.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "sfo.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "sfo.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/component: controller
+app.kubernetes.io/part-of: spot-fargate-orchestrator
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{- define "sfo.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "sfo.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- required "serviceAccount.name must name an existing ServiceAccount when serviceAccount.create is false" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* The namespace whose Deployments are managed. */}}
+{{- define "sfo.watchedNamespace" -}}
+{{- default .Release.Namespace .Values.config.kubernetes.namespace }}
+{{- end }}
+
+{{- define "sfo.leaseName" -}}
+{{- default (include "sfo.fullname" .) .Values.config.controller.lease_name }}
+{{- end }}
+
+{{- define "sfo.leaseNamespace" -}}
+{{- default .Release.Namespace .Values.config.controller.lease_namespace }}
+{{- end }}
+
+{{- define "sfo.image" -}}
+{{- $tag := default .Chart.AppVersion .Values.image.tag }}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository $tag }}
+{{- end }}
+{{- end }}
+
+{{- define "sfo.slackSecretName" -}}
+{{- if .Values.alerts.existingSecret }}
+{{- .Values.alerts.existingSecret }}
+{{- else if .Values.config.alerts.slack_webhook_url }}
+{{- printf "%s-slack" (include "sfo.fullname" .) }}
+{{- end }}
+{{- end }}
+
+{{/*
+The config.toml value of one setting: strings as TOML basic strings (JSON string syntax is valid
+TOML), booleans bare, whole numbers without a fraction.
+*/}}
+{{- define "sfo.tomlValue" -}}
+{{- if kindIs "bool" . }}
+{{- . }}
+{{- else if or (kindIs "float64" .) (kindIs "int" .) (kindIs "int64" .) }}
+{{- if eq (float64 .) (float64 (int64 .)) }}{{ int64 . }}{{ else }}{{ . }}{{ end }}
+{{- else }}
+{{- toJson (toString .) }}
+{{- end }}
+{{- end }}
+
+{{/*
+config.toml from .Values.config. Settings the chart derives (the watched namespace, the Lease)
+are filled in here; the Slack webhook never is (it comes from a Secret through the environment).
+*/}}
+{{- define "sfo.configToml" -}}
+{{- $derived := dict
+  "kubernetes.namespace" (include "sfo.watchedNamespace" .)
+  "controller.lease_name" (include "sfo.leaseName" .)
+  "controller.lease_namespace" (include "sfo.leaseNamespace" .) }}
+{{- $lines := list }}
+{{- range $section, $settings := .Values.config }}
+{{- if $lines }}{{ $lines = append $lines "" }}{{ end }}
+{{- $lines = append $lines (printf "[%s]" $section) }}
+{{- range $key, $value := $settings }}
+{{- $full := printf "%s.%s" $section $key }}
+{{- if hasKey $derived $full }}{{ $value = get $derived $full }}{{ end }}
+{{- if eq $full "alerts.slack_webhook_url" }}
+{{- else if or (kindIs "invalid" $value) (and (kindIs "string" $value) (eq $value "")) }}
+{{- else if or (kindIs "map" $value) (kindIs "slice" $value) }}
+{{- fail (printf "config.%s: a setting is a string, number or boolean, got %s" $full (kindOf $value)) }}
+{{- else }}
+{{- $lines = append $lines (printf "%s = %s" $key (include "sfo.tomlValue" $value)) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- join "\n" $lines }}
+{{- end }}

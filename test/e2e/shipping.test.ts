@@ -1,0 +1,710 @@
+// What we ship, proven against real servers: the Helm chart (lint, render, server-side dry-run),
+// the plain manifests (equal to the chart's rendering), the RBAC (the real controller runs under the
+// chart's ServiceAccount token with RBAC enforced; a missing verb fails), the image's layout and
+// signal handling, the AWS setup (script and CloudFormation, on the local SQS/EventBridge/IAM
+// server: an EC2 event reaches the queue through the rule they create) and the examples.
+import assert from 'node:assert/strict';
+import { copyFileSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { DeleteMessageBatchCommand, GetQueueAttributesCommand, GetQueueUrlCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { DescribeRuleCommand, EventBridgeClient, ListTargetsByRuleCommand } from '@aws-sdk/client-eventbridge';
+import { CoordinationV1Api, loadYaml, type KubernetesObject, type V1ConfigMap, type V1Deployment, type V1Role } from '@kubernetes/client-node';
+import { configKeys, loadConfig } from '../../src/config/load.js';
+import { isOptedIn, resolveDeploymentSettings } from '../../src/config/overrides.js';
+import { parseMessage } from '../../src/events/parse.js';
+import { EVENT_PATTERN_FILE, ensureQueueAndRule, publishEc2Events, removeQueueAndRule } from '../../testground/src/aws.js';
+import { awsClientConfig } from '../../testground/src/ground.js';
+import { InterruptionInjector } from '../../testground/src/injector.js';
+import { newInstanceId } from '../../testground/src/nodes.js';
+import { FAST_ENV } from '../support/controller.js';
+import { appDeployment, createNamespace, deleteNamespace, eventually, isPodReady, podsOf, testGround, uniqueName } from '../support/ground.js';
+import { freePort, spawnController, type ControllerProcess } from '../support/process.js';
+import {
+  awsCliBinary,
+  CHART_DIR,
+  helm,
+  kubectl,
+  ofKind,
+  parseManifests,
+  PROJECT_DIR,
+  renderChart,
+  run,
+  runOk,
+  serviceAccountKubeconfig,
+  tempDir,
+  toManifest,
+} from '../support/shipping.js';
+
+const t = testGround();
+const injector = new InterruptionInjector(t.ground, t);
+const OPT_IN = { 'spot-orchestrator/enabled': 'true' };
+const MANIFESTS_DIR = join(PROJECT_DIR, 'deployments/kubernetes');
+const EXAMPLES_DIR = join(PROJECT_DIR, 'examples');
+
+const configTomlOf = (objects: KubernetesObject[]): string => {
+  const [cm] = ofKind<V1ConfigMap>(objects, 'ConfigMap');
+  assert.ok(cm?.data?.['config.toml'], 'the chart renders a ConfigMap with config.toml');
+  return cm.data['config.toml'];
+};
+
+const plainEnvOf = (objects: KubernetesObject[]): Record<string, string> => {
+  const [d] = ofKind<V1Deployment>(objects, 'Deployment');
+  const env: Record<string, string> = {};
+  for (const e of d?.spec?.template.spec?.containers[0]?.env ?? []) if (e.value !== undefined) env[e.name] = e.value;
+  return env;
+};
+
+async function scrape(port: number): Promise<string> {
+  return (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+}
+
+async function stopProcess(p: ControllerProcess, signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 20_000): Promise<number | null> {
+  if (p.child.exitCode !== null) return p.child.exitCode;
+  p.child.kill(signal);
+  const timer = setTimeout(() => p.child.kill('SIGKILL'), timeoutMs);
+  try {
+    return await p.exited;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+describe('the Helm chart', () => {
+  it('passes helm lint in each mode and with every optional object', async () => {
+    const variants: string[][] = [
+      [],
+      ['--set', 'config.kubernetes.mode=single', '--set', 'config.kubernetes.deployment_name=checkout', '--set', 'config.kubernetes.service_name=checkout'],
+      ['--set', 'serviceMonitor.enabled=true', '--set', 'config.alerts.slack_webhook_url=https://hooks.slack.example/T/B/x', '--set', 'replicaCount=1', '--set', 'config.controller.leader_elect=false'],
+    ];
+    for (const extra of variants) {
+      const out = await helm(['lint', '--strict', CHART_DIR, ...extra]);
+      assert.equal(out.code, 0, `helm lint ${extra.join(' ')}\n${out.stdout}${out.stderr}`);
+      assert.match(out.stdout, /1 chart\(s\) linted, 0 chart\(s\) failed/);
+    }
+  });
+
+  it('grants exactly the resource verbs the controller\'s code calls', async () => {
+    const granted = new Set<string>();
+    for (const role of [...ofKind<V1Role>(parseManifests(await renderChart('sfo', 'ops')), 'Role'), ...ofKind<V1Role>(parseManifests(await renderChart('sfo', 'ops')), 'ClusterRole')]) {
+      for (const rule of role.rules ?? []) for (const r of rule.resources ?? []) for (const v of rule.verbs) granted.add(`${r}:${v}`);
+    }
+    assert.deepEqual([...granted].sort(), kubeCallsOfTheController(), 'chart RBAC vs the API calls in the code `run` loads');
+  });
+
+  it('refuses two replicas without leader election, and single mode without a Deployment name', async () => {
+    const noElection = await helm(['template', 'x', CHART_DIR, '--set', 'config.controller.leader_elect=false']);
+    assert.notEqual(noElection.code, 0);
+    assert.match(noElection.stderr, /leader_elect/);
+    const noName = await helm(['template', 'x', CHART_DIR, '--set', 'config.kubernetes.mode=single']);
+    assert.notEqual(noName.code, 0);
+    assert.match(noName.stderr, /deployment_name is required/);
+  });
+
+  it('has a value for every config key, and renders a config.toml the controller loads in each mode', async () => {
+    const values = loadYaml<{ config: Record<string, Record<string, unknown>> }>(readFileSync(join(CHART_DIR, 'values.yaml'), 'utf8'));
+    const keys = Object.entries(values.config).flatMap(([section, settings]) => Object.keys(settings).map((k) => `${section}.${k}`));
+    assert.deepEqual([...keys].sort(), [...configKeys()].sort(), 'values.yaml config.* mirrors src/config/config.ts exactly');
+
+    const modes: [string, Record<string, string | boolean | number>][] = [
+      ['namespace', {}],
+      ['single', { 'config.kubernetes.mode': 'single', 'config.kubernetes.deployment_name': 'checkout', 'config.kubernetes.service_name': 'checkout' }],
+    ];
+    for (const [mode, set] of modes) {
+      const objects = parseManifests(await renderChart('sfo', 'ops', { ...set, 'config.alerts.slack_webhook_url': 'https://hooks.slack.example/T/B/secret' }));
+      const toml = configTomlOf(objects);
+      assert.doesNotMatch(toml, /slack|secret/i, 'the webhook never lands in the ConfigMap');
+      const config = loadConfig({ env: plainEnvOf(objects), tomlText: toml, tomlPath: 'config.toml' });
+      assert.equal(config.kubernetes.mode, mode);
+      assert.equal(config.kubernetes.namespace, 'ops', 'the watched namespace defaults to the release namespace');
+      assert.equal(config.controller.lease_namespace, 'ops');
+      assert.equal(config.controller.leader_elect, true);
+      const [d] = ofKind<V1Deployment>(objects, 'Deployment');
+      const container = d!.spec!.template.spec!.containers[0]!;
+      assert.equal(container.ports?.[0]?.containerPort, config.controller.metrics_port);
+      assert.equal(container.livenessProbe?.httpGet?.path, '/healthz');
+      assert.equal(container.readinessProbe?.httpGet?.path, '/readyz');
+      assert.equal(container.env?.find((e) => e.name === 'SLACK_WEBHOOK_URL')?.valueFrom?.secretKeyRef?.name, 'sfo-spot-fargate-orchestrator-slack');
+      assert.equal(container.securityContext?.readOnlyRootFilesystem, true);
+      assert.deepEqual(container.securityContext?.capabilities?.drop, ['ALL']);
+      assert.equal(d!.spec!.template.spec!.securityContext?.runAsNonRoot, true);
+      assert.equal(d!.spec!.template.spec!.securityContext?.seccompProfile?.type, 'RuntimeDefault');
+      const roles = ofKind<V1Role>(objects, 'Role');
+      const deploymentRules = roles.flatMap((r) => r.rules ?? []).filter((r) => r.resources?.includes('deployments'));
+      if (mode === 'single') {
+        assert.deepEqual(deploymentRules.find((r) => r.verbs.includes('patch'))?.resourceNames, ['checkout'], 'single mode may change only its Deployment');
+      } else {
+        assert.equal(deploymentRules.find((r) => r.verbs.includes('patch'))?.resourceNames, undefined);
+      }
+    }
+  });
+
+  describe('server-side dry-run on the local API server', () => {
+    let namespace: string;
+    let createdCrd = false;
+    before(async () => {
+      namespace = await createNamespace(t, 'ship-dry');
+      // The Prometheus Operator is not on the ground: a ServiceMonitor CRD with the fields the chart uses.
+      const existing = await kubectl(t, ['get', 'crd', 'servicemonitors.monitoring.coreos.com']);
+      if (existing.code !== 0) {
+        await runOk(t.ground.kubectl, ['--kubeconfig', t.ground.kubeconfig, 'apply', '-f', '-'], { input: JSON.stringify(SERVICE_MONITOR_CRD) });
+        createdCrd = true;
+        await runOk(t.ground.kubectl, ['--kubeconfig', t.ground.kubeconfig, 'wait', '--for=condition=Established', '--timeout=30s', 'crd/servicemonitors.monitoring.coreos.com']);
+      }
+    });
+    after(async () => {
+      await deleteNamespace(t, namespace);
+      if (createdCrd) await kubectl(t, ['delete', 'crd', 'servicemonitors.monitoring.coreos.com', '--ignore-not-found']);
+    });
+
+    const variants: [string, Record<string, string | number | boolean>][] = [
+      ['default values', {}],
+      ['single mode, ServiceMonitor, Slack Secret, one replica', {
+        'config.kubernetes.mode': 'single',
+        'config.kubernetes.deployment_name': 'checkout',
+        'serviceMonitor.enabled': true,
+        'config.alerts.slack_webhook_url': 'https://hooks.slack.example/T/B/x',
+        replicaCount: 1,
+        'config.controller.leader_elect': false,
+      }],
+    ];
+    for (const [name, set] of variants) {
+      it(`accepts every rendered object (${name})`, async () => {
+        const text = await renderChart(uniqueName('dry'), namespace, set);
+        const objects = parseManifests(text);
+        const kinds = new Set(objects.map((o) => o.kind));
+        for (const kind of ['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding', 'ConfigMap', 'Deployment', 'Service']) {
+          assert.ok(kinds.has(kind), `renders a ${kind}`);
+        }
+        if (set.replicaCount === undefined) assert.ok(kinds.has('PodDisruptionBudget'));
+        if (set['serviceMonitor.enabled']) assert.ok(kinds.has('ServiceMonitor') && kinds.has('Secret'));
+        const out = await kubectl(t, ['apply', '--dry-run=server', '--validate=strict', '-f', '-'], text);
+        assert.equal(out.code, 0, `${out.stdout}\n${out.stderr}`);
+        assert.equal(out.stdout.trim().split('\n').length, objects.length, out.stdout);
+        assert.match(out.stdout, /\(server dry run\)/);
+      });
+    }
+
+    it('deployments/kubernetes is the chart rendered with its default values, and applies with kubectl -k', async () => {
+      const dir = tempDir('manifests');
+      await runOk('bash', [join(PROJECT_DIR, 'scripts/generate-manifests.sh'), dir]);
+      for (const file of readdirSync(dir)) {
+        assert.equal(readFileSync(join(MANIFESTS_DIR, file), 'utf8'), readFileSync(join(dir, file), 'utf8'), `deployments/kubernetes/${file} is stale: run scripts/generate-manifests.sh`);
+      }
+      // The manifests' own namespace must exist for a dry run of what lives in it.
+      const ns = 'spot-fargate-orchestrator';
+      const created = (await kubectl(t, ['get', 'namespace', ns])).code !== 0;
+      if (created) await runOk(t.ground.kubectl, ['--kubeconfig', t.ground.kubeconfig, 'create', 'namespace', ns]);
+      try {
+        const out = await kubectl(t, ['apply', '--dry-run=server', '--validate=strict', '-k', MANIFESTS_DIR]);
+        assert.equal(out.code, 0, `${out.stdout}\n${out.stderr}`);
+        assert.match(out.stdout, /deployment.apps\/spot-fargate-orchestrator (created|configured|unchanged) \(server dry run\)/);
+      } finally {
+        if (created) await kubectl(t, ['delete', 'namespace', ns, '--wait=true', '--timeout=60s']);
+      }
+    });
+  });
+});
+
+interface RbacRun {
+  appNamespace: string;
+  controllerNamespace: string;
+  deployment: string;
+  nodes: string[];
+  process: ControllerProcess;
+  metricsPort: number;
+  release: string;
+  cleanup(): Promise<void>;
+}
+
+/**
+ * Installs the chart's ServiceAccount and RBAC objects (optionally with one verb removed), and
+ * starts the real controller (`node --import tsx src/cli.ts run`) authenticated by that
+ * ServiceAccount's token, configured by the chart's config.toml, with an opted-in Deployment on a
+ * fresh spot pool.
+ */
+async function startUnderServiceAccount(drop?: { resource: string; verb: string }): Promise<RbacRun> {
+  const appNamespace = await createNamespace(t, 'ship-app');
+  const controllerNamespace = await createNamespace(t, 'ship-ctl');
+  const release = uniqueName('ship');
+  const queueName = uniqueName('shipq');
+  const { queueUrl } = await ensureQueueAndRule(t.ground, queueName);
+  const objects = parseManifests(
+    await renderChart(release, controllerNamespace, {
+      'config.kubernetes.namespace': appNamespace,
+      'config.aws.sqs_queue_url': queueUrl,
+      'config.aws.region': t.ground.region,
+      'rbac.nodeEventsNamespace': 'default',
+    }),
+  );
+  const rbac = objects.filter((o) => ['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding'].includes(o.kind!));
+  if (drop) {
+    let dropped = false;
+    for (const role of ofKind<V1Role>(rbac, 'Role')) {
+      for (const rule of role.rules ?? []) {
+        if (rule.resources?.includes(drop.resource) && rule.verbs.includes(drop.verb)) {
+          rule.verbs = rule.verbs.filter((v) => v !== drop.verb);
+          dropped = true;
+        }
+      }
+    }
+    assert.ok(dropped, `the chart grants ${drop.verb} on ${drop.resource}`);
+  }
+  const applied = await kubectl(t, ['apply', '-f', '-'], toManifest(rbac));
+  assert.equal(applied.code, 0, applied.stderr);
+  const clusterScoped = toManifest(rbac.filter((o) => o.kind!.startsWith('Cluster') || o.metadata?.namespace === 'default'));
+
+  const [sa] = ofKind(rbac, 'ServiceAccount');
+  const kubeconfig = await serviceAccountKubeconfig(t, controllerNamespace, sa!.metadata!.name!);
+  const configFile = join(tempDir('config'), 'config.toml');
+  writeFileSync(configFile, configTomlOf(objects));
+
+  const pool = uniqueName('shippool');
+  const nodes = await injector.addSpotNodes(2, { name: pool, suffix: '' });
+  const deployment = uniqueName('web');
+  await t.apps.createNamespacedDeployment({
+    namespace: appNamespace,
+    body: appDeployment({ namespace: appNamespace, name: deployment, replicas: 2, annotations: OPT_IN, nodeSelector: { 'compute-type': 'spot', 'eks.amazonaws.com/nodegroup': pool } }),
+  });
+  await t.core.createNamespacedService({ namespace: appNamespace, body: { metadata: { name: deployment }, spec: { selector: { app: deployment }, ports: [{ port: 80, targetPort: 8080 }] } } });
+  await eventually('the Deployment ready on spot', async () => {
+    const d = await t.apps.readNamespacedDeployment({ name: deployment, namespace: appNamespace });
+    return (d.status?.readyReplicas ?? 0) >= 2 ? true : undefined;
+  }, 60_000);
+
+  const metricsPort = await freePort();
+  const process = await spawnController(t, {
+    KUBECONFIG: kubeconfig,
+    CONFIG_FILE: configFile,
+    MODE: 'namespace',
+    NAMESPACE: appNamespace,
+    SQS_QUEUE_URL: queueUrl,
+    METRICS_PORT: String(metricsPort),
+    POD_NAME: `${release}-0`,
+    ...FAST_ENV,
+  });
+  return {
+    appNamespace,
+    controllerNamespace,
+    deployment,
+    nodes,
+    process,
+    metricsPort,
+    release,
+    async cleanup() {
+      await stopProcess(process, 'SIGKILL');
+      await removeQueueAndRule(t.ground, queueName, queueUrl).catch(() => undefined);
+      await kubectl(t, ['delete', '--ignore-not-found', '-f', '-'], clusterScoped);
+      for (const name of nodes) await t.core.deleteNode({ name }).catch(() => undefined);
+      await deleteNamespace(t, appNamespace);
+      await deleteNamespace(t, controllerNamespace);
+    },
+  };
+}
+
+describe('RBAC: the real controller under the chart\'s ServiceAccount, RBAC enforced', () => {
+  const runs: RbacRun[] = [];
+  after(async () => {
+    injector.cancel();
+    for (const r of runs) await r.cleanup();
+  });
+
+  it('moves an opted-in Deployment to Fargate with nothing forbidden, then drains on SIGTERM', async () => {
+    const r = await startUnderServiceAccount();
+    runs.push(r);
+    const out = r.process.output;
+    await eventually('the controller to lead and act', async () => (out().includes('controller started') ? true : undefined), 30_000);
+    const ready = await eventually('/readyz to answer 200', async () => ((await fetch(`http://127.0.0.1:${r.metricsPort}/readyz`)).status === 200 ? true : undefined), 30_000);
+    assert.ok(ready);
+
+    const interruption = await injector.interrupt(r.nodes);
+    const d = await eventually('the Deployment healthy on Fargate', async () => {
+      const d = await t.apps.readNamespacedDeployment({ name: r.deployment, namespace: r.appNamespace });
+      const a = d.metadata?.annotations ?? {};
+      if (a['spot-orchestrator/state'] !== 'fargate' || a['spot-orchestrator/phase']) return undefined;
+      const pods = (await podsOf(t, r.appNamespace, r.deployment)).filter((p) => !p.metadata?.deletionTimestamp);
+      return pods.length === 2 && pods.every((p) => isPodReady(p) && /^fargate-ip-/.test(p.spec?.nodeName ?? '')) ? d : undefined;
+    }, 60_000);
+    assert.equal(d.spec?.template.metadata?.labels?.['compute-type'], 'fargate');
+    await interruption.terminated;
+
+    // Events on the Deployment (its namespace) and on the Nodes (rbac.nodeEventsNamespace) were written.
+    const deploymentEvents = await eventually('a MigratedToFargate Event', async () => {
+      const list = await t.core.listNamespacedEvent({ namespace: r.appNamespace, fieldSelector: `involvedObject.name=${r.deployment}` });
+      return list.items.some((e) => e.reason === 'MigratedToFargate') ? list.items : undefined;
+    });
+    assert.ok(deploymentEvents.length > 0);
+    await eventually('a SpotInterruption Event on a Node', async () => {
+      const list = await t.core.listNamespacedEvent({ namespace: 'default', fieldSelector: `involvedObject.name=${r.nodes[0]}` });
+      return list.items.some((e) => e.reason === 'SpotInterruption') ? true : undefined;
+    });
+    // Leader election ran on the chart's Lease.
+    const lease = await t.kc.makeApiClient(CoordinationV1Api).readNamespacedLease({ name: `${r.release}-spot-fargate-orchestrator`, namespace: r.controllerNamespace });
+    assert.equal(lease.spec?.holderIdentity, `${r.release}-0`);
+
+    assert.doesNotMatch(await scrape(r.metricsPort), /spot_orchestrator_kube_api_errors_total\{[^}]*code="403"/, 'no 403 counted');
+    const code = await stopProcess(r.process, 'SIGTERM');
+    assert.equal(code, 0, 'SIGTERM: drained and exited 0');
+    assert.match(out(), /draining in-flight work and stopping/);
+    assert.doesNotMatch(out(), /forbidden/i, 'no API call was refused');
+  });
+
+  it('fails with 403 Forbidden when the Role lacks one verb the controller uses (deployments patch)', async () => {
+    const r = await startUnderServiceAccount({ resource: 'deployments', verb: 'patch' });
+    runs.push(r);
+    const out = r.process.output;
+    await eventually('the controller to lead and act', async () => (out().includes('controller started') ? true : undefined), 30_000);
+    await injector.interrupt(r.nodes);
+    await eventually('a forbidden patch in the log', async () => (/forbidden/i.test(out()) && /cannot patch resource \\?"deployments\\?"/.test(out()) ? true : undefined), 60_000);
+    const metrics = await scrape(r.metricsPort);
+    assert.match(metrics, /spot_orchestrator_kube_api_errors_total\{verb="patch",code="403"\} [1-9]/, 'the 403 is counted');
+    const d = await t.apps.readNamespacedDeployment({ name: r.deployment, namespace: r.appNamespace });
+    assert.notEqual(d.metadata?.annotations?.['spot-orchestrator/state'], 'fargate', 'nothing moved without the verb');
+  });
+});
+
+describe('the container image layout', () => {
+  it('runs from dist/src and production dependencies alone, and exits 0 after draining on SIGTERM', async () => {
+    const dockerfile = readFileSync(join(PROJECT_DIR, 'Dockerfile'), 'utf8');
+    assert.match(dockerfile, /^FROM \$\{NODE_IMAGE\} AS deps$/m);
+    assert.match(dockerfile, /^ARG NODE_IMAGE=node:22-bookworm-slim$/m);
+    assert.match(dockerfile, /^USER 65532:65532$/m);
+    const entrypoint = JSON.parse(/^ENTRYPOINT (.*)$/m.exec(dockerfile)![1]!) as string[];
+    const cmd = JSON.parse(/^CMD (.*)$/m.exec(dockerfile)![1]!) as string[];
+    assert.deepEqual([...entrypoint, ...cmd], ['node', 'dist/src/cli.js', 'run']);
+
+    // What the Dockerfile's stages do, without Docker: production dependencies, the build, the layout.
+    const app = tempDir('image');
+    for (const f of ['package.json', 'package-lock.json']) copyFileSync(join(PROJECT_DIR, f), join(app, f));
+    await runOk('npm', ['ci', '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund', '--prefer-offline'], { cwd: app });
+    assert.ok(!existsSync(join(app, 'node_modules/typescript')) && !existsSync(join(app, 'node_modules/tsx')), 'no dev dependency in the image');
+    await runOk(process.execPath, [join(PROJECT_DIR, 'node_modules/typescript/bin/tsc'), '-p', join(PROJECT_DIR, 'tsconfig.build.json'), '--outDir', join(app, 'dist')]);
+    assert.deepEqual(readdirSync(join(app, 'dist')), ['src'], 'the build holds the controller only');
+    assert.ok(!readdirSync(join(app, 'dist/src'), { recursive: true }).some((f) => String(f).endsWith('.test.js')), 'no tests in the build');
+
+    const help = await run('node', [...entrypoint.slice(1), ...cmd, '--help'], { cwd: app, env: { PATH: process.env.PATH, NODE_ENV: 'production' } });
+    assert.equal(help.code, 0, help.stderr);
+    assert.match(help.stdout, /usage: spot-orchestrator/);
+
+    const namespace = await createNamespace(t, 'ship-img');
+    const queueName = uniqueName('imgq');
+    const { queueUrl } = await ensureQueueAndRule(t.ground, queueName);
+    const port = await freePort();
+    const { spawn } = await import('node:child_process');
+    const child = spawn('node', [...entrypoint.slice(1), ...cmd], {
+      cwd: app,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: {
+        PATH: process.env.PATH,
+        NODE_ENV: 'production',
+        KUBECONFIG: t.ground.kubeconfig,
+        MODE: 'namespace',
+        NAMESPACE: namespace,
+        SQS_QUEUE_URL: queueUrl,
+        AWS_REGION: t.ground.region,
+        AWS_ENDPOINT_URL_SQS: t.ground.sqsEndpoint,
+        AWS_ACCESS_KEY_ID: 'testground',
+        AWS_SECRET_ACCESS_KEY: 'testground',
+        METRICS_PORT: String(port),
+        ALERTS_ENABLED: 'false',
+      },
+    });
+    let output = '';
+    child.stdout.on('data', (c: Buffer) => (output += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (output += c.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    try {
+      await eventually('/readyz to answer 200', async () => ((await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200 ? true : undefined), 30_000);
+      assert.match(output, /"msg":"controller started"/, 'JSON logs when stdout is not a terminal');
+      const stoppedAt = Date.now();
+      child.kill('SIGTERM');
+      assert.equal(await exited, 0, output);
+      assert.ok(Date.now() - stoppedAt < 25_000, 'SIGTERM ends a long poll within its wait');
+      assert.match(output, /"signal":"SIGTERM".*draining in-flight work and stopping/);
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+      await removeQueueAndRule(t.ground, queueName, queueUrl).catch(() => undefined);
+      await deleteNamespace(t, namespace);
+    }
+  });
+});
+
+/** The files `run` loads to act: the controller and leader election, and everything they import. */
+function controllerSources(): string[] {
+  const seen = new Set<string>();
+  const visit = (file: string) => {
+    if (seen.has(file)) return;
+    seen.add(file);
+    for (const m of readFileSync(file, 'utf8').matchAll(/from\s+'(\.{1,2}\/[^']+)\.js'/g)) visit(join(file, '..', `${m[1]}.ts`));
+  };
+  visit(join(PROJECT_DIR, 'src/controller/controller.ts'));
+  visit(join(PROJECT_DIR, 'src/kube/leader-election.ts'));
+  return [...seen];
+}
+
+/**
+ * "resource:verb" for every Kubernetes API call in that code (client-node method names: listNode,
+ * patchNamespacedDeployment, ...). A list feeds an informer, which also watches.
+ */
+function kubeCallsOfTheController(): string[] {
+  const verbs: Record<string, string[]> = { list: ['list', 'watch'], read: ['get'], patch: ['patch'], create: ['create'], replace: ['update'], delete: ['delete'] };
+  const calls = new Set<string>();
+  for (const file of controllerSources()) {
+    for (const m of readFileSync(file, 'utf8').matchAll(/\b(?:core|apps|discovery|api)\.(list|read|patch|create|replace|delete)(?:Namespaced)?([A-Z]\w*?)(?:ForAllNamespaces)?\(/g)) {
+      for (const verb of verbs[m[1]!]!) calls.add(`${m[2]!.toLowerCase()}s:${verb}`);
+    }
+  }
+  return [...calls].sort();
+}
+
+/** SQS API calls the controller makes: every *Command from @aws-sdk/client-sqs in the code `run` loads. */
+function sqsCallsOfTheController(): string[] {
+  const calls = new Set<string>();
+  for (const file of controllerSources()) {
+    for (const m of readFileSync(file, 'utf8').matchAll(/import\s+(?:type\s+)?\{([^}]*)\}\s+from\s+'@aws-sdk\/client-sqs'/g)) {
+      for (const name of m[1]!.split(',').map((n) => n.trim())) if (/^[A-Z]\w*Command$/.test(name)) calls.add(name.replace(/Command$/, ''));
+    }
+  }
+  return [...calls].sort();
+}
+
+/** IAM authorizes SQS batch calls with the single call's action. */
+const iamActionsFor = (calls: string[]) => [...new Set(calls.map((c) => `sqs:${c.replace(/Batch$/, '')}`))].sort();
+
+describe('AWS setup', () => {
+  let aws: string;
+  let env: NodeJS.ProcessEnv;
+  const sqs = new SQSClient(awsClientConfig(t.ground));
+  const events = new EventBridgeClient(awsClientConfig(t.ground));
+  before(async () => {
+    aws = await awsCliBinary();
+    env = {
+      ...process.env,
+      AWS_CLI: aws,
+      AWS_ENDPOINT_URL: t.ground.sqsEndpoint,
+      AWS_ACCESS_KEY_ID: 'testground',
+      AWS_SECRET_ACCESS_KEY: 'testground',
+      AWS_REGION: t.ground.region,
+      AWS_DEFAULT_REGION: t.ground.region,
+      AWS_CONFIG_FILE: '/dev/null',
+      AWS_SHARED_CREDENTIALS_FILE: '/dev/null',
+    };
+  });
+  const awsJson = async (args: string[]) => JSON.parse((await runOk(aws, ['--endpoint-url', t.ground.sqsEndpoint, '--output', 'json', ...args], { env })).stdout);
+
+  /** Publishes a spot interruption warning for a made-up instance and waits for it in the queue. */
+  async function eventReaches(queueUrl: string): Promise<void> {
+    const instanceId = newInstanceId();
+    await publishEc2Events(t.ground, [{ detailType: 'EC2 Spot Instance Interruption Warning', instanceId, zone: 'us-east-1a', detail: { 'instance-action': 'terminate' }, time: new Date() }]);
+    await eventually(`the warning for ${instanceId} in ${queueUrl}`, async () => {
+      const out = await sqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1 }));
+      for (const m of out.Messages ?? []) {
+        const parsed = parseMessage(m.Body ?? '');
+        await sqs.send(new DeleteMessageBatchCommand({ QueueUrl: queueUrl, Entries: [{ Id: '0', ReceiptHandle: m.ReceiptHandle! }] }));
+        if (parsed.ok && parsed.event.kind === 'spot_interrupted' && parsed.event.instanceIds.includes(instanceId)) return true;
+        if (parsed.ok && parsed.event.instanceIds.includes(instanceId)) throw new Error(`parsed as ${parsed.event.kind}`);
+      }
+      return undefined;
+    }, 20_000);
+  }
+
+  it('grants exactly the SQS actions the controller calls', () => {
+    const calls = sqsCallsOfTheController();
+    assert.ok(calls.includes('ReceiveMessage'), `found ${calls.join(', ')}`);
+    const script = readFileSync(join(PROJECT_DIR, 'deploy/aws/aws-setup.sh'), 'utf8');
+    const policy = /"Action": (\[[^\]]*\])/.exec(script);
+    assert.deepEqual((JSON.parse(policy![1]!) as string[]).sort(), iamActionsFor(calls), `the controller calls ${calls.join(', ')}`);
+  });
+
+  it('aws-setup.sh creates the queue, DLQ, policy, rule, target and IRSA role; an EC2 event reaches the queue; re-runs; --delete removes it all', async () => {
+    const prefix = uniqueName('setup');
+    const policyFile = join(tempDir('iam'), 'policy.json');
+    const issuer = 'oidc.eks.us-east-1.amazonaws.com/id/TESTGROUND';
+    const setup = () => runOk('bash', [join(PROJECT_DIR, 'deploy/aws/aws-setup.sh'), '--name', prefix, '--oidc-issuer', `https://${issuer}`, '--namespace', 'ops', '--policy-file', policyFile], { env });
+    const first = await setup();
+    const outputs = Object.fromEntries(first.stdout.trim().split('\n').map((l) => l.split(/=(.*)/s).slice(0, 2) as [string, string]));
+    try {
+      assert.equal(outputs.QUEUE_ARN, `arn:aws:sqs:${t.ground.region}:${t.ground.account}:${prefix}-interruptions`);
+      const attrs = (await sqs.send(new GetQueueAttributesCommand({ QueueUrl: outputs.QUEUE_URL, AttributeNames: ['All'] }))).Attributes!;
+      assert.equal(attrs.MessageRetentionPeriod, '300');
+      assert.equal(attrs.VisibilityTimeout, '30');
+      assert.equal(attrs.ReceiveMessageWaitTimeSeconds, '20');
+      const redrive = JSON.parse(attrs.RedrivePolicy!) as { deadLetterTargetArn: string; maxReceiveCount: number | string };
+      assert.equal(redrive.deadLetterTargetArn, outputs.DLQ_ARN);
+      assert.equal(Number(redrive.maxReceiveCount), 5);
+      const queuePolicy = JSON.parse(attrs.Policy!) as { Statement: { Effect: string; Principal: unknown; Action: string; Condition?: Record<string, Record<string, string>> }[] };
+      const allow = queuePolicy.Statement.find((s) => s.Effect === 'Allow')!;
+      assert.deepEqual(allow.Principal, { Service: 'events.amazonaws.com' });
+      assert.equal(allow.Action, 'sqs:SendMessage');
+      assert.equal(allow.Condition?.ArnEquals?.['aws:SourceArn'], outputs.RULE_ARN, 'only our rule may send');
+      const dlq = (await sqs.send(new GetQueueAttributesCommand({ QueueUrl: outputs.DLQ_URL, AttributeNames: ['MessageRetentionPeriod'] }))).Attributes!;
+      assert.ok(Number(dlq.MessageRetentionPeriod) > 300, 'the dead-letter queue keeps messages longer than the queue');
+
+      const rule = await events.send(new DescribeRuleCommand({ Name: `${prefix}-ec2-events` }));
+      assert.equal(rule.Arn, outputs.RULE_ARN);
+      assert.equal(rule.State, 'ENABLED');
+      assert.deepEqual(JSON.parse(rule.EventPattern!), JSON.parse(readFileSync(EVENT_PATTERN_FILE, 'utf8')));
+      const targets = await events.send(new ListTargetsByRuleCommand({ Rule: `${prefix}-ec2-events` }));
+      assert.deepEqual(targets.Targets?.map((x) => x.Arn), [outputs.QUEUE_ARN]);
+
+      const policyDoc = JSON.parse(readFileSync(policyFile, 'utf8')) as { Statement: { Action: string[]; Resource: string }[] };
+      assert.deepEqual(policyDoc.Statement[0]!.Action.sort(), iamActionsFor(sqsCallsOfTheController()));
+      assert.equal(policyDoc.Statement[0]!.Resource, outputs.QUEUE_ARN);
+      const attached = await awsJson(['iam', 'list-attached-role-policies', '--role-name', prefix]);
+      assert.deepEqual(attached.AttachedPolicies.map((p: { PolicyArn: string }) => p.PolicyArn), [outputs.POLICY_ARN]);
+      const role = await awsJson(['iam', 'get-role', '--role-name', prefix]);
+      const trust = typeof role.Role.AssumeRolePolicyDocument === 'string' ? JSON.parse(decodeURIComponent(role.Role.AssumeRolePolicyDocument)) : role.Role.AssumeRolePolicyDocument;
+      assert.equal(trust.Statement[0].Condition.StringEquals[`${issuer}:sub`], 'system:serviceaccount:ops:spot-fargate-orchestrator');
+      assert.equal(outputs.ROLE_ARN, role.Role.Arn);
+
+      await eventReaches(outputs.QUEUE_URL!);
+
+      const again = await setup();
+      assert.equal(again.stdout, first.stdout, 're-running changes nothing it reports');
+      await eventReaches(outputs.QUEUE_URL!);
+    } finally {
+      await runOk('bash', [join(PROJECT_DIR, 'deploy/aws/aws-setup.sh'), '--name', prefix, '--delete'], { env });
+    }
+    await assert.rejects(sqs.send(new GetQueueUrlCommand({ QueueName: `${prefix}-interruptions` })));
+    await assert.rejects(sqs.send(new GetQueueUrlCommand({ QueueName: `${prefix}-interruptions-dlq` })));
+    await assert.rejects(events.send(new DescribeRuleCommand({ Name: `${prefix}-ec2-events` })));
+    assert.notEqual((await run(aws, ['--endpoint-url', t.ground.sqsEndpoint, 'iam', 'get-role', '--role-name', prefix], { env })).code, 0);
+  });
+
+  it('cloudformation.yaml passes cfn-lint, matches the script, and deploys on the local server with an event reaching its queue', async () => {
+    const template = join(PROJECT_DIR, 'deploy/aws/cloudformation.yaml');
+    const { stdout: motoVenv } = await runOk('bash', ['-c', 'source testground/scripts/lib.sh && echo "$MOTO_VENV"']);
+    const venv = motoVenv.trim();
+    const lint = await run(join(venv, 'bin/cfn-lint'), [template]);
+    assert.equal(lint.code, 0, `${lint.stdout}${lint.stderr}`);
+
+    // YAML with CloudFormation's short tags (!Ref, !GetAtt, !Sub ...) as JSON, by PyYAML from moto's venv.
+    const toJson = `import json, sys, yaml
+class L(yaml.SafeLoader): pass
+def tag(loader, suffix, node):
+    name = 'Ref' if suffix == 'Ref' else 'Fn::' + suffix
+    if isinstance(node, yaml.ScalarNode):
+        v = loader.construct_scalar(node)
+        if suffix == 'GetAtt': v = v.split('.', 1)
+    elif isinstance(node, yaml.SequenceNode): v = loader.construct_sequence(node, deep=True)
+    else: v = loader.construct_mapping(node, deep=True)
+    return {name: v}
+L.add_multi_constructor('!', tag)
+print(json.dumps(yaml.load(open(sys.argv[1]), Loader=L)))`;
+    const cfn = JSON.parse((await runOk(join(venv, 'bin/python'), ['-c', toJson, template])).stdout) as {
+      Resources: Record<string, { Type: string; Properties: Record<string, any> }>;
+      Parameters: Record<string, { Default?: unknown }>;
+    };
+    const types = Object.values(cfn.Resources).map((r) => r.Type).sort();
+    assert.deepEqual(types, ['AWS::Events::Rule', 'AWS::IAM::ManagedPolicy', 'AWS::IAM::Role', 'AWS::SQS::Queue', 'AWS::SQS::Queue', 'AWS::SQS::QueuePolicy']);
+    assert.deepEqual(cfn.Resources.InterruptionRule!.Properties.EventPattern, JSON.parse(readFileSync(EVENT_PATTERN_FILE, 'utf8')), 'the same pattern as event-pattern.json');
+    assert.equal(cfn.Parameters.MessageRetentionPeriod!.Default, 300);
+    assert.equal(cfn.Parameters.VisibilityTimeout!.Default, 30);
+    assert.equal(cfn.Parameters.MaxReceiveCount!.Default, 5);
+    assert.deepEqual(cfn.Resources.ControllerPolicy!.Properties.PolicyDocument.Statement[0].Action.sort(), iamActionsFor(sqsCallsOfTheController()));
+
+    const stack = uniqueName('cfn');
+    await runOk(aws, ['--endpoint-url', t.ground.sqsEndpoint, 'cloudformation', 'create-stack', '--stack-name', stack, '--template-body', `file://${template}`, '--capabilities', 'CAPABILITY_NAMED_IAM',
+      '--parameters', `ParameterKey=NamePrefix,ParameterValue=${stack}`, `ParameterKey=OidcProvider,ParameterValue=oidc.eks.us-east-1.amazonaws.com/id/TESTGROUND`], { env });
+    try {
+      const outputs = await eventually('the stack created', async () => {
+        const described = await awsJson(['cloudformation', 'describe-stacks', '--stack-name', stack]);
+        const s = described.Stacks[0];
+        if (/FAILED|ROLLBACK/.test(s.StackStatus)) throw new Error(`stack ${s.StackStatus}: ${s.StackStatusReason}`);
+        return s.StackStatus === 'CREATE_COMPLETE' ? Object.fromEntries(s.Outputs.map((o: { OutputKey: string; OutputValue: string }) => [o.OutputKey, o.OutputValue])) : undefined;
+      }, 60_000, 500);
+      assert.equal(outputs.RoleArn, `arn:aws:iam::${t.ground.account}:role/${stack}`);
+      const { QueueUrl } = await sqs.send(new GetQueueUrlCommand({ QueueName: `${stack}-interruptions` }));
+      const attrs = (await sqs.send(new GetQueueAttributesCommand({ QueueUrl, AttributeNames: ['All'] }))).Attributes!;
+      assert.equal(attrs.MessageRetentionPeriod, '300');
+      assert.equal(Number((JSON.parse(attrs.RedrivePolicy!) as { maxReceiveCount: number }).maxReceiveCount), 5);
+      await eventReaches(QueueUrl!);
+    } finally {
+      await runOk(aws, ['--endpoint-url', t.ground.sqsEndpoint, 'cloudformation', 'delete-stack', '--stack-name', stack], { env });
+      await eventually('the stack deleted', async () => ((await sqs.send(new GetQueueUrlCommand({ QueueName: `${stack}-interruptions` })).then(() => false, () => true)) ? true : undefined), 30_000, 500);
+      // The local server's stack deletion leaves the managed policy behind (AWS deletes it).
+      await run(aws, ['--endpoint-url', t.ground.sqsEndpoint, 'iam', 'delete-policy', '--policy-arn', `arn:aws:iam::${t.ground.account}:policy/${stack}`], { env });
+    }
+  });
+});
+
+describe('examples', () => {
+  it('every config example loads, and config-namespace.toml names every setting but the secret and single-mode ones', async () => {
+    const files = readdirSync(EXAMPLES_DIR).filter((f) => f.endsWith('.toml')).sort();
+    assert.deepEqual(files, ['config-minimal.toml', 'config-namespace.toml', 'config-single.toml']);
+    for (const file of files) {
+      const tomlText = readFileSync(join(EXAMPLES_DIR, file), 'utf8');
+      const config = loadConfig({ env: {}, tomlText, tomlPath: file });
+      assert.equal(config.kubernetes.mode, file === 'config-single.toml' ? 'single' : 'namespace', file);
+    }
+    const { parse } = await import('smol-toml');
+    const full = parse(readFileSync(join(EXAMPLES_DIR, 'config-namespace.toml'), 'utf8')) as Record<string, Record<string, unknown>>;
+    const named = Object.entries(full).flatMap(([s, kv]) => Object.keys(kv).map((k) => `${s}.${k}`));
+    const omitted = ['alerts.slack_webhook_url', 'aws.endpoint_url', 'kubernetes.deployment_name', 'kubernetes.service_name'];
+    assert.deepEqual(named.sort(), configKeys().filter((k) => !omitted.includes(k)).sort());
+  });
+
+  describe('YAML examples applied to the API server', () => {
+    let namespace: string;
+    before(async () => {
+      namespace = await createNamespace(t, 'ship-ex');
+    });
+    after(async () => {
+      await deleteNamespace(t, namespace);
+    });
+
+    for (const file of ['deployment-with-opt-in.yaml', 'per-deployment-config-example.yaml']) {
+      it(`${file} applies (server-side) and every Deployment in it is opted in with valid overrides`, async () => {
+        const path = join(EXAMPLES_DIR, file);
+        const out = await kubectl(t, ['apply', '--server-side', '--field-manager=shipping-test', '-n', namespace, '-f', path]);
+        assert.equal(out.code, 0, `${out.stdout}\n${out.stderr}`);
+        const config = loadConfig({ env: { MODE: 'namespace', NAMESPACE: namespace, SQS_QUEUE_URL: 'http://127.0.0.1:1/q' } });
+        const deployments = ofKind<V1Deployment>(parseManifests(readFileSync(path, 'utf8')), 'Deployment');
+        assert.ok(deployments.length > 0);
+        for (const example of deployments) {
+          const live = await t.apps.readNamespacedDeployment({ name: example.metadata!.name!, namespace });
+          assert.ok(isOptedIn(config, live.metadata?.annotations), `${live.metadata?.name} opted in`);
+          const { invalid } = resolveDeploymentSettings(config, live.metadata?.annotations);
+          assert.deepEqual(invalid, [], `${live.metadata?.name}: every override parses`);
+        }
+      });
+    }
+  });
+});
+
+const SERVICE_MONITOR_CRD = {
+  apiVersion: 'apiextensions.k8s.io/v1',
+  kind: 'CustomResourceDefinition',
+  metadata: { name: 'servicemonitors.monitoring.coreos.com' },
+  spec: {
+    group: 'monitoring.coreos.com',
+    names: { kind: 'ServiceMonitor', listKind: 'ServiceMonitorList', plural: 'servicemonitors', singular: 'servicemonitor' },
+    scope: 'Namespaced',
+    versions: [
+      {
+        name: 'v1',
+        served: true,
+        storage: true,
+        schema: {
+          openAPIV3Schema: {
+            type: 'object',
+            properties: {
+              spec: {
+                type: 'object',
+                required: ['selector', 'endpoints'],
+                properties: {
+                  selector: { type: 'object', properties: { matchLabels: { type: 'object', additionalProperties: { type: 'string' } } } },
+                  namespaceSelector: { type: 'object', properties: { any: { type: 'boolean' }, matchNames: { type: 'array', items: { type: 'string' } } } },
+                  endpoints: {
+                    type: 'array',
+                    items: { type: 'object', properties: { port: { type: 'string' }, path: { type: 'string' }, interval: { type: 'string' }, scrapeTimeout: { type: 'string' } } },
+                  },
+                },
+              },
+            },
+          },
+        },
+      },
+    ],
+  },
+};
