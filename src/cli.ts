@@ -202,7 +202,7 @@ export async function main(argv: string[]): Promise<number> {
   const [command, sub, target] = positionals;
   if (values.help || !command) {
     console.log(USAGE);
-    return command ? 0 : 2;
+    return values.help ? 0 : 2;
   }
   if (command === 'config' && sub === 'check') return (await configCheck(process.env)) ? 0 : 1;
   const config = loadConfigFromEnvironment(process.env);
