@@ -2,12 +2,14 @@
 // simulate interruption, and the specific error of a bad configuration.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { createServer } from 'node:http';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { parseMessage } from '../../src/events/parse.js';
 import { ensureQueueAndRule, removeQueueAndRule } from '../../testground/src/aws.js';
 import { awsClientConfig } from '../../testground/src/ground.js';
+import { InterruptionInjector } from '../../testground/src/injector.js';
 import { appDeployment, createNamespace, deleteNamespace, eventually, testGround, uniqueName } from '../support/ground.js';
 
 const t = testGround();
@@ -78,7 +80,8 @@ describe('spot-orchestrator CLI', () => {
   });
 
   it('simulate interruption --node publishes the EventBridge format to the queue', async () => {
-    const node = (await t.core.listNode()).items.find((n) => n.metadata?.labels?.['eks.amazonaws.com/capacityType'] === 'SPOT')!;
+    const [name] = await new InterruptionInjector(t.ground, t).addSpotNodes(1, { name: uniqueName('cli') });
+    const node = await t.core.readNode({ name: name! });
     const { stdout } = await cli('simulate', 'interruption', '--node', node.metadata!.name!);
     assert.match(stdout, /sent interruption for i-[0-9a-f]+/);
     const sqs = new SQSClient(awsClientConfig(t.ground));
@@ -88,5 +91,44 @@ describe('spot-orchestrator CLI', () => {
     });
     const parsed = parseMessage(body);
     assert.ok(parsed.ok && parsed.event.kind === 'spot_interrupted');
+    await t.core.deleteNode({ name: name! });
+  });
+
+  it('simulate rebalance --instance publishes a rebalance recommendation', async () => {
+    const { stdout } = await cli('simulate', 'rebalance', '--instance', 'i-0123456789abcdef0');
+    assert.match(stdout, /sent rebalance for i-0123456789abcdef0/);
+    const sqs = new SQSClient(awsClientConfig(t.ground));
+    const body = await eventually('the rebalance message', async () => {
+      const out = await sqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1 }));
+      return out.Messages?.map((m) => m.Body!).find((b) => b.includes('i-0123456789abcdef0'));
+    });
+    const parsed = parseMessage(body);
+    assert.ok(parsed.ok && parsed.event.kind === 'rebalance_recommendation');
+  });
+
+  it('alerts test sends one sample of each alert to the webhook, never printing its URL', async () => {
+    const received: { text?: string; blocks?: unknown[] }[] = [];
+    const server = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString()));
+      req.on('end', () => {
+        received.push(JSON.parse(body));
+        res.writeHead(200).end('ok');
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const { port } = server.address() as { port: number };
+    const secret = 'T000/B000/s3cr3tW3bh00kT0k3n';
+    try {
+      const saved = env;
+      env = { ...env, SLACK_WEBHOOK_URL: `http://127.0.0.1:${port}/services/${secret}`, ALERTS_ENABLED: 'true' };
+      const { stdout, stderr } = await cli('alerts', 'test');
+      env = saved;
+      assert.equal(received.length, 9, 'one message per alert kind');
+      for (const message of received) assert.ok(message.text && Array.isArray(message.blocks) && message.blocks.length > 0);
+      assert.ok(!stdout.includes(secret) && !stderr.includes(secret), 'the webhook URL never appears in the output');
+    } finally {
+      server.close();
+    }
   });
 });
