@@ -13,7 +13,7 @@ export interface ResilientInformerOptions {
 
 export interface ResilientInformer<T extends KubernetesObject> {
   cache: Cache<T>;
-  /** Resolves once the first list has been loaded into the cache. */
+  /** Resolves once the first list has been loaded into the cache (retrying while it fails), or on stop(). */
   start(): Promise<void>;
   stop(): Promise<void>;
   /** True after the first successful list. */
@@ -26,7 +26,26 @@ export function resilientInformer<T extends KubernetesObject>(
   list: ListPromise<T>,
   options: ResilientInformerOptions = {},
 ): ResilientInformer<T> {
-  const cache = makeInformer<T>(kc, path, list, options.labelSelector);
+  // A failed list does not make cache.start() reject: the informer emits 'error' (and is retried
+  // below) while start() resolves with an empty cache. Synced must mean "holds a list", so the
+  // first successful list is awaited. It resolves on the next macrotask, once the informer has
+  // put the listed items into the cache.
+  let listed = false;
+  let firstList!: () => void;
+  const firstListDone = new Promise<void>((resolve) => (firstList = resolve));
+  const cache = makeInformer<T>(
+    kc,
+    path,
+    async () => {
+      const result = await list();
+      if (!listed) {
+        listed = true;
+        setImmediate(firstList);
+      }
+      return result;
+    },
+    options.labelSelector,
+  );
   const delay = options.delay ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref()));
   let stopped = false;
   let synced = false;
@@ -57,10 +76,12 @@ export function resilientInformer<T extends KubernetesObject>(
     async start() {
       stopped = false;
       await cache.start();
-      synced = true;
+      await firstListDone;
+      synced = listed;
     },
     async stop() {
       stopped = true;
+      firstList(); // a start() still waiting for its first list gives up
       await cache.stop();
     },
   };
