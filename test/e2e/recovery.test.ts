@@ -161,9 +161,9 @@ function assertNeverBelowDesired(sampler: ReadinessSampler, names: string[]): vo
 describe('recovery from Fargate to spot', () => {
   describe('cooldown, spot capacity that fits, exact round trip, availability', () => {
     let s: Scenario;
-    const GLOBAL_COOLDOWN_MS = 20_000;
+    const GLOBAL_COOLDOWN_MS = 45_000;
     before(async () => {
-      s = await setUp('rec', { RECOVERY_COOLDOWN: '20s' });
+      s = await setUp('rec', { RECOVERY_COOLDOWN: '45s' });
     });
     after(() => tearDown(s));
 
@@ -214,7 +214,7 @@ describe('recovery from Fargate to spot', () => {
       // The CLI's dry run, from one listing of the cluster (it takes a few seconds to start).
       const dryRun = promisify(execFile)(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'recover', '--dry-run'], {
         cwd: new URL('../..', import.meta.url).pathname,
-        env: { ...process.env, KUBECONFIG: t.ground.kubeconfig, MODE: 'namespace', NAMESPACE: s.namespace, SQS_QUEUE_URL: s.c.queueUrl, RECOVERY_COOLDOWN: '20s', LOG_LEVEL: 'silent' },
+        env: { ...process.env, KUBECONFIG: t.ground.kubeconfig, MODE: 'namespace', NAMESPACE: s.namespace, SQS_QUEUE_URL: s.c.queueUrl, RECOVERY_COOLDOWN: '45s', LOG_LEVEL: 'silent' },
       });
       // fast's 1 s cooldown is over, but no healthy spot node fits it (its pool is cordoned; other
       // tests' spot nodes elsewhere in the cluster do not count): nothing moves.
@@ -232,10 +232,10 @@ describe('recovery from Fargate to spot', () => {
       // The dry run says the same.
       const { stdout } = await dryRun;
       assert.match(stdout, new RegExp(`${fast}: wait +not now \\((no_matching_spot_node|no_spot_capacity)\\)`));
-      assert.match(stdout, new RegExp(`${slow}: wait +not now \\(cooldown\\): cooldown 20s \\(recovery\\.cooldown\\)`));
+      assert.match(stdout, new RegExp(`${slow}: wait +not now \\(cooldown\\): cooldown 45s \\(recovery\\.cooldown\\)`));
       assert.match(stdout, /0 would recover now/);
 
-      // Fresh spot nodes join p's pool: fast (1 s cooldown) comes back at once, slow only after 20 s.
+      // Fresh spot nodes join p's pool: fast (1 s cooldown) comes back at once, slow only after 45 s.
       const freshP = await freshNodes(s, p.pool, 2);
       const backOnSpot = await settledOn(s, fast, 'spot', 30_000);
       const slowNow = await read(s, slow);
@@ -246,7 +246,7 @@ describe('recovery from Fargate to spot', () => {
       }
       const fastStart = s.recorder.recoveryStarts(fast)[0]!;
       assert.ok(fastStart.at < Date.parse(fastStart.migratedAt!) + GLOBAL_COOLDOWN_MS, 'the per-Deployment cooldown overrides the global one');
-      await settledOn(s, slow, 'spot', 30_000);
+      await settledOn(s, slow, 'spot', 60_000);
       const slowStart = s.recorder.recoveryStarts(slow)[0]!;
       assert.ok(slowStart.at >= slowMigratedAt + GLOBAL_COOLDOWN_MS, `slow started ${slowStart.at - slowMigratedAt} ms after migrated-at`);
       assert.equal(s.recorder.recoveryStarts(stuck).length, 0, 'stuck has still no spot node it can use');
