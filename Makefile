@@ -62,3 +62,10 @@ DEMO_TIME_SCALE ?= 1
 demo: node_modules
 	TESTGROUND_TIME_SCALE=$(DEMO_TIME_SCALE) bash testground/scripts/cluster-up.sh
 	node --import tsx demo/demo.ts
+
+# Benchmarks (not tests): every strategy against the same spot interruption, on a ground of their
+# own at BENCH_TIME_SCALE (default 0.25), or on the running one with BENCH_REUSE_GROUND=1. Writes
+# bench/results/<date>.md, .json and PNG plots. Settings: BENCH_N, BENCH_K, ... (see bench/scripts/bench.sh).
+.PHONY: bench
+bench: node_modules
+	bash bench/scripts/bench.sh

@@ -1,0 +1,185 @@
+// The real controller, `spot-orchestrator run`, in a process of its own so that its CPU time and
+// peak memory can be read from /proc/<pid>/stat (utime + stime) and /proc/<pid>/status (VmHWM).
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, existsSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { ensureQueueAndRule, removeQueueAndRule } from '../../testground/src/aws.js';
+import { type Bench, shortId, sleep } from './context.js';
+
+export const PROJECT_DIR = new URL('../..', import.meta.url).pathname;
+export const BUILD_DIR = join(PROJECT_DIR, 'bench/results/tmp/build');
+
+let clockTicks: number | undefined;
+function ticksPerSecond(): number {
+  if (clockTicks === undefined) {
+    try {
+      clockTicks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+    } catch {
+      clockTicks = 100;
+    }
+  }
+  return clockTicks;
+}
+
+export interface ProcSample {
+  cpuSeconds: number;
+  rssMiB: number;
+  peakRssMiB: number;
+}
+
+/** CPU seconds (user + system) and resident memory, current and peak, of a live process. */
+export function sampleProc(pid: number): ProcSample {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command name (which may hold spaces) start at field 3.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const utime = Number(fields[11]);
+  const stime = Number(fields[12]);
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kib = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
+  return { cpuSeconds: (utime + stime) / ticksPerSecond(), rssMiB: kib('VmRSS') / 1024, peakRssMiB: kib('VmHWM') / 1024 };
+}
+
+/**
+ * Compiles src/ with tsconfig.build.json into bench/results/tmp/build, as the image does, so the
+ * measured process is `node dist/src/cli.js run` without a TypeScript loader in it. Returns the
+ * entry point, or undefined when the build fails (the caller falls back to tsx and says so).
+ */
+export function buildController(say: (line: string) => void): string | undefined {
+  const entry = join(BUILD_DIR, 'src/cli.js');
+  try {
+    execFileSync(process.execPath, [join(PROJECT_DIR, 'node_modules/typescript/bin/tsc'), '-p', join(PROJECT_DIR, 'tsconfig.build.json'), '--outDir', BUILD_DIR], {
+      cwd: PROJECT_DIR,
+      stdio: 'pipe',
+      encoding: 'utf8',
+    });
+    return existsSync(entry) ? entry : undefined;
+  } catch (err) {
+    const out = (err as { stdout?: string }).stdout ?? String(err);
+    say(`the tsc build of src/ failed; the controller will run through tsx instead:\n${out.split('\n').slice(0, 10).join('\n')}`);
+    return undefined;
+  }
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export interface RunningController {
+  pid: number;
+  queueUrl: string;
+  logFile: string;
+  /** CPU seconds when the warning went out (set by the caller). */
+  cpuAtWarning?: number;
+  /** phase1Seconds of every "phase 1 done" line the controller logged. */
+  phase1Logged: number[];
+  sample(): ProcSample;
+  stop(): Promise<{ exitCode: number | null }>;
+}
+
+/**
+ * The controller as users run it: its default timers (rollout timeout 120 s, verification delay 5 s,
+ * health checks 2 s apart) whatever the ground's time scale, namespace mode, JSON logs at info.
+ * Recovery to spot and Slack are off: neither is part of the scenario.
+ */
+export function controllerEnv(b: Bench, namespace: string, queueUrl: string, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    PATH: process.env.PATH ?? '/usr/bin:/bin',
+    HOME: process.env.HOME ?? '/tmp',
+    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+    KUBECONFIG: b.ground.kubeconfig,
+    AWS_REGION: b.ground.region,
+    AWS_ENDPOINT_URL_SQS: b.ground.sqsEndpoint,
+    AWS_ACCESS_KEY_ID: 'testground',
+    AWS_SECRET_ACCESS_KEY: 'testground',
+    MODE: 'namespace',
+    NAMESPACE: namespace,
+    SQS_QUEUE_URL: queueUrl,
+    LOG_FORMAT: 'json',
+    LOG_LEVEL: 'info',
+    ALERTS_ENABLED: 'false',
+    RECOVERY_ENABLED: 'false',
+    MAX_CONCURRENT_PATCHES: String(b.options.patchConcurrency),
+    ...extra,
+  };
+}
+
+export async function startController(b: Bench, namespace: string, section: string, entry: string | undefined): Promise<RunningController> {
+  const queueName = `bench-${shortId()}`;
+  const { queueUrl } = await ensureQueueAndRule(b.ground, queueName);
+  const metricsPort = await freePort();
+  const logFile = join(b.workDir, `controller-${namespace}.log`);
+  const log = createWriteStream(logFile);
+  const args = entry ? [entry, 'run'] : ['--import', 'tsx', join(PROJECT_DIR, 'src/cli.ts'), 'run'];
+  const child: ChildProcess = spawn(process.execPath, args, {
+    cwd: PROJECT_DIR,
+    env: controllerEnv(b, namespace, queueUrl, { METRICS_PORT: String(metricsPort) }),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const phase1Logged: number[] = [];
+  let started = false;
+  let pending = '';
+  const onData = (chunk: Buffer) => {
+    log.write(chunk);
+    pending += chunk.toString();
+    let nl: number;
+    while ((nl = pending.indexOf('\n')) >= 0) {
+      const line = pending.slice(0, nl);
+      pending = pending.slice(nl + 1);
+      if (line.includes('"controller started"')) started = true;
+      if (line.includes('phase 1 done')) {
+        try {
+          const seconds = (JSON.parse(line) as { phase1Seconds?: number }).phase1Seconds;
+          if (typeof seconds === 'number') phase1Logged.push(seconds);
+        } catch {
+          // not JSON: ignore
+        }
+      }
+    }
+  };
+  child.stdout!.on('data', onData);
+  child.stderr!.on('data', onData);
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  let exitCode: number | null | undefined;
+  void exited.then((c) => (exitCode = c));
+  const deadline = Date.now() + 60_000;
+  while (!started) {
+    const failure = exitCode !== undefined ? `the controller exited (${exitCode}) before starting` : Date.now() > deadline ? 'the controller did not start in 60 s' : undefined;
+    if (failure) {
+      child.kill('SIGKILL');
+      log.end();
+      await removeQueueAndRule(b.ground, queueName, queueUrl).catch(() => undefined);
+      throw new Error(`${failure}; see ${logFile}`);
+    }
+    await sleep(100);
+  }
+  const pid = child.pid!;
+  b.live.pids.add(pid);
+  b.say(section, `controller running (pid ${pid}, ${entry ? 'tsc build' : 'tsx'}), queue ${queueName}`);
+  return {
+    pid,
+    queueUrl,
+    logFile,
+    phase1Logged,
+    sample: () => sampleProc(pid),
+    async stop() {
+      if (exitCode === undefined) {
+        child.kill('SIGTERM');
+        const killer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+        await exited;
+        clearTimeout(killer);
+      }
+      log.end();
+      b.live.pids.delete(pid);
+      await removeQueueAndRule(b.ground, queueName, queueUrl).catch((err: unknown) => b.say(section, `removing queue ${queueName}: ${String(err)}`));
+      return { exitCode: exitCode ?? null };
+    },
+  };
+}

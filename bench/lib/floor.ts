@@ -1,0 +1,91 @@
+// The floor for phase 1: a minimal client that issues the same patches as the controller
+// (planMigration's ops, resourceVersion test included), to the same number of Deployments, with the
+// same bounded concurrency, as fast as the API server takes them. The Deployments are paused, so a
+// patch starts no rollout: what is left is the API server's cost of the patches alone.
+import { JSON_PATCH } from '../../src/kube/api.js';
+import { planMigration } from '../../src/migration/plan.js';
+import type { V1Deployment } from '@kubernetes/client-node';
+import { type Bench, mapLimit, retrying, sleep } from './context.js';
+import { replicasOf } from './options.js';
+import { setUp, tearDown } from './scenario.js';
+import { percentile, round } from './stats.js';
+
+export interface FloorResult {
+  deployments: number;
+  concurrency: number;
+  seconds: number;
+  patchesPerSecond: number;
+  latencyP50Ms: number;
+  latencyP95Ms: number;
+  errors: number;
+  /** Patches refused by the resourceVersion test and redone after a fresh read. */
+  conflicts: number;
+}
+
+export async function runFloor(b: Bench, count: number): Promise<FloorResult> {
+  const section = 'floor';
+  const scenario = await setUp(
+    b,
+    { tag: 'floor', deployments: count, nodes: 0, replicas: (i) => replicasOf(b.options, i), service: () => false, paused: true },
+    section,
+  );
+  try {
+    // What the controller's cache would hold: one LIST, before the clock starts, once the deployment
+    // controller has written its status (a later status write would fail the resourceVersion test).
+    const ready = Date.now() + 60_000;
+    while ([...scenario.tracker.states.values()].some((d) => d.observedGeneration < d.generation) && Date.now() < ready) await sleep(200);
+    const list = await retrying(() => b.apps.listNamespacedDeployment({ namespace: scenario.namespace }));
+    const latencies: number[] = [];
+    let errors = 0;
+    let conflicts = 0;
+    const concurrency = b.options.patchConcurrency;
+    const plan = (d: V1Deployment) =>
+      planMigration(d, {
+        computeLabelKey: 'compute-type',
+        spotLabel: 'spot',
+        fargateLabel: 'fargate',
+        allowFargate: true,
+        now: new Date(),
+        reason: 'spot-interruption',
+        eventId: 'bench-floor',
+        instanceIds: ['i-0123456789abcdef0'],
+      });
+    b.say(section, `patching ${list.items.length} paused Deployments, ${concurrency} at a time`);
+    const started = performance.now();
+    await mapLimit(list.items, concurrency, async (cached) => {
+      let d = cached;
+      // As the controller does: a refused resourceVersion test means read again and recompute.
+      for (let attempt = 0; attempt < 4; attempt++) {
+        const p = plan(d);
+        if (p.action !== 'patch') break;
+        const t = performance.now();
+        try {
+          await b.apps.patchNamespacedDeployment({ name: d.metadata!.name!, namespace: scenario.namespace, body: p.ops }, JSON_PATCH);
+          latencies.push(performance.now() - t);
+          return;
+        } catch (err) {
+          const code = (err as { code?: number }).code;
+          if (code !== 409 && code !== 422) break;
+          conflicts++;
+          d = await b.apps.readNamespacedDeployment({ name: d.metadata!.name!, namespace: scenario.namespace });
+        }
+      }
+      errors++;
+    });
+    const seconds = (performance.now() - started) / 1000;
+    const result: FloorResult = {
+      deployments: list.items.length,
+      concurrency,
+      seconds: round(seconds, 3),
+      patchesPerSecond: round(latencies.length / seconds, 1),
+      latencyP50Ms: round(percentile(latencies, 50), 1),
+      latencyP95Ms: round(percentile(latencies, 95), 1),
+      errors,
+      conflicts,
+    };
+    b.say(section, `floor: ${result.deployments} patches in ${result.seconds} s (${result.patchesPerSecond}/s), ${errors} errors`);
+    return result;
+  } finally {
+    await tearDown(b, scenario, section);
+  }
+}

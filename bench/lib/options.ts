@@ -1,0 +1,138 @@
+// Benchmark settings: command-line flags, each with a BENCH_* environment variable behind it
+// (flags win). The ground's time scale is not one of them: it is fixed when the ground starts
+// (TESTGROUND_TIME_SCALE at cluster-up) and read from ground.json.
+import { parseArgs } from 'node:util';
+
+export const STRATEGIES = ['controller', 'sequential', 'drain', 'none'] as const;
+export type StrategyName = (typeof STRATEGIES)[number];
+
+export interface BenchOptions {
+  /** Deployments in the main scenario. */
+  n: number;
+  /** Spot nodes interrupted at once. */
+  k: number;
+  /** Spot nodes in each strategy's fresh pool. */
+  nodes: number;
+  replicasMin: number;
+  replicasMax: number;
+  /** Share of Deployments with a Service (and a PodDisruptionBudget, maxUnavailable 1). */
+  serviceShare: number;
+  strategies: StrategyName[];
+  floor: boolean;
+  /** Single events for the detection latency; 0 skips it. */
+  detection: number;
+  /** N values of the scaling series (1 replica each); empty skips it. */
+  scaling: number[];
+  /** Observation continues this long after the deadline, in simulated seconds (scaled). */
+  tailSeconds: number;
+  /** Bounded concurrency of the controller's patches (MAX_CONCURRENT_PATCHES) and of the floor. */
+  patchConcurrency: number;
+  /** How the controller runs: the tsc build (as shipped) or through tsx. */
+  controllerRuntime: 'build' | 'tsx';
+  outDir: string;
+  plots: boolean;
+  /** Where to write the README fragment; '' for nowhere. */
+  readmeFragment: string;
+  /** The command line to print in the report (make passes its own). */
+  command: string;
+}
+
+const FLAGS = {
+  n: { env: 'BENCH_N', default: '1000' },
+  k: { env: 'BENCH_K', default: '10' },
+  nodes: { env: 'BENCH_NODES', default: '20' },
+  replicas: { env: 'BENCH_REPLICAS', default: '1-5' },
+  'service-share': { env: 'BENCH_SERVICE_SHARE', default: '0.25' },
+  strategies: { env: 'BENCH_STRATEGIES', default: STRATEGIES.join(',') },
+  floor: { env: 'BENCH_FLOOR', default: '1' },
+  detection: { env: 'BENCH_DETECTION', default: '20' },
+  scaling: { env: 'BENCH_SCALING', default: '10,100,1000,5000' },
+  tail: { env: 'BENCH_TAIL', default: '60' },
+  'patch-concurrency': { env: 'BENCH_PATCH_CONCURRENCY', default: '50' },
+  controller: { env: 'BENCH_CONTROLLER', default: 'build' },
+  out: { env: 'BENCH_OUT', default: 'bench/results' },
+  plots: { env: 'BENCH_PLOTS', default: '1' },
+  'readme-fragment': { env: 'BENCH_README_FRAGMENT', default: '' },
+  command: { env: 'BENCH_COMMAND', default: '' },
+} as const;
+
+type Flag = keyof typeof FLAGS;
+
+export const USAGE = `usage: node --import tsx bench/run.ts [--flag value]...
+${Object.entries(FLAGS)
+  .map(([flag, f]) => `  --${flag.padEnd(18)} ${f.env.padEnd(24)} default ${f.default === '' ? '(none)' : f.default}`)
+  .join('\n')}
+Flags win over the environment variables. The ground's time scale comes from its ground.json.`;
+
+function positiveInt(name: string, text: string, min = 1): number {
+  const v = Number(text);
+  if (!Number.isInteger(v) || v < min) throw new Error(`--${name} must be an integer >= ${min}, got "${text}"`);
+  return v;
+}
+
+function bool(name: string, text: string): boolean {
+  if (['1', 'true', 'yes', 'on'].includes(text)) return true;
+  if (['0', 'false', 'no', 'off', ''].includes(text)) return false;
+  throw new Error(`--${name} must be 1 or 0, got "${text}"`);
+}
+
+export function parseOptions(argv: string[], env: Record<string, string | undefined> = process.env): BenchOptions {
+  const { values } = parseArgs({
+    args: argv,
+    options: Object.fromEntries(Object.keys(FLAGS).map((k) => [k, { type: 'string' as const }])),
+    strict: true,
+    allowPositionals: false,
+  });
+  const get = (flag: Flag): string => (values[flag] as string | undefined) ?? env[FLAGS[flag].env] ?? FLAGS[flag].default;
+
+  const [minText, maxText = minText] = get('replicas').split('-');
+  const replicasMin = positiveInt('replicas', minText ?? '');
+  const replicasMax = positiveInt('replicas', maxText ?? '');
+  if (replicasMax < replicasMin) throw new Error(`--replicas: ${replicasMax} < ${replicasMin}`);
+  const strategies = get('strategies')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  for (const s of strategies) if (!(STRATEGIES as readonly string[]).includes(s)) throw new Error(`--strategies: unknown strategy "${s}" (${STRATEGIES.join(', ')})`);
+  const share = Number(get('service-share'));
+  if (!(share >= 0 && share <= 1)) throw new Error(`--service-share must be between 0 and 1, got "${get('service-share')}"`);
+  const runtime = get('controller');
+  if (runtime !== 'build' && runtime !== 'tsx') throw new Error(`--controller must be build or tsx, got "${runtime}"`);
+  const n = positiveInt('n', get('n'));
+  const nodes = positiveInt('nodes', get('nodes'));
+  const k = positiveInt('k', get('k'));
+  if (k > nodes) throw new Error(`--k (${k}) cannot exceed --nodes (${nodes})`);
+  const tail = Number(get('tail'));
+  if (!(tail >= 0)) throw new Error(`--tail must be >= 0 seconds, got "${get('tail')}"`);
+  const scalingText = get('scaling').trim();
+  return {
+    n,
+    k,
+    nodes,
+    replicasMin,
+    replicasMax,
+    serviceShare: share,
+    strategies: strategies as StrategyName[],
+    floor: bool('floor', get('floor')),
+    detection: positiveInt('detection', get('detection'), 0),
+    scaling: scalingText === '' ? [] : scalingText.split(',').map((s) => positiveInt('scaling', s.trim())),
+    tailSeconds: tail,
+    patchConcurrency: positiveInt('patch-concurrency', get('patch-concurrency')),
+    controllerRuntime: runtime,
+    outDir: get('out'),
+    plots: bool('plots', get('plots')),
+    readmeFragment: get('readme-fragment'),
+    command: get('command'),
+  };
+}
+
+/** Replica count of the i-th Deployment: min..max in turn, so the mix is the same in every run. */
+export function replicasOf(o: Pick<BenchOptions, 'replicasMin' | 'replicasMax'>, i: number): number {
+  return o.replicasMin + (i % (o.replicasMax - o.replicasMin + 1));
+}
+
+/** Whether the i-th Deployment gets a Service and a PodDisruptionBudget. */
+export function hasService(o: Pick<BenchOptions, 'serviceShare'>, i: number): boolean {
+  if (o.serviceShare <= 0) return false;
+  return Math.floor((i + 1) * o.serviceShare) > Math.floor(i * o.serviceShare);
+}

@@ -1,0 +1,239 @@
+// The results file (Markdown: tables, definitions, the exact command and environment) and the
+// short fragment for the README.
+import type { BenchOptions } from './options.js';
+import type { Environment } from './environment.js';
+import type { DetectionResult } from './detection.js';
+import type { FloorResult } from './floor.js';
+import type { StrategyResult } from './run-strategy.js';
+import type { ScalingPoint } from './scaling.js';
+
+export interface BenchResults {
+  stamp: string;
+  command: string;
+  options: BenchOptions;
+  environment: Environment;
+  strategies: StrategyResult[];
+  floor?: FloorResult;
+  detection?: DetectionResult;
+  scaling: ScalingPoint[];
+  plots: string[];
+  errors: string[];
+  durationSeconds: number;
+}
+
+const dash = '—';
+const s = (v: number | null | undefined, digits = 1) => (v === null || v === undefined || !Number.isFinite(v) ? dash : `${v.toFixed(digits)} s`);
+const n1 = (v: number | null | undefined, digits = 1) => (v === null || v === undefined || !Number.isFinite(v) ? dash : v.toFixed(digits));
+
+export function phase1Ratio(r: StrategyResult, floor?: FloorResult): number | null {
+  if (!floor || r.phase1Seconds === null || r.patched < r.affected || floor.seconds <= 0) return null;
+  return r.phase1Seconds / floor.seconds;
+}
+
+function phase1Cell(r: StrategyResult): string {
+  if (r.phase1Seconds !== null) {
+    const within = r.phase1FollowedSeconds ?? r.observedSeconds;
+    return r.patched < r.affected ? `not done: ${r.patched}/${r.affected} patched in ${within.toFixed(0)} s` : s(r.phase1Seconds, 2);
+  }
+  if (r.lastEvictionSeconds !== null) return `(last eviction ${s(r.lastEvictionSeconds)})`;
+  return dash;
+}
+
+function availableCell(r: StrategyResult): string {
+  if (r.allAvailableSeconds !== null) return s(r.allAvailableSeconds);
+  return `not within ${r.observedSeconds.toFixed(0)} s (${r.availableByEnd}/${r.affected})`;
+}
+
+function rolloutCell(r: StrategyResult): string {
+  if (r.strategy !== 'controller' && r.strategy !== 'sequential') return 'n/a (no rollout)';
+  if (r.rolloutsCompleteSeconds !== null) return s(r.rolloutsCompleteSeconds);
+  return `not within ${r.observedSeconds.toFixed(0)} s (${r.rolloutsCompleted}/${r.affected})`;
+}
+
+export function mainTable(results: BenchResults): string {
+  const { strategies, floor } = results;
+  const lines = [
+    '| strategy | affected Deployments | fully available on surviving capacity before the deadline | replica-seconds below desired: readyReplicas (wall / simulated) | same, from pods\' Ready condition (wall) | Deployments that hit 0 ready | phase 1: warning → last patch | phase 1 ÷ floor | all affected available on surviving capacity | all rollouts complete | controller CPU s (event / process) | controller peak RSS |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+  ];
+  for (const r of strategies) {
+    const ratio = phase1Ratio(r, floor);
+    lines.push(
+      `| ${r.strategy} | ${r.affected} of ${r.deployments} | ${r.availableBeforeDeadlinePct.toFixed(1)} % (${r.availableBeforeDeadline}) | ${n1(r.replicaSecondsBelowDesired)} / ${n1(r.replicaSecondsBelowDesiredSimulated, 0)} | ${n1(r.replicaSecondsBelowDesiredFromPods)} | ${r.hitZero} | ${phase1Cell(r)} | ${ratio === null ? dash : `${ratio.toFixed(1)}×`} | ${availableCell(r)} | ${rolloutCell(r)} | ${r.controller ? `${r.controller.cpuSeconds.toFixed(1)} / ${r.controller.cpuSecondsTotal.toFixed(1)}` : dash} | ${r.controller ? `${r.controller.peakRssMiB.toFixed(0)} MiB` : dash} |`,
+    );
+  }
+  return lines.join('\n');
+}
+
+function environmentTable(e: Environment, o: BenchOptions): string {
+  const rows: [string, string][] = [
+    ['date', e.date],
+    ['machine', `${e.cores} cores (${e.cpuModel}), ${e.memoryGiB} GiB memory, Linux ${e.kernel}`],
+    ['load average at start (1, 5, 15 min)', e.loadAverageAtStart.join(', ')],
+    ['Node.js', e.node],
+    ['Kubernetes (API server, controller-manager, scheduler; kubectl)', `${e.kubernetesServer}; kubectl ${e.kubectl}`],
+    ['etcd / KWOK / moto', `${e.etcd} / ${e.kwok} / ${e.moto}`],
+    ['ground time scale', `${e.timeScale} (fixed at cluster-up, read from ground.json)`],
+    ['Fargate start (simulated 45 s)', `${(e.fargateDelayMs / 1000).toFixed(2)} s wall clock (${e.fargateDelaySource})`],
+    ['warning window (simulated 120 s)', `${(e.windowMs / 1000).toFixed(2)} s wall clock`],
+    ['observation', `warning → deadline + ${o.tailSeconds} simulated s`],
+    ['N Deployments / replicas / Services+PDBs', `${o.n} / ${o.replicasMin}-${o.replicasMax} in turn / ${Math.round(o.serviceShare * 100)} % of Deployments`],
+    ['spot pool per strategy / K interrupted', `${o.nodes} fresh KWOK nodes (250 pods each) / the first ${o.k}`],
+    ['patch concurrency (controller MAX_CONCURRENT_PATCHES, floor)', String(o.patchConcurrency)],
+    ['project commit', `${e.gitCommit}${e.gitDirty ? ' (with uncommitted changes)' : ''}`],
+  ];
+  return ['| | |', '|---|---|', ...rows.map(([k, v]) => `| ${k} | ${v} |`)].join('\n');
+}
+
+export function renderResults(r: BenchResults): string {
+  const e = r.environment;
+  const o = r.options;
+  const out: string[] = [];
+  out.push(`# Benchmark ${r.stamp}: spot interruption of ${o.k} of ${o.nodes} nodes, ${o.n} Deployments, time scale ${e.timeScale}`);
+  out.push('');
+  out.push('Command:');
+  out.push('');
+  out.push('```sh');
+  out.push(r.command);
+  out.push('```');
+  out.push('');
+  out.push(`Took ${(r.durationSeconds / 60).toFixed(1)} min. Raw data: \`${r.stamp}.json\`.`);
+  out.push('');
+  out.push('## Environment');
+  out.push('');
+  out.push(environmentTable(e, o));
+  out.push('');
+  if (r.strategies.length > 0) {
+    out.push('## One interruption, per strategy');
+    out.push('');
+    out.push(mainTable(r));
+    out.push('');
+    out.push('Each strategy ran on a fresh namespace and a fresh pool of spot nodes, one after the other, against the same ground.');
+    out.push('All times are wall clock, from the moment the warning was sent (EventBridge PutEvents), on this ground at time scale');
+    out.push(`${e.timeScale}: the Fargate start took ${(e.fargateDelayMs / 1000).toFixed(2)} s and the window ${(e.windowMs / 1000).toFixed(2)} s.`);
+    out.push('');
+    out.push('| strategy | what it does | setup | notes |');
+    out.push('|---|---|---:|---|');
+    for (const x of r.strategies) {
+      const notes = [...x.notes];
+      if (x.controller) notes.push(`controller run from the ${x.controller.runtime === 'build' ? 'tsc build (node dist/src/cli.js run)' : 'TypeScript sources through tsx'}; its own phase 1 per message: max ${x.controller.phase1Logged.length ? Math.max(...x.controller.phase1Logged).toFixed(2) : dash} s over ${x.controller.phase1Logged.length} messages`);
+      if (x.strategy === 'drain') notes.push(`${x.evictedBeforeDeadline} pods on the warned nodes evicted before the deadline (${x.doomedPods} were there at the warning; replacements can land on a node before its drain cordons it)`);
+      if (x.watchRestarts > 0) notes.push(`${x.watchRestarts} watch restarts (resumed from the last resourceVersion)`);
+      if (x.loadAverage) notes.push(`load average ${x.loadAverage.atWarning} at the warning, ${x.loadAverage.atEnd} at the end`);
+      out.push(`| ${x.strategy} | ${x.describe} | ${x.setupSeconds} s | ${notes.join('; ') || dash} |`);
+    }
+    out.push('');
+    out.push('Definitions:');
+    out.push('- **affected**: Deployments with at least one pod on a warned node when the warning went out.');
+    out.push('- **fully available on surviving capacity before the deadline**: affected Deployments that, at some moment before the');
+    out.push('  instances died, had `spec.replicas` pods Ready, not terminating, on nodes that were not warned (Fargate or the rest of');
+    out.push('  the spot pool). From a watch on the namespace\'s pods.');
+    out.push('- **replica-seconds below desired**: the integral of max(0, `spec.replicas` − `status.readyReplicas`) over every Deployment');
+    out.push('  of the namespace, from the warning to the end of the observation, from a watch on the Deployments (every event');
+    out.push('  counted, no polling). "Simulated" divides the wall-clock figure by the time scale. The next column integrates the');
+    out.push('  same deficit from the pod watch instead (Ready, not terminating pods per Deployment): it does not wait for the');
+    out.push('  deployment controller to write the status, which lags on a loaded ground and can miss short dips altogether.');
+    out.push('- **hit 0 ready**: Deployments whose `status.readyReplicas` was 0 at some point in the observation.');
+    out.push('- **phase 1**: warning → the last affected Deployment\'s template seen with `compute-type: fargate` on the watch. For');
+    out.push('  the controller this includes EventBridge → SQS → long poll. Sequential and drain start the moment the warning is sent,');
+    out.push('  with no queue in between, which can only flatter them. For drain, the last eviction (a pod on a warned node starting');
+    out.push('  to terminate before the deadline) is shown instead.');
+    out.push('- **phase 1 ÷ floor**: phase 1 divided by the floor\'s time for the same number of the same patches (below).');
+    out.push('- **all affected available on surviving capacity**: when the last affected Deployment first became fully available');
+    out.push('  there (possibly after the deadline, when the ReplicaSets replaced the dead pods).');
+    out.push('- **all rollouts complete**: when the last patched Deployment reported its rollout complete (`observedGeneration`,');
+    out.push('  `updatedReplicas`, `availableReplicas` and `replicas` all at the patched generation and desired count).');
+    out.push('- **controller CPU s**: user + system time from /proc/<pid>/stat, from the warning to the end of the observation');
+    out.push('  (and over the whole process life, startup and cache sync included). **Peak RSS**: VmHWM from /proc/<pid>/status.');
+    out.push('');
+  }
+  if (r.strategies.length > 0) {
+    out.push('What this ground is, and is not:');
+    out.push('- Everything (etcd, the API server, controller-manager, scheduler, KWOK, the Fargate simulator, moto, the controller');
+    out.push(`  and this harness) shares the ${e.cores} cores above. When the load average is well above the core count, the API server`);
+    out.push('  is the bottleneck and every strategy is slowed by it, including the reaction of the cluster to its own actions (the');
+    out.push('  controller\'s patches start rollouts that create pods while it is still patching).');
+    out.push('- The Fargate simulator, as EKS does, gives every Fargate pod a node of its own; KWOK keeps each one alive with lease');
+    out.push('  and status updates, so a thousand Fargate pods are a thousand more nodes for the API server. It provisions 50 pods');
+    out.push('  at a time after the (scaled) 45 s; AWS provisions in parallel, so a real cluster would not see this queue.');
+    out.push('- KWOK makes a pod Ready the moment it is bound: no image pull, no start-up, no readiness probe. Pods rescheduled onto');
+    out.push('  surviving spot nodes (drain, none, sequential) are therefore ready sooner than in a real cluster.');
+    out.push('- `status.readyReplicas` is written by the deployment controller; under load it lags behind the pods, which is why the');
+    out.push('  pod-side integral is given beside it in the notes.');
+    out.push('');
+  }
+  if (r.floor) {
+    const f = r.floor;
+    out.push('## Floor for phase 1');
+    out.push('');
+    out.push(`A minimal client issued the controller's patches (planMigration's JSON Patch, resourceVersion test included) to ${f.deployments}`);
+    out.push(`paused Deployments (so no rollout started), ${f.concurrency} at a time: **${f.seconds.toFixed(2)} s**, ${f.patchesPerSecond} patches/s, latency p50`);
+    out.push(`${f.latencyP50Ms} ms, p95 ${f.latencyP95Ms} ms${f.conflicts ? `, ${f.conflicts} resourceVersion conflicts redone` : ''}${f.errors ? `, ${f.errors} errors` : ''}. The count is the number of Deployments the controller patched in this run.`);
+    out.push('');
+  }
+  if (r.detection) {
+    const d = r.detection;
+    out.push('## Detection latency');
+    out.push('');
+    out.push(`${d.events} single warnings, one at a time, each put straight into the controller's queue (SendMessage), each for a`);
+    out.push('node running one opted-in Deployment; measured from the SendMessage call to that Deployment\'s patch seen on the watch.');
+    out.push('');
+    out.push('| events | p50 | p95 | min | max | missed |');
+    out.push('|---:|---:|---:|---:|---:|---:|');
+    out.push(`| ${d.samples.length} | ${(d.p50 * 1000).toFixed(0)} ms | ${(d.p95 * 1000).toFixed(0)} ms | ${(d.min * 1000).toFixed(0)} ms | ${(d.max * 1000).toFixed(0)} ms | ${d.missed} |`);
+    out.push('');
+  }
+  if (r.scaling.length > 0) {
+    out.push('## Scaling');
+    out.push('');
+    out.push('N Deployments of 1 replica each on max(' + o.nodes + ', N/200) spot nodes; half of the nodes warned at once; the controller');
+    out.push('observed until the deadline plus the tail (the nodes were not killed).');
+    out.push('');
+    out.push('| N | nodes (warned) | affected | phase 1: warning → last patch | controller\'s own phase 1 (max per message) | controller CPU s (event) | controller peak RSS | setup |');
+    out.push('|---:|---:|---:|---:|---:|---:|---:|---:|');
+    for (const p of r.scaling) {
+      out.push(`| ${p.n} | ${p.nodes} (${p.doomedNodes}) | ${p.affected} | ${p.phase1Seconds === null ? `${dash} (${p.patched}/${p.affected} patched)` : s(p.phase1Seconds, 2)} | ${s(p.phase1LoggedMax, 2)} | ${p.cpuSeconds.toFixed(1)} | ${p.peakRssMiB.toFixed(0)} MiB | ${p.setupSeconds} s |`);
+    }
+    out.push('');
+  }
+  if (r.plots.length > 0) {
+    out.push('## Plots');
+    out.push('');
+    for (const p of r.plots) out.push(`![${p}](${p})`);
+    out.push('');
+  }
+  if (r.errors.length > 0) {
+    out.push('## Errors');
+    out.push('');
+    for (const err of r.errors) out.push(`- ${err}`);
+    out.push('');
+  }
+  return out.join('\n');
+}
+
+export function renderReadmeFragment(r: BenchResults, resultsPath: string): string {
+  const e = r.environment;
+  const o = r.options;
+  const out: string[] = [];
+  out.push(`Measured ${e.date.slice(0, 10)} on the local test ground (${e.cores} cores, ${e.memoryGiB} GiB; Kubernetes ${e.kubernetesServer}; time scale ${e.timeScale}:`);
+  out.push(`Fargate start ${(e.fargateDelayMs / 1000).toFixed(2)} s, window ${(e.windowMs / 1000).toFixed(2)} s). ${o.n} Deployments of ${o.replicasMin}-${o.replicasMax} replicas on ${o.nodes} spot nodes,`);
+  out.push(`${o.k} nodes interrupted at once. Full results, definitions and plots: [${resultsPath}](${resultsPath}).`);
+  out.push('');
+  out.push('```sh');
+  out.push(r.command);
+  out.push('```');
+  out.push('');
+  out.push('| strategy | affected Deployments fully available on surviving capacity before the deadline | replica-seconds below desired (readyReplicas / pods) | Deployments that hit 0 ready | phase 1 (warning → last patch) | controller CPU / peak RSS |');
+  out.push('|---|---:|---:|---:|---:|---:|');
+  for (const x of r.strategies) {
+    const ratio = phase1Ratio(x, r.floor);
+    out.push(
+      `| ${x.strategy} | ${x.availableBeforeDeadlinePct.toFixed(1)} % of ${x.affected} | ${n1(x.replicaSecondsBelowDesired, 0)} / ${n1(x.replicaSecondsBelowDesiredFromPods, 0)} | ${x.hitZero} | ${phase1Cell(x)}${ratio === null ? '' : ` (${ratio.toFixed(1)}× the floor)`} | ${x.controller ? `${x.controller.cpuSeconds.toFixed(1)} s / ${x.controller.peakRssMiB.toFixed(0)} MiB` : dash} |`,
+    );
+  }
+  if (r.detection) out.push(`\nDetection (SQS → first patch, ${r.detection.samples.length} single events): p50 ${(r.detection.p50 * 1000).toFixed(0)} ms, p95 ${(r.detection.p95 * 1000).toFixed(0)} ms.`);
+  if (r.scaling.length > 0) {
+    out.push(`\nScaling (1 replica each, half the nodes warned): ${r.scaling.map((p) => `N=${p.n}: phase 1 ${p.phase1Seconds === null ? dash : `${p.phase1Seconds.toFixed(2)} s`}, ${p.peakRssMiB.toFixed(0)} MiB`).join('; ')}.`);
+  }
+  return out.join('\n') + '\n';
+}

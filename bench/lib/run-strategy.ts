@@ -1,0 +1,203 @@
+// One strategy against one fresh scenario: set up, warn K nodes, let the strategy act, kill the
+// nodes at the deadline, observe until deadline + tail, compute the figures, tear down.
+import { writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import { join } from 'node:path';
+import { InterruptionInjector, WARNING_WINDOW_MS } from '../../testground/src/injector.js';
+import type { ControllerStats, Strategy, StrategyRun } from '../strategies/strategy.js';
+import { type Bench, sleep } from './context.js';
+import { mainSpec, setUp, tearDown, terminateNodes, type ScenarioSpec } from './scenario.js';
+import { PodTracker } from './trackers.js';
+
+export interface StrategyResult {
+  strategy: string;
+  describe: string;
+  namespace: string;
+  deployments: number;
+  pods: number;
+  services: number;
+  doomedNodes: number;
+  doomedPods: number;
+  affected: number;
+  /** Affected Deployments with their desired count Ready off the doomed nodes before the deadline. */
+  availableBeforeDeadline: number;
+  availableBeforeDeadlinePct: number;
+  /** Replica-seconds below desired (readyReplicas < spec.replicas), all Deployments, warning to end of observation, wall clock. */
+  replicaSecondsBelowDesired: number;
+  /** Same, in simulated seconds (divided by the time scale). */
+  replicaSecondsBelowDesiredSimulated: number;
+  /** Cross-check from the pod watch: max(0, spec.replicas - Ready non-terminating pods), integrated the same way. */
+  replicaSecondsBelowDesiredFromPods: number;
+  hitZero: number;
+  /** Deployments whose template was seen patched onto Fargate. */
+  patched: number;
+  /** Warning -> first / last patch seen (seconds, wall clock). */
+  firstPatchSeconds: number | null;
+  phase1Seconds: number | null;
+  /** Set when phase 1 was followed past the observation: how long it was followed. */
+  phase1FollowedSeconds: number | null;
+  /** Warning -> last pod on a doomed node started terminating before the deadline (the drain's evictions). */
+  lastEvictionSeconds: number | null;
+  evictedBeforeDeadline: number;
+  /** Warning -> the last affected Deployment fully available off the doomed nodes (null: not within the observation). */
+  allAvailableSeconds: number | null;
+  availableByEnd: number;
+  /** Warning -> the last patched Deployment's rollout complete (deployment status), for strategies that patch. */
+  rolloutsCompleteSeconds: number | null;
+  rolloutsCompleted: number;
+  windowSeconds: number;
+  observedSeconds: number;
+  setupSeconds: number;
+  controller?: ControllerStats;
+  patchesIssued?: number;
+  notes: string[];
+  timeline: { deficit: [number, number][]; available: [number, number][] };
+  watchRestarts: number;
+  /** 1-minute load average of the machine when the warning went out and when the observation ended. */
+  loadAverage: { atWarning: number; atEnd: number };
+}
+
+const round = (v: number, digits = 2) => Math.round(v * 10 ** digits) / 10 ** digits;
+
+export async function runStrategy(b: Bench, strategy: Strategy, spec: ScenarioSpec = mainSpec(b, tagOf(strategy.name))): Promise<StrategyResult> {
+  const section = strategy.name;
+  const scenario = await setUp(b, spec, section);
+  const pods = new PodTracker(b.kc, scenario.namespace, (l) => b.say(section, l));
+  const abort = new AbortController();
+  let acting: Promise<void> | undefined;
+  try {
+    await pods.start();
+    await strategy.prepare?.({ bench: b, scenario, pods, section });
+    const doomed = scenario.nodes.slice(0, b.options.k);
+    const desiredOf = (app: string) => scenario.tracker.states.get(app)?.desired ?? 1;
+    const windowMs = b.scaled(WARNING_WINDOW_MS);
+    const tailMs = b.scaled(b.options.tailSeconds * 1000);
+    // Let the watches settle on the quiet cluster before the clock starts.
+    await sleep(1000);
+
+    const injector = new InterruptionInjector(b.ground, b);
+    const warnedAt = Date.now();
+    const deadline = warnedAt + windowMs;
+    scenario.tracker.begin(warnedAt);
+    pods.apps = scenario.names;
+    pods.begin(warnedAt, doomed, deadline, desiredOf);
+    const affected = [...pods.affected].sort();
+    await injector.interrupt(doomed, { terminate: false });
+    const loadAtWarning = loadavg()[0]!;
+    b.say(section, `warning sent for ${doomed.length} nodes (${pods.doomedPodsAtWarning} pods, ${affected.length} Deployments affected); they die in ${(windowMs / 1000).toFixed(1)} s`);
+
+    const killer = sleep(deadline - Date.now(), abort.signal).then(async () => {
+      if (abort.signal.aborted) return;
+      b.say(section, `deadline: terminating ${doomed.length} nodes`);
+      await terminateNodes(b, doomed).catch((err: unknown) => b.say(section, `terminating nodes: ${String(err)}`));
+    });
+    const run: StrategyRun = { bench: b, scenario, pods, section, doomed, affected, warnedAt, deadline, signal: abort.signal };
+    acting = strategy.act(run).catch((err: unknown) => b.say(section, `strategy failed: ${String(err)}`));
+
+    const end = deadline + tailMs;
+    while (Date.now() < end) {
+      await sleep(Math.min(5000, end - Date.now()));
+      const patched = affected.filter((n) => scenario.tracker.states.get(n)?.patchedAt !== undefined).length;
+      const t = ((Date.now() - warnedAt) / 1000).toFixed(1);
+      b.say(
+        section,
+        `t+${t}s${Date.now() < deadline ? '' : ' (after deadline)'}: ${strategy.patches ? `patched ${patched}/${affected.length}, ` : ''}available off doomed nodes ${pods.survivedAt.size}/${affected.length}, replicas below desired ${scenario.tracker.currentDeficit}`,
+      );
+    }
+    const endedAt = Date.now();
+    scenario.tracker.end(endedAt);
+    pods.end(endedAt);
+    const loadAtEnd = loadavg()[0]!;
+    // The controller's figures are read now, not after the nodes' pods are all gone.
+    await strategy.snapshot?.(run);
+    const patchedAll = () => affected.every((n) => scenario.tracker.states.get(n)?.patchedAt !== undefined);
+    let phase1End = endedAt;
+    if (strategy.followPhase1 && !patchedAll()) {
+      b.say(section, 'phase 1 not done at the end of the observation: following it (10 min at most)');
+      const limit = Date.now() + 600_000;
+      while (!patchedAll() && Date.now() < limit) await sleep(500);
+      phase1End = Date.now();
+    }
+    const outcome = await strategy.finish(run);
+    abort.abort();
+    await acting;
+    acting = undefined;
+    pods.stop();
+    // On a saturated ground the dead nodes' pods can take a while to go; teardown finishes the job.
+    const killed = await Promise.race([killer.then(() => true), sleep(60_000).then(() => false)]);
+    if (!killed) outcome.notes.push('the termination of the warned nodes was still deleting their pods 60 s after the observation ended');
+
+    const states = [...scenario.tracker.states.values()];
+    writeFileSync(
+      join(b.workDir, `${scenario.namespace}-final.json`),
+      JSON.stringify({ warnedAt, deadline, endedAt, affected, doomed, states, survivedAt: Object.fromEntries(pods.survivedAt) }, null, 1),
+    );
+    const affectedStates = affected.map((n) => scenario.tracker.states.get(n)!).filter(Boolean);
+    // Only what happened inside the observation counts (the watches ran on until now).
+    const inside = (t: number | undefined): t is number => t !== undefined && t <= endedAt;
+    const patchTimes = affectedStates.map((s) => s.patchedAt).filter((t): t is number => t !== undefined && t <= phase1End);
+    const rolloutTimes = affectedStates.map((s) => s.rolloutCompleteAt).filter(inside);
+    const availableTimes = [...pods.survivedAt.values()].filter(inside);
+    const before = availableTimes.filter((t) => t <= deadline).length;
+    const sec = (t: number) => round((t - warnedAt) / 1000);
+    const deficitMs = states.reduce((sum, s) => sum + s.deficitMs, 0);
+    const result: StrategyResult = {
+      strategy: strategy.name,
+      describe: strategy.describe,
+      namespace: scenario.namespace,
+      deployments: scenario.names.length,
+      pods: scenario.pods,
+      services: scenario.services,
+      doomedNodes: doomed.length,
+      doomedPods: pods.doomedPodsAtWarning,
+      affected: affected.length,
+      availableBeforeDeadline: before,
+      availableBeforeDeadlinePct: affected.length ? round((100 * before) / affected.length, 1) : 100,
+      replicaSecondsBelowDesired: round(deficitMs / 1000, 1),
+      replicaSecondsBelowDesiredSimulated: round(deficitMs / 1000 / b.ground.timeScale, 1),
+      replicaSecondsBelowDesiredFromPods: round(pods.deficitMs / 1000, 1),
+      hitZero: states.filter((s) => s.hitZero).length,
+      patched: patchTimes.length,
+      firstPatchSeconds: patchTimes.length ? sec(Math.min(...patchTimes)) : null,
+      phase1Seconds: strategy.patches && patchTimes.length ? sec(Math.max(...patchTimes)) : null,
+      phase1FollowedSeconds: phase1End > endedAt ? sec(phase1End) : null,
+      lastEvictionSeconds: !strategy.patches && pods.lastDoomedPodDeletionAt !== undefined ? sec(pods.lastDoomedPodDeletionAt) : null,
+      evictedBeforeDeadline: pods.doomedPodsDeletedBeforeDeadline,
+      allAvailableSeconds: availableTimes.length === affected.length && affected.length > 0 ? sec(Math.max(...availableTimes)) : null,
+      availableByEnd: availableTimes.length,
+      rolloutsCompleteSeconds: strategy.patches && rolloutTimes.length === affected.length && affected.length > 0 ? sec(Math.max(...rolloutTimes)) : null,
+      rolloutsCompleted: rolloutTimes.length,
+      windowSeconds: round(windowMs / 1000),
+      observedSeconds: round((endedAt - warnedAt) / 1000),
+      setupSeconds: round(scenario.setupSeconds, 0),
+      controller: outcome.controller,
+      patchesIssued: outcome.patchesIssued,
+      notes: outcome.notes,
+      timeline: { deficit: scenario.tracker.deficitTimeline, available: pods.survivedTimeline },
+      watchRestarts: scenario.tracker.restarts + pods.restarts,
+      loadAverage: { atWarning: round(loadAtWarning), atEnd: round(loadAtEnd) },
+    };
+    if (phase1End > endedAt) {
+      result.notes.push(
+        `phase 1 was followed past the end of the observation: ${result.patched}/${affected.length} patched ${sec(phase1End)} s after the warning (every other figure stops at ${result.observedSeconds} s)`,
+      );
+    }
+    b.say(
+      section,
+      `done: ${result.availableBeforeDeadlinePct}% available off doomed nodes before the deadline, ${result.replicaSecondsBelowDesired} replica-s below desired, ${result.hitZero} hit zero ready` +
+        (result.phase1Seconds !== null ? `, phase 1 ${result.phase1Seconds} s` : '') +
+        (result.controller ? `, controller ${result.controller.cpuSeconds.toFixed(1)} CPU s, peak RSS ${result.controller.peakRssMiB.toFixed(0)} MiB` : ''),
+    );
+    return result;
+  } finally {
+    abort.abort();
+    await acting;
+    pods.stop();
+    await strategy.dispose?.().catch((err: unknown) => b.say(section, `stopping the strategy: ${String(err)}`));
+    await tearDown(b, scenario, section);
+  }
+}
+
+export function tagOf(name: string): string {
+  return { controller: 'ctl', sequential: 'seq', drain: 'drain', none: 'none' }[name] ?? name;
+}

@@ -1,0 +1,219 @@
+// The scenario each strategy faces, built fresh for it: a namespace, a pool of spot nodes of its
+// own, N opted-in Deployments pinned to that pool (replicas min..max in turn), a Service and a
+// PodDisruptionBudget (maxUnavailable 1) in front of a share of them. Then teardown: the namespace,
+// the pool, and any Fargate node left for its pods, each waited for (bounded).
+import type { V1Deployment } from '@kubernetes/client-node';
+import { appDeployment } from '../../test/support/ground.js';
+import { InterruptionInjector } from '../../testground/src/injector.js';
+import { type Bench, mapLimit, retrying, shortId, sleep } from './context.js';
+import { hasService, replicasOf } from './options.js';
+import { DeploymentTracker } from './trackers.js';
+
+export const OPT_IN = { 'spot-orchestrator/enabled': 'true' };
+export const BENCH_LABEL = 'bench.spot-fargate.io/run';
+const FARGATE_POD_ANNOTATION = 'testground.spot-fargate.io/pod';
+
+export interface ScenarioSpec {
+  /** Short tag used in names: ctl, seq, drain, none, floor, det, scale… */
+  tag: string;
+  deployments: number;
+  nodes: number;
+  replicas: (i: number) => number;
+  service: (i: number) => boolean;
+  /** Deployments created paused (the floor): no ReplicaSet, no pods, no rollout on a patch. */
+  paused?: boolean;
+  /** Pin each Deployment to one node by hostname (detection: one Deployment per node). */
+  pinToNode?: boolean;
+}
+
+export interface Scenario {
+  namespace: string;
+  pool: string;
+  nodes: string[];
+  names: string[];
+  pods: number;
+  services: number;
+  tracker: DeploymentTracker;
+  setupSeconds: number;
+}
+
+export const appName = (i: number) => `app-${String(i).padStart(5, '0')}`;
+
+export function mainSpec(b: Bench, tag: string): ScenarioSpec {
+  const o = b.options;
+  return { tag, deployments: o.n, nodes: o.nodes, replicas: (i) => replicasOf(o, i), service: (i) => hasService(o, i) };
+}
+
+export function poolSelector(pool: string) {
+  return { 'compute-type': 'spot', 'eks.amazonaws.com/nodegroup': pool };
+}
+
+export async function setUp(b: Bench, spec: ScenarioSpec, section: string): Promise<Scenario> {
+  const started = Date.now();
+  const id = shortId();
+  const namespace = `bench-${spec.tag}-${id}`;
+  const pool = `bench-${spec.tag}-${id}`;
+  await retrying(() => b.core.createNamespace({ body: { metadata: { name: namespace, labels: { [BENCH_LABEL]: spec.tag } } } }));
+  b.live.namespaces.add(namespace);
+  const tracker = new DeploymentTracker(b.kc, namespace, (l) => b.say(section, l));
+  let nodes: string[] = [];
+  try {
+    return await populate(b, spec, section, { namespace, pool, tracker, started }, (made) => (nodes = made));
+  } catch (err) {
+    await tearDown(b, { namespace, nodes, tracker }, section);
+    throw err;
+  }
+}
+
+async function populate(
+  b: Bench,
+  spec: ScenarioSpec,
+  section: string,
+  { namespace, pool, tracker, started }: { namespace: string; pool: string; tracker: DeploymentTracker; started: number },
+  madeNodes: (nodes: string[]) => void,
+): Promise<Scenario> {
+  const injector = new InterruptionInjector(b.ground, b);
+  let nodes: string[] = [];
+  if (spec.nodes > 0 && !spec.paused) {
+    const names = Array.from({ length: spec.nodes }, (_, i) => `${pool}-${i}`);
+    for (const n of names) b.live.nodes.add(n);
+    madeNodes(names);
+    nodes = await injector.addSpotNodes(spec.nodes, { name: pool, suffix: '' });
+    // addSpotNodes names them <pool>-<i>; keep them in index order.
+    nodes.sort((a, c) => Number(a.slice(pool.length + 1)) - Number(c.slice(pool.length + 1)));
+  }
+  await tracker.start();
+
+  const names = Array.from({ length: spec.deployments }, (_, i) => appName(i));
+  let pods = 0;
+  let services = 0;
+  const bodies: V1Deployment[] = names.map((name, i) => {
+    const replicas = spec.replicas(i);
+    pods += replicas;
+    const d = appDeployment({
+      namespace,
+      name,
+      replicas,
+      annotations: OPT_IN,
+      nodeSelector: spec.pinToNode ? { ...poolSelector(pool), 'kubernetes.io/hostname': nodes[i % nodes.length]! } : poolSelector(pool),
+    });
+    if (spec.paused) d.spec!.paused = true;
+    return d;
+  });
+  b.say(section, `setting up ${namespace}: ${spec.deployments} Deployments, ${spec.paused ? 0 : pods} pods, pool ${pool} of ${nodes.length} spot nodes`);
+  let created = 0;
+  const progress = setInterval(() => {
+    const { settled } = tracker.allSettled(spec.deployments);
+    b.say(section, `setup: ${created}/${spec.deployments} created, ${spec.paused ? '-' : settled}/${spec.deployments} ready`);
+  }, 5000);
+  try {
+    await mapLimit(bodies, 16, async (body, i) => {
+      await retrying(() => b.apps.createNamespacedDeployment({ namespace, body }));
+      if (spec.service(i)) {
+        const name = body.metadata!.name!;
+        await retrying(() =>
+          b.core.createNamespacedService({ namespace, body: { metadata: { name }, spec: { selector: { app: name }, ports: [{ port: 80, targetPort: 8080 }] } } }),
+        );
+        await retrying(() =>
+          b.policy.createNamespacedPodDisruptionBudget({ namespace, body: { metadata: { name }, spec: { maxUnavailable: 1, selector: { matchLabels: { app: name } } } } }),
+        );
+        services++;
+      }
+      created++;
+    });
+    if (!spec.paused) {
+      // Generous and bounded: a 2-core ground places a few dozen pods a second.
+      const timeoutMs = 120_000 + pods * 200;
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const { settled } = tracker.allSettled(spec.deployments);
+        if (settled === spec.deployments) break;
+        if (Date.now() > deadline) throw new Error(`setup of ${namespace}: only ${settled}/${spec.deployments} Deployments ready after ${timeoutMs / 1000} s`);
+        await sleep(500);
+      }
+    }
+  } finally {
+    clearInterval(progress);
+  }
+  const setupSeconds = (Date.now() - started) / 1000;
+  b.say(section, `setup done in ${setupSeconds.toFixed(0)} s`);
+  return { namespace, pool, nodes, names, pods: spec.paused ? 0 : pods, services, tracker, setupSeconds };
+}
+
+/**
+ * The instances die: their Node objects go (so nothing new binds there), then every pod on them is
+ * deleted without grace, 100 deletions in flight at most across all the nodes. InterruptionInjector's
+ * terminateNode does the same with every pod's call at once (plus a NotReady patch first), which is
+ * fine for a test's handful of pods but floods the API server with the thousands of a benchmark; and
+ * one delete-collection call per node is no better, as the API server works through a collection
+ * one pod at a time (--delete-collection-workers defaults to 1).
+ */
+export async function terminateNodes(b: Bench, nodes: string[]): Promise<void> {
+  await Promise.all(nodes.map((name) => retrying(() => b.core.deleteNode({ name })).catch(ignoreNotFound)));
+  const lists = await Promise.all(nodes.map((node) => retrying(() => b.core.listPodForAllNamespaces({ fieldSelector: `spec.nodeName=${node}` }))));
+  // Interleaved, so every node loses its pods at the same pace.
+  const pods: { name: string; namespace: string }[] = [];
+  for (let i = 0; lists.some((l) => i < l.items.length); i++) {
+    for (const l of lists) {
+      const p = l.items[i];
+      if (p) pods.push({ name: p.metadata!.name!, namespace: p.metadata!.namespace! });
+    }
+  }
+  await mapLimit(pods, 100, (p) => retrying(() => b.core.deleteNamespacedPod({ ...p, gracePeriodSeconds: 0 })).catch(ignoreNotFound));
+}
+
+function ignoreNotFound(err: unknown): void {
+  if ((err as { code?: number }).code !== 404) throw err;
+}
+
+/** Removes everything the scenario made and waits (bounded) until it is gone. */
+export async function tearDown(b: Bench, s: Pick<Scenario, 'namespace' | 'nodes' | 'tracker'>, section: string): Promise<void> {
+  s.tracker.stop();
+  const started = Date.now();
+  // Emptied first, one object per call, 50 calls in flight: the namespace controller would use
+  // delete-collection calls, which the API server works through one object at a time.
+  const namespace = s.namespace;
+  const each = async (names: string[], del: (name: string) => Promise<unknown>) =>
+    mapLimit(names, 50, (name) => retrying(() => del(name)).catch(ignoreNotFound));
+  const deployments = await retrying(() => b.apps.listNamespacedDeployment({ namespace })).catch(() => undefined);
+  await each(deployments?.items.map((d) => d.metadata!.name!) ?? [], (name) => b.apps.deleteNamespacedDeployment({ name, namespace, propagationPolicy: 'Orphan' }));
+  const replicaSets = await retrying(() => b.apps.listNamespacedReplicaSet({ namespace })).catch(() => undefined);
+  await each(replicaSets?.items.map((r) => r.metadata!.name!) ?? [], (name) => b.apps.deleteNamespacedReplicaSet({ name, namespace, propagationPolicy: 'Orphan' }));
+  const podList = await retrying(() => b.core.listNamespacedPod({ namespace })).catch(() => undefined);
+  await each(podList?.items.map((p) => p.metadata!.name!) ?? [], (name) => b.core.deleteNamespacedPod({ name, namespace, gracePeriodSeconds: 0 }));
+  await retrying(() => b.core.deleteNamespace({ name: s.namespace })).catch(ignoreNotFound);
+  await mapLimit(s.nodes, 10, (name) => retrying(() => b.core.deleteNode({ name })).catch(ignoreNotFound));
+  for (const n of s.nodes) b.live.nodes.delete(n);
+  // Waited for until its pods are gone; what the namespace controller still has to delete after
+  // that (Events, endpoint slices) is light, and is left to it after 30 s more.
+  const deadline = Date.now() + 15 * 60_000;
+  let last = 0;
+  let emptySince: number | undefined;
+  for (;;) {
+    const ns = await b.core.readNamespace({ name: s.namespace }).catch(() => undefined);
+    if (!ns) break;
+    if (Date.now() > deadline) {
+      b.say(section, `namespace ${s.namespace} still terminating after 15 min; moving on`);
+      break;
+    }
+    const left = await b.core.listNamespacedPod({ namespace: s.namespace, limit: 1 }).catch(() => undefined);
+    const remaining = left ? (left.metadata?.remainingItemCount ?? 0) + left.items.length : undefined;
+    if (remaining === 0) {
+      emptySince ??= Date.now();
+      if (Date.now() - emptySince > 30_000) {
+        b.say(section, `namespace ${s.namespace} has no pods left; leaving the rest of its deletion to the namespace controller`);
+        break;
+      }
+    }
+    if (Date.now() - last > 10_000) {
+      last = Date.now();
+      b.say(section, `teardown: namespace ${s.namespace} terminating, ${remaining ?? '?'} pods left`);
+    }
+    await sleep(1000);
+  }
+  // The Fargate simulator removes a pod's node when the pod goes; sweep any it missed.
+  const fargate = (await retrying(() => b.core.listNode())).items.filter((n) => n.metadata?.annotations?.[FARGATE_POD_ANNOTATION]?.startsWith(`${s.namespace}/`));
+  if (fargate.length > 0) await mapLimit(fargate, 10, (n) => retrying(() => b.core.deleteNode({ name: n.metadata!.name! })).catch(ignoreNotFound));
+  b.live.namespaces.delete(s.namespace);
+  b.say(section, `teardown done in ${((Date.now() - started) / 1000).toFixed(0)} s${fargate.length ? ` (swept ${fargate.length} Fargate nodes)` : ''}`);
+}
