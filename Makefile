@@ -27,6 +27,7 @@ binaries:
 	bash testground/scripts/build-helm.sh
 	bash testground/scripts/install-moto.sh
 	bash testground/scripts/install-awscli.sh
+	bash bench/scripts/install-matplotlib.sh
 
 # Regenerate deployments/kubernetes/ after a chart change (a test checks they are equal).
 manifests:
@@ -56,6 +57,7 @@ test: node_modules typecheck test-unit
 	TESTGROUND_TIME_SCALE=$(TEST_TIME_SCALE) bash testground/scripts/cluster-up.sh
 	status=0; npm run --silent test:e2e || status=$$?; \
 	  bash testground/scripts/cluster-down.sh >/dev/null; exit $$status
+	FAULTS_SHORT=1 TEST_TIME_SCALE=$(TEST_TIME_SCALE) bash test/faults/run.sh
 
 # The demo runs at real AWS timings unless DEMO_TIME_SCALE is set (0.25 makes it four times faster).
 DEMO_TIME_SCALE ?= 1
@@ -69,3 +71,11 @@ demo: node_modules
 .PHONY: bench
 bench: node_modules
 	bash bench/scripts/bench.sh
+
+# The fault suite (test/faults/, see run.sh there): crashes, restarts, outages, throttling, conflicts,
+# bad input and load, on a test ground of its own (ports 38000+, state in .testground-faults), taken
+# down after. Prints cases tried, faults injected, Deployments lost and half-patched. FAULTS_SHORT=1
+# is the short form that make test runs; FAULTS_SEED=<n> replays a run.
+.PHONY: test-faults
+test-faults: node_modules
+	TEST_TIME_SCALE=$(TEST_TIME_SCALE) bash test/faults/run.sh

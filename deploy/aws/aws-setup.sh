@@ -4,9 +4,10 @@
 #   - the queue policy that lets only the EventBridge rule below send to it,
 #   - the EventBridge rule for the EC2 spot interruption warning, rebalance recommendation and
 #     instance state-change events (deploy/aws/event-pattern.json) and its target, the queue,
-#   - the IAM policy the controller needs (sqs:ReceiveMessage and sqs:DeleteMessage on the queue:
-#     the controller calls ReceiveMessage and DeleteMessageBatch, which IAM authorizes as
-#     DeleteMessage), and, given the cluster, the IAM role for its ServiceAccount (IRSA).
+#   - the IAM policy the controller needs (sqs:ReceiveMessage, sqs:ChangeMessageVisibility and
+#     sqs:DeleteMessage on the queue: the controller calls ReceiveMessage, ChangeMessageVisibility
+#     (to keep a message hidden while its phase 1 runs) and DeleteMessageBatch, which IAM
+#     authorizes as DeleteMessage), and, given the cluster, the IAM role for its ServiceAccount (IRSA).
 # Running it again updates everything in place. With --delete it removes what it created.
 # deploy/aws/cloudformation.yaml creates the same resources.
 #
@@ -183,7 +184,7 @@ cat > "$tmp/policy.json" <<JSON
     {
       "Sid": "ReceiveAndDeleteInterruptionEvents",
       "Effect": "Allow",
-      "Action": ["sqs:ReceiveMessage", "sqs:DeleteMessage"],
+      "Action": ["sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:ReceiveMessage"],
       "Resource": "$queue_arn"
     }
   ]

@@ -18,6 +18,8 @@
 // | controller.retry_period              | 2s      | RETRY_PERIOD                                 | how often standbys try and the leader renews         |
 // | aws.endpoint_url                     | (unset) | AWS_ENDPOINT_URL_SQS, else AWS_ENDPOINT_URL  | SQS endpoint override (the AWS SDK's own variables,  |
 // |                                      |         |                                              | so a local SQS server needs no special wiring)       |
+// | aws.visibility_timeout               | 30s     | SQS_VISIBILITY_TIMEOUT                       | a received message stays hidden this long, renewed   |
+// |                                      |         |                                              | while it is handled (whole seconds, at most 12h)     |
 
 import {
   booleanType,
@@ -78,6 +80,8 @@ export interface Config {
     sqs_queue_url: string;
     /** Endpoint override for SQS (local server); unset means the SDK's regional endpoint. */
     endpoint_url?: string;
+    /** Asked for on every receive and renewed while the message is handled. */
+    visibility_timeout: number;
   };
   alerts: {
     enabled: boolean;
@@ -123,6 +127,18 @@ type Schema = { [S in keyof Config]: { [K in keyof Config[S]]-?: Setting<Exclude
 
 const positiveDuration = durationType({ allowZero: false });
 const nonNegativeDuration = durationType({ allowZero: true });
+/** SQS takes whole seconds, 1 s to 12 h. */
+const sqsVisibilityTimeout: ValueType<number> = {
+  ...positiveDuration,
+  expected: 'a duration in whole seconds from 1s to 12h, such as "30s" (what SQS accepts)',
+  parse(raw) {
+    const parsed = positiveDuration.parse(raw);
+    if (!parsed.ok) return { ...parsed, expected: sqsVisibilityTimeout.expected };
+    if (parsed.value % 1000 !== 0) return { ok: false, expected: sqsVisibilityTimeout.expected, reason: 'not whole seconds' };
+    if (parsed.value > 43_200_000) return { ok: false, expected: sqsVisibilityTimeout.expected, reason: 'longer than 12h' };
+    return parsed;
+  },
+};
 
 const setting = <T>(type: ValueType<T>, env: string | readonly string[], options: Omit<Setting<T>, 'type' | 'env'> = {}): Setting<T> => ({
   type,
@@ -166,6 +182,7 @@ export const SCHEMA: Schema = {
     region: setting(textType, 'AWS_REGION', { default: 'us-east-1' }),
     sqs_queue_url: setting(httpUrlType, 'SQS_QUEUE_URL', { required: true }),
     endpoint_url: setting(httpUrlType, ['AWS_ENDPOINT_URL_SQS', 'AWS_ENDPOINT_URL']),
+    visibility_timeout: setting(sqsVisibilityTimeout, 'SQS_VISIBILITY_TIMEOUT', { default: '30s' }),
   },
   alerts: {
     enabled: setting(booleanType, 'ALERTS_ENABLED', { default: true }),

@@ -56,7 +56,7 @@ describe('loadConfig defaults', () => {
         max_backoff: 14_400_000,
       },
       compute: { spot_label: 'spot', fargate_label: 'fargate', compute_label_key: 'compute-type' },
-      aws: { region: 'us-east-1', sqs_queue_url: QUEUE_URL },
+      aws: { region: 'us-east-1', sqs_queue_url: QUEUE_URL, visibility_timeout: 30_000 },
       alerts: { enabled: true },
       logging: { level: 'info', format: 'auto' },
       controller: {
@@ -124,6 +124,7 @@ const ENV_NAMES: Array<[env: string, key: ConfigKey, raw: string, value: unknown
   ['RETRY_PERIOD', 'controller.retry_period', '1s', 1_000],
   ['AWS_ENDPOINT_URL_SQS', 'aws.endpoint_url', 'http://localhost:9324', 'http://localhost:9324'],
   ['AWS_ENDPOINT_URL', 'aws.endpoint_url', 'http://localhost:4566', 'http://localhost:4566'],
+  ['SQS_VISIBILITY_TIMEOUT', 'aws.visibility_timeout', '2m', 120_000],
 ];
 
 describe('environment names', () => {
@@ -252,6 +253,22 @@ describe('validation', () => {
       source: 'env SQS_QUEUE_URL',
       value: '"ftp://queue"',
       message: 'aws.sqs_queue_url from env SQS_QUEUE_URL: got "ftp://queue" (scheme ftp:); expected an http:// or https:// URL',
+    },
+    {
+      rule: 'the SQS visibility timeout is whole seconds',
+      sources: { env: { ...MINIMAL_ENV, SQS_VISIBILITY_TIMEOUT: '1500ms' } },
+      key: 'aws.visibility_timeout',
+      source: 'env SQS_VISIBILITY_TIMEOUT',
+      value: '"1500ms"',
+      message: 'aws.visibility_timeout from env SQS_VISIBILITY_TIMEOUT: got "1500ms" (not whole seconds); expected a duration in whole seconds from 1s to 12h, such as "30s" (what SQS accepts)',
+    },
+    {
+      rule: 'the SQS visibility timeout is at most 12h',
+      sources: { env: { ...MINIMAL_ENV }, tomlText: '[aws]\nvisibility_timeout = "13h"' },
+      key: 'aws.visibility_timeout',
+      source: 'config.toml',
+      value: '"13h"',
+      message: 'aws.visibility_timeout from config.toml: got "13h" (longer than 12h); expected a duration in whole seconds from 1s to 12h, such as "30s" (what SQS accepts)',
     },
     {
       rule: 'booleans are true/false/1/0',

@@ -74,6 +74,7 @@ export class Controller {
       log,
       metrics,
       errorBackoffMs: config.monitoring.check_interval,
+      visibilityTimeoutSeconds: config.aws.visibility_timeout / 1000,
       dryRun: config.controller.dry_run,
       onTick: (ok, error) => {
         this.queueReachable = ok;

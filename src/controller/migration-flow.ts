@@ -32,12 +32,21 @@ export interface PhaseOneResult {
   settled?: Promise<DeploymentOutcome>;
 }
 
+/** How long the end of a move is retried through transient API failures before giving up. */
+const FINISH_RETRY_MS = 10 * 60_000;
+
 const ref = (d: V1Deployment) => ({ namespace: d.metadata!.namespace!, name: d.metadata!.name! });
 const keyOf = (d: V1Deployment) => `${d.metadata!.namespace}/${d.metadata!.name}`;
 
 export class MigrationFlow {
   /** Phase 2 pipelines in flight, so a duplicate delivery or a resume joins instead of repeating. */
   private readonly observing = new Map<string, Promise<DeploymentOutcome>>();
+  /**
+   * Phase 1 patches in flight. Warnings for several instances arrive as several messages handled at
+   * once, and a Deployment with pods on two of them is found by both: the second joins the first's
+   * patch instead of sending one that its stale copy is bound to fail.
+   */
+  private readonly patching = new Map<string, Promise<PhaseOneResult>>();
 
   constructor(private readonly ctx: ControllerContext) {}
 
@@ -51,7 +60,19 @@ export class MigrationFlow {
   }
 
   /** Phase 1 for one Deployment: patch it onto Fargate (never waiting for its rollout). */
-  async migrate(cached: V1Deployment, request: MigrationRequest): Promise<PhaseOneResult> {
+  migrate(found: V1Deployment, request: MigrationRequest): Promise<PhaseOneResult> {
+    const key = keyOf(found);
+    const existing = this.patching.get(key);
+    if (existing) return existing;
+    // The watch cache may have moved on since the handler looked (a queue of patches, another
+    // message's patch): start from its newest copy so the resourceVersion test is not bound to fail.
+    const cached = this.ctx.view.deployment(found.metadata!.name!) ?? found;
+    const work = this.migrateOnce(cached, request).finally(() => this.patching.delete(key));
+    this.patching.set(key, work);
+    return work;
+  }
+
+  private async migrateOnce(cached: V1Deployment, request: MigrationRequest): Promise<PhaseOneResult> {
     const key = keyOf(cached);
     const log = deploymentLogger(this.ctx.log, key, request.eventId);
     const settings = this.settingsFor(cached, log);
@@ -147,14 +168,26 @@ export class MigrationFlow {
     return this.onMigrationFailed(d, settlement.detail, request, log);
   }
 
+  /**
+   * Records the end of a move (the Deployment's own strategy back, the phase cleared). A transient
+   * failure (API server away or throttling past the patcher's retries) is retried for up to
+   * FINISH_RETRY_MS: giving up would leave the Deployment marked in flight with the surge strategy
+   * until the next restart of the controller.
+   */
   private async finish(key: string, outcome: Parameters<typeof planFinish>[1], log: Logger): Promise<boolean> {
     const [namespace, name] = key.split('/') as [string, string];
-    const result = await this.ctx.patcher.apply(namespace, name, this.ctx.view.deployment(name), (d) => {
-      const plan = planFinish(d, outcome);
-      return 'error' in plan ? { error: plan.error } : { ops: plan.ops };
-    });
-    if (result.outcome !== 'patched') log.error({ result }, `could not record the end of the move (${outcome.kind})`);
-    return result.outcome === 'patched';
+    const giveUpAt = Date.now() + FINISH_RETRY_MS;
+    for (let waitMs = 1000; ; waitMs = Math.min(waitMs * 2, 30_000)) {
+      const result = await this.ctx.patcher.apply(namespace, name, this.ctx.view.deployment(name), (d) => {
+        const plan = planFinish(d, outcome);
+        return 'error' in plan ? { error: plan.error } : { ops: plan.ops };
+      });
+      if (result.outcome === 'patched') return true;
+      const retry = result.outcome === 'error' && result.transient && Date.now() + waitMs < giveUpAt;
+      log.error({ result, ...(retry ? { retryInMs: waitMs } : {}) }, `could not record the end of the move (${outcome.kind})`);
+      if (!retry) return false;
+      await new Promise((r) => setTimeout(r, waitMs));
+    }
   }
 
   /**

@@ -3,7 +3,10 @@
 // started (phase 1 done) or that it does not concern this cluster. A malformed body is logged with
 // its message id and deleted: it cannot become valid on redelivery, and left in the queue it would
 // come back until the redrive policy moved it aside, delaying the good messages behind it.
-import { DeleteMessageBatchCommand, ReceiveMessageCommand, type Message, type SQSClient } from '@aws-sdk/client-sqs';
+// While a message is handled its visibility is extended (a heartbeat), so a phase 1 longer than the
+// visibility timeout does not hand the same warning to a second worker; if the controller dies, the
+// message comes back within one timeout.
+import { ChangeMessageVisibilityCommand, DeleteMessageBatchCommand, ReceiveMessageCommand, type Message, type SQSClient } from '@aws-sdk/client-sqs';
 import type { Logger } from 'pino';
 import { classify, parseMessage, type ParsedEvent } from '../events/parse.js';
 import type { Metrics } from '../metrics/metrics.js';
@@ -25,6 +28,11 @@ export interface QueueSourceOptions {
   errorBackoffMs: number;
   waitTimeSeconds?: number;
   maxInFlight?: number;
+  /**
+   * How long a received message stays hidden from other receivers; renewed every third of it while
+   * the message is handled. Short, so the message of a controller that died comes back soon.
+   */
+  visibilityTimeoutSeconds?: number;
   /** Dry run: messages are received and handled (as dry runs) but never deleted. */
   dryRun?: boolean;
   /** Called after every receive attempt, so /healthz can see the loop turning. */
@@ -37,6 +45,8 @@ export class QueueSource {
   private loop?: Promise<void>;
   private readonly inFlight = new Set<Promise<void>>();
   private abort = new AbortController();
+  /** Set once ChangeMessageVisibility is refused as not allowed: the IAM policy lacks it. */
+  private heartbeatRefused = false;
 
   constructor(private readonly o: QueueSourceOptions) {}
 
@@ -72,6 +82,7 @@ export class QueueSource {
             QueueUrl: this.o.queueUrl,
             MaxNumberOfMessages: 10,
             WaitTimeSeconds: this.o.waitTimeSeconds ?? 20,
+            VisibilityTimeout: this.visibilitySeconds,
             MessageSystemAttributeNames: ['ApproximateReceiveCount', 'SentTimestamp'],
           }),
           { abortSignal: this.abort.signal },
@@ -108,17 +119,42 @@ export class QueueSource {
       return;
     }
     let verdict: HandlerVerdict;
+    const heartbeat = setInterval(() => void this.extendVisibility(message), (this.visibilitySeconds * 1000) / 3);
     try {
       verdict = await this.o.handle(parsed.event, messageId);
     } catch (err) {
       this.o.log.error({ messageId, eventId: parsed.event.id, err: (err as Error).message }, 'handling the message failed; leaving it for redelivery');
       this.o.metrics.messagesFailed.inc({ kind, stage: 'handle' });
       return;
+    } finally {
+      clearInterval(heartbeat);
     }
     if (verdict.ack) await this.delete(message, kind);
     else {
       this.o.log.warn({ messageId, eventId: parsed.event.id }, 'work not safely started; leaving the message for redelivery');
       this.o.metrics.messagesFailed.inc({ kind, stage: 'handle' });
+    }
+  }
+
+  private get visibilitySeconds(): number {
+    return this.o.visibilityTimeoutSeconds ?? 30;
+  }
+
+  private async extendVisibility(message: Message): Promise<void> {
+    if (this.heartbeatRefused || !message.ReceiptHandle) return;
+    try {
+      await this.o.sqs.send(new ChangeMessageVisibilityCommand({ QueueUrl: this.o.queueUrl, ReceiptHandle: message.ReceiptHandle, VisibilityTimeout: this.visibilitySeconds }));
+    } catch (err) {
+      const name = (err as Error).name ?? '';
+      if (/AccessDenied|NotAuthorized/i.test(name)) {
+        this.heartbeatRefused = true;
+        this.o.log.warn(
+          { err: (err as Error).message },
+          'the IAM policy does not allow sqs:ChangeMessageVisibility: a message whose phase 1 outlasts the visibility timeout will be delivered again (handled idempotently, but repeated)',
+        );
+        return;
+      }
+      this.o.log.warn({ messageId: message.MessageId, err: (err as Error).message }, 'extending the message visibility failed; it may be delivered again while it is handled');
     }
   }
 

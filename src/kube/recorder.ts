@@ -2,6 +2,7 @@
 // event (same object, reason and message) bumps count and lastTimestamp as kubelet's recorder does,
 // instead of piling up new objects.
 import type { CoreV1Api, V1ObjectReference } from '@kubernetes/client-node';
+import pLimit from 'p-limit';
 import type { Logger } from 'pino';
 import { isNotFound, MERGE_PATCH, messageOf } from './api.js';
 
@@ -20,9 +21,19 @@ export interface Recorder {
 
 const COMPONENT = 'spot-fargate-orchestrator';
 const MAX_MESSAGE = 1024;
+/**
+ * Events are written a few at a time. Phase 1 records one per Deployment; written all at once they
+ * would take the API server's in-flight slots (and, under priority and fairness, this identity's
+ * share) from the patches they describe.
+ */
+const EVENT_WRITES_AT_ONCE = 4;
+/** Past this many waiting, new Events are dropped (and logged): they describe, they do not act. */
+const MAX_PENDING = 20_000;
 
 export class EventRecorder implements Recorder {
   private readonly seen = new Map<string, { name: string; namespace: string; count: number }>();
+  private readonly limit = pLimit(EVENT_WRITES_AT_ONCE);
+  private dropped = 0;
 
   constructor(
     private readonly core: CoreV1Api,
@@ -34,7 +45,11 @@ export class EventRecorder implements Recorder {
 
   record(target: EventTarget, type: EventType, reason: string, message: string): void {
     if (this.dryRun) return;
-    void this.write(target, type, reason, message.slice(0, MAX_MESSAGE)).catch((err) =>
+    if (this.limit.pendingCount >= MAX_PENDING) {
+      if (this.dropped++ % 1000 === 0) this.log.warn({ reason, dropped: this.dropped }, 'too many Kubernetes Events waiting to be written; dropping');
+      return;
+    }
+    void this.limit(() => this.write(target, type, reason, message.slice(0, MAX_MESSAGE))).catch((err) =>
       this.log.warn({ err: messageOf(err), reason, object: `${target.kind}/${target.namespace ?? ''}/${target.name}` }, 'could not record a Kubernetes Event'),
     );
   }

@@ -39,6 +39,8 @@ export const FAST_ENV = {
   CHECK_INTERVAL: '500ms',
   LOG_LEVEL: 'debug',
   ALERTS_ENABLED: 'false',
+  // A message held by a controller the test killed comes back after 2 s, not 30.
+  SQS_VISIBILITY_TIMEOUT: '2s',
 };
 
 export async function startController(t: TestGround, namespace: string, env: Record<string, string> = {}): Promise<TestController> {

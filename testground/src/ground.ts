@@ -1,6 +1,7 @@
 // What cluster-up wrote about the running test ground, and clients bound to it.
 import { readFileSync } from 'node:fs';
 import { AppsV1Api, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { PooledKubeConfig } from '../../src/kube/api.js';
 
 export interface Ground {
   kubeconfig: string;
@@ -34,8 +35,9 @@ export function loadGround(path = process.env.TESTGROUND_FILE ?? DEFAULT_GROUND_
   return JSON.parse(text) as Ground;
 }
 
+/** The same connection reuse as the controller's (see PooledKubeConfig), for the simulators and harnesses. */
 export function kubeConfigFrom(path: string): KubeConfig {
-  const kc = new KubeConfig();
+  const kc = new PooledKubeConfig();
   kc.loadFromFile(path);
   return kc;
 }

@@ -1,0 +1,78 @@
+// The benchmark harness end to end, small (N=10, K=2 of 4 nodes, 3 detection events, one scaling
+// point) on the running test ground: it must finish, and write a results file with a row per
+// strategy and numbers that are numbers. No timing is asserted: benchmarks are not tests.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+
+const PROJECT_DIR = new URL('../..', import.meta.url).pathname;
+const STRATEGIES = ['controller', 'sequential', 'drain', 'none'];
+
+function run(args: string[], timeoutMs: number): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'bench/run.ts', ...args], { cwd: PROJECT_DIR, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (c: Buffer) => (output += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (output += c.toString()));
+    const timer = setTimeout(() => child.kill('SIGINT'), timeoutMs);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, output });
+    });
+  });
+}
+
+const isNumber = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+
+describe('benchmark harness (smoke)', () => {
+  it('runs every strategy, the floor, detection and a scaling point, and writes sane results', { timeout: 600_000 }, async () => {
+    mkdirSync(join(PROJECT_DIR, 'bench/results/tmp'), { recursive: true });
+    const out = mkdtempSync(join(PROJECT_DIR, 'bench/results/tmp/smoke-'));
+    try {
+      const { code, output } = await run(
+        ['--n', '10', '--k', '2', '--nodes', '4', '--detection', '3', '--scaling', '10', '--controller', 'tsx', '--plots', '1', '--out', out],
+        540_000,
+      );
+      assert.equal(code, 0, `bench/run.ts failed:\n${output.slice(-4000)}`);
+      const files = readdirSync(out);
+      const json = files.find((f) => /^\d{4}-\d\d-\d\d-\d{4}\.json$/.test(f));
+      const md = files.find((f) => /^\d{4}-\d\d-\d\d-\d{4}\.md$/.test(f));
+      assert.ok(json && md, `results files in ${files.join(', ')}`);
+      const results = JSON.parse(readFileSync(join(out, json), 'utf8'));
+      const table = readFileSync(join(out, md), 'utf8');
+
+      assert.deepEqual(results.strategies.map((r: { strategy: string }) => r.strategy), STRATEGIES);
+      for (const name of STRATEGIES) assert.match(table, new RegExp(`^\\| ${name} \\| \\d+ of 10 \\|`, 'm'), `a table row for ${name}`);
+      assert.doesNotMatch(table, /NaN|undefined/);
+      for (const r of results.strategies) {
+        for (const key of ['affected', 'availableBeforeDeadlinePct', 'replicaSecondsBelowDesired', 'hitZero', 'windowSeconds', 'observedSeconds']) {
+          assert.ok(isNumber(r[key]), `${r.strategy}.${key} = ${r[key]}`);
+        }
+        assert.ok(r.affected > 0 && r.affected <= 10, `${r.strategy}: ${r.affected} affected`);
+        assert.ok(r.availableBeforeDeadlinePct >= 0 && r.availableBeforeDeadlinePct <= 100);
+        assert.ok(r.replicaSecondsBelowDesired >= 0);
+        assert.ok(r.timeline.deficit.length > 0);
+      }
+      const controller = results.strategies[0];
+      assert.ok(isNumber(controller.phase1Seconds) && controller.phase1Seconds > 0, `controller phase 1 ${controller.phase1Seconds}`);
+      assert.ok(isNumber(controller.controller.cpuSeconds) && controller.controller.cpuSeconds >= 0);
+      assert.ok(isNumber(controller.controller.peakRssMiB) && controller.controller.peakRssMiB > 10, `peak RSS ${controller.controller.peakRssMiB}`);
+      assert.equal(results.strategies[3].phase1Seconds, null, 'doing nothing patches nothing');
+
+      assert.ok(isNumber(results.floor.seconds) && results.floor.seconds > 0);
+      assert.equal(results.floor.errors, 0);
+      assert.equal(results.detection.samples.length + results.detection.missed, 3);
+      assert.ok(isNumber(results.detection.p50) && isNumber(results.detection.p95));
+      assert.equal(results.scaling.length, 1);
+      assert.ok(isNumber(results.scaling[0].phase1Seconds) && isNumber(results.scaling[0].peakRssMiB));
+      assert.deepEqual(results.errors, []);
+      for (const png of results.plots) assert.ok(existsSync(join(out, png)), png);
+      assert.ok(results.plots.length >= 3, `plots: ${results.plots.join(', ')}`);
+      assert.match(output, /\[\d\d:\d\d:\d\d\] controller +t\+/, 'progress lines while it runs');
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
+  });
+});

@@ -1,0 +1,182 @@
+// Fault 6, security. Warnings, rebalance recommendations and state changes naming instances that are
+// not in this cluster change nothing (no patch, no cordon, no Event). In namespace mode only the
+// Deployments of the namespace that opted in with exactly "true" are touched: not those without
+// the annotation, with another value or a misspelt key, nor an opted-in one in another namespace,
+// all on the interrupted node. The Slack webhook URL (a local receiver under a secret path that
+// fails now and then, and at the end goes away) and the AWS secret key never show up in the logs,
+// errors, /metrics, Events or `config check`. (Every other scenario runs the same scan and the same
+// untouched-check on its own controllers and Deployments.)
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import { GetQueueAttributesCommand, SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+import type { V1Node } from '@kubernetes/client-node';
+import { buildSpotInterruption, wrapInSns } from '../../src/events/build.js';
+import { ensureQueueAndRule, publishEc2Events, removeQueueAndRule, type Ec2DetailType } from '../../testground/src/aws.js';
+import { awsClientConfig } from '../../testground/src/ground.js';
+import { InterruptionInjector } from '../../testground/src/injector.js';
+import { auditNamespace, listDeployments, plain, sentinelSnapshot } from '../support/faults-audit.js';
+import { countLeaks, FaultController, faultSecrets, M, metric, scanForSecrets, type FaultSecrets } from '../support/faults-controller.js';
+import { createFleet, fleetDeployment, OPT_IN, OPT_IN_KEY, waitMoved, waitReady } from '../support/faults-fleet.js';
+import { ScenarioLedger } from '../support/faults-ledger.js';
+import { full } from '../support/faults-random.js';
+import { createNamespace, deleteNamespace, eventually, testGround, uniqueName } from '../support/ground.js';
+
+const t = testGround();
+const injector = new InterruptionInjector(t.ground, t);
+const ledger = new ScenarioLedger('security: secrets, foreign instances, opt-in scope', 5);
+const ROOT = new URL('../..', import.meta.url).pathname;
+
+const foreignInstance = () => `i-${randomBytes(9).toString('hex').slice(0, 17)}`;
+/** What only a writer changes on a Node (KWOK rewrites its status all the time). */
+const nodeShape = (n: V1Node) => JSON.stringify(plain({ unschedulable: n.spec?.unschedulable, taints: n.spec?.taints, labels: n.metadata?.labels, annotations: n.metadata?.annotations }));
+
+describe('fault: security', () => {
+  let namespace: string;
+  let otherNamespace: string;
+  let queueName: string;
+  let queueUrl: string;
+  let secrets: FaultSecrets;
+  let c: FaultController;
+  const sqs = new SQSClient(awsClientConfig(t.ground));
+  before(async () => {
+    namespace = await createNamespace(t, 'fsec');
+    otherNamespace = await createNamespace(t, 'fsecother');
+    secrets = await faultSecrets();
+    queueName = uniqueName('fsecq');
+    ({ queueUrl } = await ensureQueueAndRule(t.ground, queueName, { visibilityTimeoutSeconds: 2 }));
+    c = await FaultController.spawn(t, secrets, { MODE: 'namespace', NAMESPACE: namespace, SQS_QUEUE_URL: queueUrl }, 'security');
+    await c.waitFor('controller started');
+  });
+  after(async () => {
+    injector.cancel();
+    await c?.kill('SIGKILL', { scrape: false });
+    await secrets?.slack.stop();
+    await removeQueueAndRule(t.ground, queueName, queueUrl).catch(() => undefined);
+    await deleteNamespace(t, namespace);
+    await deleteNamespace(t, otherNamespace);
+    ledger.write();
+  });
+
+  async function queueEmpty(): Promise<boolean> {
+    const out = await sqs.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'] }));
+    return out.Attributes?.ApproximateNumberOfMessages === '0' && out.Attributes?.ApproximateNumberOfMessagesNotVisible === '0';
+  }
+
+  it('events naming instances unknown to this cluster change nothing', () =>
+    ledger.run(async () => {
+      const fleet = await createFleet(t, injector, { namespace, nodes: 1, deployments: 4, prefix: 'f' });
+      const nodesBefore = new Map((await t.core.listNode()).items.map((n) => [n.metadata!.name!, nodeShape(n)]));
+      const deploymentsBefore = await listDeployments(t, namespace);
+      const since = new Date();
+      const count = full(12, 6);
+      const kinds: { detailType: Ec2DetailType; detail: Record<string, string> }[] = [
+        { detailType: 'EC2 Spot Instance Interruption Warning', detail: { 'instance-action': 'terminate' } },
+        { detailType: 'EC2 Instance Rebalance Recommendation', detail: {} },
+        { detailType: 'EC2 Instance State-change Notification', detail: { state: 'shutting-down' } },
+      ];
+      const entries = Array.from({ length: count }, (_, i) => ({ ...kinds[i % 3]!, instanceId: foreignInstance(), zone: 'us-east-1a', time: new Date() }));
+      await publishEc2Events(t.ground, entries);
+      // And one through SNS, straight onto the queue.
+      await sqs.send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: wrapInSns(buildSpotInterruption({ instanceId: foreignInstance(), time: new Date(), region: t.ground.region, account: t.ground.account })) }));
+      const warnings = entries.filter((e) => e.detailType === 'EC2 Spot Instance Interruption Warning').length + 1;
+      ledger.add('cases', count + 1);
+      ledger.add('faults', count + 1);
+
+      await eventually('every foreign event received', async () => (metric(await c.metrics(), M.received) >= count + 1 ? true : undefined), 30_000, 250);
+      await eventually('the queue emptied', async () => ((await queueEmpty()) ? true : undefined), 30_000, 250);
+      await new Promise((r) => setTimeout(r, 1000));
+      const text = await c.metrics();
+      assert.equal(metric(text, M.interruptions, { outcome: 'foreign' }), warnings, 'every warning judged foreign');
+      assert.equal(c.lines().filter((l) => l.msg === 'interruption for instances not in this cluster; ignoring').length, warnings);
+      for (const n of (await t.core.listNode()).items) {
+        const name = n.metadata!.name!;
+        if (nodesBefore.has(name)) assert.equal(nodeShape(n), nodesBefore.get(name), `node ${name} was changed`);
+      }
+      const after = await listDeployments(t, namespace);
+      for (const [name, d] of deploymentsBefore) assert.equal(after.get(name)?.metadata?.resourceVersion, d.metadata?.resourceVersion, `${name} was written`);
+      const events = [...(await t.core.listNamespacedEvent({ namespace })).items, ...(await t.core.listNamespacedEvent({ namespace: 'default' })).items].filter(
+        (e) => e.source?.component === 'spot-fargate-orchestrator' && new Date(e.lastTimestamp ?? e.eventTime ?? 0) >= since,
+      );
+      assert.deepEqual(events.map((e) => `${e.involvedObject.name}: ${e.reason}`), [], 'Events recorded for foreign instances');
+      const { problems } = await auditNamespace(t, ledger, namespace, new Map(), fleet.sentinels, { compareResourceVersion: true });
+      assert.deepEqual(problems, []);
+      ledger.note('foreign events', `${count + 1} (${warnings} warnings), nothing patched, cordoned or recorded`);
+      await injector.terminateNode(fleet.nodes[0]!);
+    }));
+
+  it('namespace mode: on the interrupted node, only what opted in with exactly "true" in this namespace is moved', () =>
+    ledger.run(async () => {
+      const fleet = await createFleet(t, injector, {
+        namespace,
+        nodes: 1,
+        deployments: 4,
+        prefix: 's',
+        sentinels: [{}, { [OPT_IN_KEY]: 'false' }, { [OPT_IN_KEY]: 'yes' }, { [OPT_IN_KEY]: '1' }, { [OPT_IN_KEY]: 'on' }, { 'spot-orchestrator/enable': 'true' }, { 'spot-orchestrator.io/enabled': 'true' }],
+      });
+      // Opted in, on the same node, but in a namespace this controller does not manage.
+      const foreignName = `optedin-elsewhere-${fleet.pool.slice(-6)}`;
+      await t.apps.createNamespacedDeployment({ namespace: otherNamespace, body: fleetDeployment(otherNamespace, foreignName, fleet.pool, 1, OPT_IN, undefined, 0) });
+      await waitReady(t, otherNamespace, [foreignName], 60_000);
+      const elsewhere = sentinelSnapshot(await t.apps.readNamespacedDeployment({ name: foreignName, namespace: otherNamespace }));
+
+      await injector.interrupt(fleet.nodes, { windowMs: 1_200_000, terminate: false });
+      const moved = await waitMoved(t, fleet, 60_000);
+      await eventually('the queue emptied', async () => ((await queueEmpty()) ? true : undefined), 30_000, 250);
+      const { problems } = await auditNamespace(t, ledger, namespace, fleet.before, [...fleet.sentinels, elsewhere], { compareResourceVersion: true });
+      assert.deepEqual(problems, [], `pending: ${moved.pending.join(', ')}`);
+      assert.ok(!c.output().includes(foreignName), 'the Deployment of another namespace was not even considered');
+      ledger.add('cases', fleet.sentinels.length + 1);
+      ledger.note('scope', `${fleet.names.length} opted in moved; ${fleet.sentinels.length} not opted in and 1 opted in elsewhere left untouched`);
+      await injector.terminateNode(fleet.nodes[0]!);
+    }));
+
+  it('the Slack webhook URL and the AWS secret key appear nowhere, Slack failing or gone', () =>
+    ledger.run(async () => {
+      assert.ok(secrets.slack.received > 0, 'alerts reached the receiver, so the URL was in use');
+      assert.ok(secrets.slack.refused > 0 || c.output().includes('sending alert to slack webhook failed'), 'the receiver refused some (500/429)');
+      // Slack goes away: the next alerts meet a refused connection.
+      await secrets.slack.stop();
+      ledger.add('faults');
+      const fleet = await createFleet(t, injector, { namespace, nodes: 1, deployments: 3, prefix: 'g' });
+      await injector.interrupt(fleet.nodes, { windowMs: 1_200_000, terminate: false });
+      await waitMoved(t, fleet, 60_000);
+      await eventually('a failed post logged', async () => (c.output().includes('sending alert to slack webhook failed') ? true : undefined), 30_000, 250);
+      const { problems } = await auditNamespace(t, ledger, namespace, fleet.before, fleet.sentinels, { compareResourceVersion: true });
+      assert.deepEqual(problems, []);
+
+      // `config check` with both secrets set: shown redacted.
+      const check = await runCli(['config', 'check'], {
+        ...process.env,
+        KUBECONFIG: t.ground.kubeconfig,
+        MODE: 'namespace',
+        NAMESPACE: namespace,
+        SQS_QUEUE_URL: queueUrl,
+        ALERTS_ENABLED: 'true',
+        SLACK_WEBHOOK_URL: secrets.slack.url,
+        AWS_SECRET_ACCESS_KEY: secrets.awsSecretKey,
+        AWS_ACCESS_KEY_ID: 'testground',
+      });
+      assert.match(check, /slack_webhook_url = <redacted>/);
+      assert.equal(countLeaks([check], secrets.forms()).count, 0, `config check leaked:\n${check}`);
+      const leaks = await scanForSecrets(t, ledger, secrets, [c], [namespace, otherNamespace]);
+      assert.deepEqual(leaks, []);
+      ledger.add('cases', 2);
+      await injector.terminateNode(fleet.nodes[0]!);
+    }));
+});
+
+function runCli(args: string[], env: NodeJS.ProcessEnv): Promise<string> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (b: Buffer) => (output += b.toString()));
+    child.stderr.on('data', (b: Buffer) => (output += b.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    child.on('exit', () => {
+      clearTimeout(timer);
+      resolve(output);
+    });
+  });
+}

@@ -1,0 +1,87 @@
+// Faults in the ground itself: restarting its components (testground/scripts/restart-component.sh)
+// and an identity for the controller that, unlike the admin (system:masters), the API server
+// throttles.
+import { execFile } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { RbacAuthorizationV1Api } from '@kubernetes/client-node';
+import { DEFAULT_GROUND_FILE } from '../../testground/src/ground.js';
+import type { TestGround } from './ground.js';
+
+const run = promisify(execFile);
+const SCRIPT = new URL('../../testground/scripts/restart-component.sh', import.meta.url).pathname;
+
+export function groundFile(): string {
+  return resolve(process.env.TESTGROUND_FILE ?? DEFAULT_GROUND_FILE);
+}
+
+/**
+ * The environment that points the ground scripts at the ground the tests use. The shared ground
+ * (.testground, which other people's tests run on) is refused: its components are not ours to stop.
+ */
+export function groundScriptEnv(t: TestGround): NodeJS.ProcessEnv {
+  const file = groundFile();
+  if (file === resolve(DEFAULT_GROUND_FILE) && process.env.FAULTS_ALLOW_SHARED_GROUND !== '1') {
+    throw new Error(
+      `refusing to restart components of the shared test ground (${file}); run the fault suite on its own ground (make test-faults, or TESTGROUND_FILE=…/.testground-faults/ground.json)`,
+    );
+  }
+  const apiPort = Number(new URL(t.ground.apiServer).port);
+  return { ...process.env, TESTGROUND_PORT_BASE: String(apiPort - 443), SPOT_TESTGROUND_STATE: dirname(file) };
+}
+
+export interface RestartOptions {
+  /** SIGKILL (a crash) rather than SIGTERM. */
+  kill?: boolean;
+  downForSeconds?: number;
+  /** Appended to the original flags (the last of a repeated flag wins). */
+  extraFlags?: string[];
+  /** Only stop it (leave it down), or only start it again. */
+  only?: 'stop' | 'start';
+}
+
+/** Restarts one component and resolves once it is healthy again; returns the script's report. */
+export async function restartComponent(t: TestGround, component: string, o: RestartOptions = {}): Promise<string> {
+  const args = [SCRIPT, ...(o.only ? [`--${o.only}-only`] : []), ...(o.kill ? ['--kill'] : []), ...(o.downForSeconds ? ['--down-for', String(o.downForSeconds)] : []), component, ...(o.extraFlags ?? [])];
+  const { stdout, stderr } = await run('bash', args, { env: groundScriptEnv(t), timeout: 180_000 });
+  return `${stdout}${stderr}`.trim();
+}
+
+/**
+ * A kubeconfig for a ServiceAccount bound to cluster-admin through RBAC. Unlike the admin
+ * certificate (group system:masters, which the API server never throttles), this identity gets the
+ * 429s that --max-requests-inflight produces.
+ */
+export async function serviceAccountKubeconfig(t: TestGround, name = 'spot-faults-controller'): Promise<string> {
+  const namespace = 'spot-faults-system';
+  await t.core.createNamespace({ body: { metadata: { name: namespace } } }).catch(ignoreConflict);
+  await t.core.createNamespacedServiceAccount({ namespace, body: { metadata: { name } } }).catch(ignoreConflict);
+  const rbac = t.kc.makeApiClient(RbacAuthorizationV1Api);
+  await rbac
+    .createClusterRoleBinding({
+      body: {
+        metadata: { name },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'cluster-admin' },
+        subjects: [{ kind: 'ServiceAccount', name, namespace }],
+      },
+    })
+    .catch(ignoreConflict);
+  const token = await t.core.createNamespacedServiceAccountToken({ name, namespace, body: { spec: { audiences: [], expirationSeconds: 3600 } } });
+  const cluster = t.kc.getCurrentCluster()!;
+  const path = join(dirname(t.ground.kubeconfig), `${name}.kubeconfig`);
+  const config = {
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: [{ name: 'ground', cluster: { server: cluster.server, 'certificate-authority-data': cluster.caData } }],
+    users: [{ name, user: { token: token.status!.token } }],
+    contexts: [{ name: 'ground', context: { cluster: 'ground', user: name } }],
+    'current-context': 'ground',
+  };
+  writeFileSync(path, JSON.stringify(config, null, 2), { mode: 0o600 });
+  return path;
+}
+
+function ignoreConflict(err: unknown): void {
+  if ((err as { code?: number }).code !== 409) throw err;
+}
