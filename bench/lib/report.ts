@@ -154,8 +154,9 @@ export function renderResults(r: BenchResults): string {
     out.push('  is the bottleneck and every strategy is slowed by it, including the reaction of the cluster to its own actions (the');
     out.push('  controller\'s patches start rollouts that create pods while it is still patching).');
     out.push('- The Fargate simulator, as EKS does, gives every Fargate pod a node of its own; KWOK keeps each one alive with lease');
-    out.push('  and status updates, so a thousand Fargate pods are a thousand more nodes for the API server. It provisions 50 pods');
-    out.push('  at a time after the (scaled) 45 s; AWS provisions in parallel, so a real cluster would not see this queue.');
+    out.push('  and status updates, so a thousand Fargate pods are a thousand more nodes for the API server. Every pod\'s (scaled)');
+    out.push('  45 s runs in parallel; after it the simulator creates the node and binds the pod with at most 50 API calls in flight,');
+    out.push('  so with thousands of pods the API server, not the 45 s, sets the pace. A real cluster has no such queue.');
     out.push('- KWOK makes a pod Ready the moment it is bound: no image pull, no start-up, no readiness probe. Pods rescheduled onto');
     out.push('  surviving spot nodes (drain, none, sequential) are therefore ready sooner than in a real cluster.');
     out.push('- `status.readyReplicas` is written by the deployment controller; under load it lags behind the pods, which is why the');
