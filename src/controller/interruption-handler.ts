@@ -1,10 +1,11 @@
 // From a parsed EC2 event to action. A spot interruption warning cordons and marks the doomed
 // nodes, finds every managed Deployment with pods on them, and runs phase 1 for all of them at
 // once with bounded concurrency; phase 2 continues in the background, and one summary is sent when
-// every rollout has settled. The caller deletes the message only when this reports it safe to.
+// every rollout has settled (warnings that arrive together share one; see interruption-groups.ts).
+// The caller deletes the message only when this reports it safe to.
 import type { V1Deployment, V1Node } from '@kubernetes/client-node';
 import pLimit from 'p-limit';
-import type { DeploymentOutcome, InterruptionInstance } from '../alerts/alert.js';
+import type { DeploymentOutcome, DeploymentRef, InterruptionInstance } from '../alerts/alert.js';
 import type { ParsedEvent } from '../events/parse.js';
 import type { RebalanceRecommendationEvent } from '../events/kinds/rebalance-recommendation.js';
 import type { SpotInterruptedEvent } from '../events/kinds/spot-interruption.js';
@@ -13,6 +14,7 @@ import { MERGE_PATCH, messageOf, withRetry } from '../kube/api.js';
 import { keyOf } from '../kube/cluster-view.js';
 import { NODE_ANNOTATIONS } from '../state/annotations.js';
 import type { ControllerContext } from './context.js';
+import { InterruptionGroups, type GroupClock } from './interruption-groups.js';
 import type { MigrationFlow, PhaseOneResult } from './migration-flow.js';
 import { isManaged } from './scope.js';
 
@@ -28,12 +30,15 @@ const DONE: Promise<void> = Promise.resolve();
 
 export class InterruptionHandler {
   private readonly limit;
+  private readonly groups: InterruptionGroups;
 
   constructor(
     private readonly ctx: ControllerContext,
     private readonly flow: MigrationFlow,
+    groupClock?: GroupClock,
   ) {
     this.limit = pLimit(ctx.config.controller.max_concurrent_patches);
+    this.groups = new InterruptionGroups(ctx.alerter, groupClock);
   }
 
   async handle(event: ParsedEvent): Promise<HandleResult> {
@@ -116,19 +121,31 @@ export class InterruptionHandler {
       }
     }
     log.info({ instances, deployments: deployments.size, deadline: event.deadline.toISOString() }, 'spot interruption warning');
-    this.ctx.alerter.notify({ kind: 'interruption_detected', eventId: event.id, instances, deadline: event.deadline, deployments: deployments.size });
+    const refs = [...deployments.values()].map((d) => ({ namespace: d.metadata!.namespace!, name: d.metadata!.name! }));
+    const reportToGroup = this.groups.join({ eventId: event.id, instances, deadline: event.deadline, deployments: refs });
     for (const node of nodes) {
       this.ctx.recorder.record({ kind: 'Node', name: node.metadata!.name!, uid: node.metadata?.uid }, 'Warning', 'SpotInterruption', `spot interruption warning (event ${event.id}); instance terminates at ${event.deadline.toISOString()}; cordoned, ${deployments.size} managed Deployment(s) moving to Fargate`);
     }
     if (deployments.size === 0) {
+      reportToGroup([]);
       await marking;
       this.ctx.metrics.interruptionsHandled.inc({ outcome: 'nothing_to_do' });
       return { ack: true, outcome: 'nothing_to_do', settled: DONE };
     }
-    this.ctx.alerter.notify({ kind: 'migration_started', eventId: event.id, deployments: [...deployments.values()].map((d) => ({ namespace: d.metadata!.namespace!, name: d.metadata!.name! })) });
 
     const request = { eventId: event.id, instanceIds: event.instanceIds, reason: 'spot-interruption' as const, deadline: event.deadline };
-    const results: PhaseOneResult[] = await Promise.all([...deployments.values()].map((d) => this.limit(() => this.flow.migrate(d, request))));
+    let results: PhaseOneResult[] = [];
+    try {
+      results = await Promise.all([...deployments.values()].map((d) => this.limit(() => this.flow.migrate(d, request))));
+    } finally {
+      reportToGroup(
+        results.map((r) => ({
+          ref: refOf(r.key),
+          outcome: settledOutcome(r),
+          joined: r.outcome.result === 'skipped' && r.outcome.reason === 'already_on_fargate',
+        })),
+      );
+    }
     await marking;
     const phase1Done = this.ctx.now();
     const phase1Seconds = (phase1Done.getTime() - started.getTime()) / 1000;
@@ -136,30 +153,28 @@ export class InterruptionHandler {
     const retry = results.some((r) => r.retry);
     log.info({ deployments: results.length, phase1Seconds, retry }, 'phase 1 done: every affected Deployment patched');
 
-    const settled = this.summarise(event, instances, results, started, phase1Done);
+    const settled = this.phaseTwo(event, results, phase1Done);
     const outcome = retry ? 'partial' : 'migrated';
     this.ctx.metrics.interruptionsHandled.inc({ outcome });
     return { ack: !retry, outcome, settled };
   }
 
-  private async summarise(event: SpotInterruptedEvent, instances: InterruptionInstance[], results: PhaseOneResult[], started: Date, phase1Done: Date): Promise<void> {
-    const outcomes = await Promise.all(
-      results.map(async (r): Promise<DeploymentOutcome> => (r.settled ? r.settled.catch((err): DeploymentOutcome => ({ result: 'failed', reason: String(err), rolledBack: false })) : r.outcome)),
-    );
-    const end = this.ctx.now();
-    this.ctx.metrics.phase2Seconds.observe((end.getTime() - phase1Done.getTime()) / 1000);
-    this.ctx.alerter.notify({
-      kind: 'migration_summary',
-      eventId: event.id,
-      instances,
-      durationMs: end.getTime() - started.getTime(),
-      outcomes: results.map((r, i) => {
-        const [namespace, name] = r.key.split('/') as [string, string];
-        return { namespace, name, ...outcomes[i]! };
-      }),
-    });
+  /** Waits for this message's phase 2 (the group's summary is sent by InterruptionGroups). */
+  private async phaseTwo(event: SpotInterruptedEvent, results: PhaseOneResult[], phase1Done: Date): Promise<void> {
+    const outcomes = await Promise.all(results.map(settledOutcome));
+    this.ctx.metrics.phase2Seconds.observe((this.ctx.now().getTime() - phase1Done.getTime()) / 1000);
     this.ctx.log.info({ eventId: event.id, outcomes: countBy(outcomes.map((o) => o.result)) }, 'phase 2 done: every rollout settled');
   }
+}
+
+function refOf(key: string): DeploymentRef {
+  const [namespace, name] = key.split('/') as [string, string];
+  return { namespace, name };
+}
+
+/** The outcome once phase 2 settles (the phase 1 outcome when no rollout was started). */
+function settledOutcome(r: PhaseOneResult): Promise<DeploymentOutcome> {
+  return r.settled ? r.settled.catch((err): DeploymentOutcome => ({ result: 'failed', reason: String(err), rolledBack: false })) : Promise.resolve(r.outcome);
 }
 
 function countBy(values: string[]): Record<string, number> {

@@ -30,6 +30,36 @@ export function isPodReady(pod: V1Pod): boolean {
   return pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
 }
 
+/** Objects by the uid of their controller (ownerReferences with controller: true), kept from watch events. */
+class ControllerIndex {
+  private readonly byOwner = new Map<string, Set<string>>();
+  private readonly ownerOf = new Map<string, string>();
+
+  update(o: KubernetesObject, change: ChangeType): void {
+    const key = keyOf(o);
+    const before = this.ownerOf.get(key);
+    const after = change === 'delete' ? undefined : o.metadata?.ownerReferences?.find((r) => r.controller)?.uid;
+    if (before === after) return;
+    if (before) {
+      const set = this.byOwner.get(before);
+      set?.delete(key);
+      if (set?.size === 0) this.byOwner.delete(before);
+      this.ownerOf.delete(key);
+    }
+    if (after) {
+      let set = this.byOwner.get(after);
+      if (!set) this.byOwner.set(after, (set = new Set()));
+      set.add(key);
+      this.ownerOf.set(key, after);
+    }
+  }
+
+  /** Names (namespace/name keys) of what the owner with this uid controls. */
+  keysOf(ownerUid: string | undefined): string[] {
+    return ownerUid ? [...(this.byOwner.get(ownerUid) ?? [])] : [];
+  }
+}
+
 export class ClusterView {
   readonly nodes: ResilientInformer<V1Node>;
   readonly pods: ResilientInformer<V1Pod>;
@@ -41,6 +71,9 @@ export class ClusterView {
   private readonly nodeByInstance = new Map<string, string>();
   private readonly podsByNode = new Map<string, Set<string>>();
   private readonly nodeOfPod = new Map<string, string>();
+  /** Phase 2 asks, per Deployment, for its ReplicaSet and that one's pods: indexed, not scanned. */
+  private readonly replicaSetsByDeployment = new ControllerIndex();
+  private readonly podsByReplicaSet = new ControllerIndex();
   private readonly deploymentListeners: Listener<V1Deployment>[] = [];
   private readonly podListeners: Listener<V1Pod>[] = [];
   private readonly sliceListeners: Listener<V1EndpointSlice>[] = [];
@@ -78,6 +111,7 @@ export class ClusterView {
     this.pods.cache.on('update', (p) => this.indexPod(p, 'update'));
     this.pods.cache.on('delete', (p) => this.indexPod(p, 'delete'));
     for (const change of ['add', 'update', 'delete'] as const) {
+      this.replicaSets.cache.on(change, (rs) => this.replicaSetsByDeployment.update(rs, change));
       this.deployments.cache.on(change, (d) => this.deploymentListeners.forEach((l) => l(d, change)));
       this.endpointSlices.cache.on(change, (s) => this.sliceListeners.forEach((l) => l(s, change)));
     }
@@ -122,6 +156,7 @@ export class ClusterView {
   }
 
   private indexPod(pod: V1Pod, change: ChangeType) {
+    this.podsByReplicaSet.update(pod, change);
     const key = keyOf(pod);
     const before = this.nodeOfPod.get(key);
     const after = change === 'delete' ? undefined : pod.spec?.nodeName;
@@ -172,17 +207,21 @@ export class ClusterView {
   /** The ReplicaSet that carries the Deployment's current template (same revision annotation). */
   currentReplicaSet(deployment: V1Deployment): V1ReplicaSet | undefined {
     const revision = deployment.metadata?.annotations?.['deployment.kubernetes.io/revision'];
-    return this.replicaSets.cache
-      .list(this.namespace)
-      .find(
-        (rs) =>
-          rs.metadata?.ownerReferences?.some((o) => o.controller && o.uid === deployment.metadata?.uid) &&
-          rs.metadata?.annotations?.['deployment.kubernetes.io/revision'] === revision,
-      );
+    return this.cached(this.replicaSets, this.replicaSetsByDeployment.keysOf(deployment.metadata?.uid)).find(
+      (rs) => rs.metadata?.annotations?.['deployment.kubernetes.io/revision'] === revision,
+    );
   }
 
   podsOfReplicaSet(rs: V1ReplicaSet): V1Pod[] {
-    return this.pods.cache.list(this.namespace).filter((p) => p.metadata?.ownerReferences?.some((o) => o.uid === rs.metadata?.uid));
+    return this.cached(this.pods, this.podsByReplicaSet.keysOf(rs.metadata?.uid));
+  }
+
+  private cached<T extends KubernetesObject>(informer: ResilientInformer<T>, keys: string[]): T[] {
+    return keys.flatMap((k) => {
+      const [namespace, name] = k.split('/') as [string, string];
+      const o = informer.cache.get(name, namespace);
+      return o ? [o] : [];
+    });
   }
 
   /** Services whose selector picks this Deployment's pods. */

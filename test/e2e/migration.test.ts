@@ -91,13 +91,17 @@ describe('migration to Fargate on a spot interruption', () => {
     await sampler.start(t, namespace);
     const interruption = await injector.interrupt(nodes);
 
-    // AWS sends one warning per instance, so each interrupted node has its own summary.
+    // AWS sends one warning per instance; the three arrive together and are told as one interruption.
     const considered = [...moving, noFargate, refused];
     const byName = await eventually('a summary for every Deployment', async () => {
       const outcomes = new Map(c.alerter.of('migration_summary').flatMap((s) => s.outcomes.map((o) => [o.name, o] as const)));
       return considered.every((n) => outcomes.has(n)) ? outcomes : undefined;
     }, 60_000);
     sampler.stop();
+    const detected = c.alerter.of('interruption_detected');
+    assert.equal(detected.length, 1, `one announcement for the three warnings: ${detected.map((d) => d.eventId).join(', ')}`);
+    assert.deepEqual(detected[0]!.instances.map((i) => i.node).sort(), [...nodes].sort());
+    assert.equal(c.alerter.of('migration_summary').length, 1, 'one summary for the three warnings');
     for (const name of moving) {
       const outcome = byName.get(name);
       assert.equal(outcome?.result, 'migrated', `${name}: ${JSON.stringify(outcome)}`);
