@@ -2,10 +2,10 @@
 // peak memory can be read from /proc/<pid>/stat (utime + stime) and /proc/<pid>/status (VmHWM).
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, existsSync, readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { ensureQueueAndRule, removeQueueAndRule } from '../../testground/src/aws.js';
 import { type Bench, shortId, sleep } from './context.js';
+import { freePort } from '../../testground/src/net.js';
 
 export const PROJECT_DIR = new URL('../..', import.meta.url).pathname;
 export const BUILD_DIR = join(PROJECT_DIR, 'bench/results/tmp/build');
@@ -59,17 +59,6 @@ export function buildController(say: (line: string) => void): string | undefined
     say(`the tsc build of src/ failed; the controller will run through tsx instead:\n${out.split('\n').slice(0, 10).join('\n')}`);
     return undefined;
   }
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 export interface RunningController {

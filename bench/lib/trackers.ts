@@ -45,26 +45,20 @@ export function rolloutComplete(d: DeploymentState): boolean {
   );
 }
 
-export class DeploymentTracker {
-  readonly states = new Map<string, DeploymentState>();
-  private readonly listeners = new Map<string, Set<Listener>>();
+/**
+ * The objects of one kind in a namespace, followed by a watch. After a relist the tracker hears of
+ * every object listed as modified, and of every one it held that is no longer there as deleted, so
+ * it never needs to tell a relist from a stream of events.
+ */
+abstract class WatchedCollection {
   private readonly watch: CollectionWatch;
-  private integrating = false;
-  private begunAt = 0;
-  private totalDeficit = 0;
-  /** [ms since begin, replicas below desired across the namespace] at every change. */
-  readonly deficitTimeline: [number, number][] = [];
   events = 0;
 
-  constructor(kc: KubeConfig, readonly namespace: string, log?: (line: string) => void) {
-    const apps = kc.makeApiClient(AppsV1Api);
+  protected constructor(kc: KubeConfig, path: string, list: ConstructorParameters<typeof CollectionWatch>[0]['list'], log?: (line: string) => void) {
     this.watch = new CollectionWatch({
       kc,
-      path: `/apis/apps/v1/namespaces/${namespace}/deployments`,
-      list: async () => {
-        const out = await apps.listNamespacedDeployment({ namespace });
-        return { items: out.items as RawObject[], resourceVersion: out.metadata?.resourceVersion ?? '' };
-      },
+      path,
+      list,
       onEvent: (type, obj, at) => this.onEvent(type, obj, at),
       onRelist: (items, at) => {
         const seen = new Set<string>();
@@ -72,7 +66,7 @@ export class DeploymentTracker {
           seen.add(item.metadata!.name!);
           this.onEvent('MODIFIED', item, at);
         }
-        for (const [name, s] of this.states) if (!seen.has(name) && !s.gone) this.onEvent('DELETED', { metadata: { name } }, at);
+        for (const name of [...this.present()]) if (!seen.has(name)) this.onEvent('DELETED', { metadata: { name } }, at);
       },
       log,
     });
@@ -90,11 +84,37 @@ export class DeploymentTracker {
     return this.watch.restarts;
   }
 
+  protected abstract onEvent(type: WatchEventType, obj: RawObject, at: number): void;
+  /** The names of the objects the tracker holds as present. */
+  protected abstract present(): Iterable<string>;
+}
+
+export class DeploymentTracker extends WatchedCollection {
+  readonly states = new Map<string, DeploymentState>();
+  private readonly listeners = new Map<string, Set<Listener>>();
+  private integrating = false;
+  private begunAt = 0;
+  private totalDeficit = 0;
+  /** [ms since begin, replicas below desired across the namespace] at every change. */
+  readonly deficitTimeline: [number, number][] = [];
+
+  constructor(kc: KubeConfig, readonly namespace: string, log?: (line: string) => void) {
+    const apps = kc.makeApiClient(AppsV1Api);
+    super(kc, `/apis/apps/v1/namespaces/${namespace}/deployments`, async () => {
+      const out = await apps.listNamespacedDeployment({ namespace });
+      return { items: out.items as RawObject[], resourceVersion: out.metadata?.resourceVersion ?? '' };
+    }, log);
+  }
+
+  protected *present(): Iterable<string> {
+    for (const [name, s] of this.states) if (!s.gone) yield name;
+  }
+
   private deficit(s: DeploymentState): number {
     return s.gone ? 0 : Math.max(0, s.desired - s.ready);
   }
 
-  private onEvent(type: WatchEventType, obj: RawObject, at: number): void {
+  protected onEvent(type: WatchEventType, obj: RawObject, at: number): void {
     this.events++;
     const name = obj.metadata?.name;
     if (!name) return;
@@ -214,7 +234,7 @@ function podReady(obj: RawObject): boolean {
   return conditions.some((c) => c.type === 'Ready' && c.status === 'True');
 }
 
-export class PodTracker {
+export class PodTracker extends WatchedCollection {
   private readonly pods = new Map<string, PodState>();
   /** Ready, not terminating, bound to a node that is not doomed: per app label. */
   private readonly surviving = new Map<string, number>();
@@ -225,7 +245,6 @@ export class PodTracker {
   private podDeficit = 0;
   /** Integral of max(0, desired - ready pods) over every app seen, replica·ms, warning to end. */
   deficitMs = 0;
-  private readonly watch: CollectionWatch;
   private doomed = new Set<string>();
   private deadline = Infinity;
   private begunAt = 0;
@@ -240,40 +259,17 @@ export class PodTracker {
   lastDoomedPodDeletionAt?: number;
   doomedPodsDeletedBeforeDeadline = 0;
   doomedPodsAtWarning = 0;
-  events = 0;
 
   constructor(kc: KubeConfig, readonly namespace: string, log?: (line: string) => void) {
     const core = kc.makeApiClient(CoreV1Api);
-    this.watch = new CollectionWatch({
-      kc,
-      path: `/api/v1/namespaces/${namespace}/pods`,
-      list: async () => {
-        const out = await core.listNamespacedPod({ namespace });
-        return { items: out.items as RawObject[], resourceVersion: out.metadata?.resourceVersion ?? '' };
-      },
-      onEvent: (type, obj, at) => this.onEvent(type, obj, at),
-      onRelist: (items, at) => {
-        const seen = new Set<string>();
-        for (const item of items) {
-          seen.add(item.metadata!.name!);
-          this.onEvent('MODIFIED', item, at);
-        }
-        for (const name of [...this.pods.keys()]) if (!seen.has(name)) this.onEvent('DELETED', { metadata: { name } }, at);
-      },
-      log,
-    });
+    super(kc, `/api/v1/namespaces/${namespace}/pods`, async () => {
+      const out = await core.listNamespacedPod({ namespace });
+      return { items: out.items as RawObject[], resourceVersion: out.metadata?.resourceVersion ?? '' };
+    }, log);
   }
 
-  start(): Promise<void> {
-    return this.watch.start();
-  }
-
-  stop(): void {
-    this.watch.stop();
-  }
-
-  get restarts(): number {
-    return this.watch.restarts;
+  protected present(): Iterable<string> {
+    return [...this.pods.keys()];
   }
 
   private counts(p: PodState): boolean {
@@ -295,7 +291,7 @@ export class PodTracker {
     if (this.integrating) this.podDeficit += this.appDeficit(app);
   }
 
-  private onEvent(type: WatchEventType, obj: RawObject, at: number): void {
+  protected onEvent(type: WatchEventType, obj: RawObject, at: number): void {
     this.events++;
     const name = obj.metadata?.name;
     if (!name) return;

@@ -90,7 +90,7 @@ describe('QueueSource', () => {
     const { log, lines } = capturingLog();
     let handled!: () => void;
     const done = new Promise<void>((r) => (handled = r));
-    const source = new QueueSource({ sqs, queueUrl: 'q', log, metrics: createMetrics(), errorBackoffMs: 10, handle: async () => (handled(), { ack: false }) });
+    const source = new QueueSource({ sqs, queueUrl: 'q', log, metrics: createMetrics(), errorBackoffMs: 10, visibilityTimeoutSeconds: 30, handle: async () => (handled(), { ack: false }) });
     source.start();
     await done;
     await source.stop();
@@ -131,5 +131,39 @@ describe('QueueSource', () => {
     assert.equal(refusals.length, 1, 'logged once');
     assert.ok(calls.filter((c) => c.command === 'ChangeMessageVisibility').length <= 2, 'at most one refused attempt per message in flight');
     assert.equal(calls.filter((c) => c.command === 'DeleteMessageBatch').length, 2, 'both messages still deleted after their work');
+  });
+
+  it('answers readiness at once: the first receive, and the first after a failure, do not long-poll', async () => {
+    const waits: unknown[] = [];
+    const ticks: boolean[] = [];
+    let receives = 0;
+    let stopped!: () => void;
+    const enough = new Promise<void>((r) => (stopped = r));
+    const sqs: QueueClient = {
+      send: (async (command: { input: Record<string, unknown> }) => {
+        if (!(command instanceof ReceiveMessageCommand)) return {};
+        waits.push(command.input.WaitTimeSeconds);
+        receives++;
+        if (receives === 3) throw Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:4566'), { name: 'Error' });
+        if (receives === 5) stopped();
+        return { Messages: [] };
+      }) as QueueClient['send'],
+    };
+    const source = new QueueSource({
+      sqs,
+      queueUrl: 'q',
+      log: capturingLog().log,
+      metrics: createMetrics(),
+      errorBackoffMs: 5,
+      waitTimeSeconds: 20,
+      visibilityTimeoutSeconds: 30,
+      onTick: (ok) => ticks.push(ok),
+      handle: async () => ({ ack: true }),
+    });
+    source.start();
+    await enough;
+    await source.stop();
+    assert.deepEqual(waits.slice(0, 5), [0, 20, 20, 0, 20]);
+    assert.deepEqual(ticks.slice(0, 4), [true, true, false, true]);
   });
 });

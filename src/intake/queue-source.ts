@@ -32,7 +32,7 @@ export interface QueueSourceOptions {
    * How long a received message stays hidden from other receivers; renewed every third of it while
    * the message is handled. Short, so the message of a controller that died comes back soon.
    */
-  visibilityTimeoutSeconds?: number;
+  visibilityTimeoutSeconds: number;
   /** Dry run: messages are received and handled (as dry runs) but never deleted. */
   dryRun?: boolean;
   /** Called after every receive attempt, so /healthz can see the loop turning. */
@@ -69,6 +69,9 @@ export class QueueSource {
     const sleep = this.o.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
     const maxInFlight = this.o.maxInFlight ?? 100;
     let backoff = this.o.errorBackoffMs;
+    // The first receive, and the first after a failure, does not wait for messages: an empty queue
+    // would otherwise hold the answer (and readiness) back for a whole long poll.
+    let waitSeconds = 0;
     while (this.running) {
       if (this.inFlight.size >= maxInFlight) {
         await Promise.race(this.inFlight);
@@ -81,7 +84,7 @@ export class QueueSource {
           new ReceiveMessageCommand({
             QueueUrl: this.o.queueUrl,
             MaxNumberOfMessages: 10,
-            WaitTimeSeconds: this.o.waitTimeSeconds ?? 20,
+            WaitTimeSeconds: waitSeconds,
             VisibilityTimeout: this.visibilitySeconds,
             MessageSystemAttributeNames: ['ApproximateReceiveCount', 'SentTimestamp'],
           }),
@@ -91,11 +94,13 @@ export class QueueSource {
         this.o.metrics.queueReceiveSeconds.observe((performance.now() - started) / 1000);
         this.o.onTick?.(true);
         backoff = this.o.errorBackoffMs;
+        waitSeconds = this.o.waitTimeSeconds ?? 20;
       } catch (err) {
         if (!this.running) break;
         const error = (err as Error).message ?? String(err);
         this.o.onTick?.(false, error);
         this.o.log.warn({ err: error, retryInMs: backoff }, 'receiving from the queue failed');
+        waitSeconds = 0;
         await sleep(backoff);
         backoff = Math.min(backoff * 2, this.o.errorBackoffMs * 10);
         continue;
@@ -137,7 +142,7 @@ export class QueueSource {
   }
 
   private get visibilitySeconds(): number {
-    return this.o.visibilityTimeoutSeconds ?? 30;
+    return this.o.visibilityTimeoutSeconds;
   }
 
   private async extendVisibility(message: Message): Promise<void> {

@@ -21,18 +21,21 @@ export interface Recorder {
 
 const COMPONENT = 'spot-fargate-orchestrator';
 const MAX_MESSAGE = 1024;
-/**
- * Events are written a few at a time. Phase 1 records one per Deployment; written all at once they
- * would take the API server's in-flight slots (and, under priority and fairness, this identity's
- * share) from the patches they describe.
- */
-const EVENT_WRITES_AT_ONCE = 4;
-/** Past this many waiting, new Events are dropped (and logged): they describe, they do not act. */
-const MAX_PENDING = 20_000;
+export interface EventWriteLimits {
+  /**
+   * Events are written a few at a time. Phase 1 records one per Deployment; written all at once they
+   * would take the API server's in-flight slots (and, under priority and fairness, this identity's
+   * share) from the patches they describe.
+   */
+  writesAtOnce: number;
+  /** Past this many waiting, new Events are dropped (and logged): they describe, they do not act. */
+  maxPending: number;
+}
+const DEFAULT_LIMITS: EventWriteLimits = { writesAtOnce: 4, maxPending: 20_000 };
 
 export class EventRecorder implements Recorder {
   private readonly seen = new Map<string, { name: string; namespace: string; count: number }>();
-  private readonly limit = pLimit(EVENT_WRITES_AT_ONCE);
+  private readonly limit;
   private dropped = 0;
 
   constructor(
@@ -41,11 +44,19 @@ export class EventRecorder implements Recorder {
     /** Node Events go to this namespace (Nodes are cluster-scoped); kubelet uses default. */
     private readonly nodeEventNamespace = 'default',
     private readonly dryRun = false,
-  ) {}
+    private readonly limits: EventWriteLimits = DEFAULT_LIMITS,
+  ) {
+    this.limit = pLimit(limits.writesAtOnce);
+  }
+
+  /** Events recorded but not yet written. */
+  get pending(): number {
+    return this.limit.activeCount + this.limit.pendingCount;
+  }
 
   record(target: EventTarget, type: EventType, reason: string, message: string): void {
     if (this.dryRun) return;
-    if (this.limit.pendingCount >= MAX_PENDING) {
+    if (this.limit.pendingCount >= this.limits.maxPending) {
       if (this.dropped++ % 1000 === 0) this.log.warn({ reason, dropped: this.dropped }, 'too many Kubernetes Events waiting to be written; dropping');
       return;
     }

@@ -1,14 +1,13 @@
 // Running it unattended: two replicas with leader election (the leader killed mid-migration, the
 // standby finishing), metrics and health over HTTP, Events on Nodes, and dry-run touching nothing.
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import { GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { describe, it } from 'node:test';
 import type { V1Deployment } from '@kubernetes/client-node';
-import { ensureQueueAndRule, removeQueueAndRule } from '../../testground/src/aws.js';
-import { awsClientConfig } from '../../testground/src/ground.js';
+import { ensureQueueAndRule, queueDepth, removeQueueAndRule } from '../../testground/src/aws.js';
 import { InterruptionInjector } from '../../testground/src/injector.js';
 import { appDeployment, createNamespace, deleteNamespace, eventually, testGround, uniqueName } from '../support/ground.js';
 import { spawnController, type ControllerProcess } from '../support/process.js';
+import { scenarioResources } from '../support/scenario.js';
 
 const t = testGround();
 const injector = new InterruptionInjector(t.ground, t);
@@ -31,23 +30,18 @@ async function deploymentsOnPool(namespace: string, count: number, replicas = 2)
 const settled = (d: V1Deployment) => d.metadata?.annotations?.['spot-orchestrator/state'] === 'fargate' && !d.metadata?.annotations?.['spot-orchestrator/phase'];
 
 describe('operations', () => {
-  let namespace: string;
-  let queueName: string;
-  let queueUrl: string;
   const processes: ControllerProcess[] = [];
-  before(async () => {
-    namespace = await createNamespace(t, 'ops');
-    queueName = uniqueName('q');
-    ({ queueUrl } = await ensureQueueAndRule(t.ground, queueName, { visibilityTimeoutSeconds: 2 }));
-  });
-  after(async () => {
-    injector.cancel();
-    for (const p of processes) p.child.kill('SIGKILL');
-    await removeQueueAndRule(t.ground, queueName, queueUrl);
-    await deleteNamespace(t, namespace);
+  const scenario = scenarioResources(t, {
+    prefix: 'ops',
+    visibilityTimeoutSeconds: 2,
+    teardown: async () => {
+      injector.cancel();
+      for (const p of processes) p.child.kill('SIGKILL');
+    },
   });
 
   it('runs two replicas: only the leader acts, and the standby finishes when the leader dies', async () => {
+    const { namespace, queueUrl } = scenario;
     const { names, nodes } = await deploymentsOnPool(namespace, 6);
     const env = { MODE: 'namespace', NAMESPACE: namespace, SQS_QUEUE_URL: queueUrl, LEADER_ELECT: 'true', LEASE_DURATION: '3s', RENEW_DEADLINE: '2s', RETRY_PERIOD: '300ms', ROLLOUT_TIMEOUT: '60s' };
     const a = await spawnController(t, { ...env, POD_NAME: 'replica-a' });
@@ -118,9 +112,8 @@ describe('operations', () => {
       const after = await t.apps.readNamespacedDeployment({ name, namespace: dryNamespace });
       assert.equal(after.metadata?.resourceVersion, before.metadata?.resourceVersion, 'the Deployment was not written');
       assert.equal((await t.core.readNode({ name: node! })).spec?.unschedulable, undefined, 'the node was not cordoned');
-      const attrs = await new SQSClient(awsClientConfig(t.ground)).send(new GetQueueAttributesCommand({ QueueUrl: dryQueue, AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'] }));
-      const left = Number(attrs.Attributes?.ApproximateNumberOfMessages) + Number(attrs.Attributes?.ApproximateNumberOfMessagesNotVisible);
-      assert.ok(left >= 1, 'the message was not deleted');
+      const left = await queueDepth(t.ground, dryQueue);
+      assert.ok(left.visible + left.hidden >= 1, 'the message was not deleted');
       const events = (await t.core.listNamespacedEvent({ namespace: dryNamespace })).items.filter((e) => e.source?.component === 'spot-fargate-orchestrator');
       assert.equal(events.length, 0, 'no Events written');
       p.child.kill('SIGTERM');

@@ -1,35 +1,30 @@
 // Level-triggered: the controller killed (SIGKILL) in the middle of a migration and started again
 // finishes the job from what the cluster says, and from the message the dead one never deleted.
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import { ensureQueueAndRule, removeQueueAndRule } from '../../testground/src/aws.js';
+import { describe, it } from 'node:test';
 import { InterruptionInjector } from '../../testground/src/injector.js';
-import { appDeployment, createNamespace, deleteNamespace, eventually, isPodReady, podsOf, testGround, uniqueName } from '../support/ground.js';
+import { appDeployment, eventually, isPodReady, podsOf, testGround, uniqueName } from '../support/ground.js';
 import { ReadinessSampler } from '../support/controller.js';
 import { spawnController, type ControllerProcess } from '../support/process.js';
+import { scenarioResources } from '../support/scenario.js';
 
 const t = testGround();
 const injector = new InterruptionInjector(t.ground, t);
 
 describe('controller killed mid-migration', () => {
-  let namespace: string;
-  let queueName: string;
-  let queueUrl: string;
   const processes: ControllerProcess[] = [];
-  before(async () => {
-    namespace = await createNamespace(t, 'restart');
-    queueName = uniqueName('q');
-    // A short visibility timeout so the message the dead controller held comes back quickly.
-    ({ queueUrl } = await ensureQueueAndRule(t.ground, queueName, { visibilityTimeoutSeconds: 2 }));
-  });
-  after(async () => {
-    injector.cancel();
-    for (const p of processes) p.child.kill('SIGKILL');
-    await removeQueueAndRule(t.ground, queueName, queueUrl);
-    await deleteNamespace(t, namespace);
+  // A short visibility timeout so the message the dead controller held comes back quickly.
+  const scenario = scenarioResources(t, {
+    prefix: 'restart',
+    visibilityTimeoutSeconds: 2,
+    teardown: async () => {
+      injector.cancel();
+      for (const p of processes) p.child.kill('SIGKILL');
+    },
   });
 
   it('finishes every migration after a restart, patching each Deployment once, never below desired', async () => {
+    const { namespace, queueUrl } = scenario;
     const pool = uniqueName('pool');
     const nodes = await injector.addSpotNodes(2, { name: pool, suffix: '' });
     const names = Array.from({ length: 6 }, (_, i) => uniqueName(`app${i}`));

@@ -19,7 +19,8 @@ import { InterruptionInjector } from '../../testground/src/injector.js';
 import { newInstanceId } from '../../testground/src/nodes.js';
 import { FAST_ENV } from '../support/controller.js';
 import { appDeployment, createNamespace, deleteNamespace, eventually, isPodReady, podsOf, testGround, uniqueName } from '../support/ground.js';
-import { freePort, spawnController, type ControllerProcess } from '../support/process.js';
+import { freePort } from '../../testground/src/net.js';
+import { spawnController, type ControllerProcess } from '../support/process.js';
 import {
   awsCliBinary,
   CHART_DIR,

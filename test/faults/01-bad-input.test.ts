@@ -8,23 +8,24 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
-import { GetQueueAttributesCommand, SendMessageBatchCommand, SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { describe, it } from 'node:test';
+import { SendMessageBatchCommand, SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import fc from 'fast-check';
 import { buildSpotInterruption } from '../../src/events/build.js';
 import { MAX_REASON_LENGTH } from '../../src/events/fields.js';
 import { classify, EVENT_KINDS, parseMessage } from '../../src/events/parse.js';
 import { parseProviderId } from '../../src/events/provider-id.js';
-import { ensureQueueAndRule, removeQueueAndRule } from '../../testground/src/aws.js';
+import { queueEmpty } from '../../testground/src/aws.js';
 import { awsClientConfig } from '../../testground/src/ground.js';
 import { InterruptionInjector } from '../../testground/src/injector.js';
 import { auditNamespace } from '../support/faults-audit.js';
-import { FaultController, faultSecrets, M, metric, scanForSecrets, type FaultSecrets } from '../support/faults-controller.js';
+import { FaultController, M, metric, scanForSecrets } from '../support/faults-controller.js';
 import { createFleet, waitMoved } from '../support/faults-fleet.js';
 import { FIXED_BODIES, garbageBody, hugeBodies, sqsSafe } from '../support/faults-garbage.js';
 import { ScenarioLedger } from '../support/faults-ledger.js';
 import { FAULTS_SEED, full } from '../support/faults-random.js';
-import { createNamespace, deleteNamespace, eventually, testGround, uniqueName } from '../support/ground.js';
+import { eventually, testGround } from '../support/ground.js';
+import { faultScenario } from '../support/scenario.js';
 
 const t = testGround();
 const injector = new InterruptionInjector(t.ground, t);
@@ -40,26 +41,9 @@ const BAD_OVERRIDES: Record<string, string> = {
 };
 
 describe('fault: bad input', () => {
-  let namespace: string;
-  let queueName: string;
-  let queueUrl: string;
-  let secrets: FaultSecrets;
   const controllers: FaultController[] = [];
-  before(async () => {
-    namespace = await createNamespace(t, 'fbad');
-    secrets = await faultSecrets();
-    queueName = uniqueName('fbadq');
-    // A short visibility timeout: a message not deleted would come back, and be counted twice.
-    ({ queueUrl } = await ensureQueueAndRule(t.ground, queueName, { visibilityTimeoutSeconds: 3 }));
-  });
-  after(async () => {
-    injector.cancel();
-    for (const c of controllers) await c.kill('SIGKILL', { scrape: false });
-    await secrets?.slack.stop();
-    await removeQueueAndRule(t.ground, queueName, queueUrl).catch(() => undefined);
-    await deleteNamespace(t, namespace);
-    ledger.write();
-  });
+  // A short visibility timeout: a message not deleted would come back, and be counted twice.
+  const scenario = faultScenario(t, ledger, { prefix: 'fbad', visibilityTimeoutSeconds: 3, controllers: () => controllers, teardown: async () => injector.cancel() });
 
   it('the parser classifies every generated body and never throws (property, fast-check)', () =>
     ledger.run(async () => {
@@ -81,6 +65,7 @@ describe('fault: bad input', () => {
 
   it('a running controller classifies, logs once and deletes every bad message, and still moves the Deployments of the good one', () =>
     ledger.run(async () => {
+      const { namespace, queueUrl, secrets } = scenario;
       const fleet = await createFleet(t, injector, { namespace, nodes: 1, deployments: 3, replicas: (i) => 1 + (i % 2), annotations: (i) => (i === 0 ? BAD_OVERRIDES : {}), prefix: 'fbad' });
       const c = await FaultController.spawn(t, secrets, { MODE: 'namespace', NAMESPACE: namespace, SQS_QUEUE_URL: queueUrl }, 'bad-input');
       controllers.push(c);
@@ -114,10 +99,7 @@ describe('fault: bad input', () => {
 
       const total = bodies.length + 1;
       await eventually('every message received', async () => ((metric(await c.metrics(), M.received) >= total ? true : undefined)), 60_000, 250);
-      await eventually('the queue to be empty', async () => {
-        const attrs = await sqs.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'] }));
-        return attrs.Attributes?.ApproximateNumberOfMessages === '0' && attrs.Attributes?.ApproximateNumberOfMessagesNotVisible === '0' ? true : undefined;
-      }, 30_000, 250);
+      await eventually('the queue to be empty', async () => ((await queueEmpty(t.ground, queueUrl)) ? true : undefined), 30_000, 250);
       // Past the visibility timeout: nothing came back (each was deleted, none is handled twice).
       await new Promise((r) => setTimeout(r, 4500));
       assert.ok(c.alive, `the controller crashed: ${c.output().slice(-2000)}`);

@@ -5,17 +5,16 @@
 // message deleted only after the work: whenever the queue is found empty at a kill, every Deployment
 // already carries the move.
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import { GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
-import { ensureQueueAndRule, removeQueueAndRule } from '../../testground/src/aws.js';
-import { awsClientConfig } from '../../testground/src/ground.js';
+import { describe, it } from 'node:test';
+import { queueDepth, queueEmpty } from '../../testground/src/aws.js';
 import { InterruptionInjector } from '../../testground/src/injector.js';
 import { auditNamespace } from '../support/faults-audit.js';
-import { FaultController, faultSecrets, scanForSecrets, type FaultSecrets } from '../support/faults-controller.js';
+import { FaultController, scanForSecrets } from '../support/faults-controller.js';
 import { createFleet, progress, waitMoved, type Fleet } from '../support/faults-fleet.js';
 import { ScenarioLedger } from '../support/faults-ledger.js';
 import { full, Random } from '../support/faults-random.js';
-import { createNamespace, deleteNamespace, eventually, testGround, uniqueName } from '../support/ground.js';
+import { eventually, testGround } from '../support/ground.js';
+import { faultScenario } from '../support/scenario.js';
 
 const t = testGround();
 const injector = new InterruptionInjector(t.ground, t);
@@ -27,32 +26,9 @@ type KillPoint = (typeof POINTS)[number];
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('fault: controller killed at random points of phase 1 and phase 2', () => {
-  let namespace: string;
-  let queueName: string;
-  let queueUrl: string;
-  let secrets: FaultSecrets;
-  const sqs = new SQSClient(awsClientConfig(t.ground));
   const controllers: FaultController[] = [];
-  before(async () => {
-    namespace = await createNamespace(t, 'fkill');
-    secrets = await faultSecrets();
-    queueName = uniqueName('fkillq');
-    // The message a dead controller held comes back after 2 s.
-    ({ queueUrl } = await ensureQueueAndRule(t.ground, queueName, { visibilityTimeoutSeconds: 2 }));
-  });
-  after(async () => {
-    injector.cancel();
-    for (const c of controllers) await c.kill('SIGKILL', { scrape: false });
-    await secrets?.slack.stop();
-    await removeQueueAndRule(t.ground, queueName, queueUrl).catch(() => undefined);
-    await deleteNamespace(t, namespace);
-    ledger.write();
-  });
-
-  async function queueDepth(): Promise<number> {
-    const out = await sqs.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'] }));
-    return Number(out.Attributes?.ApproximateNumberOfMessages) + Number(out.Attributes?.ApproximateNumberOfMessagesNotVisible);
-  }
+  // The message a dead controller held comes back after 2 s.
+  const scenario = faultScenario(t, ledger, { prefix: 'fkill', visibilityTimeoutSeconds: 2, controllers: () => controllers, teardown: async () => injector.cancel() });
 
   /** Waits for the kill point, then kills; returns what the cluster and the queue said at that moment. */
   async function killAt(c: FaultController, point: KillPoint, fleet: Fleet): Promise<string> {
@@ -68,7 +44,8 @@ describe('fault: controller killed at random points of phase 1 and phase 2', () 
     }
     await c.kill('SIGKILL');
     ledger.add('faults');
-    const depth = await queueDepth();
+    const { visible, hidden } = await queueDepth(t.ground, scenario.queueUrl);
+    const depth = visible + hidden;
     const { patched, inFlight } = await progress(t, fleet);
     // Deleted only after the work: an empty queue means phase 1 was done for every Deployment.
     assert.ok(depth > 0 || patched === all, `the message was deleted with only ${patched}/${all} Deployments patched`);
@@ -77,6 +54,7 @@ describe('fault: controller killed at random points of phase 1 and phase 2', () 
 
   it('every affected Deployment ends on Fargate, patched once, and the message is handled at least once', () =>
     ledger.run(async () => {
+      const { namespace, queueUrl, secrets } = scenario;
       const iterations = full(6, 2);
       const journal: string[] = [];
       const points: string[] = [];
@@ -120,7 +98,7 @@ describe('fault: controller killed at random points of phase 1 and phase 2', () 
           last = await start(`kill${i}-c`);
         }
         const moved = await waitMoved(t, fleet, 90_000);
-        await eventually('the message deleted', async () => ((await queueDepth()) === 0 ? true : undefined), 30_000, 250);
+        await eventually('the message deleted', async () => ((await queueEmpty(t.ground, queueUrl)) ? true : undefined), 30_000, 250);
         const { problems } = await auditNamespace(t, ledger, namespace, fleet.before, fleet.sentinels, { compareResourceVersion: true });
         assert.deepEqual(problems, [], `${steps.join('; ')}; pending ${moved.pending.join(', ')}`);
 

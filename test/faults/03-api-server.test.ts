@@ -7,19 +7,18 @@
 // once): the controller, under a ServiceAccount (system:masters is never throttled), gets real 429s
 // with Retry-After and retries its way through.
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import { GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { describe, it } from 'node:test';
 import { parseProviderId } from '../../src/events/provider-id.js';
-import { ensureQueueAndRule, publishEc2Events, removeQueueAndRule } from '../../testground/src/aws.js';
-import { awsClientConfig } from '../../testground/src/ground.js';
+import { publishEc2Events, queueEmpty } from '../../testground/src/aws.js';
 import { InterruptionInjector } from '../../testground/src/injector.js';
 import { auditNamespace } from '../support/faults-audit.js';
-import { FaultController, faultSecrets, M, metric, scanForSecrets, type FaultSecrets } from '../support/faults-controller.js';
+import { FaultController, M, metric, scanForSecrets } from '../support/faults-controller.js';
 import { createFleet, progress, waitMoved } from '../support/faults-fleet.js';
 import { restartComponent, serviceAccountKubeconfig } from '../support/faults-ground.js';
 import { ScenarioLedger } from '../support/faults-ledger.js';
 import { full, Random } from '../support/faults-random.js';
-import { createNamespace, deleteNamespace, eventually, testGround, uniqueName } from '../support/ground.js';
+import { eventually, testGround } from '../support/ground.js';
+import { faultScenario } from '../support/scenario.js';
 
 const t = testGround();
 const injector = new InterruptionInjector(t.ground, t);
@@ -31,42 +30,28 @@ const WRITER_ANNOTATION = 'faults.example/writer-round';
 const THROTTLE_FLAGS = ['--enable-priority-and-fairness=false', '--max-requests-inflight=2', '--max-mutating-requests-inflight=1'];
 
 describe('fault: the API server restarted, conflicting writers, throttling', () => {
-  let namespace: string;
-  let queueName: string;
-  let queueUrl: string;
-  let secrets: FaultSecrets;
   let throttled = false;
-  const sqs = new SQSClient(awsClientConfig(t.ground));
   const controllers: FaultController[] = [];
-  before(async () => {
-    namespace = await createNamespace(t, 'fapi');
-    secrets = await faultSecrets();
-    queueName = uniqueName('fapiq');
-    ({ queueUrl } = await ensureQueueAndRule(t.ground, queueName, { visibilityTimeoutSeconds: 2 }));
-  });
-  after(async () => {
-    injector.cancel();
-    // Whatever happened, the ground gets its API server back with the original flags.
-    if (throttled) await restartComponent(t, 'kube-apiserver').catch((err) => console.error(`restoring the API server: ${err}`));
-    for (const c of controllers) await c.kill('SIGKILL', { scrape: false });
-    const leaks = await scanForSecrets(t, ledger, secrets, controllers, [namespace]).catch(() => []);
-    if (leaks.length > 0) console.error(`secrets leaked: ${leaks.join('\n')}`);
-    await secrets?.slack.stop();
-    await removeQueueAndRule(t.ground, queueName, queueUrl).catch(() => undefined);
-    await deleteNamespace(t, namespace);
-    ledger.write();
+  const scenario = faultScenario(t, ledger, {
+    prefix: 'fapi',
+    visibilityTimeoutSeconds: 2,
+    controllers: () => controllers,
+    teardown: async () => {
+      injector.cancel();
+      // Whatever happened, the ground gets its API server back with the original flags.
+      if (throttled) await restartComponent(t, 'kube-apiserver').catch((err) => console.error(`restoring the API server: ${err}`));
+      const leaks = await scanForSecrets(t, ledger, scenario.secrets, controllers, [scenario.namespace]).catch(() => []);
+      if (leaks.length > 0) console.error(`secrets leaked: ${leaks.join('\n')}`);
+    },
   });
 
   // Generous: after an API server outage, kube-controller-manager may take a minute to resume.
-  const env = () => ({ MODE: 'namespace', NAMESPACE: namespace, SQS_QUEUE_URL: queueUrl, ROLLOUT_TIMEOUT: '150s', CHECK_INTERVAL: '500ms' });
-
-  async function queueEmpty(): Promise<boolean> {
-    const out = await sqs.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'] }));
-    return out.Attributes?.ApproximateNumberOfMessages === '0' && out.Attributes?.ApproximateNumberOfMessagesNotVisible === '0';
-  }
+  const env = () => ({ MODE: 'namespace', NAMESPACE: scenario.namespace, SQS_QUEUE_URL: scenario.queueUrl, ROLLOUT_TIMEOUT: '150s', CHECK_INTERVAL: '500ms' });
+  const queueEmptied = async () => ((await queueEmpty(t.ground, scenario.queueUrl)) ? true : undefined);
 
   it('restarted during phase 2: watches relist and every rollout is still observed to the end', () =>
     ledger.run(async () => {
+      const { namespace, secrets } = scenario;
       // When: right after phase 1 (every rollout in flight), or while the first completed rollouts
       // are being verified, so that the end of their move (the strategy given back) meets the
       // outage, down for longer than the client's own retries last.
@@ -109,7 +94,7 @@ describe('fault: the API server restarted, conflicting writers, throttling', () 
         console.log(`# ${report.replaceAll('\n', '; ')} with ${before.inFlight}/${fleet.names.length} rollouts in flight`);
 
         const moved = await waitMoved(t, fleet, 180_000, { allowRollback: true });
-        await eventually('the message deleted', async () => ((await queueEmpty()) ? true : undefined), 30_000, 250);
+        await eventually('the message deleted', queueEmptied, 30_000, 250);
         const { problems, audits } = await auditNamespace(t, ledger, namespace, fleet.before, fleet.sentinels, { compareResourceVersion: true, allowRollback: true });
         assert.deepEqual(problems, [], `pending: ${moved.pending.join(', ')}`);
         assert.ok(c.alive, 'the controller survived the restart');
@@ -129,6 +114,7 @@ describe('fault: the API server restarted, conflicting writers, throttling', () 
 
   it('started while the API server is down, with the warning already queued: it acts only once it knows the cluster', () =>
     ledger.run(async () => {
+      const { namespace, secrets } = scenario;
       const fleet = await createFleet(t, injector, { namespace, nodes: 1, deployments: 6, prefix: 'd' });
       const node = await t.core.readNode({ name: fleet.nodes[0]! });
       const { instanceId, zone } = parseProviderId(node.spec?.providerID)!;
@@ -151,7 +137,7 @@ describe('fault: the API server restarted, conflicting writers, throttling', () 
         down = false;
         // kube-controller-manager itself can take up to a minute to resume its watches after an outage.
         const moved = await waitMoved(t, fleet, 150_000);
-        await eventually('the message deleted', async () => ((await queueEmpty()) ? true : undefined), 30_000, 250);
+        await eventually('the message deleted', queueEmptied, 30_000, 250);
         const { problems } = await auditNamespace(t, ledger, namespace, fleet.before, fleet.sentinels, { compareResourceVersion: true });
         assert.deepEqual(problems, [], `pending: ${moved.pending.join(', ')}`);
         assert.ok(!c.output().includes('interruption for instances not in this cluster'), 'the warning was taken for a foreign one');
@@ -165,6 +151,7 @@ describe('fault: the API server restarted, conflicting writers, throttling', () 
 
   it('another writer changes the same Deployments meanwhile: conflicts are retried, and both changes survive', () =>
     ledger.run(async () => {
+      const { namespace, secrets } = scenario;
       const fleet = await createFleet(t, injector, { namespace, nodes: 1, deployments: full(12, 8), prefix: 'w' });
       const c = await FaultController.spawn(t, secrets, env(), 'conflicts');
       controllers.push(c);
@@ -218,7 +205,7 @@ describe('fault: the API server restarted, conflicting writers, throttling', () 
         expectedGenerationBump: accepted.get(name) ?? 0,
       });
       const moved = await waitMoved(t, fleet, 60_000, { perDeployment });
-      await eventually('the message deleted', async () => ((await queueEmpty()) ? true : undefined), 30_000, 250);
+      await eventually('the message deleted', queueEmptied, 30_000, 250);
       const { problems } = await auditNamespace(t, ledger, namespace, fleet.before, fleet.sentinels, { perDeployment });
       assert.deepEqual(problems, [], `pending: ${moved.pending.join(', ')}`);
       const text = await c.metrics();
@@ -236,6 +223,7 @@ describe('fault: the API server restarted, conflicting writers, throttling', () 
 
   it('throttled (real 429s from a lowered --max-requests-inflight): retried, every Deployment still moves', () =>
     ledger.run(async () => {
+      const { namespace, secrets } = scenario;
       const fleet = await createFleet(t, injector, { namespace, nodes: 2, deployments: 24, prefix: 'q' });
       const kubeconfig = await serviceAccountKubeconfig(t);
       const report = await restartComponent(t, 'kube-apiserver', { extraFlags: THROTTLE_FLAGS });
@@ -248,7 +236,7 @@ describe('fault: the API server restarted, conflicting writers, throttling', () 
       // At once: a controller that reports started must already know the cluster.
       await injector.interrupt(fleet.nodes, { windowMs: 1_200_000, terminate: false });
       const moved = await waitMoved(t, fleet, 180_000);
-      await eventually('the message deleted', async () => ((await queueEmpty()) ? true : undefined), 60_000, 500);
+      await eventually('the message deleted', queueEmptied, 60_000, 500);
       const text = await c.metrics();
       const throttledCalls = metric(text, M.apiErrors, { code: '429' });
       const retriedLines = c.lines().filter((l) => l.msg === 'Kubernetes API call failed; retrying' && /429|too many requests/i.test(String(l.err)));

@@ -4,18 +4,17 @@
 // back, the controller reconnects and handles the warnings that queued meanwhile. A second cut lands
 // in the middle of handling (a delete may fail): the redelivery is handled without a second patch.
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import { GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
-import { ensureQueueAndRule, removeQueueAndRule } from '../../testground/src/aws.js';
-import { awsClientConfig } from '../../testground/src/ground.js';
+import { before, describe, it } from 'node:test';
+import { queueEmpty } from '../../testground/src/aws.js';
 import { InterruptionInjector } from '../../testground/src/injector.js';
 import { auditNamespace } from '../support/faults-audit.js';
-import { FaultController, faultSecrets, M, metric, scanForSecrets, type FaultSecrets } from '../support/faults-controller.js';
+import { FaultController, M, metric, scanForSecrets } from '../support/faults-controller.js';
 import { createFleet, progress, waitMoved } from '../support/faults-fleet.js';
 import { ScenarioLedger } from '../support/faults-ledger.js';
 import { TcpProxy } from '../support/faults-net.js';
 import { full } from '../support/faults-random.js';
-import { createNamespace, deleteNamespace, eventually, testGround, uniqueName } from '../support/ground.js';
+import { eventually, testGround } from '../support/ground.js';
+import { faultScenario } from '../support/scenario.js';
 
 const t = testGround();
 const injector = new InterruptionInjector(t.ground, t);
@@ -23,51 +22,39 @@ const ledger = new ScenarioLedger('SQS unavailable, then back', 4);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('fault: SQS unavailable for a while, then back', () => {
-  let namespace: string;
-  let queueName: string;
-  let queueUrl: string;
-  let secrets: FaultSecrets;
   let proxy: TcpProxy;
   let c: FaultController;
-  const sqs = new SQSClient(awsClientConfig(t.ground));
+  const scenario = faultScenario(t, ledger, {
+    prefix: 'fsqs',
+    visibilityTimeoutSeconds: 2,
+    controllers: () => [c],
+    teardown: async () => {
+      injector.cancel();
+      await proxy?.close();
+      if (c) {
+        const leaks = await scanForSecrets(t, ledger, scenario.secrets, [c], [scenario.namespace]).catch(() => []);
+        if (leaks.length > 0) console.error(`secrets leaked: ${leaks.join('\n')}`);
+      }
+    },
+  });
   before(async () => {
-    namespace = await createNamespace(t, 'fsqs');
-    secrets = await faultSecrets();
-    queueName = uniqueName('fsqsq');
-    ({ queueUrl } = await ensureQueueAndRule(t.ground, queueName, { visibilityTimeoutSeconds: 2 }));
     const target = new URL(t.ground.sqsEndpoint);
     proxy = new TcpProxy(target.hostname, Number(target.port));
     await proxy.start();
     c = await FaultController.spawn(
       t,
-      secrets,
+      scenario.secrets,
       // The queue URL names moto's own port; the SDK sends to the endpoint, which is the proxy.
-      { MODE: 'namespace', NAMESPACE: namespace, SQS_QUEUE_URL: queueUrl, AWS_ENDPOINT_URL_SQS: proxy.url, CHECK_INTERVAL: '500ms', ROLLOUT_TIMEOUT: '60s' },
+      { MODE: 'namespace', NAMESPACE: scenario.namespace, SQS_QUEUE_URL: scenario.queueUrl, AWS_ENDPOINT_URL_SQS: proxy.url, CHECK_INTERVAL: '500ms', ROLLOUT_TIMEOUT: '60s' },
       'sqs-outage',
     );
     await c.waitFor('controller started');
   });
-  after(async () => {
-    injector.cancel();
-    await proxy?.close();
-    if (c) {
-      const leaks = await scanForSecrets(t, ledger, secrets, [c], [namespace]).catch(() => []);
-      if (leaks.length > 0) console.error(`secrets leaked: ${leaks.join('\n')}`);
-      await c.kill('SIGKILL', { scrape: false });
-    }
-    await secrets?.slack.stop();
-    await removeQueueAndRule(t.ground, queueName, queueUrl).catch(() => undefined);
-    await deleteNamespace(t, namespace);
-    ledger.write();
-  });
-
-  async function queueEmpty(): Promise<boolean> {
-    const out = await sqs.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'] }));
-    return out.Attributes?.ApproximateNumberOfMessages === '0' && out.Attributes?.ApproximateNumberOfMessagesNotVisible === '0';
-  }
+  const queueEmptied = async () => ((await queueEmpty(t.ground, scenario.queueUrl)) ? true : undefined);
 
   it('not ready while the queue is away, backs off, and handles what queued meanwhile once it is back', () =>
     ledger.run(async () => {
+      const { namespace } = scenario;
       const fleet = await createFleet(t, injector, { namespace, nodes: 2, deployments: 8, replicas: (i) => 1 + (i % 2), prefix: 'o' });
       await eventually('ready', async () => ((await c.readyz()).status === 200 ? true : undefined), 30_000, 200);
       const linesBefore = c.lines().length;
@@ -108,7 +95,7 @@ describe('fault: SQS unavailable for a while, then back', () => {
       assert.ok(Math.max(...failures) <= 5000, 'capped at 10x check_interval');
 
       const moved = await waitMoved(t, fleet, 90_000);
-      await eventually('the queue emptied', async () => ((await queueEmpty()) ? true : undefined), 30_000, 250);
+      await eventually('the queue emptied', queueEmptied, 30_000, 250);
       const { problems } = await auditNamespace(t, ledger, namespace, fleet.before, fleet.sentinels, { compareResourceVersion: true });
       assert.deepEqual(problems, [], `pending: ${moved.pending.join(', ')}`);
       assert.ok(metric(await c.metrics(), M.received, { kind: 'spot_interrupted' }) >= fleet.nodes.length, 'both warnings received');
@@ -119,6 +106,7 @@ describe('fault: SQS unavailable for a while, then back', () => {
 
   it('cut again in the middle of handling: the redelivered warning changes nothing twice', () =>
     ledger.run(async () => {
+      const { namespace } = scenario;
       const fleet = await createFleet(t, injector, { namespace, nodes: 1, deployments: 8, prefix: 'm', podAnnotations: { 'testground.spot-fargate.io/ready-after': '1s' } });
       await eventually('ready', async () => ((await c.readyz()).status === 200 ? true : undefined), 30_000, 200);
       const severedBefore = proxy.severed;
@@ -129,7 +117,7 @@ describe('fault: SQS unavailable for a while, then back', () => {
       await sleep(3000);
       await proxy.restore();
       const moved = await waitMoved(t, fleet, 90_000);
-      await eventually('the queue emptied', async () => ((await queueEmpty()) ? true : undefined), 30_000, 250);
+      await eventually('the queue emptied', queueEmptied, 30_000, 250);
       const { problems } = await auditNamespace(t, ledger, namespace, fleet.before, fleet.sentinels, { compareResourceVersion: true });
       assert.deepEqual(problems, [], `pending: ${moved.pending.join(', ')}`);
       const text = await c.metrics();

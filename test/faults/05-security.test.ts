@@ -9,19 +9,20 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { after, before, describe, it } from 'node:test';
-import { GetQueueAttributesCommand, SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { before, describe, it } from 'node:test';
+import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import type { V1Node } from '@kubernetes/client-node';
 import { buildSpotInterruption, wrapInSns } from '../../src/events/build.js';
-import { ensureQueueAndRule, publishEc2Events, removeQueueAndRule, type Ec2DetailType } from '../../testground/src/aws.js';
+import { publishEc2Events, queueEmpty, type Ec2DetailType } from '../../testground/src/aws.js';
 import { awsClientConfig } from '../../testground/src/ground.js';
 import { InterruptionInjector } from '../../testground/src/injector.js';
 import { auditNamespace, listDeployments, plain, sentinelSnapshot } from '../support/faults-audit.js';
-import { countLeaks, FaultController, faultSecrets, M, metric, scanForSecrets, type FaultSecrets } from '../support/faults-controller.js';
+import { countLeaks, FaultController, M, metric, scanForSecrets } from '../support/faults-controller.js';
 import { createFleet, fleetDeployment, OPT_IN, OPT_IN_KEY, waitMoved, waitReady } from '../support/faults-fleet.js';
 import { ScenarioLedger } from '../support/faults-ledger.js';
 import { full } from '../support/faults-random.js';
-import { createNamespace, deleteNamespace, eventually, testGround, uniqueName } from '../support/ground.js';
+import { createNamespace, deleteNamespace, eventually, testGround } from '../support/ground.js';
+import { faultScenario } from '../support/scenario.js';
 
 const t = testGround();
 const injector = new InterruptionInjector(t.ground, t);
@@ -33,39 +34,28 @@ const foreignInstance = () => `i-${randomBytes(9).toString('hex').slice(0, 17)}`
 const nodeShape = (n: V1Node) => JSON.stringify(plain({ unschedulable: n.spec?.unschedulable, taints: n.spec?.taints, labels: n.metadata?.labels, annotations: n.metadata?.annotations }));
 
 describe('fault: security', () => {
-  let namespace: string;
   let otherNamespace: string;
-  let queueName: string;
-  let queueUrl: string;
-  let secrets: FaultSecrets;
   let c: FaultController;
   const sqs = new SQSClient(awsClientConfig(t.ground));
+  const scenario = faultScenario(t, ledger, {
+    prefix: 'fsec',
+    visibilityTimeoutSeconds: 2,
+    controllers: () => [c],
+    teardown: async () => {
+      injector.cancel();
+      if (otherNamespace) await deleteNamespace(t, otherNamespace);
+    },
+  });
   before(async () => {
-    namespace = await createNamespace(t, 'fsec');
     otherNamespace = await createNamespace(t, 'fsecother');
-    secrets = await faultSecrets();
-    queueName = uniqueName('fsecq');
-    ({ queueUrl } = await ensureQueueAndRule(t.ground, queueName, { visibilityTimeoutSeconds: 2 }));
-    c = await FaultController.spawn(t, secrets, { MODE: 'namespace', NAMESPACE: namespace, SQS_QUEUE_URL: queueUrl }, 'security');
+    c = await FaultController.spawn(t, scenario.secrets, { MODE: 'namespace', NAMESPACE: scenario.namespace, SQS_QUEUE_URL: scenario.queueUrl }, 'security');
     await c.waitFor('controller started');
   });
-  after(async () => {
-    injector.cancel();
-    await c?.kill('SIGKILL', { scrape: false });
-    await secrets?.slack.stop();
-    await removeQueueAndRule(t.ground, queueName, queueUrl).catch(() => undefined);
-    await deleteNamespace(t, namespace);
-    await deleteNamespace(t, otherNamespace);
-    ledger.write();
-  });
-
-  async function queueEmpty(): Promise<boolean> {
-    const out = await sqs.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'] }));
-    return out.Attributes?.ApproximateNumberOfMessages === '0' && out.Attributes?.ApproximateNumberOfMessagesNotVisible === '0';
-  }
+  const queueEmptied = async () => ((await queueEmpty(t.ground, scenario.queueUrl)) ? true : undefined);
 
   it('events naming instances unknown to this cluster change nothing', () =>
     ledger.run(async () => {
+      const { namespace, queueUrl } = scenario;
       const fleet = await createFleet(t, injector, { namespace, nodes: 1, deployments: 4, prefix: 'f' });
       const nodesBefore = new Map((await t.core.listNode()).items.map((n) => [n.metadata!.name!, nodeShape(n)]));
       const deploymentsBefore = await listDeployments(t, namespace);
@@ -85,7 +75,7 @@ describe('fault: security', () => {
       ledger.add('faults', count + 1);
 
       await eventually('every foreign event received', async () => (metric(await c.metrics(), M.received) >= count + 1 ? true : undefined), 30_000, 250);
-      await eventually('the queue emptied', async () => ((await queueEmpty()) ? true : undefined), 30_000, 250);
+      await eventually('the queue emptied', queueEmptied, 30_000, 250);
       await new Promise((r) => setTimeout(r, 1000));
       const text = await c.metrics();
       assert.equal(metric(text, M.interruptions, { outcome: 'foreign' }), warnings, 'every warning judged foreign');
@@ -108,6 +98,7 @@ describe('fault: security', () => {
 
   it('namespace mode: on the interrupted node, only what opted in with exactly "true" in this namespace is moved', () =>
     ledger.run(async () => {
+      const { namespace } = scenario;
       const fleet = await createFleet(t, injector, {
         namespace,
         nodes: 1,
@@ -123,7 +114,7 @@ describe('fault: security', () => {
 
       await injector.interrupt(fleet.nodes, { windowMs: 1_200_000, terminate: false });
       const moved = await waitMoved(t, fleet, 60_000);
-      await eventually('the queue emptied', async () => ((await queueEmpty()) ? true : undefined), 30_000, 250);
+      await eventually('the queue emptied', queueEmptied, 30_000, 250);
       const { problems } = await auditNamespace(t, ledger, namespace, fleet.before, [...fleet.sentinels, elsewhere], { compareResourceVersion: true });
       assert.deepEqual(problems, [], `pending: ${moved.pending.join(', ')}`);
       assert.ok(!c.output().includes(foreignName), 'the Deployment of another namespace was not even considered');
@@ -134,6 +125,7 @@ describe('fault: security', () => {
 
   it('the Slack webhook URL and the AWS secret key appear nowhere, Slack failing or gone', () =>
     ledger.run(async () => {
+      const { namespace, queueUrl, secrets } = scenario;
       assert.ok(secrets.slack.received > 0, 'alerts reached the receiver, so the URL was in use');
       assert.ok(secrets.slack.refused > 0 || c.output().includes('sending alert to slack webhook failed'), 'the receiver refused some (500/429)');
       // Slack goes away: the next alerts meet a refused connection.

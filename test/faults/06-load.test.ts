@@ -4,20 +4,20 @@
 // controller's memory must stay bounded: its peak RSS (VmHWM) is reported. The short run (make
 // test) runs the same scenario at 300 Deployments on 10 nodes.
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import { GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { before, describe, it } from 'node:test';
 import pLimit from 'p-limit';
 import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
-import { ensureQueueAndRule, removeQueueAndRule } from '../../testground/src/aws.js';
+import { queueEmpty } from '../../testground/src/aws.js';
 import { awsClientConfig } from '../../testground/src/ground.js';
 import { InterruptionInjector } from '../../testground/src/injector.js';
 import { auditNamespace, listDeployments, sentinelSnapshot } from '../support/faults-audit.js';
-import { FaultController, faultSecrets, scanForSecrets, type FaultSecrets } from '../support/faults-controller.js';
+import { FaultController, scanForSecrets } from '../support/faults-controller.js';
 import { restartComponent } from '../support/faults-ground.js';
 import { fleetDeployment, OPT_IN, OPT_IN_KEY, progress, waitReady } from '../support/faults-fleet.js';
 import { ScenarioLedger } from '../support/faults-ledger.js';
 import { FAULTS_SHORT } from '../support/faults-random.js';
-import { createNamespace, eventually, testGround, uniqueName } from '../support/ground.js';
+import { eventually, testGround, uniqueName } from '../support/ground.js';
+import { faultScenario } from '../support/scenario.js';
 
 const t = testGround();
 const injector = new InterruptionInjector(t.ground, t);
@@ -36,12 +36,22 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const log = (line: string) => console.log(`# [load ${new Date().toISOString().slice(11, 19)}] ${line}`);
 
 describe('fault: load', () => {
-  let namespace: string;
-  let queueName: string;
-  let queueUrl: string;
-  let secrets: FaultSecrets;
   let c: FaultController | undefined;
   let tuned = false;
+  const scenario = faultScenario(t, ledger, {
+    prefix: 'fload',
+    visibilityTimeoutSeconds: 30,
+    controllers: () => [c],
+    // Not waited for: thousands of objects go in the background (and the ground goes down after the suite).
+    awaitNamespaceDeletion: false,
+    teardown: async () => {
+      injector.cancel();
+      if (!tuned) return;
+      for (const component of ['kwok', 'kube-controller-manager', 'kube-scheduler']) {
+        await restartComponent(t, component).catch((err) => console.error(`restoring ${component}: ${err}`));
+      }
+    },
+  });
   before(async () => {
     // Settings of the ground for this scenario only (restored after). They make the simulated
     // control plane keep up with 5000 more Fargate nodes on 2 cores; none of them touches the
@@ -59,28 +69,11 @@ describe('fault: load', () => {
       extraFlags: ['--node-monitor-grace-period=15m', '--kube-api-qps=1000', '--kube-api-burst=2000', '--concurrent-deployment-syncs=50', '--concurrent-replicaset-syncs=50'],
     });
     await restartComponent(t, 'kube-scheduler', { extraFlags: ['--kube-api-qps=500', '--kube-api-burst=1000'] });
-    namespace = await createNamespace(t, 'fload');
-    secrets = await faultSecrets();
-    queueName = uniqueName('floadq');
-    ({ queueUrl } = await ensureQueueAndRule(t.ground, queueName, { visibilityTimeoutSeconds: 30 }));
-  });
-  after(async () => {
-    injector.cancel();
-    await c?.kill('SIGKILL', { scrape: false });
-    await secrets?.slack.stop();
-    await removeQueueAndRule(t.ground, queueName, queueUrl).catch(() => undefined);
-    // Not waited for: thousands of objects go in the background (and the ground goes down after the suite).
-    await t.core.deleteNamespace({ name: namespace }).catch(() => undefined);
-    if (tuned) {
-      for (const component of ['kwok', 'kube-controller-manager', 'kube-scheduler']) {
-        await restartComponent(t, component).catch((err) => console.error(`restoring ${component}: ${err}`));
-      }
-    }
-    ledger.write();
   });
 
   it(`${DEPLOYMENTS} Deployments on ${NODES} nodes interrupted within a second: every one on Fargate, memory bounded`, () =>
     ledger.run(async () => {
+      const { namespace, queueUrl, secrets } = scenario;
       const started = Date.now();
       const pool = uniqueName('lpool');
       const nodes = await injector.addSpotNodes(NODES, { name: pool, suffix: '' });
@@ -183,11 +176,7 @@ describe('fault: load', () => {
         if (allPatchedAt) ledger.note('all patched after', `${((allPatchedAt - publishStart) / 1000).toFixed(1)} s`);
         if (!settledAt) ledger.note('at the end of the wait', lastProgress);
         assert.ok(settledAt > 0, `not every Deployment settled on Fargate in ${SETTLE_MS / 60_000} minutes: ${lastProgress}`);
-        const sqs = new SQSClient(awsClientConfig(t.ground));
-        await eventually('the queue emptied', async () => {
-          const out = await sqs.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'] }));
-          return out.Attributes?.ApproximateNumberOfMessages === '0' && out.Attributes?.ApproximateNumberOfMessagesNotVisible === '0' ? true : undefined;
-        }, 60_000, 1000);
+        await eventually('the queue emptied', async () => ((await queueEmpty(t.ground, queueUrl)) ? true : undefined), 60_000, 1000);
         // Every pod on Fargate and Ready (the old ones may still be going).
         let problems: string[] = [];
         const auditStart = Date.now();

@@ -2,10 +2,10 @@
 // kill it (SIGKILL) at any point and start another one.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import type { TestGround } from './ground.js';
 import { FAST_ENV } from './controller.js';
+import { freePort } from '../../testground/src/net.js';
 
 export interface ControllerProcess {
   child: ChildProcess;
@@ -16,17 +16,6 @@ export interface ControllerProcess {
 }
 
 let counter = 0;
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 export async function spawnController(t: TestGround, env: Record<string, string>): Promise<ControllerProcess> {
   const metricsPort = await freePort();

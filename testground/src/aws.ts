@@ -27,6 +27,19 @@ export async function ensureQueueAndRule(
   return { queueUrl: QueueUrl!, queueArn };
 }
 
+/** Messages waiting (visible) and being handled (received, not yet deleted or timed out). */
+export async function queueDepth(ground: Ground, queueUrl: string): Promise<{ visible: number; hidden: number }> {
+  const out = await new SQSClient(awsClientConfig(ground)).send(
+    new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'] }),
+  );
+  return { visible: Number(out.Attributes?.ApproximateNumberOfMessages), hidden: Number(out.Attributes?.ApproximateNumberOfMessagesNotVisible) };
+}
+
+export async function queueEmpty(ground: Ground, queueUrl: string): Promise<boolean> {
+  const { visible, hidden } = await queueDepth(ground, queueUrl);
+  return visible === 0 && hidden === 0;
+}
+
 function ruleNameFor(queueName: string): string {
   return queueName === QUEUE_NAME ? RULE_NAME : `${RULE_NAME}-${queueName}`;
 }
