@@ -4,6 +4,7 @@
 // controller's memory must stay bounded: its peak RSS (VmHWM) is reported. The short run (make
 // test) runs the same scenario at 300 Deployments on 10 nodes.
 import assert from 'node:assert/strict';
+import { dirname, join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import pLimit from 'p-limit';
 import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
@@ -12,7 +13,7 @@ import { awsClientConfig } from '../../testground/src/ground.js';
 import { InterruptionInjector } from '../../testground/src/injector.js';
 import { auditNamespace, listDeployments, sentinelSnapshot } from '../support/faults-audit.js';
 import { FaultController, scanForSecrets } from '../support/faults-controller.js';
-import { restartComponent } from '../support/faults-ground.js';
+import { groundFile, restartComponent } from '../support/faults-ground.js';
 import { fleetDeployment, OPT_IN, OPT_IN_KEY, progress, waitReady } from '../support/faults-fleet.js';
 import { ScenarioLedger } from '../support/faults-ledger.js';
 import { FAULTS_SHORT } from '../support/faults-random.js';
@@ -58,13 +59,16 @@ describe('fault: load', () => {
     // controller under test:
     // - KWOK plays the kubelet of every Fargate node (one per pod) and renews its lease with 4
     //   workers: every 10 s at the ground's 40 s lease, 500 writes a second for 5000 nodes, which
-    //   it cannot keep up with. A 10 min lease renews every 150 s.
+    //   it cannot keep up with. A 10 min lease renews every 150 s. And KWOK gets its node stages
+    //   for use with leases (status refreshed every 10-20 min, not every 20-45 s; see
+    //   testground/scripts/kwok-stages.sh), which the ground writes beside its state.
     // - When a lease lapses anyway, the node lifecycle controller marks the node's pods NotReady
     //   and KWOK never makes them Ready again (a real kubelet would): its grace period is raised.
     // - kube-controller-manager syncs more Deployments and ReplicaSets at once, at a higher client
     //   rate, and kube-scheduler binds the 5000 spot pods of the setup faster than at 50 qps.
     tuned = true;
-    await restartComponent(t, 'kwok', { extraFlags: ['--node-lease-duration-seconds=600'] });
+    const leaseNodeStages = join(dirname(groundFile()), 'kwok-lease-node-stages.yaml');
+    await restartComponent(t, 'kwok', { extraFlags: ['--node-lease-duration-seconds=600', `--config=${leaseNodeStages}`] });
     await restartComponent(t, 'kube-controller-manager', {
       extraFlags: ['--node-monitor-grace-period=15m', '--kube-api-qps=1000', '--kube-api-burst=2000', '--concurrent-deployment-syncs=50', '--concurrent-replicaset-syncs=50'],
     });

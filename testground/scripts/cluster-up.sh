@@ -34,6 +34,7 @@ done
 mkdir -p "$LOG_DIR" "$PID_DIR" "$STATE_DIR/etcd" "$STATE_DIR/bin"
 make_pki
 write_kwok_stages "$STATE_DIR/kwok-stages.yaml"
+write_kwok_lease_node_stages "$STATE_DIR/kwok-lease-node-stages.yaml"
 ln -sf "$K8S_BIN/kubectl" "$STATE_DIR/bin/kubectl"
 
 fail() { # fail <component> <why>

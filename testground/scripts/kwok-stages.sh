@@ -66,24 +66,29 @@ expr() { # expr <key> <operator> [value]
   return 0
 }
 
-# KWOK's own node stages, named here rather than left to its defaults: with node leases on, KWOK
-# 0.7.0 picks its 20-45 s status heartbeat (getDefaultNodeStages is passed NodeLeaseDurationSeconds
-# == 0), so every node's status is patched twice a minute on top of its lease renewals. With one
-# node per Fargate pod that was most of the API server's work in the load scenario (about 66 status
-# patches a second at 1500 Fargate nodes). The lease carries liveness, as with a real kubelet; the
-# status needs only the slow heartbeat KWOK ships for use with leases. Read from KWOK's module (in
-# the Go module cache since build-binaries.sh built it), so they stay those of the version we run.
-kwok_node_stages() {
+# KWOK's node stages for a ground under load (the load fault scenario adds this file to KWOK's
+# --config). Left to its defaults, KWOK 0.7.0 with node leases on patches every node's status every
+# 20-45 s besides renewing its lease (getDefaultNodeStages is passed NodeLeaseDurationSeconds == 0).
+# With one node per Fargate pod that was most of the API server's work at a thousand moves (about
+# 66 status patches a second at 1500 Fargate nodes). These are KWOK's own stages for use with leases:
+# the lease carries liveness, the status is refreshed every 10-20 minutes. They are not the default
+# of the ground because the frequent status heartbeat is what keeps nodes Ready through the API
+# server restarts of the fault suite: KWOK retries a failed lease renewal only at its next interval,
+# so after an outage the leases alone lapse and the node lifecycle controller marks every pod
+# NotReady, which KWOK never undoes. Read from KWOK's module (in the Go module cache since
+# build-binaries.sh built it), so they stay those of the version we run.
+write_kwok_lease_node_stages() { # write_kwok_lease_node_stages <path>
   local dir
   dir="$(cd "$GO_DIR/kwok" && go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)"
-  cat "$dir/kustomize/stage/node/fast/node-initialize.yaml"
-  echo ---
-  cat "$dir/kustomize/stage/node/heartbeat-with-lease/node-heartbeat-with-lease.yaml"
+  {
+    cat "$dir/kustomize/stage/node/fast/node-initialize.yaml"
+    echo ---
+    cat "$dir/kustomize/stage/node/heartbeat-with-lease/node-heartbeat-with-lease.yaml"
+  } > "$1"
 }
 
 write_kwok_stages() { # write_kwok_stages <path>
   {
-    kwok_node_stages
     pod_stage pod-ready True "$(expr "$NEVER_READY" DoesNotExist)"
     pod_stage pod-ready-off-fargate True "$(expr "$NEVER_READY" In fargate; expr "$ON_FARGATE" NotIn fargate)"
     pod_stage pod-ready-on-fargate True "$(expr "$NEVER_READY" In spot; expr "$ON_FARGATE" In fargate)"
