@@ -133,14 +133,29 @@ async function until(what: string, cond: () => boolean, timeoutMs = 2000): Promi
 
 const ok: Settlement = { result: 'complete', durationMs: 1000 };
 
+/**
+ * Runs a recovery loop over `deployments` on a fake cluster with the given spot nodes, and stops it
+ * after `body`, whatever the outcome.
+ */
+async function withLoop(
+  o: { deployments: V1Deployment[]; nodes: V1Node[]; config?: Config },
+  body: (cluster: FakeCluster, loop: RecoveryLoop) => Promise<void>,
+): Promise<void> {
+  const config = o.config ?? configWith();
+  const cluster = new FakeCluster(o.deployments);
+  cluster.nodes = o.nodes;
+  const loop = new RecoveryLoop(cluster.context(config), flow(config), { debounceMs: 5 });
+  loop.start();
+  try {
+    await body(cluster, loop);
+  } finally {
+    loop.stop();
+  }
+}
+
 describe('recovery loop', () => {
   it('moves at most max_concurrent_recoveries at once, and a slow one holds back only its own slot', async () => {
-    const config = configWith({ MAX_CONCURRENT_RECOVERIES: '2' });
-    const cluster = new FakeCluster(['a', 'b', 'c', 'd'].map((n, i) => onFargate(n, i)));
-    cluster.nodes = [spotNode('spot-1')];
-    const loop = new RecoveryLoop(cluster.context(config), flow(config), { debounceMs: 5 });
-    loop.start();
-    try {
+    await withLoop({ deployments: ['a', 'b', 'c', 'd'].map((n, i) => onFargate(n, i)), nodes: [spotNode('spot-1')], config: configWith({ MAX_CONCURRENT_RECOVERIES: '2' }) }, async (cluster, loop) => {
       assert.deepEqual(loop.lastPass?.queued, ['prod/a', 'prod/b', 'prod/c', 'prod/d'], 'longest on Fargate first');
       await until('two recoveries in flight', () => cluster.trackedFor('recovery').length === 2);
       assert.deepEqual(cluster.trackedFor('recovery'), ['a', 'b']);
@@ -165,19 +180,12 @@ describe('recovery loop', () => {
       assert.equal(a[A.failedRecoveryAttempts], '0');
       assert.equal(a[A.lastRecoveredAt], formatTimestamp(NOW));
       assert.equal(a[A.savedSpec], undefined);
-    } finally {
-      loop.stop();
-    }
+    });
   });
 
   it('a failed recovery goes back to Fargate, counts the attempt, alerts with the next attempt time, and sees the rollback through', async () => {
-    const config = configWith();
     const original = spotDeployment();
-    const cluster = new FakeCluster([onFargate('api')]);
-    cluster.nodes = [spotNode('spot-1')];
-    const loop = new RecoveryLoop(cluster.context(config), flow(config), { debounceMs: 5 });
-    loop.start();
-    try {
+    await withLoop({ deployments: [onFargate('api')], nodes: [spotNode('spot-1')] }, async (cluster, loop) => {
       await until('recovery in flight', () => cluster.trackedFor('recovery').length === 1);
       const recovering = cluster.store.get('api')!;
       assert.deepEqual(recovering.spec?.template.spec?.nodeSelector, original.spec?.template.spec?.nodeSelector);
@@ -206,18 +214,11 @@ describe('recovery loop', () => {
       const pass = loop.pass('test');
       const verdict = pass?.verdicts.get('prod/api');
       assert.ok(verdict && !verdict.eligible && verdict.reason === 'backoff');
-    } finally {
-      loop.stop();
-    }
+    });
   });
 
   it('stands down when an interruption takes the Deployment over mid-recovery', async () => {
-    const config = configWith();
-    const cluster = new FakeCluster([onFargate('api')]);
-    cluster.nodes = [spotNode('spot-1')];
-    const loop = new RecoveryLoop(cluster.context(config), flow(config), { debounceMs: 5 });
-    loop.start();
-    try {
+    await withLoop({ deployments: [onFargate('api')], nodes: [spotNode('spot-1')] }, async (cluster, loop) => {
       await until('recovery in flight', () => cluster.trackedFor('recovery').length === 1);
       // What MigrationFlow.migrate does on a recovering Deployment: the Fargate template again, then observe.
       const recovering = cluster.store.get('api')!;
@@ -234,24 +235,16 @@ describe('recovery loop', () => {
       assert.deepEqual(cluster.patches, ['api:recovering'], 'no patch of ours after the interruption');
       assert.deepEqual(cluster.trackedFor('migration'), ['api'], 'the migration keeps its observation');
       assert.equal(cluster.alerts.filter((x) => x.kind === 'recovery_failed' || x.kind === 'recovery_completed').length, 0);
-    } finally {
-      loop.stop();
-    }
+    });
   });
 
   it('a spot node becoming healthy triggers a pass without waiting for the interval', async () => {
-    const config = configWith();
-    const cluster = new FakeCluster([onFargate('api')]);
-    const loop = new RecoveryLoop(cluster.context(config), flow(config), { debounceMs: 5 });
-    loop.start();
-    try {
+    await withLoop({ deployments: [onFargate('api')], nodes: [] }, async (cluster, loop) => {
       const first = loop.lastPass?.verdicts.get('prod/api');
       assert.ok(first && !first.eligible && first.reason === 'no_spot_capacity');
       cluster.addNode(spotNode('spot-new'));
       await until('recovery in flight', () => cluster.trackedFor('recovery').length === 1);
       assert.equal(loop.lastPass?.trigger, 'spot node spot-new healthy');
-    } finally {
-      loop.stop();
-    }
+    });
   });
 });
