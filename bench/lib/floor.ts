@@ -3,10 +3,10 @@
 // same bounded concurrency, as fast as the API server takes them. The Deployments are paused, so a
 // patch starts no rollout: what is left is the API server's cost of the patches alone.
 import { JSON_PATCH } from '../../src/kube/api.js';
-import { planMigration } from '../../src/migration/plan.js';
 import type { V1Deployment } from '@kubernetes/client-node';
 import { type Bench, mapLimit, retrying, sleep } from './context.js';
 import { replicasOf } from './options.js';
+import { benchMigrationPlan } from './plan.js';
 import { setUp, tearDown } from './scenario.js';
 import { percentile, round } from './stats.js';
 
@@ -39,17 +39,7 @@ export async function runFloor(b: Bench, count: number): Promise<FloorResult> {
     let errors = 0;
     let conflicts = 0;
     const concurrency = b.options.patchConcurrency;
-    const plan = (d: V1Deployment) =>
-      planMigration(d, {
-        computeLabelKey: 'compute-type',
-        spotLabel: 'spot',
-        fargateLabel: 'fargate',
-        allowFargate: true,
-        now: new Date(),
-        reason: 'spot-interruption',
-        eventId: 'bench-floor',
-        instanceIds: ['i-0123456789abcdef0'],
-      });
+    const plan = (d: V1Deployment) => benchMigrationPlan(d, 'bench-floor', ['i-0123456789abcdef0']);
     b.say(section, `patching ${list.items.length} paused Deployments, ${concurrency} at a time`);
     const started = performance.now();
     await mapLimit(list.items, concurrency, async (cached) => {

@@ -2,7 +2,7 @@
 // the patch this controller makes: planMigration), wait for its rollout, then the next. It starts
 // the moment the warning is sent (no queue in between), which only flatters it.
 import { JSON_PATCH, MERGE_PATCH } from '../../src/kube/api.js';
-import { planMigration } from '../../src/migration/plan.js';
+import { benchMigrationPlan } from '../lib/plan.js';
 import { retrying } from '../lib/context.js';
 import { rolloutComplete } from '../lib/trackers.js';
 import type { Strategy, StrategyRun } from './strategy.js';
@@ -30,16 +30,7 @@ export function sequentialStrategy(): Strategy {
         }
         try {
           const current = await retrying(() => b.apps.readNamespacedDeployment({ name, namespace: ns }));
-          const plan = planMigration(current, {
-            computeLabelKey: 'compute-type',
-            spotLabel: 'spot',
-            fargateLabel: 'fargate',
-            allowFargate: true,
-            now: new Date(),
-            reason: 'spot-interruption',
-            eventId,
-            instanceIds: run.doomed,
-          });
+          const plan = benchMigrationPlan(current, eventId, run.doomed);
           if (plan.action === 'skip') {
             skipped++;
             continue;
