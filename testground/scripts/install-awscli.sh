@@ -6,17 +6,6 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 AWSCLI_VERSION="1.46.2"
 AWSCLI_VENV="$CACHE_DIR/awscli-$AWSCLI_VERSION"
+install_venv "$AWSCLI_VENV" "awscli==$AWSCLI_VERSION" "$AWSCLI_VENV/bin/aws" --version
 # The last line of output is always the aws command's path (tests read it).
-if [[ -f "$AWSCLI_VENV/.complete" ]]; then
-  echo "cached: $AWSCLI_VENV"
-  echo "$AWSCLI_VENV/bin/aws"
-  exit 0
-fi
-# Made in place (a virtualenv cannot be moved) and marked complete last: an interrupted install is redone.
-rm -rf "$AWSCLI_VENV"
-python3 -m venv "$AWSCLI_VENV"
-"$AWSCLI_VENV/bin/pip" install --quiet --disable-pip-version-check "awscli==$AWSCLI_VERSION"
-"$AWSCLI_VENV/bin/aws" --version
-touch "$AWSCLI_VENV/.complete"
-echo "installed awscli $AWSCLI_VERSION into $AWSCLI_VENV"
 echo "$AWSCLI_VENV/bin/aws"

@@ -12,6 +12,23 @@ module_version() { # module_version <go.mod dir> <module path>
   awk -v m="$2" '$1 == m && $2 ~ /^v/ { print $2; exit } $1 == "require" && $2 == m { print $3; exit }' "$1/go.mod"
 }
 
+install_venv() { # install_venv <dir> <pip requirement> [check command...]
+  # A virtualenv of its own in the cache, once. Made in place (a virtualenv cannot be moved: its
+  # scripts name its path) and marked complete last, so an interrupted install is redone.
+  local dir="$1" requirement="$2"
+  shift 2
+  if [[ -f "$dir/.complete" ]]; then
+    echo "cached: $dir"
+    return 0
+  fi
+  rm -rf "$dir"
+  python3 -m venv "$dir"
+  "$dir/bin/pip" install --quiet --disable-pip-version-check "$requirement"
+  if [[ $# -gt 0 ]]; then "$@"; fi
+  touch "$dir/.complete"
+  echo "installed $requirement into $dir"
+}
+
 K8S_VERSION="$(module_version "$GO_DIR/kubernetes" k8s.io/kubernetes)"
 ETCD_VERSION="$(module_version "$GO_DIR/etcd" go.etcd.io/etcd/server/v3)"
 KWOK_VERSION="$(module_version "$GO_DIR/kwok" sigs.k8s.io/kwok)"
