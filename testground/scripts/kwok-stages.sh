@@ -79,7 +79,10 @@ expr() { # expr <key> <operator> [value]
 # build-binaries.sh built it), so they stay those of the version we run.
 write_kwok_lease_node_stages() { # write_kwok_lease_node_stages <path>
   local dir
+  # Downloaded first if the module cache lacks it (binaries cached, module cache cleaned).
+  (cd "$GO_DIR/kwok" && go mod download sigs.k8s.io/kwok)
   dir="$(cd "$GO_DIR/kwok" && go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)"
+  [[ -n "$dir" && -d "$dir" ]] || { echo "KWOK's module source not found (go list -m sigs.k8s.io/kwok)" >&2; return 1; }
   {
     cat "$dir/kustomize/stage/node/fast/node-initialize.yaml"
     echo ---
