@@ -5,8 +5,8 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { ChangeMessageVisibilityCommand, DeleteMessageBatchCommand, ReceiveMessageCommand, type Message } from '@aws-sdk/client-sqs';
-import { pino } from 'pino';
 import { SAMPLES_DIR } from '../events/test-support.js';
+import { capturingLog } from '../log-test-support.js';
 import { createMetrics } from '../metrics/metrics.js';
 import { QueueSource, type QueueClient } from './queue-source.js';
 
@@ -39,12 +39,6 @@ function fakeQueue(messages: Message[], refuse?: { ChangeMessageVisibility?: Err
     }) as QueueClient['send'],
   };
   return { sqs, calls };
-}
-
-function capturingLog() {
-  const lines: { msg: string; level: number }[] = [];
-  const log = pino({ level: 'debug' }, { write: (line: string) => lines.push(JSON.parse(line)) });
-  return { log, lines };
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
