@@ -31,7 +31,7 @@ function parsed(body: string): ParsedEvent {
 
 describe('build: exactly the sample format', () => {
   it('spot interruption warning, byte for byte', () => {
-    assert.equal(buildSpotInterruption({ ...sampleInput(spot), zone: 'us-east-1a', action: 'terminate' }), spot.body);
+    assert.equal(buildSpotInterruption({ ...sampleInput(spot), zone: 'eu-west-1a', action: 'terminate' }), spot.body);
   });
 
   it('rebalance recommendation, byte for byte', () => {
@@ -80,8 +80,8 @@ describe('build -> parse', () => {
       id: spot.fields.id,
       instanceIds: [],
       time: spot.fields.time,
-      region: 'us-east-1',
-      account: '123456789012',
+      region: spot.fields.region,
+      account: spot.fields.account,
       source: 'aws.health',
       detailType: 'AWS Health Event',
     });

@@ -1,4 +1,4 @@
-// Sample event bodies in exactly the format of the samples in shared/events (key order, two-space
+// Sample event bodies in exactly the format of the samples in test/fixtures/events (key order, two-space
 // indentation, `resources` on one line, trailing newline), for the `simulate interruption` CLI and tests.
 // What build writes, parseMessage reads back field for field.
 

@@ -31,9 +31,9 @@ function expectEvent(result: ParseResult): NonNullable<Extract<ParseResult, { ok
   return result.event;
 }
 
-describe('parseMessage: the samples in shared/events', () => {
-  it('finds the samples beside the repository', () => {
-    assert.match(SAMPLES_DIR.pathname, /\/shared\/events\/$/);
+describe('parseMessage: the samples in test/fixtures/events', () => {
+  it('reads the samples from inside the repository', () => {
+    assert.match(SAMPLES_DIR.pathname, /\/test\/fixtures\/events\/$/);
   });
 
   for (const sample of SAMPLES) {
@@ -43,6 +43,10 @@ describe('parseMessage: the samples in shared/events', () => {
 
     it(`${sample.file} wrapped in an SNS notification -> the same event`, () => {
       assert.deepEqual(expectEvent(parseMessage(wrapInSns(sample.body))), sample.fields);
+    });
+
+    it(`sns-${sample.file}, as an SNS subscription delivers it -> the same event`, () => {
+      assert.deepEqual(expectEvent(parseMessage(sample.snsBody)), sample.fields);
     });
   }
 
@@ -125,8 +129,8 @@ describe('parseMessage: unknown events are acknowledged, not errors', () => {
       id: spot.fields.id,
       instanceIds: [],
       time: spot.fields.time,
-      region: 'us-east-1',
-      account: '123456789012',
+      region: spot.fields.region,
+      account: spot.fields.account,
       source: 'aws.ec2',
       detailType: 'EC2 Instance Launch Successful',
     });

@@ -5,13 +5,15 @@ import type { KnownKind } from './parse.js';
 
 /** The repository root (this file is <root>/src/events/test-support.ts). */
 export const REPO_ROOT = new URL('../../', import.meta.url);
-/** The samples sit in `shared/events/` beside the repository, wherever it is cloned. */
-export const SAMPLES_DIR = new URL('../shared/events/', REPO_ROOT);
+/** The samples are part of the repository, so a clone with nothing beside it runs every test. */
+export const SAMPLES_DIR = new URL('test/fixtures/events/', REPO_ROOT);
 
 export interface Sample {
   kind: KnownKind;
   file: string;
   body: string;
+  /** The same event as an SNS topic delivers it to a subscribed queue (`sns-<file>`). */
+  snsBody: string;
   /** The fields the sample must parse to. */
   fields: Record<string, unknown>;
   /** Paths whose deletion or wrong type must make the sample malformed; the others are not read. */
@@ -29,15 +31,16 @@ export const SAMPLES: Sample[] = [
     kind: 'spot_interrupted',
     file: 'spot-interruption-warning.json',
     body: readSample('spot-interruption-warning.json'),
+    snsBody: readSample('sns-spot-interruption-warning.json'),
     fields: {
       kind: 'spot_interrupted',
-      id: '1e5527d7-bb36-4607-3370-4164db56a40e',
-      instanceIds: ['i-0b662ef9931388ba0'],
-      instanceId: 'i-0b662ef9931388ba0',
+      id: '9c3f1a72-5d0e-4b8a-a1f6-2e7d4c90b315',
+      instanceIds: ['i-07c4e2a9d1b3f5e68'],
+      instanceId: 'i-07c4e2a9d1b3f5e68',
       time: new Date('2026-11-24T16:52:12Z'),
       deadline: new Date('2026-11-24T16:54:12Z'),
-      region: 'us-east-1',
-      account: '123456789012',
+      region: 'eu-west-1',
+      account: '210987654321',
       action: 'terminate',
     },
     required: [...COMMON_REQUIRED, 'detail.instance-action'],
@@ -46,14 +49,15 @@ export const SAMPLES: Sample[] = [
     kind: 'rebalance_recommendation',
     file: 'rebalance-recommendation.json',
     body: readSample('rebalance-recommendation.json'),
+    snsBody: readSample('sns-rebalance-recommendation.json'),
     fields: {
       kind: 'rebalance_recommendation',
-      id: '5d5555d5-dd55-5555-5555-5555dd55d55d',
-      instanceIds: ['i-0b662ef9931388ba0'],
-      instanceId: 'i-0b662ef9931388ba0',
-      time: new Date('2026-11-24T16:40:00Z'),
-      region: 'us-east-1',
-      account: '123456789012',
+      id: '4b81d6e0-73a2-4f19-9c5e-d08a6f2b17c4',
+      instanceIds: ['i-07c4e2a9d1b3f5e68'],
+      instanceId: 'i-07c4e2a9d1b3f5e68',
+      time: new Date('2026-11-24T16:47:31Z'),
+      region: 'eu-west-1',
+      account: '210987654321',
     },
     required: COMMON_REQUIRED,
   },
@@ -61,14 +65,15 @@ export const SAMPLES: Sample[] = [
     kind: 'state_change',
     file: 'instance-state-change.json',
     body: readSample('instance-state-change.json'),
+    snsBody: readSample('sns-instance-state-change.json'),
     fields: {
       kind: 'state_change',
-      id: '7bf73129-1428-4cd3-a780-95db273d1602',
-      instanceIds: ['i-0b662ef9931388ba0'],
-      instanceId: 'i-0b662ef9931388ba0',
-      time: new Date('2026-11-24T16:54:10Z'),
-      region: 'us-east-1',
-      account: '123456789012',
+      id: 'e2a05c19-86bd-4d37-b4f0-71c9a3e8d256',
+      instanceIds: ['i-07c4e2a9d1b3f5e68'],
+      instanceId: 'i-07c4e2a9d1b3f5e68',
+      time: new Date('2026-11-24T16:54:09Z'),
+      region: 'eu-west-1',
+      account: '210987654321',
       state: 'shutting-down',
     },
     required: [...COMMON_REQUIRED, 'detail.state'],
