@@ -1,14 +1,14 @@
 # syntax=docker/dockerfile:1
 # The controller's image: `docker build -t spot-fargate-orchestrator:0.1.0 .`
 #
-# Three stages on Node 22 LTS (the code runs on Node 20 and later; 20 is past its end of life and the
-# AWS SDK's 2027 releases need 22): production dependencies only (deps), the
-# TypeScript build (build), and the runtime, which holds node_modules from deps and dist/src from
-# build, owned by root and read-only to the non-root user (uid 65532), so the container runs with
-# readOnlyRootFilesystem. Node is PID 1 on purpose: the `run` command handles SIGTERM and SIGINT
-# itself (stop receiving, finish the messages in hand, release the leader Lease, exit 0) and spawns
-# no child processes, so no init is needed to forward signals or reap zombies.
-ARG NODE_IMAGE=node:22-bookworm-slim
+# Three stages on Node 24 LTS (the line the project is tested on; package.json allows >= 22):
+# production dependencies only (deps), the TypeScript build (build), and the runtime, which holds
+# node_modules from deps and dist/src from build, owned by root and read-only to the non-root user
+# (uid 65532), so the container runs with readOnlyRootFilesystem. tini is PID 1: a process that is
+# PID 1 gets no default signal handling from the kernel, so a SIGTERM that arrives before `run` has
+# installed its handlers (or during `config check` and the other commands) would be ignored until the
+# kubelet's SIGKILL; tini forwards it and reaps any child.
+ARG NODE_IMAGE=node:24-bookworm-slim
 
 FROM ${NODE_IMAGE} AS deps
 WORKDIR /app
@@ -25,6 +25,7 @@ COPY src ./src
 RUN npm run build
 
 FROM ${NODE_IMAGE}
+RUN apt-get update && apt-get install -y --no-install-recommends tini && rm -rf /var/lib/apt/lists/*
 ENV NODE_ENV=production
 WORKDIR /app
 COPY package.json ./
@@ -34,5 +35,5 @@ COPY --from=build /app/dist/src ./dist/src
 USER 65532:65532
 # controller.metrics_port: /metrics, /healthz, /readyz
 EXPOSE 8080
-ENTRYPOINT ["node", "dist/src/cli.js"]
+ENTRYPOINT ["/usr/bin/tini", "--", "node", "dist/src/cli.js"]
 CMD ["run"]

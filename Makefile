@@ -5,16 +5,26 @@ SHELL := /bin/bash
 # controller's own costs, API round trips and verification, do not shrink with it, so a faster scale
 # would test an unfairly short window.)
 TEST_TIME_SCALE ?= 0.1
-# The AWS SDK warns at every start that its 2027 releases will need Node 22; the README says so once.
-export AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = true
+# Everything below runs on Node >= 22 (Node 24 LTS is what the project is tested on): the machine's node
+# when it is new enough, otherwise Node 24 installed once into the project's cache and put first on PATH.
+NODE_BIN_DIR := $(shell bash scripts/node-runtime.sh)
+ifneq ($(.SHELLSTATUS),0)
+$(error could not provide Node >= 22 (scripts/node-runtime.sh failed; its message is above))
+endif
+ifneq ($(NODE_BIN_DIR),)
+export PATH := $(NODE_BIN_DIR):$(PATH)
+endif
 
-.PHONY: help install binaries manifests cluster-up cluster-down cluster-status test test-unit test-e2e typecheck demo
+.PHONY: help install binaries manifests cluster-up cluster-down cluster-status test test-unit test-e2e typecheck demo versions
 
 help:
 	@echo "make demo          bring the local test ground up and watch a spot interruption move Deployments to Fargate"
 	@echo "make test          typecheck, unit tests, then the end-to-end suite on a fresh local test ground"
 	@echo "make cluster-up    start the local test ground (prints the kubeconfig path)"
 	@echo "make cluster-down  stop it and remove its state"
+
+versions:
+	@echo "node $$(node --version) ($$(command -v node)), npm $$(npm --version), go $$(go version | awk '{print $$3}'), python $$(python3 --version | awk '{print $$2}')"
 
 node_modules: package.json package-lock.json
 	npm ci --no-audit --no-fund

@@ -76,8 +76,6 @@ async function main(argv: string[]): Promise<number> {
     console.log(USAGE);
     return 0;
   }
-  // The harness's own AWS SDK clients would warn about Node 20 at every start (the README says so once).
-  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
   const options = parseOptions(argv);
   const started = new Date();
   const stamp = stampOf(started);

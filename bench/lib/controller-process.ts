@@ -82,7 +82,6 @@ export function controllerEnv(b: Bench, namespace: string, queueUrl: string, ext
   return {
     PATH: process.env.PATH ?? '/usr/bin:/bin',
     HOME: process.env.HOME ?? '/tmp',
-    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
     KUBECONFIG: b.ground.kubeconfig,
     AWS_REGION: b.ground.region,
     AWS_ENDPOINT_URL_SQS: b.ground.sqsEndpoint,

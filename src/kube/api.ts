@@ -3,6 +3,7 @@
 import { createHash } from 'node:crypto';
 import https from 'node:https';
 import { KubeConfig, PatchStrategy, setHeaderOptions, type RequestContext } from '@kubernetes/client-node';
+import { Agent } from 'undici';
 
 /** Request options that pick the patch format (client-node sends JSON Patch unless told). */
 export const MERGE_PATCH = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
@@ -10,16 +11,16 @@ export const JSON_PATCH = setHeaderOptions('Content-Type', PatchStrategy.JsonPat
 export const STRATEGIC_MERGE_PATCH = setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch);
 
 /**
- * A KubeConfig whose API calls share one keep-alive connection pool. client-node (1.4) builds a new
- * https.Agent for every request, so each call pays a fresh TCP and TLS handshake, on the controller
- * and on the API server alike; during phase 1 that is hundreds of handshakes a second on a control
- * plane that is busy with the rollouts we just started. The pooled agent is keyed on everything
- * that shapes the connection (server, CA, client certificate and key, TLS verification), so a
- * changed credential gets a pool of its own. Watches keep their own connection (they are long-lived
- * and go through applyToFetchOptions, untouched here); proxies are left to client-node.
+ * A KubeConfig whose API calls share one keep-alive connection pool. client-node (2.0) hands every
+ * request a new undici Agent, so each call pays a fresh TCP and TLS handshake, on the controller and
+ * on the API server alike; during phase 1 that is hundreds of handshakes a second on a control plane
+ * that is busy with the rollouts we just started. The pooled dispatcher is keyed on everything that
+ * shapes the connection (server, CA, client certificate and key, TLS verification), so a changed
+ * credential gets a pool of its own. Watches ride the same pool (a watch holds one of its connections
+ * for as long as it streams); proxies are left to client-node.
  */
 export class PooledKubeConfig extends KubeConfig {
-  private readonly pools = new Map<string, https.Agent>();
+  private readonly pools = new Map<string, Agent>();
   private opened = 0;
 
   /** TCP+TLS connections the pools have opened so far (reuse shows as a count well below the calls). */
@@ -29,28 +30,32 @@ export class PooledKubeConfig extends KubeConfig {
 
   override async applySecurityAuthentication(context: RequestContext): Promise<void> {
     await super.applySecurityAuthentication(context);
-    const fresh = context.getAgent();
-    if (!(fresh instanceof https.Agent) || this.getCurrentCluster()?.proxyUrl) return;
-    const o = fresh.options;
+    const cluster = this.getCurrentCluster();
+    // No dispatcher means no TLS material: fetch's global dispatcher, which keeps connections alive.
+    if (context.getDispatcher() === undefined || cluster === null || cluster.proxyUrl) return;
+    const tls: https.RequestOptions = {};
+    await this.applyToHTTPSOptions(tls);
+    const options = this.createDispatcherOptions(cluster, {
+      ca: tls.ca, cert: tls.cert, key: tls.key, pfx: tls.pfx, passphrase: tls.passphrase,
+      rejectUnauthorized: tls.rejectUnauthorized, servername: tls.servername,
+    });
+    if (options.type !== 'agent') return;
+    const c = options.connect;
     const key = createHash('sha256')
-      .update(JSON.stringify([this.getCurrentCluster()?.server, o.ca, o.cert, o.key, o.pfx, o.rejectUnauthorized, o.servername].map((v) => (Buffer.isBuffer(v) ? v.toString('base64') : (v ?? null)))))
+      .update(JSON.stringify([cluster.server, c.ca, c.cert, c.key, c.pfx, c.rejectUnauthorized, c.servername].map((v) => (Buffer.isBuffer(v) ? v.toString('base64') : (v ?? null)))))
       .digest('hex');
     let pooled = this.pools.get(key);
     if (!pooled) {
-      pooled = new https.Agent({ ...o, keepAlive: true, maxFreeSockets: 64 });
-      const connect = pooled.createConnection.bind(pooled);
-      pooled.createConnection = (...args: Parameters<typeof connect>) => {
-        this.opened++;
-        return connect(...args);
-      };
+      pooled = new Agent({ connect: c });
+      pooled.on('connect', () => this.opened++);
       this.pools.set(key, pooled);
     }
-    context.setAgent(pooled);
+    context.setDispatcher(pooled);
   }
 
   /** Closes the pooled connections (at shutdown, so the process can exit without waiting on them). */
   closeConnections(): void {
-    for (const agent of this.pools.values()) agent.destroy();
+    for (const agent of this.pools.values()) void agent.destroy().catch(() => undefined);
     this.pools.clear();
   }
 }

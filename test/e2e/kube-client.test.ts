@@ -1,5 +1,5 @@
 // The controller's Kubernetes client reuses its connections to the API server instead of paying a
-// TCP and TLS handshake per call (client-node alone builds a new agent for every request).
+// TCP and TLS handshake per call (client-node 2.0 alone builds a new undici Agent for every request).
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
@@ -51,10 +51,10 @@ describe('Kubernetes client connections', () => {
     const original = plain.applySecurityAuthentication.bind(plain);
     plain.applySecurityAuthentication = async (context) => {
       await original(context);
-      agents.add(context.getAgent());
+      agents.add(context.getDispatcher());
     };
     const core = plain.makeApiClient(CoreV1Api);
     for (let i = 0; i < 5; i++) await core.readNamespace({ name: 'default' });
-    assert.equal(agents.size, 5, 'client-node builds a new agent (so a new connection) for every call');
+    assert.equal(agents.size, 5, 'client-node builds a new dispatcher (so a new connection) for every call');
   });
 });

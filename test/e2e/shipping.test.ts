@@ -368,11 +368,17 @@ describe('the container image layout', () => {
   it('runs from dist/src and production dependencies alone, and exits 0 after draining on SIGTERM', async () => {
     const dockerfile = readFileSync(join(PROJECT_DIR, 'Dockerfile'), 'utf8');
     assert.match(dockerfile, /^FROM \$\{NODE_IMAGE\} AS deps$/m);
-    assert.match(dockerfile, /^ARG NODE_IMAGE=node:22-bookworm-slim$/m);
+    const imageNodeMajor = /^ARG NODE_IMAGE=node:(\d+)-bookworm-slim$/m.exec(dockerfile)?.[1];
+    assert.equal(imageNodeMajor, '24', 'the image is on Node 24 LTS');
     assert.match(dockerfile, /^USER 65532:65532$/m);
-    const entrypoint = JSON.parse(/^ENTRYPOINT (.*)$/m.exec(dockerfile)![1]!) as string[];
+    assert.match(dockerfile, /apt-get install -y --no-install-recommends tini/);
+    const [init, initSeparator, ...entrypoint] = JSON.parse(/^ENTRYPOINT (.*)$/m.exec(dockerfile)![1]!) as string[];
     const cmd = JSON.parse(/^CMD (.*)$/m.exec(dockerfile)![1]!) as string[];
+    assert.deepEqual([init, initSeparator], ['/usr/bin/tini', '--'], 'an init is PID 1, so SIGTERM reaches node');
     assert.deepEqual([...entrypoint, ...cmd], ['node', 'dist/src/cli.js', 'run']);
+    // The layout below runs on the node the tests run on; it must be the image's major version.
+    const localNode = await run('node', ['-p', 'process.versions.node'], { env: { PATH: process.env.PATH } });
+    assert.equal(localNode.stdout.trim().split('.')[0], imageNodeMajor, `the layout runs on node ${localNode.stdout.trim()}, the image on ${imageNodeMajor}`);
 
     // What the Dockerfile's stages do, without Docker: production dependencies, the build, the layout.
     const app = tempDir('image');

@@ -224,7 +224,6 @@ describe('fault: bad input', () => {
       const base = {
         PATH: process.env.PATH ?? '',
         HOME: process.env.HOME ?? '',
-        AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
         MODE: 'namespace',
         NAMESPACE: 'faults-config',
         SQS_QUEUE_URL: 'http://127.0.0.1:9/000000000000/none',

@@ -13,7 +13,6 @@ export SPOT_TESTGROUND_STATE="${FAULTS_STATE:-$PWD/.testground-faults}"
 export TESTGROUND_TIME_SCALE="${TEST_TIME_SCALE:-0.05}"
 export TESTGROUND_FILE="$SPOT_TESTGROUND_STATE/ground.json"
 export FAULTS_SEED="${FAULTS_SEED:-$(( (RANDOM << 15 | RANDOM) + 1 ))}"
-export AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED=true
 if [[ "$(realpath -m "$SPOT_TESTGROUND_STATE")" == "$(realpath -m "$PWD/.testground")" ]]; then
   echo "test-faults: refusing to run on the shared ground in .testground; it restarts components" >&2
   exit 2
