@@ -127,11 +127,16 @@ export function resolveDeploymentSettingsWithProvenance(
 }
 
 /**
- * Whether the Deployment carries the opt-in annotation (kubernetes.opt_in_annotation) set to "true", in any case.
+ * Whether the Deployment carries the opt-in annotation (kubernetes.opt_in_annotation) set to true. The
+ * original documents it as a bool, so it is read by the same rule as every other boolean setting
+ * (booleanType); anything else, including a value that is no boolean at all, does not opt in.
  * The mode is the caller's business: in single mode the configured Deployment is managed without opting in.
  */
 export function isOptedIn(config: Config, annotations: Annotations): boolean {
-  return annotations?.[config.kubernetes.opt_in_annotation]?.trim().toLowerCase() === 'true';
+  const raw = annotations?.[config.kubernetes.opt_in_annotation];
+  if (raw === undefined) return false;
+  const parsed = booleanType.parse(raw);
+  return parsed.ok && parsed.value;
 }
 
 /** Event messages are capped at 1 KiB, and the value is user input of any length. */

@@ -206,7 +206,7 @@ describe('planMigration / planRestoreToSpot / planFinish (property)', () => {
         assert.deepStrictEqual(restoring.spec!.template, original.spec!.template);
         const back = serverApply(
           restoring,
-          ok(planFinish(restoring, { kind: 'recovered', now: LATER, recoveryReason: 'spot-capacity-healthy' })),
+          ok(planFinish(restoring, { kind: 'recovered', now: LATER, recoveryReason: 'successful-recovery' })),
         );
         assert.deepStrictEqual(back.spec!.template, original.spec!.template);
         assert.deepStrictEqual(back.spec!.strategy, original.spec!.strategy);
@@ -247,7 +247,7 @@ describe('planMigration / planRestoreToSpot / planFinish (property)', () => {
         const restoringAgain = serverApply(settledAgain, ok(planRestoreToSpot(settledAgain, { purpose: 'recovery', now: LATER })));
         const back = serverApply(
           restoringAgain,
-          ok(planFinish(restoringAgain, { kind: 'recovered', now: LATER, recoveryReason: 'spot-capacity-healthy' })),
+          ok(planFinish(restoringAgain, { kind: 'recovered', now: LATER, recoveryReason: 'successful-recovery' })),
         );
         assert.deepStrictEqual(back.spec!.template, original.spec!.template);
         assert.deepStrictEqual(back.spec!.strategy, original.spec!.strategy);

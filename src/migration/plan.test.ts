@@ -47,8 +47,18 @@ describe('planMigration: skips', () => {
     assert.deepEqual(plan, {
       action: 'skip',
       reason: 'allow_fargate_false',
-      detail: 'Fargate is not allowed for deployment prod/api',
+      detail: 'Fargate is not allowed for deployment prod/api: its pods on the interrupted nodes will be lost with them',
     });
+  });
+
+  it('paused: no rollout could start, so nothing is patched', () => {
+    const d = spotDeployment();
+    d.spec!.paused = true;
+    const plan = planMigration(d, migrationInput());
+    assert.equal(plan.action === 'skip' && plan.reason, 'paused');
+    assert.match(plan.action === 'skip' ? plan.detail : '', /prod\/api is paused \(spec\.paused\).*will be lost/);
+    d.spec!.paused = false;
+    assert.equal(planMigration(d, migrationInput()).action, 'patch', 'paused: false is an ordinary Deployment');
   });
 
   it('fargate_refuses names the problem', () => {
@@ -412,6 +422,51 @@ describe('planRestoreToSpot', () => {
   });
 });
 
+describe('planRestoreToSpot: a Deployment the Go original moved (no saved-spec)', () => {
+  /** As the original leaves it: the template label flipped to fargate, state annotations, no saved-spec. */
+  function movedByGoOriginal(): V1Deployment {
+    const d = spotDeployment();
+    d.spec!.template.metadata!.labels!['compute-type'] = 'fargate';
+    d.spec!.template.spec!.nodeSelector = { 'team': 'payments' };
+    Object.assign(d.metadata!.annotations!, { [A.state]: 'fargate', [A.migratedAt]: '2024-01-15T10:30:45Z', [A.reason]: 'spot-interruption' });
+    return d;
+  }
+  const legacy = { computeLabelKey: LABELS.computeLabelKey, spotLabel: LABELS.spotLabel };
+
+  it('flips only the template label back to spot, and records what it restored as the saved-spec', () => {
+    const d = movedByGoOriginal();
+    const restoring = serverApply(d, okOps(planRestoreToSpot(d, { purpose: 'recovery', now: LATER, legacy })));
+    assert.equal(restoring.spec!.template.metadata!.labels!['compute-type'], 'spot');
+    assert.deepEqual(restoring.spec!.template.spec!.nodeSelector, { team: 'payments' }, 'no invented constraint');
+    assert.deepEqual(restoring.spec!.template.spec!.tolerations, d.spec!.template.spec!.tolerations);
+    assert.equal(annotation(restoring, A.phase), 'recovering');
+    assert.deepEqual(savedSpecOf(restoring), {
+      version: 1,
+      label: { key: 'compute-type', value: 'spot' },
+      nodeSelector: { team: 'payments' },
+      tolerations: d.spec!.template.spec!.tolerations,
+      strategy: d.spec!.strategy,
+    });
+    // The rest of the trip reads that record like any other: the user's strategy comes back at the end.
+    const done = serverApply(restoring, okOps(planFinish(restoring, { kind: 'recovered', now: LATER, recoveryReason: 'successful-recovery' })));
+    assert.deepEqual(done.spec!.strategy, d.spec!.strategy);
+    assert.equal(annotation(done, A.state), 'spot');
+    assert.equal(annotation(done, A.savedSpec), undefined);
+    assert.equal(annotation(done, A.recoveryReason), 'successful-recovery');
+  });
+
+  it('is only for a missing saved-spec on state fargate, never a guess over an unreadable one', () => {
+    const unreadable = movedByGoOriginal();
+    unreadable.metadata!.annotations![A.savedSpec] = '{not json';
+    assert.match(String((planRestoreToSpot(unreadable, { purpose: 'recovery', now: LATER, legacy }) as { error?: string }).error), /not valid JSON/);
+    const onSpot = movedByGoOriginal();
+    onSpot.metadata!.annotations![A.state] = 'spot';
+    assert.match(String((planRestoreToSpot(onSpot, { purpose: 'recovery', now: LATER, legacy }) as { error?: string }).error), /annotation is missing/);
+    // Without the legacy labels (a rollback of this controller's own move) a missing record is an error.
+    assert.ok('error' in planRestoreToSpot(movedByGoOriginal(), { purpose: 'rollback', now: LATER }));
+  });
+});
+
 describe('planFinish', () => {
   it('after migration: original strategy back, phase removed, state stays fargate', () => {
     const migrated = migrate(spotDeployment());
@@ -441,14 +496,14 @@ describe('planFinish', () => {
     const restoring = serverApply(migrated, okOps(planRestoreToSpot(migrated, { purpose: 'recovery', now: LATER })));
     const done = serverApply(
       restoring,
-      okOps(planFinish(restoring, { kind: 'recovered', now: LATER, recoveryReason: 'spot-capacity-healthy' })),
+      okOps(planFinish(restoring, { kind: 'recovered', now: LATER, recoveryReason: 'successful-recovery' })),
     );
     const ann = done.metadata!.annotations!;
     assert.equal(ann[A.state], 'spot');
     assert.equal(ann[A.savedSpec], undefined);
     assert.equal(ann[A.phase], undefined);
     assert.equal(ann[A.lastRecoveredAt], '2025-03-14T10:00:00Z');
-    assert.equal(ann[A.recoveryReason], 'spot-capacity-healthy');
+    assert.equal(ann[A.recoveryReason], 'successful-recovery');
     assert.equal(ann[A.failedRecoveryAttempts], '0');
   });
 
@@ -507,7 +562,7 @@ describe('round trip', () => {
     const restoring = serverApply(settled, okOps(planRestoreToSpot(settled, { purpose: 'recovery', now: LATER })));
     return serverApply(
       restoring,
-      okOps(planFinish(restoring, { kind: 'recovered', now: LATER, recoveryReason: 'spot-capacity-healthy' })),
+      okOps(planFinish(restoring, { kind: 'recovered', now: LATER, recoveryReason: 'successful-recovery' })),
     );
   }
 
@@ -570,7 +625,7 @@ describe('round trip', () => {
     const restoringAgain = serverApply(settledAgain, okOps(planRestoreToSpot(settledAgain, { purpose: 'recovery', now: LATER })));
     const back = serverApply(
       restoringAgain,
-      okOps(planFinish(restoringAgain, { kind: 'recovered', now: LATER, recoveryReason: 'spot-capacity-healthy' })),
+      okOps(planFinish(restoringAgain, { kind: 'recovered', now: LATER, recoveryReason: 'successful-recovery' })),
     );
     assertRestored(original, back);
     assert.equal(annotation(back, A.failedRecoveryAttempts), '0');

@@ -7,7 +7,7 @@ import type { V1Deployment, V1DeploymentStrategy } from '@kubernetes/client-node
 import { MANAGED_ANNOTATIONS, type MigrationReason } from '../state/annotations.js';
 import { fargateRefusal } from './fargate-refusal.js';
 import { jsonEqual, pointer, type JsonPatchOp } from './json-patch.js';
-import { parseSavedSpec, serializeSavedSpec, type SavedSpec } from './saved-spec.js';
+import { parseSavedSpec, readRestoreRecord, serializeSavedSpec, type LegacyRestoreLabel, type SavedSpec } from './saved-spec.js';
 import {
   selectorConflicts,
   stripAffinity,
@@ -18,11 +18,13 @@ import {
 
 export { fargateRefusal } from './fargate-refusal.js';
 export type { JsonPatchOp } from './json-patch.js';
-export type { SavedSpec } from './saved-spec.js';
+export type { LegacyRestoreLabel, RestoreRecord, SavedSpec } from './saved-spec.js';
+export { readRestoreRecord } from './saved-spec.js';
 export type { ComputeLabels } from './spot-constraints.js';
 
 export const SKIP_REASONS = [
   'allow_fargate_false',
+  'paused',
   'fargate_refuses',
   'already_on_fargate',
   'selector_pins_spot',
@@ -51,6 +53,11 @@ export interface RestoreInput {
   purpose: RestorePurpose;
   /** Accepted for symmetry with the other planners; the restore itself stamps no time. */
   now: Date;
+  /**
+   * Given for recovery: a Deployment on Fargate with no saved-spec at all was moved by the Go
+   * original and goes back by its convention (see readRestoreRecord).
+   */
+  legacy?: LegacyRestoreLabel;
 }
 
 export type FinishOutcome =
@@ -89,7 +96,7 @@ export function formatTimestamp(now: Date): string {
 /**
  * Plans the move of a Deployment's pods to Fargate, or says why not. Skips, in this order:
  * already_on_fargate (template label and state annotation both fargate: a repeated message),
- * allow_fargate_false, zero_replicas, selector_pins_spot, fargate_refuses.
+ * allow_fargate_false, paused, zero_replicas, selector_pins_spot, fargate_refuses.
  *
  * The patch tests metadata.resourceVersion (when the object has one), sets the template label,
  * removes spot-pinning nodeSelector entries, node affinity and tolerations (whole fields replaced),
@@ -113,7 +120,12 @@ export function planMigration(deployment: V1Deployment, input: MigrationInput): 
     );
   }
   if (!input.allowFargate) {
-    return skip('allow_fargate_false', `Fargate is not allowed for deployment ${where}`);
+    return skip('allow_fargate_false', `Fargate is not allowed for deployment ${where}: its pods on the interrupted nodes will be lost with them`);
+  }
+  if (deployment.spec?.paused === true) {
+    // A paused Deployment starts no rollout: patching it would only wait out the whole window and
+    // leave a Fargate template behind that rolls out whenever someone resumes it.
+    return skip('paused', `deployment ${where} is paused (spec.paused): no rollout can start, so its pods on the interrupted nodes will be lost with them`);
   }
   if (deployment.spec?.replicas === 0) {
     return skip('zero_replicas', `deployment ${where} is scaled to 0 replicas, no pod to move`);
@@ -159,14 +171,16 @@ export function planMigration(deployment: V1Deployment, input: MigrationInput): 
  * Plans putting the template back as the saved-spec recorded it (nodeSelector, affinity,
  * tolerations, template label; a field absent originally is removed). The strategy stays
  * MOVE_STRATEGY during the move; planFinish gives the original back. Sets phase recovering or
- * rolling-back. Fails, with no ops at all, when the saved-spec is missing or unreadable.
+ * rolling-back. Fails, with no ops at all, when the saved-spec is missing or unreadable, except for
+ * a Deployment the Go original moved (input.legacy): its restore record is written as the
+ * saved-spec in the same patch, so finishing, rolling back and resuming after a restart read it
+ * like any other.
  */
 export function planRestoreToSpot(deployment: V1Deployment, input: RestoreInput): PatchResult {
   const where = deploymentName(deployment);
-  const annotations = deployment.metadata?.annotations ?? {};
-  const parsed = parseSavedSpec(annotations[MANAGED_ANNOTATIONS.savedSpec], where, MANAGED_ANNOTATIONS.savedSpec);
-  if (!parsed.ok) return { error: `cannot plan ${input.purpose} to spot: ${parsed.error}` };
-  const saved = parsed.saved;
+  const record = readRestoreRecord(deployment, where, input.legacy);
+  if (!record.ok) return { error: `cannot plan ${input.purpose} to spot: ${record.error}` };
+  const saved = record.saved;
   const podSpec = deployment.spec?.template?.spec;
   const labels = deployment.spec?.template?.metadata?.labels;
 
@@ -180,13 +194,9 @@ export function planRestoreToSpot(deployment: V1Deployment, input: RestoreInput)
     ops.push({ op: 'remove', path: P.templateLabel(saved.label.key) });
   }
   ops.push(...fieldOps(P.strategy, deployment.spec?.strategy, MOVE_STRATEGY));
-  ops.push(
-    ...annotationOps(
-      deployment,
-      { [MANAGED_ANNOTATIONS.phase]: input.purpose === 'recovery' ? 'recovering' : 'rolling-back' },
-      [],
-    ),
-  );
+  const set: Record<string, string> = { [MANAGED_ANNOTATIONS.phase]: input.purpose === 'recovery' ? 'recovering' : 'rolling-back' };
+  if (record.source === 'go-original') set[MANAGED_ANNOTATIONS.savedSpec] = serializeSavedSpec(saved);
+  ops.push(...annotationOps(deployment, set, []));
   return { ops };
 }
 

@@ -1,4 +1,5 @@
-import type { V1Affinity, V1DeploymentStrategy, V1Toleration } from '@kubernetes/client-node';
+import type { V1Affinity, V1Deployment, V1DeploymentStrategy, V1Toleration } from '@kubernetes/client-node';
+import { MANAGED_ANNOTATIONS } from '../state/annotations.js';
 
 /**
  * What the Fargate patch replaced, kept in the saved-spec annotation so that recovery and rollback
@@ -64,4 +65,46 @@ export function parseSavedSpec(raw: string | undefined, where: string, annotatio
 
 function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** The template label the Go original flips, and nothing else: compute_label_key and the spot value. */
+export interface LegacyRestoreLabel {
+  computeLabelKey: string;
+  spotLabel: string;
+}
+
+/**
+ * What a move back to spot restores: the saved-spec this controller wrote, or, for a Deployment on
+ * Fargate that has none at all (the Go original moves Deployments by flipping the template label and
+ * writes no saved-spec), the original's own convention: the template label goes back to
+ * compute_label_key=spot_label and every scheduling field stays as it is, so nothing is invented.
+ * An unreadable saved-spec is an error, never a reason to guess.
+ */
+export type RestoreRecord =
+  | { ok: true; saved: SavedSpec; source: 'saved-spec' }
+  | { ok: true; saved: SavedSpec; source: 'go-original'; note: string }
+  | { ok: false; error: string };
+
+export function readRestoreRecord(d: V1Deployment, where: string, legacy: LegacyRestoreLabel | undefined): RestoreRecord {
+  const annotations = d.metadata?.annotations ?? {};
+  const raw = annotations[MANAGED_ANNOTATIONS.savedSpec];
+  if (raw === undefined && legacy !== undefined && annotations[MANAGED_ANNOTATIONS.state] === 'fargate') {
+    const podSpec = d.spec?.template?.spec;
+    const saved: SavedSpec = { version: 1, label: { key: legacy.computeLabelKey, value: legacy.spotLabel } };
+    // The current values, so the restore leaves them exactly as they are.
+    if (podSpec?.nodeSelector !== undefined) saved.nodeSelector = plainCopy(podSpec.nodeSelector);
+    if (podSpec?.affinity !== undefined) saved.affinity = plainCopy(podSpec.affinity);
+    if (podSpec?.tolerations !== undefined) saved.tolerations = plainCopy(podSpec.tolerations);
+    if (d.spec?.strategy !== undefined) saved.strategy = plainCopy(d.spec.strategy);
+    const note =
+      `no ${MANAGED_ANNOTATIONS.savedSpec} (moved by the Go original, which keeps none): restoring by its convention, ` +
+      `template label ${legacy.computeLabelKey}=${legacy.spotLabel}, nodeSelector, affinity, tolerations and strategy unchanged`;
+    return { ok: true, saved, source: 'go-original', note };
+  }
+  const parsed = parseSavedSpec(raw, where, MANAGED_ANNOTATIONS.savedSpec);
+  return parsed.ok ? { ok: true, saved: parsed.saved, source: 'saved-spec' } : parsed;
+}
+
+function plainCopy<T>(v: T): T {
+  return JSON.parse(JSON.stringify(v)) as T;
 }

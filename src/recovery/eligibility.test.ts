@@ -236,12 +236,20 @@ describe('recovery eligibility', () => {
       assert.equal(v.reason, 'in_flight');
     });
 
-    it('no saved-spec to restore from', () => {
+    it('an unreadable saved-spec: nothing to restore from', () => {
+      const d = onFargate();
+      d.metadata!.annotations![A.savedSpec] = '{"version":1';
+      const v = judge(d, after(60 * MIN));
+      assert.equal(reasonOf(v), 'no_saved_spec');
+      assert.match(v.detail, /not valid JSON/);
+    });
+
+    it('no saved-spec at all (moved by the Go original): eligible, by its convention, and says so', () => {
       const d = onFargate();
       delete d.metadata!.annotations![A.savedSpec];
       const v = judge(d, after(60 * MIN));
-      assert.equal(reasonOf(v), 'no_saved_spec');
-      assert.match(v.detail, /annotation is missing/);
+      assert.equal(reasonOf(v), 'eligible');
+      assert.match(v.detail, /moved by the Go original.*template label compute-type=spot, nodeSelector, affinity, tolerations and strategy unchanged/);
     });
   });
 

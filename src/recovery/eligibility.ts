@@ -12,7 +12,9 @@
 //   cooldown / backoff      cooldown (annotation or global) since migrated-at, and after N failed
 //                           attempts backoff_base x 2^(N-1) (capped at max_backoff) since
 //                           last-recovered-at; the later of the two is reported, with its end
-//   no_saved_spec           the saved-spec annotation is missing or unreadable: nothing to restore from
+//   no_saved_spec           the saved-spec annotation is unreadable: nothing to restore from (a missing
+//                           one means the Go original moved it: its convention is restored, see
+//                           readRestoreRecord, and the verdict's detail says so)
 //   no_spot_capacity        no Ready, schedulable, uncordoned spot node free of interruption and
 //                           rebalance annotations anywhere in the cluster
 //   no_matching_spot_node   healthy spot nodes exist, but none satisfies the constraints the restore
@@ -22,7 +24,7 @@ import type { Config } from '../config/config.js';
 import { formatDuration } from '../config/duration.js';
 import { resolveDeploymentSettings } from '../config/overrides.js';
 import { healthySpotNodes, isSpotNode } from '../controller/capacity.js';
-import { parseSavedSpec } from '../migration/saved-spec.js';
+import { readRestoreRecord } from '../migration/saved-spec.js';
 import { MANAGED_ANNOTATIONS, USER_ANNOTATIONS } from '../state/annotations.js';
 import { fits } from './node-fit.js';
 
@@ -152,22 +154,28 @@ export function judgeRecovery(d: V1Deployment, input: EligibilityInput): Verdict
   }
 
   const where = `${d.metadata?.namespace ?? ''}/${d.metadata?.name ?? ''}`;
-  const saved = parseSavedSpec(a[A.savedSpec], where, A.savedSpec);
+  const saved = readRestoreRecord(d, where, legacyRestoreLabel(config));
   if (!saved.ok) return no('no_saved_spec', saved.error);
+  const legacyNote = saved.source === 'go-original' ? `; ${saved.note}` : '';
 
   if (capacity.healthy.length === 0) {
     return no('no_spot_capacity', `no healthy spot node (Ready, schedulable, not at risk) among ${capacity.spotNodes} spot node(s)`);
   }
   const candidates = capacity.healthy.filter((n) => fits(n, saved.saved)).map((n) => n.metadata?.name ?? '');
   if (candidates.length === 0) {
-    return no('no_matching_spot_node', `none of the ${capacity.healthy.length} healthy spot node(s) satisfies the restored constraints${describeConstraints(saved.saved.nodeSelector)}`);
+    return no('no_matching_spot_node', `none of the ${capacity.healthy.length} healthy spot node(s) satisfies the restored constraints${describeConstraints(saved.saved.nodeSelector)}${legacyNote}`);
   }
   return {
     eligible: true,
-    detail: `${candidates.length} healthy spot node(s) fit, e.g. ${candidates.slice(0, 3).join(', ')}`,
+    detail: `${candidates.length} healthy spot node(s) fit, e.g. ${candidates.slice(0, 3).join(', ')}${legacyNote}`,
     candidates,
     warnings,
   };
+}
+
+/** The template label a Deployment moved by the Go original goes back to. */
+export function legacyRestoreLabel(config: Config): { computeLabelKey: string; spotLabel: string } {
+  return { computeLabelKey: config.compute.compute_label_key, spotLabel: config.compute.spot_label };
 }
 
 function describeConstraints(nodeSelector: Record<string, string> | undefined): string {

@@ -176,7 +176,7 @@ describe('recovery loop', () => {
       const b = await loop.settled('prod/b');
       assert.equal(b?.result, 'recovered');
       const a = cluster.store.get('a')!.metadata!.annotations!;
-      assert.equal(a[A.recoveryReason], 'spot-capacity-healthy');
+      assert.equal(a[A.recoveryReason], 'successful-recovery');
       assert.equal(a[A.failedRecoveryAttempts], '0');
       assert.equal(a[A.lastRecoveredAt], formatTimestamp(NOW));
       assert.equal(a[A.savedSpec], undefined);

@@ -39,9 +39,9 @@ import type { MigrationFlow } from '../controller/migration-flow.js';
 import type { Settlement } from '../controller/rollout-observer.js';
 import { isManaged } from '../controller/scope.js';
 import { deploymentLogger } from '../log.js';
-import { planFinish, planRestoreToSpot, type FinishOutcome } from '../migration/plan.js';
+import { planFinish, planRestoreToSpot, readRestoreRecord, type FinishOutcome } from '../migration/plan.js';
 import { MANAGED_ANNOTATIONS } from '../state/annotations.js';
-import { assessSpotCapacity, backoffDelayMs, describeVerdict, failedAttempts, judgePass, judgeRecovery, type SpotCapacity, type Verdict } from './eligibility.js';
+import { assessSpotCapacity, legacyRestoreLabel, backoffDelayMs, describeVerdict, failedAttempts, judgePass, judgeRecovery, type SpotCapacity, type Verdict } from './eligibility.js';
 
 export type RecoveryResult =
   /** Back on spot and healthy. */
@@ -78,7 +78,8 @@ export interface RecoveryLoopOptions {
 }
 
 /** The recovery-reason annotation after a success. */
-export const RECOVERED_REASON = 'spot-capacity-healthy';
+/** The Go original's value for a recovery that succeeded, kept so dashboards and queries carry over. */
+export const RECOVERED_REASON = 'successful-recovery';
 
 const ref = (key: string): DeploymentRef => {
   const [namespace, name] = key.split('/') as [string, string];
@@ -259,11 +260,15 @@ export class RecoveryLoop {
     if (!verdict.eligible) return skip(describeVerdict(verdict));
     const settings = this.flow.settingsFor(cached, log);
     const startedAt = this.ctx.now();
+    const legacy = legacyRestoreLabel(this.ctx.config);
+    let goOriginalNote: string | undefined;
     const result = await this.ctx.patcher.apply(namespace, name, cached, (cur) => {
       const a = cur.metadata?.annotations ?? {};
       if (a[MANAGED_ANNOTATIONS.state] !== 'fargate') return { skip: `state is ${a[MANAGED_ANNOTATIONS.state]}` };
       if (a[MANAGED_ANNOTATIONS.phase] !== undefined) return { skip: `a move is in flight (phase ${a[MANAGED_ANNOTATIONS.phase]})` };
-      const plan = planRestoreToSpot(cur, { purpose: 'recovery', now: startedAt });
+      const record = readRestoreRecord(cur, key, legacy);
+      goOriginalNote = record.ok && record.source === 'go-original' ? record.note : undefined;
+      const plan = planRestoreToSpot(cur, { purpose: 'recovery', now: startedAt, legacy });
       return 'error' in plan ? { error: plan.error } : { ops: plan.ops };
     });
     switch (result.outcome) {
@@ -284,6 +289,10 @@ export class RecoveryLoop {
     }
     const d = result.deployment;
     log.info({ candidates: verdict.candidates.slice(0, 5), timeoutMs: this.ctx.config.recovery.timeout }, 'spot template restored; recovery rollout started');
+    if (goOriginalNote !== undefined) {
+      log.info({ note: goOriginalNote }, 'recovering a Deployment the Go original moved');
+      this.ctx.recorder.record({ kind: 'Deployment', namespace, name, uid: d.metadata?.uid }, 'Normal', 'RecoveringByGoOriginalConvention', goOriginalNote);
+    }
     this.ctx.recorder.record({ kind: 'Deployment', namespace, name, uid: d.metadata?.uid }, 'Normal', 'RecoveringToSpot', `spot capacity healthy (${verdict.detail}): moving back to spot`);
     if (this.stopped) return { key, result: 'cancelled', detail: 'controller stopping' };
     // An interruption that got in between the patch and here owns the observation: leave it alone.

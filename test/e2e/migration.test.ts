@@ -5,6 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import { GetQueueAttributesCommand, SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import type { V1Deployment } from '@kubernetes/client-node';
 import { buildSpotInterruption } from '../../src/events/build.js';
+import { MERGE_PATCH } from '../../src/kube/api.js';
 import { awsClientConfig } from '../../testground/src/ground.js';
 import { InterruptionInjector } from '../../testground/src/injector.js';
 import { appDeployment, createNamespace, deleteNamespace, eventually, isPodReady, podsOf, testGround, uniqueName } from '../support/ground.js';
@@ -81,9 +82,14 @@ describe('migration to Fargate on a spot interruption', () => {
     await create(namespace, appDeployment({ namespace, name: noFargate, replicas: 1, annotations: { ...OPT_IN, 'spot-orchestrator/allow-fargate': 'false' }, nodeSelector: selector }));
     const refused = uniqueName('hostport');
     await create(namespace, appDeployment({ namespace, name: refused, replicas: 1, annotations: OPT_IN, nodeSelector: selector, spec: { containers: [{ name: 'app', image: 'registry.example/app:1.0', ports: [{ containerPort: 8080, hostPort: 8080 }] }] } }));
+    const paused = uniqueName('paused');
+    await create(namespace, appDeployment({ namespace, name: paused, replicas: 2, annotations: OPT_IN, nodeSelector: selector }));
     const moving = [...migratable, invalid];
-    const all = [...moving, notOptedIn, noFargate, refused];
+    const untouched = [notOptedIn, noFargate, refused, paused];
+    const all = [...moving, ...untouched];
     await allReady(namespace, all);
+    // Paused once running: no rollout of it can start, so moving it would only wait out the window.
+    await t.apps.patchNamespacedDeployment({ namespace, name: paused, body: { spec: { paused: true } } }, MERGE_PATCH);
     const before = new Map<string, V1Deployment>();
     for (const name of all) before.set(name, await t.apps.readNamespacedDeployment({ name, namespace }));
 
@@ -92,7 +98,7 @@ describe('migration to Fargate on a spot interruption', () => {
     const interruption = await injector.interrupt(nodes);
 
     // AWS sends one warning per instance; the three arrive together and are told as one interruption.
-    const considered = [...moving, noFargate, refused];
+    const considered = [...moving, noFargate, refused, paused];
     const byName = await eventually('a summary for every Deployment', async () => {
       const outcomes = new Map(c.alerter.of('migration_summary').flatMap((s) => s.outcomes.map((o) => [o.name, o] as const)));
       return considered.every((n) => outcomes.has(n)) ? outcomes : undefined;
@@ -108,6 +114,10 @@ describe('migration to Fargate on a spot interruption', () => {
     }
     assert.equal(byName.get(noFargate)?.result, 'skipped');
     assert.equal(byName.get(refused)?.result, 'skipped');
+    const pausedOutcome = byName.get(paused);
+    assert.equal(pausedOutcome?.result, 'skipped');
+    assert.equal(pausedOutcome?.result === 'skipped' && pausedOutcome.reason, 'paused');
+    assert.match(pausedOutcome?.result === 'skipped' ? pausedOutcome.detail : '', /pods on the interrupted nodes will be lost/, 'the alert says what is lost');
     assert.equal(byName.has(notOptedIn), false, 'a Deployment that did not opt in is not even considered');
     const finishedAt = Date.now();
     assert.ok(finishedAt < interruption.terminatesAt.getTime(), `all healthy on Fargate ${finishedAt - interruption.terminatesAt.getTime()} ms after the instances died`);
@@ -131,7 +141,7 @@ describe('migration to Fargate on a spot interruption', () => {
       assert.ok((sampler.lowestReady.get(name) ?? 0) >= (d.spec?.replicas ?? 1), `${name} dipped to ${sampler.lowestReady.get(name)} ready of ${d.spec?.replicas}`);
       assert.ok((sampler.lowestAvailable.get(name) ?? 0) >= (d.spec?.replicas ?? 1));
     }
-    for (const name of [notOptedIn, noFargate, refused]) {
+    for (const name of untouched) {
       const d = await t.apps.readNamespacedDeployment({ name, namespace });
       assert.deepEqual(d.spec?.template, before.get(name)!.spec?.template, `${name} left untouched`);
       assert.equal(d.metadata?.annotations?.['spot-orchestrator/state'], undefined);
@@ -139,6 +149,7 @@ describe('migration to Fargate on a spot interruption', () => {
     const skippedEvents = async (name: string) => (await eventsFor(namespace, name)).filter((e) => e.reason === 'MigrationSkipped').map((e) => e.message);
     assert.match((await skippedEvents(noFargate)).join(), /allow_fargate_false/);
     assert.match((await skippedEvents(refused)).join(), /fargate_refuses.*hostPort/);
+    assert.match((await skippedEvents(paused)).join(), /^paused: .* is paused \(spec\.paused\)/);
     assert.match((await eventsFor(namespace, invalid)).filter((e) => e.reason === 'InvalidOverride').map((e) => e.message).join(), /rollout-timeout/);
     for (const node of nodes) {
       const n = await t.core.readNode({ name: node }).catch(() => undefined);

@@ -276,7 +276,7 @@ describe('recovery from Fargate to spot', () => {
       const a = backOnSpot.metadata!.annotations!;
       assert.equal(a[A.state], 'spot');
       assert.equal(a[A.attempts], '0');
-      assert.equal(a[A.recoveryReason], 'spot-capacity-healthy');
+      assert.equal(a[A.recoveryReason], 'successful-recovery');
       assert.match(a[A.lastRecoveredAt] ?? '', /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
       assert.equal(a[A.savedSpec], undefined);
       for (const pod of (await podsOf(t, s.namespace, fast)).filter((x) => !x.metadata?.deletionTimestamp)) {
@@ -401,6 +401,68 @@ describe('recovery from Fargate to spot', () => {
       assert.deepEqual(back.spec?.template, original.spec?.template);
       assert.deepEqual(back.spec?.strategy, original.spec?.strategy);
       assertNeverBelowDesired(sampler, [busy]);
+    });
+  });
+
+  describe('a Deployment the Go original left on Fargate', () => {
+    let s: Scenario | undefined;
+    after(() => tearDown(s));
+
+    it('comes back to spot by the original\'s convention: the template label, nothing invented', async () => {
+      const namespace = await createNamespace(t, 'recgo');
+      const recorder = new PhaseRecorder();
+      await recorder.start(namespace);
+      // Annotated exactly as the original leaves a Deployment it moved: no saved-spec, no phase.
+      const name = uniqueName('legacy');
+      const migratedAt = new Date(Date.now() - 3600_000).toISOString().replace(/\.\d{3}Z$/, 'Z');
+      await t.apps.createNamespacedDeployment({
+        namespace,
+        body: appDeployment({
+          namespace,
+          name,
+          replicas: 2,
+          annotations: { ...OPT_IN, [A.state]: 'fargate', [A.migratedAt]: migratedAt, 'spot-orchestrator/reason': 'spot-interruption' },
+          podLabels: { 'compute-type': 'fargate' },
+          strategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } },
+        }),
+      });
+      const placeholder = { namespace, c: undefined as unknown as TestController, nodes: [] as string[], recorder };
+      s = placeholder;
+      await pool(placeholder, 2);
+      await ready(placeholder, [name]);
+      const before = await read(placeholder, name);
+      for (const pod of await podsOf(t, namespace, name)) assert.match(pod.spec?.nodeName ?? '', /^fargate-ip-/);
+
+      // The dry run says what it will do, before any controller runs.
+      const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'recover', '--dry-run'], {
+        cwd: new URL('../..', import.meta.url).pathname,
+        env: { ...process.env, KUBECONFIG: t.ground.kubeconfig, MODE: 'namespace', NAMESPACE: namespace, SQS_QUEUE_URL: 'http://127.0.0.1:9/000000000000/unused', LOG_LEVEL: 'silent' },
+      });
+      assert.match(stdout, new RegExp(`${name}: RECOVER +would recover now: .*moved by the Go original.*template label compute-type=spot`));
+
+      const sampler = new ReadinessSampler();
+      await sampler.start(t, namespace);
+      placeholder.c = await startController(t, namespace, RECOVERY_ENV);
+      const back = await settledOn(placeholder, name, 'spot', 60_000);
+      sampler.stop();
+      assert.equal(back.spec?.template.metadata?.labels?.['compute-type'], 'spot');
+      const { labels: _beforeLabels, ...beforeRest } = before.spec!.template.metadata!;
+      const { labels: _backLabels, ...backRest } = back.spec!.template.metadata!;
+      assert.deepEqual(backRest, beforeRest, 'template metadata other than the label unchanged');
+      assert.deepEqual(back.spec?.template.spec, before.spec?.template.spec, 'no invented scheduling constraint');
+      assert.deepEqual(back.spec?.strategy, before.spec?.strategy, 'the user strategy');
+      const a = back.metadata!.annotations!;
+      assert.equal(a[A.recoveryReason], 'successful-recovery');
+      assert.equal(a[A.savedSpec], undefined, 'the restore record is gone with the move');
+      for (const pod of (await podsOf(t, namespace, name)).filter((x) => !x.metadata?.deletionTimestamp)) {
+        assert.doesNotMatch(pod.spec?.nodeName ?? '', /^fargate-ip-/);
+        assert.ok(isPodReady(pod));
+      }
+      assertNeverBelowDesired(sampler, [name]);
+      const events = (await t.core.listNamespacedEvent({ namespace, fieldSelector: `involvedObject.name=${name}` })).items;
+      const said = events.filter((e) => e.reason === 'RecoveringByGoOriginalConvention').map((e) => e.message ?? '');
+      assert.match(said.join(), /moved by the Go original/);
+      assert.ok(events.some((e) => e.reason === 'RecoveredToSpot'));
     });
   });
 
