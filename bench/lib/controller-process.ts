@@ -1,6 +1,7 @@
 // The real controller, `spot-orchestrator run`, in a process of its own so that its CPU time and
 // peak memory can be read from /proc/<pid>/stat (utime + stime) and /proc/<pid>/status (VmHWM).
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { imageCommand } from '../../testground/src/image.js';
 import { createWriteStream, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ensureQueueAndRule, removeQueueAndRule } from '../../testground/src/aws.js';
@@ -105,7 +106,9 @@ export async function startController(b: Bench, namespace: string, section: stri
   const metricsPort = await freePort();
   const logFile = join(b.workDir, `controller-${namespace}.log`);
   const log = createWriteStream(logFile);
-  const args = entry ? [entry, 'run'] : ['--import', 'tsx', join(PROJECT_DIR, 'src/cli.ts'), 'run'];
+  // The image's node flags too, so what is measured is what ships.
+  const { nodeFlags } = imageCommand();
+  const args = entry ? [...nodeFlags, entry, 'run'] : [...nodeFlags, '--import', 'tsx', join(PROJECT_DIR, 'src/cli.ts'), 'run'];
   const child: ChildProcess = spawn(process.execPath, args, {
     cwd: PROJECT_DIR,
     env: controllerEnv(b, namespace, queueUrl, { METRICS_PORT: String(metricsPort) }),

@@ -39,7 +39,9 @@ export async function runFloor(b: Bench, count: number): Promise<FloorResult> {
     let errors = 0;
     let conflicts = 0;
     const concurrency = b.options.patchConcurrency;
-    const plan = (d: V1Deployment) => benchMigrationPlan(d, 'bench-floor', ['i-0123456789abcdef0']);
+    // The patch an unpaused Deployment gets (the controller skips paused ones); its ops never touch
+    // spec.paused, so the Deployments stay paused and no rollout starts.
+    const plan = (d: V1Deployment) => benchMigrationPlan({ ...d, spec: { ...d.spec!, paused: false } }, 'bench-floor', ['i-0123456789abcdef0']);
     b.say(section, `patching ${list.items.length} paused Deployments, ${concurrency} at a time`);
     const started = performance.now();
     await mapLimit(list.items, concurrency, async (cached) => {

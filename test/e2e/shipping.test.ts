@@ -12,6 +12,7 @@ import { DescribeRuleCommand, EventBridgeClient, ListTargetsByRuleCommand } from
 import { CoordinationV1Api, loadYaml, type KubernetesObject, type V1ConfigMap, type V1Deployment, type V1Role } from '@kubernetes/client-node';
 import { configKeys, loadConfig } from '../../src/config/load.js';
 import { isOptedIn, resolveDeploymentSettings } from '../../src/config/overrides.js';
+import { imageCommand } from '../../testground/src/image.js';
 import { parseMessage } from '../../src/events/parse.js';
 import { EVENT_PATTERN_FILE, ensureQueueAndRule, publishEc2Events, removeQueueAndRule } from '../../testground/src/aws.js';
 import { awsClientConfig } from '../../testground/src/ground.js';
@@ -372,10 +373,12 @@ describe('the container image layout', () => {
     assert.equal(imageNodeMajor, '24', 'the image is on Node 24 LTS');
     assert.match(dockerfile, /^USER 65532:65532$/m);
     assert.match(dockerfile, /apt-get install -y --no-install-recommends tini/);
-    const [init, initSeparator, ...entrypoint] = JSON.parse(/^ENTRYPOINT (.*)$/m.exec(dockerfile)![1]!) as string[];
-    const cmd = JSON.parse(/^CMD (.*)$/m.exec(dockerfile)![1]!) as string[];
-    assert.deepEqual([init, initSeparator], ['/usr/bin/tini', '--'], 'an init is PID 1, so SIGTERM reaches node');
-    assert.deepEqual([...entrypoint, ...cmd], ['node', 'dist/src/cli.js', 'run']);
+    const image = imageCommand(dockerfile);
+    assert.deepEqual(image.init, ['/usr/bin/tini', '--'], 'an init is PID 1, so SIGTERM reaches node');
+    assert.deepEqual(image.nodeFlags, ['--max-semi-space-size=16'], 'the young generation as on Node 20 (see the Dockerfile)');
+    assert.deepEqual([image.script, ...image.cmd], ['dist/src/cli.js', 'run']);
+    const entrypoint = ['node', ...image.nodeFlags, image.script];
+    const cmd = image.cmd;
     // The layout below runs on the node the tests run on; it must be the image's major version.
     const localNode = await run('node', ['-p', 'process.versions.node'], { env: { PATH: process.env.PATH } });
     assert.equal(localNode.stdout.trim().split('.')[0], imageNodeMajor, `the layout runs on node ${localNode.stdout.trim()}, the image on ${imageNodeMajor}`);

@@ -1,6 +1,6 @@
 // Fault 6, security. Warnings, rebalance recommendations and state changes naming instances that are
 // not in this cluster change nothing (no patch, no cordon, no Event). In namespace mode only the
-// Deployments of the namespace that opted in with exactly "true" are touched: not those without
+// Deployments of the namespace that opted in with a true boolean ("true", as the original documents it) are touched: not those without
 // the annotation, with another value or a misspelt key, nor an opted-in one in another namespace,
 // all on the interrupted node. The Slack webhook URL (a local receiver under a secret path that
 // fails now and then, and at the end goes away) and the AWS secret key never show up in the logs,
@@ -96,7 +96,7 @@ describe('fault: security', () => {
       await injector.terminateNode(fleet.nodes[0]!);
     }));
 
-  it('namespace mode: on the interrupted node, only what opted in with exactly "true" in this namespace is moved', () =>
+  it('namespace mode: on the interrupted node, only what opted in (a true boolean) in this namespace is moved', () =>
     ledger.run(async () => {
       const { namespace } = scenario;
       const fleet = await createFleet(t, injector, {

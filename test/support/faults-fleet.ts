@@ -10,7 +10,7 @@ import { appDeployment, eventually, uniqueName, type TestGround } from './ground
 export const OPT_IN_KEY = 'spot-orchestrator/enabled';
 export const OPT_IN = { [OPT_IN_KEY]: 'true' };
 
-/** Opt-in values that are not opting in (namespace mode wants exactly "true"). */
+/** Opt-in values that are not opting in (namespace mode wants a true boolean, read like every boolean setting). */
 export const SENTINEL_ANNOTATIONS: Record<string, string>[] = [{}, { [OPT_IN_KEY]: 'false' }, { [OPT_IN_KEY]: 'yes' }];
 
 export interface FleetOptions {
