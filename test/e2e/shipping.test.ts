@@ -187,7 +187,7 @@ describe('the Helm chart', () => {
       });
     }
 
-    it('deployments/kubernetes is the chart rendered with its default values, and applies with kubectl -k', async () => {
+    it('deployments/kubernetes is the chart rendered with its default values, and applies with kubectl apply -f (as the original documents) and -k', async () => {
       const dir = tempDir('manifests');
       await runOk('bash', [join(PROJECT_DIR, 'scripts/generate-manifests.sh'), dir]);
       for (const file of readdirSync(dir)) {
@@ -198,9 +198,11 @@ describe('the Helm chart', () => {
       const created = (await kubectl(t, ['get', 'namespace', ns])).code !== 0;
       if (created) await runOk(t.ground.kubectl, ['--kubeconfig', t.ground.kubeconfig, 'create', 'namespace', ns]);
       try {
-        const out = await kubectl(t, ['apply', '--dry-run=server', '--validate=strict', '-k', MANIFESTS_DIR]);
-        assert.equal(out.code, 0, `${out.stdout}\n${out.stderr}`);
-        assert.match(out.stdout, /deployment.apps\/spot-fargate-orchestrator (created|configured|unchanged) \(server dry run\)/);
+        for (const how of [['-f', `${MANIFESTS_DIR}/`], ['-k', join(MANIFESTS_DIR, '..')]]) {
+          const out = await kubectl(t, ['apply', '--dry-run=server', '--validate=strict', ...how]);
+          assert.equal(out.code, 0, `kubectl apply ${how.join(' ')}:\n${out.stdout}\n${out.stderr}`);
+          assert.match(out.stdout, /deployment.apps\/spot-fargate-orchestrator (created|configured|unchanged) \(server dry run\)/);
+        }
       } finally {
         if (created) await kubectl(t, ['delete', 'namespace', ns, '--wait=true', '--timeout=60s']);
       }
