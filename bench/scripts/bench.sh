@@ -8,6 +8,9 @@
 # Every other BENCH_* variable is a setting of bench/run.ts (`node --import tsx bench/run.ts --help`).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+# The project's Node (>= 22) first on PATH when run directly, as make does.
+node_bin="$(bash scripts/node-runtime.sh)" || exit 1
+[[ -z "$node_bin" ]] || export PATH="$node_bin:$PATH"
 
 command="make bench"
 for var in $(compgen -e | grep '^BENCH_' | grep -v '^BENCH_COMMAND$' | sort); do

@@ -8,6 +8,9 @@
 #   FAULTS_REUSE_GROUND=1  use the fault ground if it is already up, and leave it up
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+# The project's Node (>= 22) first on PATH when run directly, as make does.
+node_bin="$(bash scripts/node-runtime.sh)" || exit 1
+[[ -z "$node_bin" ]] || export PATH="$node_bin:$PATH"
 export TESTGROUND_PORT_BASE="${FAULTS_PORT_BASE:-38000}"
 export SPOT_TESTGROUND_STATE="${FAULTS_STATE:-$PWD/.testground-faults}"
 export TESTGROUND_TIME_SCALE="${TEST_TIME_SCALE:-0.05}"

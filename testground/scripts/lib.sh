@@ -5,6 +5,10 @@ GO_DIR="$TESTGROUND_DIR/go"
 
 # Binaries live outside the clone so a fresh clone on the same machine reuses them.
 CACHE_DIR="${SPOT_TESTGROUND_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/spot-fargate-orchestrator}"
+# The ground's own processes (the Fargate simulator, setup) run on the project's Node (>= 22), also when
+# a script is run directly rather than through make, which sets PATH the same way.
+NODE_BIN_DIR="$(bash "$PROJECT_DIR/scripts/node-runtime.sh")" || return 1
+[[ -z "$NODE_BIN_DIR" || ":$PATH:" == *":$NODE_BIN_DIR:"* ]] || export PATH="$NODE_BIN_DIR:$PATH"
 # Runtime state (certificates, etcd data, logs, pids) of the running cluster.
 STATE_DIR="${SPOT_TESTGROUND_STATE:-$PROJECT_DIR/.testground}"
 
