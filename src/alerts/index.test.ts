@@ -10,7 +10,7 @@ describe('createAlerter', () => {
     assert.equal(createAlerter({ alerts: { enabled: false, slack_webhook_url: `https://hooks.slack.com${SECRET_PATH}` } }, logger), NO_ALERTS);
   });
 
-  it('is NO_ALERTS without a webhook, with a warning (the Go original's sample config: enabled, webhook "")', () => {
+  it('is NO_ALERTS without a webhook, with a warning (as with the Go original sample config: enabled, webhook "")', () => {
     const { logger, warnings } = captureLogs();
     assert.equal(createAlerter({ alerts: { enabled: true } }, logger), NO_ALERTS);
     assert.equal(createAlerter({ alerts: { enabled: true, slack_webhook_url: '' } }, logger), NO_ALERTS);
