@@ -96,7 +96,10 @@ export interface ConfigNeeds<S extends keyof Config> {
  * The sections one command uses, checked; problems elsewhere are not its business (`alerts test`
  * must not demand SQS_QUEUE_URL). A config.toml that cannot be parsed is always a problem.
  */
-export function loadConfigFor<S extends keyof Config>(sources: ConfigSources, needs: ConfigNeeds<S>): { config: Pick<Config, S>; warnings: ConfigProblem[] } {
+export function loadConfigFor<S extends keyof Config>(
+  sources: ConfigSources,
+  needs: ConfigNeeds<S>,
+): { config: Pick<Config, S>; settings: ConfigProvenance; warnings: ConfigProblem[] } {
   const { settings, problems, warnings } = resolveWithProvenance(sources);
   const sections = new Set<string>(needs.sections);
   const relevant = problems.filter((problem) => {
@@ -106,7 +109,7 @@ export function loadConfigFor<S extends keyof Config>(sources: ConfigSources, ne
   });
   if (relevant.length > 0) throw new ConfigError(relevant);
   const config = buildConfig(settings);
-  return { config: Object.fromEntries(needs.sections.map((section) => [section, config[section]])) as Pick<Config, S>, warnings };
+  return { config: Object.fromEntries(needs.sections.map((section) => [section, config[section]])) as Pick<Config, S>, settings, warnings };
 }
 
 /** config.toml from env CONFIG_FILE (which must exist), else ./config.toml if present, else nothing. */
