@@ -502,6 +502,17 @@ describe('loadConfigFor: a command checks only what it uses', () => {
     assert.throws(() => loadConfigFor({ env: {} }, { sections: ['kubernetes'], managed: true }), /kubernetes\.deployment_name from default: not set/);
   });
 
+  it('lists the ignored keys under the problems, where a typo explains a value "not set"', () => {
+    assert.throws(
+      () => loadConfigFor({ env: {}, tomlText: '[aws]\nsqs_queue_ur = "http://127.0.0.1/q"' }, { sections: ['aws'] }),
+      (error: unknown) => {
+        assert.ok(error instanceof ConfigError);
+        assert.match(error.message, /^invalid configuration \(1 problem\):\n {2}- aws\.sqs_queue_url from default: not set.*\nalso ignored:\n {2}- config\.toml: unknown key aws\.sqs_queue_ur, ignored/s);
+        return true;
+      },
+    );
+  });
+
   it('still refuses a bad value in a section it uses, and a config.toml that does not parse', () => {
     assert.throws(() => loadConfigFor({ env: { ALERTS_ENABLED: 'maybe' } }, { sections: ['alerts'] }), /alerts\.enabled from env ALERTS_ENABLED/);
     assert.throws(() => loadConfigFor({ env: {}, tomlText: '[alerts\n' }, { sections: ['alerts'] }), /config\.toml: .*\(line 1, column \d+\)/);

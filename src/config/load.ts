@@ -52,9 +52,14 @@ export interface ConfigResolution {
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
-  constructor(readonly problems: readonly ConfigProblem[]) {
+  /** `warnings` are listed too: a key ignored for a typo is often why a value is "not set". */
+  constructor(
+    readonly problems: readonly ConfigProblem[],
+    readonly warnings: readonly ConfigProblem[] = [],
+  ) {
     const count = problems.length === 1 ? '1 problem' : `${problems.length} problems`;
-    super(`invalid configuration (${count}):\n${problems.map((problem) => `  - ${problem.message}`).join('\n')}`);
+    const ignored = warnings.length > 0 ? `\nalso ignored:\n${warnings.map((warning) => `  - ${warning.message}`).join('\n')}` : '';
+    super(`invalid configuration (${count}):\n${problems.map((problem) => `  - ${problem.message}`).join('\n')}${ignored}`);
   }
 }
 
@@ -66,8 +71,8 @@ const FILE_KEY = '(file)';
 
 /** The Config for these inputs, or a ConfigError listing every problem. Pure: reads no files or process state. */
 export function loadConfig(sources: ConfigSources): Config {
-  const { config, problems } = resolveWithProvenance(sources);
-  if (!config) throw new ConfigError(problems);
+  const { config, problems, warnings } = resolveWithProvenance(sources);
+  if (!config) throw new ConfigError(problems, warnings);
   return config;
 }
 
@@ -107,7 +112,7 @@ export function loadConfigFor<S extends keyof Config>(
     if (problem.key === 'kubernetes.deployment_name' && settings['kubernetes.deployment_name'].value === undefined) return needs.managed === true;
     return sections.has(problem.key.split('.')[0]!);
   });
-  if (relevant.length > 0) throw new ConfigError(relevant);
+  if (relevant.length > 0) throw new ConfigError(relevant, warnings);
   const config = buildConfig(settings);
   return { config: Object.fromEntries(needs.sections.map((section) => [section, config[section]])) as Pick<Config, S>, settings, warnings };
 }
