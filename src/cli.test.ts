@@ -8,7 +8,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { after, describe, it } from 'node:test';
-import { configCheck, describeFailure } from './cli.js';
+import { createServer as createHttpServer } from 'node:http';
+import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
+import { configCheck, describeFailure, testEventBridge } from './cli.js';
 import { SECRET_PATH, startReceiver } from './alerts/test-support.js';
 import { sampleAlerts } from './alerts/index.js';
 
@@ -120,6 +122,58 @@ describe('test-per-deployment-config (offline)', () => {
     assert.match(stdout, /^default\/web/m);
     assert.match(stdout, /managed = no {2}\[namespace mode: needs spot-orchestrator\/enabled: "true" in default\]/);
     assert.match(stdout, /recoveryCooldown = 45m0s {2}\[default\] {2}INVALID OVERRIDE: ignoring annotation spot-orchestrator\/recovery-cooldown="later"/);
+  });
+});
+
+describe('test-eventbridge', () => {
+  /** A stand-in for the EventBridge API that keeps each PutEvents body and answers with `reply`. */
+  async function eventBridge(reply: object): Promise<{ client: EventBridgeClient; bodies: { Entries: Record<string, unknown>[] }[]; close(): void }> {
+    const bodies: { Entries: Record<string, unknown>[] }[] = [];
+    const server = createHttpServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString()));
+      req.on('end', () => {
+        assert.equal(req.headers['x-amz-target'], 'AWSEvents.PutEvents');
+        bodies.push(JSON.parse(body) as { Entries: Record<string, unknown>[] });
+        res.writeHead(200, { 'content-type': 'application/x-amz-json-1.1' }).end(JSON.stringify(reply));
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as { port: number };
+    const client = new EventBridgeClient({ region: 'eu-west-1', endpoint: `http://127.0.0.1:${port}`, credentials: { accessKeyId: 'k', secretAccessKey: 's' } });
+    return { client, bodies, close: () => server.close() };
+  }
+
+  it('puts the exact EC2 spot warning on the default bus, as EC2 would', async () => {
+    const eb = await eventBridge({ FailedEntryCount: 0, Entries: [{ EventId: 'e-1' }] });
+    try {
+      const lines: string[] = [];
+      const id = await testEventBridge({ aws: { region: 'eu-west-1', sqs_queue_url: 'unused', visibility_timeout: 30_000 } }, { instance: 'i-0123456789abcdef0' }, (l) => lines.push(l), eb.client);
+      assert.equal(id, 'e-1');
+      const [entry] = eb.bodies[0]!.Entries;
+      assert.equal(entry!.Source, 'aws.ec2');
+      assert.equal(entry!.DetailType, 'EC2 Spot Instance Interruption Warning');
+      assert.equal(entry!.EventBusName, 'default');
+      assert.deepEqual(JSON.parse(String(entry!.Detail)), { 'instance-id': 'i-0123456789abcdef0', 'instance-action': 'terminate' });
+      assert.deepEqual(entry!.Resources, ['arn:aws:ec2:eu-west-1a:instance/i-0123456789abcdef0']);
+      assert.deepEqual(lines, ['put EC2 Spot Instance Interruption Warning for i-0123456789abcdef0 on bus default (source aws.ec2) as event e-1']);
+    } finally {
+      eb.close();
+    }
+  });
+
+  it("says why AWS refused the event (its own aws. sources), and takes --source and --bus", async () => {
+    const eb = await eventBridge({ FailedEntryCount: 1, Entries: [{ ErrorCode: 'NotAuthorizedForSourceException', ErrorMessage: 'Not authorized for the source.' }] });
+    try {
+      await assert.rejects(
+        testEventBridge({ aws: { region: 'eu-west-1', sqs_queue_url: 'unused', visibility_timeout: 30_000 } }, { instance: 'i-0123456789abcdef0', source: 'test.spot', bus: 'ops' }, () => undefined, eb.client),
+        /EventBridge refused the event: NotAuthorizedForSourceException: Not authorized for the source\. \(AWS reserves "aws\." sources for itself; see --source\)/,
+      );
+      const [entry] = eb.bodies[0]!.Entries;
+      assert.deepEqual([entry!.Source, entry!.EventBusName], ['test.spot', 'ops']);
+    } finally {
+      eb.close();
+    }
   });
 });
 
