@@ -12,10 +12,9 @@ import { createAlerter, sampleAlerts } from './alerts/index.js';
 import { buildRebalanceRecommendation, buildSpotInterruption } from './events/build.js';
 import { parseProviderId } from './events/provider-id.js';
 import { sqsClientFor } from './controller/controller.js';
-import { ConfigError, loadConfigFor, readConfigFile, resolveWithProvenance, type ConfigNeeds, type ConfigProblem } from './config/load.js';
-import { resolveDeploymentSettingsWithProvenance } from './config/overrides.js';
-import type { ConfigProvenance } from './config/load.js';
-import type { Config } from './config/config.js';
+import { ConfigError, loadConfigFor, readConfigFile, resolveWithProvenance, type ConfigNeeds, type ConfigProblem, type ConfigProvenance } from './config/load.js';
+import { resolveDeploymentSettingsWithProvenance, type OverriddenConfig } from './config/overrides.js';
+import { SCHEMA, type Config } from './config/config.js';
 import { Controller } from './controller/controller.js';
 import { CoreV1Api } from '@kubernetes/client-node';
 import { isManaged } from './controller/scope.js';
@@ -52,10 +51,9 @@ const USAGE = `usage: spot-orchestrator <command>        (also installed as spot
 
 /** What each command reads of the configuration; nothing else of it can stop the command. */
 const NEEDS = {
-  run: { sections: ['kubernetes', 'monitoring', 'migration', 'recovery', 'compute', 'aws', 'alerts', 'logging', 'controller'], managed: true },
+  run: { sections: Object.keys(SCHEMA) as (keyof Config)[], managed: true },
   state: { sections: ['kubernetes'] },
-  simulate: { sections: ['aws'] },
-  eventbridge: { sections: ['aws'] },
+  aws: { sections: ['aws'] },
   alerts: { sections: ['alerts', 'logging'] },
   perDeployment: { sections: ['kubernetes', 'migration', 'recovery'] },
 } as const satisfies Record<string, ConfigNeeds<keyof Config>>;
@@ -267,10 +265,15 @@ export function perDeploymentConfig(
       const managed = isManaged(config, { ...d, metadata: { ...d.metadata, namespace } });
       out(`${namespace}/${d.metadata?.name ?? '(no name)'} (${file}):`);
       out(`  managed = ${managed ? 'yes' : 'no'}  [${managedBecause(config, managed)}]`);
-      const resolved = resolveDeploymentSettingsWithProvenance(config, settings, d.metadata?.annotations);
-      for (const [k, v] of Object.entries(resolved)) out(`  ${k} = ${v.display}  [${v.source}]${v.invalid ? `  INVALID OVERRIDE: ${v.invalid.message}` : ''}`);
+      printDeploymentSettings(config, settings, d, '  ', out);
     }
   }
+}
+
+/** One line per setting: its value, the layer it came from, and an override that was ignored. */
+function printDeploymentSettings(config: OverriddenConfig, settings: ConfigProvenance, d: V1Deployment, indent: string, out: (line: string) => void): void {
+  const resolved = resolveDeploymentSettingsWithProvenance(config, settings, d.metadata?.annotations);
+  for (const [k, v] of Object.entries(resolved)) out(`${indent}${k} = ${v.display}  [${v.source}]${v.invalid ? `  INVALID OVERRIDE: ${v.invalid.message}` : ''}`);
 }
 
 function managedBecause(config: Pick<Config, 'kubernetes'>, managed: boolean): string {
@@ -296,8 +299,7 @@ export async function configCheck(env: NodeJS.ProcessEnv, out = console.log): Pr
   out(`\nmanaged Deployments in ${config.kubernetes.namespace} (${config.kubernetes.mode} mode): ${deployments.length}`);
   for (const d of deployments) {
     out(`  ${d.metadata!.name}:`);
-    const settings = resolveDeploymentSettingsWithProvenance(config, resolution.settings, d.metadata?.annotations);
-    for (const [k, v] of Object.entries(settings)) out(`    ${k} = ${v.display}  [${v.source}]${v.invalid ? `  INVALID OVERRIDE: ${v.invalid.message}` : ''}`);
+    printDeploymentSettings(config, resolution.settings, d, '    ', out);
   }
   return true;
 }
@@ -356,10 +358,10 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       await deploymentState(configFor(NEEDS.state, env, warn).config, { sub, rest: positionals.slice(2), deployment: values.deployment, namespace: values.namespace });
       return 0;
     case 'simulate':
-      await simulate(configFor(NEEDS.simulate, env, warn).config, sub ?? '', eventTarget);
+      await simulate(configFor(NEEDS.aws, env, warn).config, sub ?? '', eventTarget);
       return 0;
     case 'test-eventbridge':
-      await testEventBridge(configFor(NEEDS.eventbridge, env, warn).config, { ...eventTarget, source: values.source, bus: values.bus });
+      await testEventBridge(configFor(NEEDS.aws, env, warn).config, { ...eventTarget, source: values.source, bus: values.bus });
       return 0;
     case 'alerts':
       if (sub !== 'test') throw new UsageError(`unknown alerts subcommand "${sub}"`);

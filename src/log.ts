@@ -7,7 +7,7 @@ import type { Config } from './config/config.js';
 export type { Logger };
 
 /** The line shape: {"level":"info","time":"2026-11-30T18:00:00.000Z","app":…,"message":…, …fields}. */
-export const LOG_LINE_SHAPE = {
+const LOG_LINE_SHAPE = {
   messageKey: 'message',
   timestamp: pino.stdTimeFunctions.isoTime,
   formatters: { level: (label: string) => ({ level: label }) },
