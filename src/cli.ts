@@ -1,17 +1,20 @@
 #!/usr/bin/env node
 // spot-orchestrator: the controller and its tools. Each command is a plain async function that a
 // test can call; one handler at the bottom turns errors into exit codes.
+import { readFileSync, realpathSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { hostname } from 'node:os';
-import { AppsV1Api, CoordinationV1Api } from '@kubernetes/client-node';
+import { fileURLToPath } from 'node:url';
+import { AppsV1Api, CoordinationV1Api, loadAllYaml, type V1Deployment } from '@kubernetes/client-node';
 import { SendMessageCommand } from '@aws-sdk/client-sqs';
+import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import { createAlerter, sampleAlerts } from './alerts/index.js';
 import { buildRebalanceRecommendation, buildSpotInterruption } from './events/build.js';
 import { parseProviderId } from './events/provider-id.js';
 import { sqsClientFor } from './controller/controller.js';
-import { ConfigError, loadConfigFromEnvironment, readConfigFile, resolveWithProvenance } from './config/load.js';
-import { resolveDeploymentSettingsWithProvenance } from './config/overrides.js';
-import type { Config } from './config/config.js';
+import { ConfigError, loadConfigFor, readConfigFile, resolveWithProvenance, type ConfigNeeds, type ConfigProblem, type ConfigProvenance } from './config/load.js';
+import { resolveDeploymentSettingsWithProvenance, type OverriddenConfig } from './config/overrides.js';
+import { SCHEMA, type Config } from './config/config.js';
 import { Controller } from './controller/controller.js';
 import { CoreV1Api } from '@kubernetes/client-node';
 import { isManaged } from './controller/scope.js';
@@ -26,20 +29,38 @@ import { recoveryDryRun } from './recovery/dry-run.js';
 
 export class UsageError extends Error {}
 
-const USAGE = `usage: spot-orchestrator <command>
+const USAGE = `usage: spot-orchestrator <command>        (also installed as spot-fargate-orchestrator)
   run                                   run the controller
-  state get <deployment> [-n NS]        show a Deployment's state annotations
-  state set <deployment> --state spot|fargate [--reason manual|rollback|spot-interruption] [-n NS]
   config check                          the resolved configuration, each value with its source,
                                         and the settings of every managed Deployment
+  state get <deployment> [-n NS]        show a Deployment's state annotations
+  state set <deployment> --state spot|fargate [--reason manual|rollback|spot-interruption] [-n NS]
+  deployment-state get                  the Go original's tool, same syntax: the Deployment is
+  deployment-state set <state> <reason>   DEPLOYMENT_NAME in NAMESPACE unless --deployment NAME [-n NS]
   simulate interruption --instance i-… | --node NAME [--account ID]
   simulate rebalance    --instance i-… | --node NAME [--account ID]
-                                        publish a sample EventBridge event to the configured queue
-  alerts test                           send a sample of each alert to the configured Slack webhook
+                                        send a sample EventBridge event straight to the configured queue
+  test-eventbridge --instance i-… | --node NAME [--account ID] [--source aws.ec2] [--bus default]
+                                        put a spot interruption warning on the EventBridge bus, so that
+                                        the rule is what routes it to the queue
+  alerts test | test-alerts             send a sample of each alert to the configured Slack webhook
+  test-per-deployment-config <manifest.yaml>...
+                                        offline: each Deployment's resolved settings, from its annotations
+                                        and the global configuration, with no cluster
   recover --dry-run [-n NS]             per managed Deployment: would it go back to spot now, and why or why not`;
 
-export async function runCommand(config: Config): Promise<void> {
+/** What each command reads of the configuration; nothing else of it can stop the command. */
+const NEEDS = {
+  run: { sections: Object.keys(SCHEMA) as (keyof Config)[], managed: true },
+  state: { sections: ['kubernetes'] },
+  aws: { sections: ['aws'] },
+  alerts: { sections: ['alerts', 'logging'] },
+  perDeployment: { sections: ['kubernetes', 'migration', 'recovery'] },
+} as const satisfies Record<string, ConfigNeeds<keyof Config>>;
+
+export async function runCommand(config: Config, configWarnings: readonly ConfigProblem[] = []): Promise<void> {
   const log = createLogger(config.logging);
+  for (const warning of configWarnings) log.warn({ key: warning.key, file: warning.source, expected: warning.expected }, 'unknown config.toml key ignored');
   const metrics = createMetrics();
   const alerter = createAlerter(config, log);
   const kc = loadKubeConfig();
@@ -110,17 +131,24 @@ export async function runCommand(config: Config): Promise<void> {
 }
 
 /** Publishes a sample event in the exact EventBridge format to the configured queue. */
-export async function simulate(config: Config, kind: string, target: { instance?: string; node?: string; account?: string }, out = console.log): Promise<string> {
-  let instanceId = target.instance;
-  let zone: string | undefined;
-  if (!instanceId && target.node) {
-    const node = await loadKubeConfig().makeApiClient(CoreV1Api).readNode({ name: target.node });
-    const parsed = parseProviderId(node.spec?.providerID);
-    if (!parsed) throw new UsageError(`node ${target.node} has no EC2 providerID (got "${node.spec?.providerID ?? ''}")`);
-    instanceId = parsed.instanceId;
-    zone = parsed.zone ?? undefined;
-  }
-  if (!instanceId) throw new UsageError('simulate needs --instance i-… or --node NAME');
+interface EventTarget {
+  instance?: string;
+  node?: string;
+  account?: string;
+}
+
+/** The instance (and its zone, when a Node names it) that a simulated event is about. */
+async function targetInstance(command: string, target: EventTarget): Promise<{ instanceId: string; zone?: string }> {
+  if (target.instance) return { instanceId: target.instance };
+  if (!target.node) throw new UsageError(`${command} needs --instance i-… or --node NAME`);
+  const node = await loadKubeConfig().makeApiClient(CoreV1Api).readNode({ name: target.node });
+  const parsed = parseProviderId(node.spec?.providerID);
+  if (!parsed) throw new UsageError(`node ${target.node} has no EC2 providerID (got "${node.spec?.providerID ?? ''}")`);
+  return { instanceId: parsed.instanceId, zone: parsed.zone ?? undefined };
+}
+
+export async function simulate(config: Pick<Config, 'aws'>, kind: string, target: EventTarget, out = console.log): Promise<string> {
+  const { instanceId, zone } = await targetInstance('simulate', target);
   const input = { instanceId, time: new Date(), region: config.aws.region, account: target.account ?? '123456789012' };
   let body: string;
   if (kind === 'interruption') body = buildSpotInterruption({ ...input, zone });
@@ -131,7 +159,46 @@ export async function simulate(config: Config, kind: string, target: { instance?
   return body;
 }
 
-export async function alertsTest(config: Config): Promise<void> {
+/**
+ * The original's test-eventbridge.sh: a spot interruption warning put on the EventBridge bus, so the
+ * rule, its pattern and its target are what carry it to the queue. AWS refuses PutEvents with a
+ * source starting "aws." from anyone but AWS (NotAuthorizedForSourceException); that refusal is
+ * reported as such, and `--source` lets a test rule that also matches another source be exercised.
+ */
+export async function testEventBridge(
+  config: Pick<Config, 'aws'>,
+  target: EventTarget & { source?: string; bus?: string },
+  out = console.log,
+  events = new EventBridgeClient({ region: config.aws.region }),
+): Promise<string> {
+  const { instanceId, zone } = await targetInstance('test-eventbridge', target);
+  const event = JSON.parse(buildSpotInterruption({ instanceId, zone, time: new Date(), region: config.aws.region, account: target.account ?? '123456789012' })) as {
+    source: string;
+    'detail-type': string;
+    resources: string[];
+    time: string;
+    detail: unknown;
+  };
+  const entry = {
+    Source: target.source ?? event.source,
+    DetailType: event['detail-type'],
+    Detail: JSON.stringify(event.detail),
+    Resources: event.resources,
+    Time: new Date(event.time),
+    EventBusName: target.bus ?? 'default',
+  };
+  const result = await events.send(new PutEventsCommand({ Entries: [entry] }));
+  const [outcome] = result.Entries ?? [];
+  if (result.FailedEntryCount || !outcome?.EventId) {
+    const why = `${outcome?.ErrorCode ?? 'unknown error'}: ${outcome?.ErrorMessage ?? 'no message'}`;
+    const hint = outcome?.ErrorCode === 'NotAuthorizedForSourceException' ? ' (AWS reserves "aws." sources for itself; see --source)' : '';
+    throw new Error(`EventBridge refused the event: ${why}${hint}`);
+  }
+  out(`put ${entry.DetailType} for ${instanceId} on bus ${entry.EventBusName} (source ${entry.Source}) as event ${outcome.EventId}`);
+  return outcome.EventId;
+}
+
+export async function alertsTest(config: Pick<Config, 'alerts' | 'logging'>): Promise<void> {
   const log = createLogger(config.logging);
   if (!config.alerts.enabled || !config.alerts.slack_webhook_url) throw new UsageError('alerts are disabled or SLACK_WEBHOOK_URL is not set');
   const alerter = createAlerter(config, log);
@@ -164,13 +231,67 @@ export async function stateSet(name: string, namespace: string, state: string, r
   );
 }
 
+/** The original's deployment-state tool: `get`, or `set <state> <reason>`, on DEPLOYMENT_NAME unless named. */
+export async function deploymentState(config: Pick<Config, 'kubernetes'>, args: { sub?: string; rest: string[]; deployment?: string; namespace?: string }, out = console.log): Promise<void> {
+  const name = args.deployment ?? config.kubernetes.deployment_name;
+  if (!name) throw new UsageError('deployment-state works on DEPLOYMENT_NAME (kubernetes.deployment_name), as the original did: set it, or pass --deployment NAME');
+  const namespace = args.namespace ?? config.kubernetes.namespace;
+  if (args.sub === 'get' && args.rest.length === 0) return stateGet(name, namespace, out);
+  if (args.sub === 'set' && args.rest.length === 2) {
+    const [state = '', reason = ''] = args.rest;
+    await stateSet(name, namespace, state, reason);
+    out(`${namespace}/${name}: state=${state} reason=${reason}`);
+    return;
+  }
+  throw new UsageError('deployment-state get | deployment-state set <state> <reason>');
+}
+
+/** `test-per-deployment-config`: the settings each Deployment in the manifests resolves to. Offline. */
+export function perDeploymentConfig(
+  config: Pick<Config, 'kubernetes' | 'migration' | 'recovery'>,
+  settings: ConfigProvenance,
+  files: readonly string[],
+  out = console.log,
+): void {
+  if (files.length === 0) throw new UsageError('test-per-deployment-config needs the path of a Deployment manifest (YAML or JSON)');
+  for (const file of files) {
+    const deployments = (loadAllYaml(readFileSync(file, 'utf8')) as unknown[]).filter(
+      (doc): doc is V1Deployment => (doc as V1Deployment | null)?.kind === 'Deployment',
+    );
+    if (deployments.length === 0) throw new UsageError(`${file} holds no Deployment`);
+    for (const d of deployments) {
+      // A manifest often leaves the namespace to kubectl's context: read it as the configured one.
+      const namespace = d.metadata?.namespace ?? config.kubernetes.namespace;
+      const managed = isManaged(config, { ...d, metadata: { ...d.metadata, namespace } });
+      out(`${namespace}/${d.metadata?.name ?? '(no name)'} (${file}):`);
+      out(`  managed = ${managed ? 'yes' : 'no'}  [${managedBecause(config, managed)}]`);
+      printDeploymentSettings(config, settings, d, '  ', out);
+    }
+  }
+}
+
+/** One line per setting: its value, the layer it came from, and an override that was ignored. */
+function printDeploymentSettings(config: OverriddenConfig, settings: ConfigProvenance, d: V1Deployment, indent: string, out: (line: string) => void): void {
+  const resolved = resolveDeploymentSettingsWithProvenance(config, settings, d.metadata?.annotations);
+  for (const [k, v] of Object.entries(resolved)) out(`${indent}${k} = ${v.display}  [${v.source}]${v.invalid ? `  INVALID OVERRIDE: ${v.invalid.message}` : ''}`);
+}
+
+function managedBecause(config: Pick<Config, 'kubernetes'>, managed: boolean): string {
+  const k = config.kubernetes;
+  if (k.mode === 'single') return `single mode: only ${k.namespace}/${k.deployment_name ?? '(DEPLOYMENT_NAME not set)'}`;
+  return `namespace mode: ${managed ? '' : 'needs '}${k.opt_in_annotation}: "true" in ${k.namespace}`;
+}
+
 export async function configCheck(env: NodeJS.ProcessEnv, out = console.log): Promise<boolean> {
   const file = readConfigFile(env);
   const resolution = resolveWithProvenance({ env, ...(file ?? {}) });
   out(`configuration (${file ? file.tomlPath : 'no config.toml'}):`);
   for (const s of Object.values(resolution.settings)) out(`  ${s.key} = ${s.display}  [${s.source}]${s.problem ? `  ERROR: ${s.problem.message}` : ''}`);
+  for (const warning of resolution.warnings) out(`  WARNING: ${warning.message}`);
   if (!resolution.config) {
-    out(`\n${resolution.problems.length} problem(s); fix them before running`);
+    // Every problem in full: a TOML syntax error (with its line and column) belongs to no one setting.
+    out(`\n${resolution.problems.length === 1 ? '1 problem' : `${resolution.problems.length} problems`}; fix them before running:`);
+    for (const problem of resolution.problems) out(`  - ${problem.message}`);
     return false;
   }
   const config = resolution.config;
@@ -178,23 +299,32 @@ export async function configCheck(env: NodeJS.ProcessEnv, out = console.log): Pr
   out(`\nmanaged Deployments in ${config.kubernetes.namespace} (${config.kubernetes.mode} mode): ${deployments.length}`);
   for (const d of deployments) {
     out(`  ${d.metadata!.name}:`);
-    const settings = resolveDeploymentSettingsWithProvenance(config, resolution.settings, d.metadata?.annotations);
-    for (const [k, v] of Object.entries(settings)) out(`    ${k} = ${v.display}  [${v.source}]${v.invalid ? `  INVALID OVERRIDE: ${v.invalid.message}` : ''}`);
+    printDeploymentSettings(config, resolution.settings, d, '    ', out);
   }
   return true;
 }
 
-export async function main(argv: string[]): Promise<number> {
+/** The configuration one command needs, from the process's environment and config file. */
+function configFor<S extends keyof Config>(needs: ConfigNeeds<S>, env: NodeJS.ProcessEnv, warn: (line: string) => void) {
+  const loaded = loadConfigFor({ env, ...readConfigFile(env) }, needs);
+  for (const warning of loaded.warnings) warn(`warning: ${warning.message}`);
+  return loaded;
+}
+
+export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
   const { positionals, values } = parseArgs({
     args: argv,
     allowPositionals: true,
     options: {
       namespace: { type: 'string', short: 'n' },
+      deployment: { type: 'string', short: 'd' },
       state: { type: 'string' },
       reason: { type: 'string' },
       instance: { type: 'string' },
       node: { type: 'string' },
       account: { type: 'string' },
+      source: { type: 'string' },
+      bus: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
       'dry-run': { type: 'boolean' },
     },
@@ -204,42 +334,109 @@ export async function main(argv: string[]): Promise<number> {
     console.log(USAGE);
     return values.help ? 0 : 2;
   }
-  if (command === 'config' && sub === 'check') return (await configCheck(process.env)) ? 0 : 1;
-  const config = loadConfigFromEnvironment(process.env);
-  const namespace = values.namespace ?? config.kubernetes.namespace;
+  const warn = (line: string) => console.error(line);
+  const eventTarget = { instance: values.instance, node: values.node, account: values.account };
   switch (command) {
-    case 'run':
-      await runCommand(config);
+    case 'run': {
+      // Warnings go to the log, where the rest of a running controller's story is.
+      const { config, warnings } = loadConfigFor({ env, ...readConfigFile(env) }, NEEDS.run);
+      await runCommand(config, warnings);
       return 0;
-    case 'state':
+    }
+    case 'config':
+      if (sub !== 'check') throw new UsageError(`unknown config subcommand "${sub}"`);
+      return (await configCheck(env)) ? 0 : 1;
+    case 'state': {
       if (!target) throw new UsageError('state get|set needs a Deployment name');
+      const namespace = values.namespace ?? configFor(NEEDS.state, env, warn).config.kubernetes.namespace;
       if (sub === 'get') await stateGet(target, namespace);
       else if (sub === 'set') await stateSet(target, namespace, values.state ?? '', values.reason ?? 'manual');
       else throw new UsageError(`unknown state subcommand "${sub}"`);
       return 0;
+    }
+    case 'deployment-state':
+      await deploymentState(configFor(NEEDS.state, env, warn).config, { sub, rest: positionals.slice(2), deployment: values.deployment, namespace: values.namespace });
+      return 0;
     case 'simulate':
-      await simulate(config, sub ?? '', { instance: values.instance, node: values.node, account: values.account });
+      await simulate(configFor(NEEDS.aws, env, warn).config, sub ?? '', eventTarget);
+      return 0;
+    case 'test-eventbridge':
+      await testEventBridge(configFor(NEEDS.aws, env, warn).config, { ...eventTarget, source: values.source, bus: values.bus });
       return 0;
     case 'alerts':
       if (sub !== 'test') throw new UsageError(`unknown alerts subcommand "${sub}"`);
-      await alertsTest(config);
+      await alertsTest(configFor(NEEDS.alerts, env, warn).config);
       return 0;
-    case 'recover':
+    case 'test-alerts':
+      await alertsTest(configFor(NEEDS.alerts, env, warn).config);
+      return 0;
+    case 'test-per-deployment-config': {
+      const { config, settings } = configFor(NEEDS.perDeployment, env, warn);
+      perDeploymentConfig(config, settings, positionals.slice(1));
+      return 0;
+    }
+    case 'recover': {
       if (!values['dry-run']) throw new UsageError('recover needs --dry-run: the running controller does the recovering itself');
-      await recoveryDryRun({ ...config, kubernetes: { ...config.kubernetes, namespace } }, loadKubeConfig());
+      const { config } = configFor(NEEDS.run, env, warn);
+      await recoveryDryRun({ ...config, kubernetes: { ...config.kubernetes, namespace: values.namespace ?? config.kubernetes.namespace } }, loadKubeConfig());
       return 0;
+    }
     default:
       throw new UsageError(`unknown command "${command}"`);
   }
 }
 
-if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith('/cli.ts') || process.argv[1]?.endsWith('/cli.js')) {
+/**
+ * What the user sees when a command fails: the error and every cause under it, so that a wrapped
+ * failure ("starting ops server on 0.0.0.0:8080") still shows its root ("EADDRINUSE").
+ */
+export function describeFailure(err: unknown): string {
+  if (err instanceof ConfigError) return `configuration error:\n${err.message}`;
+  if (err instanceof UsageError) return `${err.message}\n\n${USAGE}`;
+  const lines = [`spot-orchestrator: ${messageOf(err)}`];
+  const seen = new Set<unknown>([err]);
+  const queue: { error: unknown; depth: number }[] = causesOf(err).map((error) => ({ error, depth: 1 }));
+  while (queue.length > 0) {
+    const { error, depth } = queue.shift()!;
+    if (seen.has(error)) continue;
+    seen.add(error);
+    const message = messageOf(error);
+    // A wrapper that already quotes its cause's message need not repeat it.
+    if (!lines.some((line) => line.includes(message))) lines.push(`${'  '.repeat(depth)}caused by: ${message}${codeOf(error, message)}`);
+    queue.unshift(...causesOf(error).map((next) => ({ error: next, depth: depth + 1 })));
+  }
+  return lines.join('\n');
+}
+
+function causesOf(err: unknown): unknown[] {
+  const causes: unknown[] = [];
+  if (err instanceof AggregateError) causes.push(...err.errors);
+  const cause = (err as { cause?: unknown } | null)?.cause;
+  if (cause !== undefined) causes.push(cause);
+  return causes;
+}
+
+function codeOf(err: unknown, message: string): string {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && !message.includes(code) ? ` (${code})` : '';
+}
+
+/** True when this file is the program: run directly, through tsx, or through the bin symlink npm makes. */
+function isMain(): boolean {
+  const invoked = process.argv[1];
+  if (!invoked) return false;
+  try {
+    return realpathSync(invoked) === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}
+
+if (isMain()) {
   main(process.argv.slice(2)).then(
     (code) => process.exit(code),
     (err: unknown) => {
-      if (err instanceof ConfigError) console.error(`configuration error:\n${err.message}`);
-      else if (err instanceof UsageError) console.error(`${err.message}\n\n${USAGE}`);
-      else console.error(`spot-orchestrator: ${messageOf(err)}`);
+      console.error(describeFailure(err));
       process.exit(err instanceof UsageError ? 2 : 1);
     },
   );

@@ -10,10 +10,11 @@ describe('createAlerter', () => {
     assert.equal(createAlerter({ alerts: { enabled: false, slack_webhook_url: `https://hooks.slack.com${SECRET_PATH}` } }, logger), NO_ALERTS);
   });
 
-  it('is NO_ALERTS without a webhook', () => {
-    const { logger } = captureLogs();
+  it('is NO_ALERTS without a webhook, with a warning (as with the Go original sample config: enabled, webhook "")', () => {
+    const { logger, warnings } = captureLogs();
     assert.equal(createAlerter({ alerts: { enabled: true } }, logger), NO_ALERTS);
     assert.equal(createAlerter({ alerts: { enabled: true, slack_webhook_url: '' } }, logger), NO_ALERTS);
+    assert.deepEqual(warnings().map((w) => w.msg), Array(2).fill('alerts enabled but alerts.slack_webhook_url is not set: no alert will be sent'));
   });
 
   it('is a SlackAlerter that delivers to the webhook otherwise, without logging it', async () => {

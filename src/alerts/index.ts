@@ -28,7 +28,9 @@ export function createAlerter(config: Pick<Config, 'alerts'>, logger: Logger, op
     return NO_ALERTS;
   }
   if (!webhookUrl) {
-    logger.info({ component: 'alerts' }, 'alerts off: alerts.slack_webhook_url is not set');
+    // What the Go original's sample config does (`enabled = true`, `slack_webhook_url = ""`): the
+    // controller runs, and nothing is sent. Said once at warn, since it may well be an oversight.
+    logger.warn({ component: 'alerts' }, 'alerts enabled but alerts.slack_webhook_url is not set: no alert will be sent');
     return NO_ALERTS;
   }
   return new SlackAlerter({ webhookUrl, logger, clusterName: options.clusterName });

@@ -20,6 +20,10 @@ describe('parseDuration', () => {
     ['1500µs', 1.5],
     ['2000000ns', 2],
     ['+5s', 5_000],
+    // Go's time.ParseDuration takes a bare zero without a unit, and the original's config with it.
+    ['0', 0],
+    ['+0', 0],
+    ['-0', 0],
     [' 5s ', 5_000],
   ];
   for (const [text, ms] of valid) {
@@ -30,8 +34,8 @@ describe('parseDuration', () => {
     ['', 'invalid duration "": empty'],
     ['   ', 'invalid duration "   ": empty'],
     ['-5s', 'invalid duration "-5s": negative durations are not allowed'],
+    ['00', 'invalid duration "00": missing unit after "00"; units are ns, us, ms, s, m, h'],
     ['5', 'invalid duration "5": missing unit after "5"; units are ns, us, ms, s, m, h'],
-    ['0', 'invalid duration "0": missing unit after "0"; units are ns, us, ms, s, m, h'],
     ['1h30', 'invalid duration "1h30": missing unit after "30"; units are ns, us, ms, s, m, h'],
     ['5x', 'invalid duration "5x": unknown unit "x"; units are ns, us, ms, s, m, h'],
     ['5S', 'invalid duration "5S": unknown unit "S"; units are ns, us, ms, s, m, h'],

@@ -33,6 +33,8 @@ export function parseDuration(text: string): number {
   const input = text.trim();
   const fail = (reason: string) => new DurationError(text, reason);
   if (input === '') throw fail('empty');
+  // Go's time.ParseDuration takes a bare "0" (and "+0", "-0") without a unit.
+  if (/^[+-]?0$/.test(input)) return 0;
   if (input.startsWith('-')) throw fail('negative durations are not allowed');
   const body = input.startsWith('+') ? input.slice(1) : input; // Go accepts a leading "+"
   const notADuration = () => fail('not a number followed by a unit, like "5s", "1h30m" or "1.5h"');

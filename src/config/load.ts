@@ -46,24 +46,33 @@ export interface ConfigResolution {
   config: Config | undefined;
   settings: ConfigProvenance;
   problems: ConfigProblem[];
+  /** Not fatal: unknown keys and sections in config.toml, which the Go original ignored. */
+  warnings: ConfigProblem[];
 }
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
-  constructor(readonly problems: readonly ConfigProblem[]) {
+  /** `warnings` are listed too: a key ignored for a typo is often why a value is "not set". */
+  constructor(
+    readonly problems: readonly ConfigProblem[],
+    readonly warnings: readonly ConfigProblem[] = [],
+  ) {
     const count = problems.length === 1 ? '1 problem' : `${problems.length} problems`;
-    super(`invalid configuration (${count}):\n${problems.map((problem) => `  - ${problem.message}`).join('\n')}`);
+    const ignored = warnings.length > 0 ? `\nalso ignored:\n${warnings.map((warning) => `  - ${warning.message}`).join('\n')}` : '';
+    super(`invalid configuration (${count}):\n${problems.map((problem) => `  - ${problem.message}`).join('\n')}${ignored}`);
   }
 }
 
 const REDACTED = '<redacted>';
 const NOT_SET = '(not set)';
 const DEFAULT_TOML_NAME = 'config.toml';
+/** The key of a problem with the file as a whole (a TOML syntax error). */
+const FILE_KEY = '(file)';
 
 /** The Config for these inputs, or a ConfigError listing every problem. Pure: reads no files or process state. */
 export function loadConfig(sources: ConfigSources): Config {
-  const { config, problems } = resolveWithProvenance(sources);
-  if (!config) throw new ConfigError(problems);
+  const { config, problems, warnings } = resolveWithProvenance(sources);
+  if (!config) throw new ConfigError(problems, warnings);
   return config;
 }
 
@@ -78,7 +87,34 @@ export function resolveWithProvenance(sources: ConfigSources): ConfigResolution 
   checkAcrossSettings(settings);
 
   const problems = [...toml.problems, ...Object.values(settings).flatMap((setting) => setting.problem ?? [])];
-  return { config: problems.length === 0 ? buildConfig(settings) : undefined, settings, problems };
+  return { config: problems.length === 0 ? buildConfig(settings) : undefined, settings, problems, warnings: toml.warnings };
+}
+
+/** What a command reads: whole sections of the Config, and whether it acts on the managed Deployments. */
+export interface ConfigNeeds<S extends keyof Config> {
+  sections: readonly S[];
+  /** Single mode then needs kubernetes.deployment_name, as `run` does. */
+  managed?: boolean;
+}
+
+/**
+ * The sections one command uses, checked; problems elsewhere are not its business (`alerts test`
+ * must not demand SQS_QUEUE_URL). A config.toml that cannot be parsed is always a problem.
+ */
+export function loadConfigFor<S extends keyof Config>(
+  sources: ConfigSources,
+  needs: ConfigNeeds<S>,
+): { config: Pick<Config, S>; settings: ConfigProvenance; warnings: ConfigProblem[] } {
+  const { settings, problems, warnings } = resolveWithProvenance(sources);
+  const sections = new Set<string>(needs.sections);
+  const relevant = problems.filter((problem) => {
+    if (problem.key === FILE_KEY) return true;
+    if (problem.key === 'kubernetes.deployment_name' && settings['kubernetes.deployment_name'].value === undefined) return needs.managed === true;
+    return sections.has(problem.key.split('.')[0]!);
+  });
+  if (relevant.length > 0) throw new ConfigError(relevant, warnings);
+  const config = buildConfig(settings);
+  return { config: Object.fromEntries(needs.sections.map((section) => [section, config[section]])) as Pick<Config, S>, settings, warnings };
 }
 
 /** config.toml from env CONFIG_FILE (which must exist), else ./config.toml if present, else nothing. */
@@ -144,7 +180,10 @@ function pickLayer(
     // Empty counts as unset: manifests often carry `VALUE: ""` to mean "not configured".
     if (value !== undefined && value.trim() !== '') return { layer: 'env', source: `env ${name}`, raw: value.trim() };
   }
-  if (tomlValues.has(key)) return { layer: 'toml', source: tomlName, raw: tomlValues.get(key) };
+  // Empty counts as unset here too: the original's sample config ships `sqs_queue_url = ""` and
+  // `slack_webhook_url = ""` to mean "set it elsewhere" and "no Slack".
+  const fromToml = tomlValues.get(key);
+  if (fromToml !== undefined && !(typeof fromToml === 'string' && fromToml.trim() === '')) return { layer: 'toml', source: tomlName, raw: fromToml };
   return { layer: 'default', source: 'default', raw: setting.default };
 }
 
@@ -191,14 +230,18 @@ function checkAcrossSettings(settings: ConfigProvenance): void {
   }
 }
 
-/** The config.toml layer as "section.key" -> raw value, and any unknown sections or keys (typo protection). */
+/**
+ * The config.toml layer as "section.key" -> raw value. Unknown sections and keys are warnings, not
+ * problems: the Go original ignored them, and a file it ran with must start this controller too.
+ */
 function readTomlLayer(
   text: string | undefined,
   tomlName: string,
-): { values: Map<string, unknown>; problems: ConfigProblem[] } {
+): { values: Map<string, unknown>; problems: ConfigProblem[]; warnings: ConfigProblem[] } {
   const values = new Map<string, unknown>();
   const problems: ConfigProblem[] = [];
-  if (text === undefined) return { values, problems };
+  const warnings: ConfigProblem[] = [];
+  if (text === undefined) return { values, problems, warnings };
 
   let document: Record<string, unknown>;
   try {
@@ -208,8 +251,8 @@ function readTomlLayer(
     // smol-toml's message quotes the offending line, which may hold the Slack webhook: keep only the first line.
     const [what = 'invalid TOML'] = error.message.split('\n');
     const message = `${tomlName}: ${what} (line ${error.line}, column ${error.column})`;
-    problems.push({ key: '(file)', source: tomlName, value: REDACTED, expected: 'valid TOML', message });
-    return { values, problems };
+    problems.push({ key: FILE_KEY, source: tomlName, value: REDACTED, expected: 'valid TOML', message });
+    return { values, problems, warnings };
   }
 
   const sectionNames = Object.keys(SCHEMA);
@@ -218,7 +261,7 @@ function readTomlLayer(
     const known = (SCHEMA as Record<string, Record<string, unknown>>)[section];
     if (!known || !isTable(content)) {
       const what = isTable(content) ? `unknown section [${section}]` : `unknown top-level key "${section}"`;
-      problems.push(unknownKeyProblem(section, tomlName, what, `one of the sections ${knownSections}`));
+      warnings.push(unknownKeyProblem(section, tomlName, what, `one of the sections ${knownSections}`));
       continue;
     }
     for (const [name, value] of Object.entries(content)) {
@@ -226,16 +269,16 @@ function readTomlLayer(
         values.set(`${section}.${name}`, value);
       } else {
         const expected = `one of the keys of [${section}]: ${Object.keys(known).join(', ')}`;
-        problems.push(unknownKeyProblem(`${section}.${name}`, tomlName, `unknown key ${section}.${name}`, expected));
+        warnings.push(unknownKeyProblem(`${section}.${name}`, tomlName, `unknown key ${section}.${name}`, expected));
       }
     }
   }
-  return { values, problems };
+  return { values, problems, warnings };
 }
 
 function unknownKeyProblem(key: string, tomlName: string, what: string, expected: string): ConfigProblem {
   // The value is not shown: a misspelt key may well be the secret webhook.
-  return { key, source: tomlName, value: REDACTED, expected, message: `${tomlName}: ${what}; expected ${expected}` };
+  return { key, source: tomlName, value: REDACTED, expected, message: `${tomlName}: ${what}, ignored; expected ${expected}` };
 }
 
 function makeProblem(fields: {

@@ -97,19 +97,19 @@ describe('resolveDeploymentSettings', () => {
     {
       annotation: USER_ANNOTATIONS.recoveryEnabled,
       value: 'yes',
-      expected: 'true or false (also 1 or 0)',
+      expected: 'true or false (also 1, t, T, TRUE, True, 0, f, F, FALSE, False)',
       fallback: 'true',
       message:
-        'ignoring annotation spot-orchestrator/recovery-enabled="yes": expected true or false (also 1 or 0); ' +
+        'ignoring annotation spot-orchestrator/recovery-enabled="yes": expected true or false (also 1, t, T, TRUE, True, 0, f, F, FALSE, False); ' +
         'using the global value true (recovery.enabled)',
     },
     {
       annotation: USER_ANNOTATIONS.allowFargate,
       value: 'maybe',
-      expected: 'true or false (also 1 or 0)',
+      expected: 'true or false (also 1, t, T, TRUE, True, 0, f, F, FALSE, False)',
       fallback: 'true',
       message:
-        'ignoring annotation spot-orchestrator/allow-fargate="maybe": expected true or false (also 1 or 0); using the default true',
+        'ignoring annotation spot-orchestrator/allow-fargate="maybe": expected true or false (also 1, t, T, TRUE, True, 0, f, F, FALSE, False); using the default true',
     },
   ];
   for (const invalidCase of invalidCases) {

@@ -41,12 +41,15 @@ export interface DeploymentSettingSource {
   invalid?: InvalidOverride;
 }
 
+/** The global settings that annotations override; all that resolving a Deployment's settings reads. */
+export type OverriddenConfig = Pick<Config, 'recovery' | 'migration'>;
+
 interface Override<T> {
   annotation: string;
   type: ValueType<T>;
   /** The global setting it overrides; allow-fargate has none (it exists only as an annotation). */
   globalKey?: ConfigKey;
-  globalValue(config: Config): T;
+  globalValue(config: OverriddenConfig): T;
 }
 
 const OVERRIDES: { [K in keyof DeploymentSettings]: Override<DeploymentSettings[K]> } = {
@@ -85,7 +88,7 @@ const OVERRIDES: { [K in keyof DeploymentSettings]: Override<DeploymentSettings[
 type Annotations = Readonly<Record<string, string>> | undefined;
 
 export function resolveDeploymentSettings(
-  config: Config,
+  config: OverriddenConfig,
   annotations: Annotations,
 ): { settings: DeploymentSettings; invalid: InvalidOverride[] } {
   const invalid: InvalidOverride[] = [];
@@ -106,7 +109,7 @@ export function resolveDeploymentSettings(
 
 /** Like resolveDeploymentSettings, but says for each setting which layer won; for `config check`. */
 export function resolveDeploymentSettingsWithProvenance(
-  config: Config,
+  config: OverriddenConfig,
   provenance: ConfigProvenance,
   annotations: Annotations,
 ): Record<keyof DeploymentSettings, DeploymentSettingSource> {
@@ -132,7 +135,7 @@ export function resolveDeploymentSettingsWithProvenance(
  * (booleanType); anything else, including a value that is no boolean at all, does not opt in.
  * The mode is the caller's business: in single mode the configured Deployment is managed without opting in.
  */
-export function isOptedIn(config: Config, annotations: Annotations): boolean {
+export function isOptedIn(config: Pick<Config, 'kubernetes'>, annotations: Annotations): boolean {
   const raw = annotations?.[config.kubernetes.opt_in_annotation];
   if (raw === undefined) return false;
   const parsed = booleanType.parse(raw);
@@ -144,7 +147,7 @@ const MAX_VALUE_IN_MESSAGE = 100;
 
 function applyOverride<T>(
   override: Override<T>,
-  config: Config,
+  config: OverriddenConfig,
   annotations: Annotations,
 ): { value: T; fromAnnotation: boolean; invalid?: InvalidOverride } {
   const globalValue = override.globalValue(config);

@@ -8,7 +8,7 @@ import { DurationError, formatDuration, parseDuration } from './duration.js';
 export type Parsed<T> = { ok: true; value: T } | { ok: false; expected: string; reason?: string };
 
 export interface ValueType<T> {
-  /** What a valid value looks like, for messages: "true or false (also 1 or 0)". */
+  /** What a valid value looks like, for messages: "true or false (also 1, t, T, TRUE, True, 0, f, F, FALSE, False)". */
   expected: string;
   /** Never throws: a bad value is reported as { ok: false } so callers can collect every problem. */
   parse(raw: unknown): Parsed<T>;
@@ -16,16 +16,20 @@ export interface ValueType<T> {
   format(value: T): string;
 }
 
+/** Go's strconv.ParseBool spellings, which the Go original accepted for every boolean setting. */
+const TRUE_WORDS: ReadonlySet<string> = new Set(['1', 't', 'T', 'TRUE', 'true', 'True']);
+const FALSE_WORDS: ReadonlySet<string> = new Set(['0', 'f', 'F', 'FALSE', 'false', 'False']);
+
 export const booleanType: ValueType<boolean> = {
-  expected: 'true or false (also 1 or 0)',
+  expected: 'true or false (also 1, t, T, TRUE, True, 0, f, F, FALSE, False)',
   parse(raw) {
     const expected = booleanType.expected;
     if (typeof raw === 'boolean') return { ok: true, value: raw };
     if (raw === 1 || raw === 0) return { ok: true, value: raw === 1 };
     if (typeof raw !== 'string') return { ok: false, expected };
-    const text = raw.trim().toLowerCase();
-    if (text === 'true' || text === '1') return { ok: true, value: true };
-    if (text === 'false' || text === '0') return { ok: true, value: false };
+    const text = raw.trim();
+    if (TRUE_WORDS.has(text)) return { ok: true, value: true };
+    if (FALSE_WORDS.has(text)) return { ok: true, value: false };
     return { ok: false, expected };
   },
   format: String,
@@ -54,6 +58,9 @@ export function durationType(options: { allowZero: boolean }): ValueType<number>
   return {
     expected,
     parse(raw) {
+      // A bare 0 needs no unit, in Go's time.ParseDuration and so in the original's config; TOML may
+      // also give it as a number. Any other number is refused: Go would read it as nanoseconds.
+      if (raw === 0) raw = '0';
       if (typeof raw !== 'string') {
         return { ok: false, expected, reason: typeof raw === 'number' ? 'a number without a unit' : undefined };
       }

@@ -30,7 +30,7 @@ export interface ControllerDeps {
   onHandled?: (eventId: string, result: HandleResult) => void;
 }
 
-export function sqsClientFor(config: Config): SQSClient {
+export function sqsClientFor(config: Pick<Config, 'aws'>): SQSClient {
   // endpoint_url comes from AWS_ENDPOINT_URL_SQS / AWS_ENDPOINT_URL, as for any SDK client.
   return new SQSClient({ region: config.aws.region, ...(config.aws.endpoint_url ? { endpoint: config.aws.endpoint_url } : {}) });
 }

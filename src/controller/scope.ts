@@ -4,7 +4,7 @@ import type { V1Deployment } from '@kubernetes/client-node';
 import type { Config } from '../config/config.js';
 import { isOptedIn } from '../config/overrides.js';
 
-export function isManaged(config: Config, d: V1Deployment): boolean {
+export function isManaged(config: Pick<Config, 'kubernetes'>, d: V1Deployment): boolean {
   if (d.metadata?.namespace !== config.kubernetes.namespace) return false;
   if (config.kubernetes.mode === 'single') return d.metadata?.name === config.kubernetes.deployment_name;
   return isOptedIn(config, d.metadata?.annotations);

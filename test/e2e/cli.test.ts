@@ -20,7 +20,10 @@ describe('spot-orchestrator CLI', () => {
   let queueName: string;
   let queueUrl: string;
   let env: NodeJS.ProcessEnv;
-  const cli = (...args: string[]) => run(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], { env, cwd: new URL('../..', import.meta.url).pathname });
+  /** The CLI with this suite's environment plus `extra` (an empty value unsets a setting). */
+  const cliWith = (extra: NodeJS.ProcessEnv, ...args: string[]) =>
+    run(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], { env: { ...env, ...extra }, cwd: new URL('../..', import.meta.url).pathname });
+  const cli = (...args: string[]) => cliWith({}, ...args);
 
   before(async () => {
     namespace = await createNamespace(t, 'cli');
@@ -104,6 +107,40 @@ describe('spot-orchestrator CLI', () => {
     });
     const parsed = parseMessage(body);
     assert.ok(parsed.ok && parsed.event.kind === 'rebalance_recommendation');
+  });
+
+  it('test-eventbridge puts a spot warning on the bus, and the rule delivers it to the queue', async () => {
+    const instanceId = 'i-0eb0eb0eb0eb0eb01';
+    // The SDK's own variable for the EventBridge endpoint: the same one a user points at a local server.
+    const { stdout } = await cliWith({ AWS_ENDPOINT_URL_EVENTBRIDGE: t.ground.sqsEndpoint }, 'test-eventbridge', '--instance', instanceId);
+    assert.match(stdout, new RegExp(`put EC2 Spot Instance Interruption Warning for ${instanceId} on bus default \\(source aws\\.ec2\\) as event \\S+`));
+    const sqs = new SQSClient(awsClientConfig(t.ground));
+    const body = await eventually('the warning routed by the rule', async () => {
+      const out = await sqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1 }));
+      return out.Messages?.map((m) => m.Body!).find((b) => b.includes(instanceId));
+    });
+    const parsed = parseMessage(body);
+    assert.ok(parsed.ok && parsed.event.kind === 'spot_interrupted', body);
+    assert.deepEqual(parsed.event.instanceIds, [instanceId]);
+  });
+
+  it("deployment-state get and set <state> <reason>, with the original's syntax, work on DEPLOYMENT_NAME", async () => {
+    const original = { DEPLOYMENT_NAME: 'web', SQS_QUEUE_URL: '' };
+    const set = await cliWith(original, 'deployment-state', 'set', 'spot', 'rollback');
+    assert.match(set.stdout, new RegExp(`${namespace}/web: state=spot reason=rollback`));
+    const d = await t.apps.readNamespacedDeployment({ name: 'web', namespace });
+    assert.equal(d.metadata?.annotations?.['spot-orchestrator/state'], 'spot');
+    assert.equal(d.metadata?.annotations?.['spot-orchestrator/reason'], 'rollback');
+    const { stdout } = await cliWith(original, 'deployment-state', 'get');
+    assert.match(stdout, /spot-orchestrator\/state=spot/);
+    assert.match(stdout, /spot-orchestrator\/reason=rollback/);
+    await assert.rejects(cli('deployment-state', 'set', 'moon', 'manual', '--deployment', 'web'), /--state must be one of spot\|fargate/);
+  });
+
+  it('state get needs neither SQS_QUEUE_URL nor DEPLOYMENT_NAME', async () => {
+    // Single mode (the default) with no Deployment name and no queue: nothing state get uses.
+    const { stdout } = await cliWith({ MODE: '', SQS_QUEUE_URL: '', DEPLOYMENT_NAME: '' }, 'state', 'get', 'web', '-n', namespace);
+    assert.match(stdout, new RegExp(`^${namespace}/web\\n`));
   });
 
   it('alerts test sends one sample of each alert to the webhook, never printing its URL', async () => {

@@ -427,7 +427,7 @@ describe('the container image layout', () => {
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
     try {
       await eventually('/readyz to answer 200', async () => ((await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200 ? true : undefined), 30_000);
-      assert.match(output, /"msg":"controller started"/, 'JSON logs when stdout is not a terminal');
+      assert.match(output, /^\{"level":"info","time":"[^"]+Z",.*"message":"controller started"/m, "JSON logs in the Go original's shape when stdout is not a terminal");
       const stoppedAt = Date.now();
       child.kill('SIGTERM');
       assert.equal(await exited, 0, output);

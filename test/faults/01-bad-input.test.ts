@@ -123,12 +123,12 @@ describe('fault: bad input', () => {
       for (const [messageId, b] of sent) {
         const about = lines.filter((l) => l.messageId === messageId);
         if (b.kind === 'malformed') {
-          const logged = about.filter((l) => l.msg === 'malformed message; deleting it');
+          const logged = about.filter((l) => l.message === 'malformed message; deleting it');
           assert.equal(logged.length, 1, `malformed ${messageId} logged ${logged.length} times`);
           assert.equal(typeof logged[0]!.reason, 'string');
           assert.ok((logged[0]!.reason as string).length <= MAX_REASON_LENGTH);
         } else {
-          assert.equal(about.filter((l) => l.msg === 'message handled').length, 1, `${b.kind} ${messageId} handled once`);
+          assert.equal(about.filter((l) => l.message === 'message handled').length, 1, `${b.kind} ${messageId} handled once`);
         }
       }
       // No log line carries a body: the largest line stays far below the huge bodies.

@@ -105,19 +105,19 @@ describe('fault: controller killed at random points of phase 1 and phase 2', () 
         // Handled at least once: some process saw the warning and finished phase 1 for it.
         const lines = spawned.flatMap((c) => c.lines());
         const eventIds = new Set(
-          lines.filter((l) => l.msg === 'spot interruption warning' && JSON.stringify(l.instances).includes(instanceId)).map((l) => l.eventId as string),
+          lines.filter((l) => l.message === 'spot interruption warning' && JSON.stringify(l.instances).includes(instanceId)).map((l) => l.eventId as string),
         );
         assert.ok(eventIds.size >= 1, 'the warning was never handled');
         // Phase 1 finished by some process; or a process killed after its last patch left every move
         // in flight, the next one resumed and finished them all from the annotations, and the
         // redelivered warning then found nothing left to do.
         const ofWarning = lines.filter((l) => eventIds.has(l.eventId as string));
-        const phase1Done = ofWarning.some((l) => l.msg === 'phase 1 done: every affected Deployment patched');
-        const foundDone = ofWarning.some((l) => l.msg === 'message handled' && l.outcome === 'nothing_to_do' && l.ack === true);
+        const phase1Done = ofWarning.some((l) => l.message === 'phase 1 done: every affected Deployment patched');
+        const foundDone = ofWarning.some((l) => l.message === 'message handled' && l.outcome === 'nothing_to_do' && l.ack === true);
         assert.ok(phase1Done || foundDone, 'no process finished phase 1 for the warning, nor found its work done on redelivery');
         if (!phase1Done) steps.push('phase 1 finished by resuming, the redelivery found nothing to do');
-        const handled = lines.filter((l) => l.msg === 'spot interruption warning' && eventIds.has(l.eventId as string)).length;
-        steps.push(`warning handled ${handled}x, resumed from annotations ${lines.filter((l) => l.msg === 'resuming a move left in flight').length}x`);
+        const handled = lines.filter((l) => l.message === 'spot interruption warning' && eventIds.has(l.eventId as string)).length;
+        steps.push(`warning handled ${handled}x, resumed from annotations ${lines.filter((l) => l.message === 'resuming a move left in flight').length}x`);
         journal.push(steps.join('; '));
 
         assert.equal(await last.kill('SIGTERM'), 0, 'SIGTERM after the faults: drains and exits 0');

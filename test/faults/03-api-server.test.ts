@@ -96,11 +96,11 @@ describe('fault: the API server restarted, conflicting writers, throttling', () 
         await injector.interrupt(fleet.nodes, { windowMs: 1_200_000, terminate: false });
         await eventually('phase 1 done', async () => ((await progress(t, fleet)).patched === fleet.names.length ? true : undefined), 30_000, 50);
         if (how.when === 'rollouts being verified') {
-          const verifying = () => c.lines().filter((l) => l.msg === 'rollout complete; verifying health').length;
+          const verifying = () => c.lines().filter((l) => l.message === 'rollout complete; verifying health').length;
           await eventually('rollouts being verified', async () => (verifying() >= 4 ? true : undefined), 60_000, 20);
         }
         const before = await progress(t, fleet);
-        const relistsBefore = c.lines().filter((l) => String(l.msg).startsWith('watch of ')).length;
+        const relistsBefore = c.lines().filter((l) => String(l.message).startsWith('watch of ')).length;
         const report = await restartComponent(t, 'kube-apiserver', { kill: how.kill, downForSeconds: how.downForSeconds });
         ledger.add('faults');
         console.log(`# ${report.replaceAll('\n', '; ')} with ${before.inFlight}/${fleet.names.length} rollouts in flight`);
@@ -110,10 +110,10 @@ describe('fault: the API server restarted, conflicting writers, throttling', () 
         const { problems, audits } = await auditNamespace(t, ledger, namespace, fleet.before, fleet.sentinels, { compareResourceVersion: true, allowRollback: true });
         assert.deepEqual(problems, [], `pending: ${moved.pending.join(', ')}`);
         assert.ok(c.alive, 'the controller survived the restart');
-        const relists = c.lines().filter((l) => String(l.msg).startsWith('watch of ')).slice(relistsBefore);
+        const relists = c.lines().filter((l) => String(l.message).startsWith('watch of ')).slice(relistsBefore);
         assert.ok(relists.length > 0, 'the watches noticed the restart and relisted');
         assert.equal((await c.readyz()).status, 200, 'ready again');
-        const finishRetries = c.lines().filter((l) => String(l.msg).startsWith('could not record the end of the move')).length;
+        const finishRetries = c.lines().filter((l) => String(l.message).startsWith('could not record the end of the move')).length;
         ledger.note(
           `restart ${i + 1}`,
           `${how.kill ? 'SIGKILL' : 'SIGTERM'} at ${how.when}, down ${how.downForSeconds} s, ${before.inFlight} rollouts in flight, ${relists.length} watch restarts, ${finishRetries} failed ends of a move retried, ${audits.filter((a) => a.rolledBack).length} rolled back`,
@@ -251,7 +251,7 @@ describe('fault: the API server restarted, conflicting writers, throttling', () 
       await eventually('the message deleted', queueEmptied, 60_000, 500);
       const text = await c.metrics();
       const throttledCalls = metric(text, M.apiErrors, { code: '429' });
-      const retriedLines = c.lines().filter((l) => l.msg === 'Kubernetes API call failed; retrying' && /429|too many requests/i.test(String(l.err)));
+      const retriedLines = c.lines().filter((l) => l.message === 'Kubernetes API call failed; retrying' && /429|too many requests/i.test(String(l.err)));
       console.log(`# ${throttledCalls} API calls answered 429 and retried (${retriedLines.length} retry log lines)`);
       assert.ok(throttledCalls > 0, 'the API server never throttled the controller: the scenario tested nothing');
       assert.ok(retriedLines.some((l) => typeof l.delayMs === 'number' && (l.delayMs as number) >= 1000), 'Retry-After (1 s) honoured');

@@ -85,7 +85,7 @@ describe('fault: SQS unavailable for a while, then back', () => {
       const failures = c
         .lines()
         .slice(linesBefore)
-        .filter((l) => l.msg === 'receiving from the queue failed')
+        .filter((l) => l.message === 'receiving from the queue failed')
         .map((l) => l.retryInMs as number);
       console.log(`# ${failures.length} failed receives, retryInMs ${failures.join(', ')}; ready ${readyAfterMs} ms after the restore`);
       assert.ok(failures.length >= 3, `backed off only ${failures.length} times`);

@@ -79,7 +79,7 @@ describe('fault: security', () => {
       await new Promise((r) => setTimeout(r, 1000));
       const text = await c.metrics();
       assert.equal(metric(text, M.interruptions, { outcome: 'foreign' }), warnings, 'every warning judged foreign');
-      assert.equal(c.lines().filter((l) => l.msg === 'interruption for instances not in this cluster; ignoring').length, warnings);
+      assert.equal(c.lines().filter((l) => l.message === 'interruption for instances not in this cluster; ignoring').length, warnings);
       for (const n of (await t.core.listNode()).items) {
         const name = n.metadata!.name!;
         if (nodesBefore.has(name)) assert.equal(nodeShape(n), nodesBefore.get(name), `node ${name} was changed`);

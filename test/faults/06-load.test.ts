@@ -195,7 +195,7 @@ describe('fault: load', () => {
         const audit = await auditNamespace(t, ledger, namespace, before, sentinels, { compareResourceVersion: true });
         assert.deepEqual(audit.problems.slice(0, 20), [], `${audit.problems.length} problems`);
 
-        const phase1 = c.lines().filter((l) => l.msg === 'phase 1 done: every affected Deployment patched');
+        const phase1 = c.lines().filter((l) => l.message === 'phase 1 done: every affected Deployment patched');
         const phase1Max = Math.max(...phase1.map((l) => Number(l.phase1Seconds)));
         const peakMiB = c.samplePeakRss() / 1024;
         const patchedS = (allPatchedAt - publishStart) / 1000;

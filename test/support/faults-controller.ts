@@ -133,9 +133,10 @@ export const M = {
   migrated: 'spot_orchestrator_migration_deployments_migrated_total',
 };
 
+/** A line of the controller's JSON log, in the Go original's shape (see src/log.ts). */
 export interface LogLine {
-  level: number;
-  msg: string;
+  level: string;
+  message: string;
   [key: string]: unknown;
 }
 

@@ -17,25 +17,28 @@ export interface ControllerProcess {
 
 let counter = 0;
 
-export async function spawnController(t: TestGround, env: Record<string, string>): Promise<ControllerProcess> {
+/**
+ * `bare: true` gives the controller only what ties it to the ground (kubeconfig, the local SQS
+ * endpoint and its credentials, a free metrics port) plus `env`: no test-speed settings, and nothing
+ * of this process's environment but PATH, so it runs on its config file as a user's would.
+ */
+export async function spawnController(t: TestGround, env: Record<string, string>, { bare = false }: { bare?: boolean } = {}): Promise<ControllerProcess> {
   const metricsPort = await freePort();
   const logFile = join(t.ground.logDir, `controller-process-${process.pid}-${++counter}.log`);
   const log = createWriteStream(logFile);
   let output = '';
+  const wiring = {
+    KUBECONFIG: t.ground.kubeconfig,
+    AWS_ENDPOINT_URL_SQS: t.ground.sqsEndpoint,
+    AWS_ACCESS_KEY_ID: 'testground',
+    AWS_SECRET_ACCESS_KEY: 'testground',
+    METRICS_PORT: String(metricsPort),
+  };
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'run'], {
     cwd: new URL('../..', import.meta.url).pathname,
-    env: {
-      ...process.env,
-      KUBECONFIG: t.ground.kubeconfig,
-      AWS_REGION: t.ground.region,
-      AWS_ENDPOINT_URL_SQS: t.ground.sqsEndpoint,
-      AWS_ACCESS_KEY_ID: 'testground',
-      AWS_SECRET_ACCESS_KEY: 'testground',
-      LOG_FORMAT: 'json',
-      METRICS_PORT: String(metricsPort),
-      ...FAST_ENV,
-      ...env,
-    },
+    env: bare
+      ? { PATH: process.env.PATH, ...wiring, ...env }
+      : { ...process.env, ...wiring, AWS_REGION: t.ground.region, LOG_FORMAT: 'json', ...FAST_ENV, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const collect = (chunk: Buffer) => {
