@@ -282,12 +282,12 @@ describe('planMigration: the patch', () => {
     assert.deepEqual(migrate(d).spec!.strategy, MOVE_STRATEGY);
   });
 
-  it('leaves a label that is already fargate alone and remembers it', () => {
+  it('leaves a label that is already fargate alone, and records spot as the way back', () => {
     const d = spotDeployment();
     d.spec!.template.metadata!.labels!['compute-type'] = 'fargate';
     const plan = planMigration(d, migrationInput());
     assert.ok(!patchOps(plan).some((o) => o.path.includes('/labels')));
-    assert.deepEqual(plan.action === 'patch' && plan.removed.label, { key: 'compute-type', value: 'fargate' });
+    assert.deepEqual(plan.action === 'patch' && plan.removed.label, { key: 'compute-type', value: 'spot' });
   });
 
   it('adds the label when the template had none, and remembers it was absent', () => {
@@ -356,6 +356,17 @@ describe('planMigration: the patch', () => {
     const ops = patchOps(planMigration(d, migrationInput()));
     d.metadata!.resourceVersion = '4712';
     assert.throws(() => applyJsonPatch(d, ops), /test failed/);
+  });
+});
+
+describe('planMigration: a template the Go original half-moved (Fargate label, no state)', () => {
+  it('records the spot label as the way back, not the Fargate label it found', () => {
+    const d = spotDeployment();
+    d.spec!.template.metadata!.labels!['compute-type'] = 'fargate';
+    const migrated = migrate(d);
+    assert.deepEqual(savedSpecOf(migrated).label, { key: 'compute-type', value: 'spot' });
+    const restored = serverApply(migrated, okOps(planRestoreToSpot(migrated, { purpose: 'recovery', now: LATER })));
+    assert.equal(restored.spec!.template.metadata!.labels!['compute-type'], 'spot');
   });
 });
 

@@ -148,7 +148,7 @@ export function planMigration(deployment: V1Deployment, input: MigrationInput): 
       ? parseSavedSpec(annotations[MANAGED_ANNOTATIONS.savedSpec], where, MANAGED_ANNOTATIONS.savedSpec)
       : undefined;
   const keepPrevious = previous?.ok === true;
-  const removed: SavedSpec = previous?.ok === true ? previous.saved : snapshot(deployment, key);
+  const removed: SavedSpec = previous?.ok === true ? previous.saved : snapshot(deployment, input);
 
   const ops: JsonPatchOp[] = [...concurrencyTest(deployment)];
   ops.push(...fargateTemplateOps(deployment, input));
@@ -278,11 +278,17 @@ function plain<T>(v: T): T {
   return v === undefined ? v : (JSON.parse(JSON.stringify(v)) as T);
 }
 
-function snapshot(d: V1Deployment, labelKey: string): SavedSpec {
+function snapshot(d: V1Deployment, compute: ComputeLabels): SavedSpec {
   const podSpec = d.spec?.template?.spec;
   const labels = d.spec?.template?.metadata?.labels;
+  const labelKey = compute.computeLabelKey;
   const saved: SavedSpec = { version: 1, label: { key: labelKey } };
-  if (labels !== undefined && Object.hasOwn(labels, labelKey)) saved.label.value = labels[labelKey];
+  if (labels !== undefined && Object.hasOwn(labels, labelKey)) {
+    // A template already labelled for Fargate with no state of ours was half-moved by someone else
+    // (the Go original stopped between its template patch and its state annotation): the way back
+    // is the spot label, by the original's convention, never the Fargate label recorded as "spot".
+    saved.label.value = labels[labelKey] === compute.fargateLabel ? compute.spotLabel : labels[labelKey];
+  }
   if (podSpec?.nodeSelector !== undefined) saved.nodeSelector = plain(podSpec.nodeSelector);
   if (podSpec?.affinity !== undefined) saved.affinity = plain(podSpec.affinity);
   if (podSpec?.tolerations !== undefined) saved.tolerations = plain(podSpec.tolerations);
