@@ -470,6 +470,26 @@ describe('validation', () => {
   });
 });
 
+describe('kubernetes.service_label_selector (the original matched Services by one label)', () => {
+  it('is accepted when set, with a warning that says it changes nothing and why', () => {
+    for (const sources of [
+      { env: { ...MINIMAL_ENV, SERVICE_LABEL_SELECTOR: 'app.kubernetes.io/name' } },
+      { env: MINIMAL_ENV, tomlText: '[kubernetes]\nservice_label_selector = "tier"', tomlPath: 'config.toml' },
+    ]) {
+      const { config, problems, warnings } = resolveWithProvenance(sources);
+      assert.deepEqual(problems, []);
+      assert.ok(config);
+      assert.equal(warnings.length, 1, JSON.stringify(warnings));
+      assert.equal(warnings[0]!.key, 'kubernetes.service_label_selector');
+      assert.match(warnings[0]!.message, /changes nothing: the Services a rollout is checked against are those whose selector picks the Deployment's pods/);
+    }
+  });
+
+  it('says nothing when left at its default', () => {
+    assert.deepEqual(resolveWithProvenance({ env: MINIMAL_ENV }).warnings, []);
+  });
+});
+
 describe("the Go original's sample config.toml", () => {
   const tomlPath = new URL('../../test/fixtures/go-original/config.toml', import.meta.url).pathname;
   const tomlText = readFileSync(tomlPath, 'utf8');

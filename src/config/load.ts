@@ -87,7 +87,26 @@ export function resolveWithProvenance(sources: ConfigSources): ConfigResolution 
   checkAcrossSettings(settings);
 
   const problems = [...toml.problems, ...Object.values(settings).flatMap((setting) => setting.problem ?? [])];
-  return { config: problems.length === 0 ? buildConfig(settings) : undefined, settings, problems, warnings: toml.warnings };
+  const warnings = [...toml.warnings, ...acceptedButUnused(settings)];
+  return { config: problems.length === 0 ? buildConfig(settings) : undefined, settings, problems, warnings };
+}
+
+/**
+ * Settings the Go original had that change nothing here, when someone set them: accepted so its
+ * config starts this controller, and said out loud so nobody tunes a knob that is not connected.
+ */
+function acceptedButUnused(settings: ConfigProvenance): ConfigProblem[] {
+  const selector = settings['kubernetes.service_label_selector'];
+  if (selector.layer === 'default' || selector.problem) return [];
+  return [{
+    key: selector.key,
+    source: selector.source,
+    value: selector.display,
+    expected: 'nothing: the setting is not needed',
+    message:
+      `${selector.key} from ${selector.source} (${selector.display}) is accepted for the Go original's sake and changes nothing: ` +
+      `the Services a rollout is checked against are those whose selector picks the Deployment's pods, as Kubernetes routes traffic`,
+  }];
 }
 
 /** What a command reads: whole sections of the Config, and whether it acts on the managed Deployments. */
