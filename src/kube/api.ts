@@ -46,7 +46,10 @@ export class PooledKubeConfig extends KubeConfig {
       .digest('hex');
     let pooled = this.pools.get(key);
     if (!pooled) {
-      pooled = new Agent({ connect: c });
+      // HTTP/1.1, one connection per request in flight, as before client-node 2: undici 8 would
+      // otherwise offer h2 and put every patch and every watch on one TCP connection. Paired runs of
+      // the benchmark leaned this way (bench/results/2026-11-30-node24.md), within their noise.
+      pooled = new Agent({ connect: c, allowH2: false });
       pooled.on('connect', () => this.opened++);
       this.pools.set(key, pooled);
     }
