@@ -83,7 +83,7 @@ bench: node_modules
 	bash bench/scripts/bench.sh
 
 # The fault suite (test/faults/, see run.sh there): crashes, restarts, outages, throttling, conflicts,
-# bad input and load, on a test ground of its own (ports 38000+, state in .testground-faults), taken
+# bad input and load, on a test ground of its own (ports 28000+, state in .testground-faults), taken
 # down after. Prints cases tried, faults injected, Deployments lost and half-patched. FAULTS_SHORT=1
 # is the short form that make test runs; FAULTS_SEED=<n> replays a run.
 .PHONY: test-faults

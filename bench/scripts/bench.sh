@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make bench`: runs bench/run.ts on a test ground of its own, started fresh at BENCH_TIME_SCALE
 # (default 0.25) and stopped afterwards, pass or fail. That ground has its own state directory
-# (bench/results/tmp/ground) and port block (BENCH_PORT_BASE, default 37000), so cluster-down here
+# (bench/results/tmp/ground) and port block (BENCH_PORT_BASE, default 27000), so cluster-down here
 # never touches the ground in .testground that `make cluster-up` and the tests use.
 # BENCH_REUSE_GROUND=1 runs on an already running ground instead (TESTGROUND_FILE, default
 # .testground/ground.json) at whatever time scale it was started with.
@@ -32,7 +32,7 @@ if [[ -z "${BENCH_TIME_SCALE:-}" ]]; then
   command+=" BENCH_TIME_SCALE=0.25"
 fi
 export SPOT_TESTGROUND_STATE="${BENCH_GROUND_STATE:-$PWD/bench/results/tmp/ground}"
-export TESTGROUND_PORT_BASE="${BENCH_PORT_BASE:-37000}"
+export TESTGROUND_PORT_BASE="${BENCH_PORT_BASE:-27000}"
 export TESTGROUND_FILE="$SPOT_TESTGROUND_STATE/ground.json"
 bash testground/scripts/cluster-down.sh >/dev/null
 trap 'bash testground/scripts/cluster-down.sh >/dev/null' EXIT

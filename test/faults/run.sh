@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The fault suite (make test-faults): a test ground of its own (port block FAULTS_PORT_BASE, default
-# 38000; state in .testground-faults), so restarting its API server never touches the ground other
+# 28000; state in .testground-faults), so restarting its API server never touches the ground other
 # tests run on. Brings it up fresh, runs test/faults/*.test.ts one file at a time, takes it down
 # (pass or fail), then prints the figures and fails if any must-be-zero figure is not zero.
 #   FAULTS_SHORT=1         fewer iterations, the load scenario at 300 Deployments (what make test runs)
@@ -11,7 +11,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 # The project's Node (>= 22) first on PATH when run directly, as make does.
 node_bin="$(bash scripts/node-runtime.sh)" || exit 1
 [[ -z "$node_bin" ]] || export PATH="$node_bin:$PATH"
-export TESTGROUND_PORT_BASE="${FAULTS_PORT_BASE:-38000}"
+export TESTGROUND_PORT_BASE="${FAULTS_PORT_BASE:-28000}"
 export SPOT_TESTGROUND_STATE="${FAULTS_STATE:-$PWD/.testground-faults}"
 export TESTGROUND_TIME_SCALE="${TEST_TIME_SCALE:-0.05}"
 export TESTGROUND_FILE="$SPOT_TESTGROUND_STATE/ground.json"
