@@ -5,7 +5,7 @@
 // - PodTracker follows every pod of the namespace and tells, per Deployment, how many Ready pods run
 //   on nodes that are not being reclaimed, and when that first reached the desired count.
 import { AppsV1Api, CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
-import { CollectionWatch, type RawObject, type WatchEventType } from './watch.js';
+import { CollectionWatch, type RawObject, type WatchEventType } from '../../testground/src/collection-watch.js';
 
 export const COMPUTE_LABEL = 'compute-type';
 export const FARGATE = 'fargate';

@@ -16,8 +16,8 @@ export const STRATEGIC_MERGE_PATCH = setHeaderOptions('Content-Type', PatchStrat
  * on the API server alike; during phase 1 that is hundreds of handshakes a second on a control plane
  * that is busy with the rollouts we just started. The pooled dispatcher is keyed on everything that
  * shapes the connection (server, CA, client certificate and key, TLS verification), so a changed
- * credential gets a pool of its own. Watches ride the same pool (a watch holds one of its connections
- * for as long as it streams); proxies are left to client-node.
+ * credential gets a pool of its own. Watches ride the same pool (over HTTP/2, one stream each of the
+ * same connection); proxies are left to client-node.
  */
 export class PooledKubeConfig extends KubeConfig {
   private readonly pools = new Map<string, Agent>();
@@ -46,10 +46,10 @@ export class PooledKubeConfig extends KubeConfig {
       .digest('hex');
     let pooled = this.pools.get(key);
     if (!pooled) {
-      // HTTP/1.1, one connection per request in flight, as before client-node 2: undici 8 would
-      // otherwise offer h2 and put every patch and every watch on one TCP connection. Paired runs of
-      // the benchmark leaned this way (bench/results/2026-11-30-node24.md), within their noise.
-      pooled = new Agent({ connect: c, allowH2: false });
+      // undici 8 offers HTTP/2, which the API server takes: every call and watch shares one TCP
+      // connection, as client-go's do. (HTTP/1.1 here opened about two connections per call in
+      // flight; paired benchmark runs could not tell the two apart: bench/results/2026-11-30-node24.md.)
+      pooled = new Agent({ connect: c });
       pooled.on('connect', () => this.opened++);
       this.pools.set(key, pooled);
     }

@@ -6,11 +6,11 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
-import { Watch, type V1Deployment } from '@kubernetes/client-node';
-import { kubeConfigFrom } from '../../testground/src/ground.js';
+import type { V1Deployment } from '@kubernetes/client-node';
+import type { CollectionWatch } from '../../testground/src/collection-watch.js';
 import { InterruptionInjector } from '../../testground/src/injector.js';
 import { appDeployment, createNamespace, deleteNamespace, eventually, isPodReady, podsOf, testGround, uniqueName, type AppOptions } from '../support/ground.js';
-import { ReadinessSampler, startController, type TestController } from '../support/controller.js';
+import { ReadinessSampler, startController, watchDeployments, type TestController } from '../support/controller.js';
 
 const t = testGround();
 const injector = new InterruptionInjector(t.ground, t);
@@ -42,26 +42,22 @@ interface Snapshot {
 /** Every change of state, phase, attempts or compute label of each Deployment, as the watch saw it. */
 class PhaseRecorder {
   readonly history = new Map<string, Snapshot[]>();
-  private abort?: AbortController;
+  private watch?: CollectionWatch;
 
   async start(namespace: string): Promise<void> {
-    this.abort = await new Watch(kubeConfigFrom(t.ground.kubeconfig)).watch(
-      `/apis/apps/v1/namespaces/${namespace}/deployments`,
-      {},
-      (_type, d: V1Deployment) => {
-        const a = d.metadata?.annotations ?? {};
-        const snap: Snapshot = { at: Date.now(), state: a[A.state], phase: a[A.phase], attempts: a[A.attempts], lastRecoveredAt: a[A.lastRecoveredAt], migratedAt: a[A.migratedAt], label: d.spec?.template.metadata?.labels?.['compute-type'] };
-        const list = this.history.get(d.metadata!.name!) ?? [];
-        const last = list.at(-1);
-        if (!last || (['state', 'phase', 'attempts', 'lastRecoveredAt', 'migratedAt', 'label'] as const).some((k) => last[k] !== snap[k])) list.push(snap);
-        this.history.set(d.metadata!.name!, list);
-      },
-      () => undefined,
-    );
+    this.watch = watchDeployments(t, namespace, (d) => {
+      const a = d.metadata?.annotations ?? {};
+      const snap: Snapshot = { at: Date.now(), state: a[A.state], phase: a[A.phase], attempts: a[A.attempts], lastRecoveredAt: a[A.lastRecoveredAt], migratedAt: a[A.migratedAt], label: d.spec?.template.metadata?.labels?.['compute-type'] };
+      const list = this.history.get(d.metadata!.name!) ?? [];
+      const last = list.at(-1);
+      if (!last || (['state', 'phase', 'attempts', 'lastRecoveredAt', 'migratedAt', 'label'] as const).some((k) => last[k] !== snap[k])) list.push(snap);
+      this.history.set(d.metadata!.name!, list);
+    });
+    await this.watch.start();
   }
 
   stop(): void {
-    this.abort?.abort();
+    this.watch?.stop();
   }
 
   of(name: string): Snapshot[] {

@@ -1,13 +1,14 @@
 // Runs the real controller in this process against the test ground, with its own queue and rule.
 import { appendFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Watch, type V1Deployment } from '@kubernetes/client-node';
+import type { V1Deployment } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import type { Alert, Alerter } from '../../src/alerts/alert.js';
 import { loadConfig } from '../../src/config/load.js';
 import { Controller } from '../../src/controller/controller.js';
 import { createMetrics } from '../../src/metrics/metrics.js';
 import { ensureQueueAndRule, removeQueueAndRule } from '../../testground/src/aws.js';
+import { CollectionWatch, type RawObject } from '../../testground/src/collection-watch.js';
 import { kubeConfigFrom } from '../../testground/src/ground.js';
 import { uniqueName, type TestGround } from './ground.js';
 
@@ -80,26 +81,41 @@ export class ReadinessSampler {
   readonly lowestReady = new Map<string, number>();
   readonly lowestAvailable = new Map<string, number>();
   readonly desired = new Map<string, number>();
-  private abort?: AbortController;
+  private watch?: CollectionWatch;
 
   async start(t: TestGround, namespace: string): Promise<void> {
-    const watch = new Watch(kubeConfigFrom(t.ground.kubeconfig));
-    this.abort = await watch.watch(
-      `/apis/apps/v1/namespaces/${namespace}/deployments`,
-      {},
-      (_phase, d: V1Deployment) => {
-        const name = d.metadata!.name!;
-        this.desired.set(name, d.spec?.replicas ?? 1);
-        const ready = d.status?.readyReplicas ?? 0;
-        const available = d.status?.availableReplicas ?? 0;
-        this.lowestReady.set(name, Math.min(this.lowestReady.get(name) ?? Infinity, ready));
-        this.lowestAvailable.set(name, Math.min(this.lowestAvailable.get(name) ?? Infinity, available));
-      },
-      () => undefined,
-    );
+    this.watch = watchDeployments(t, namespace, (d) => {
+      const name = d.metadata!.name!;
+      this.desired.set(name, d.spec?.replicas ?? 1);
+      const ready = d.status?.readyReplicas ?? 0;
+      const available = d.status?.availableReplicas ?? 0;
+      this.lowestReady.set(name, Math.min(this.lowestReady.get(name) ?? Infinity, ready));
+      this.lowestAvailable.set(name, Math.min(this.lowestAvailable.get(name) ?? Infinity, available));
+    });
+    await this.watch.start();
   }
 
   stop(): void {
-    this.abort?.abort();
+    this.watch?.stop();
   }
+}
+
+/**
+ * Every state of the namespace's Deployments, from a list and then a watch that resumes where it
+ * stopped (client-node's Watch gives up on a stream quiet for 30 s), so a sampler misses nothing.
+ */
+export function watchDeployments(t: TestGround, namespace: string, onDeployment: (d: V1Deployment) => void): CollectionWatch {
+  const apps = t.apps;
+  return new CollectionWatch({
+    kc: kubeConfigFrom(t.ground.kubeconfig),
+    path: `/apis/apps/v1/namespaces/${namespace}/deployments`,
+    list: async () => {
+      const out = await apps.listNamespacedDeployment({ namespace });
+      return { items: out.items as RawObject[], resourceVersion: out.metadata?.resourceVersion ?? '' };
+    },
+    onEvent: (type, obj) => {
+      if (type !== 'DELETED') onDeployment(obj as V1Deployment);
+    },
+    onRelist: (items) => items.forEach((obj) => onDeployment(obj as V1Deployment)),
+  });
 }

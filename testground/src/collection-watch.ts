@@ -1,6 +1,7 @@
 // A list-then-watch of one collection that keeps going: the initial LIST gives the starting state
-// and a resourceVersion; the watch resumes from the last version it saw when the server closes it,
-// and relists on 410 Gone. Every event carries the time it arrived (Date.now()), which is what the
+// and a resourceVersion; the watch resumes from the last version it saw when the server closes it
+// or when client-node's Watch gives up on a quiet stream (it aborts after 30 s without a byte), and
+// relists on 410 Gone. Shared by the benchmark's trackers and the tests' samplers. Every event carries the time it arrived (Date.now()), which is what the
 // benchmark integrates over. Objects are the API server's JSON (camelCase), never deserialized.
 import { Watch, type KubeConfig } from '@kubernetes/client-node';
 
