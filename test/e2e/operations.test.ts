@@ -58,6 +58,10 @@ describe('operations', () => {
     }, 30_000, 20);
     a.child.kill('SIGKILL');
     const killedAt = Date.now();
+    // Six patches can all land, and the warning be deleted, between the first patch seen and the
+    // kill; the standby then finishes the moves from their annotations, with no message to receive.
+    // (Read once the killed process has exited, so every line it wrote has been read from the pipe.)
+    const leaderFinishedPhase1 = a.exited.then(() => a.output().includes('phase 1 done'));
     assert.ok(!b.output().includes('patched onto Fargate'), 'the standby did nothing while the leader lived');
     await eventually('replica b takes over', async () => (b.output().includes('became the leader') ? true : undefined), 10_000, 50);
     assert.ok(Date.now() - killedAt < 3000 + 2000, `took over ${Date.now() - killedAt} ms after the kill (lease 3 s)`);
@@ -82,7 +86,9 @@ describe('operations', () => {
     assert.equal(value('spot_orchestrator_leader_election_is_leader'), 1);
     assert.equal(value('spot_orchestrator_migration_deployments_migrated_total'), names.length);
     assert.equal(value('spot_orchestrator_state_deployments{state="fargate"}'), names.length);
-    assert.ok(value('spot_orchestrator_queue_messages_received_total{kind="spot_interrupted"}') >= 1);
+    if (!(await leaderFinishedPhase1)) {
+      assert.ok(value('spot_orchestrator_queue_messages_received_total{kind="spot_interrupted"}') >= 1, 'the standby handled the warning the leader had not finished');
+    }
     // Events on the interrupted Nodes (cluster-scoped: recorded in default).
     const nodeEvents = (await t.core.listNamespacedEvent({ namespace: 'default', fieldSelector: `involvedObject.name=${nodes[0]}` })).items;
     assert.ok(nodeEvents.some((e) => e.reason === 'SpotInterruption'), 'SpotInterruption Event on the Node');
