@@ -104,7 +104,7 @@ describe('fault: security', () => {
         nodes: 1,
         deployments: 4,
         prefix: 's',
-        sentinels: [{}, { [OPT_IN_KEY]: 'false' }, { [OPT_IN_KEY]: 'yes' }, { [OPT_IN_KEY]: '1' }, { [OPT_IN_KEY]: 'on' }, { 'spot-orchestrator/enable': 'true' }, { 'spot-orchestrator.io/enabled': 'true' }],
+        sentinels: [{}, { [OPT_IN_KEY]: 'false' }, { [OPT_IN_KEY]: 'yes' }, { [OPT_IN_KEY]: '0' }, { [OPT_IN_KEY]: 'tRuE' }, { [OPT_IN_KEY]: 'on' }, { 'spot-orchestrator/enable': 'true' }, { 'spot-orchestrator.io/enabled': 'true' }],
       });
       // Opted in, on the same node, but in a namespace this controller does not manage.
       const foreignName = `optedin-elsewhere-${fleet.pool.slice(-6)}`;
