@@ -60,7 +60,10 @@ const NEEDS = {
 
 export async function runCommand(config: Config, configWarnings: readonly ConfigProblem[] = []): Promise<void> {
   const log = createLogger(config.logging);
-  for (const warning of configWarnings) log.warn({ key: warning.key, file: warning.source, expected: warning.expected }, 'unknown config.toml key ignored');
+  for (const warning of configWarnings) {
+    if (warning.warning === 'no_effect') log.warn({ key: warning.key, source: warning.source, detail: warning.message }, 'setting accepted from the Go original has no effect');
+    else log.warn({ key: warning.key, file: warning.source, expected: warning.expected }, 'unknown config.toml key ignored');
+  }
   const metrics = createMetrics();
   const alerter = createAlerter(config, log);
   const kc = loadKubeConfig();

@@ -481,6 +481,7 @@ describe('kubernetes.service_label_selector (the original matched Services by on
       assert.ok(config);
       assert.equal(warnings.length, 1, JSON.stringify(warnings));
       assert.equal(warnings[0]!.key, 'kubernetes.service_label_selector');
+      assert.equal(warnings[0]!.warning, 'no_effect', 'logged as a setting with no effect, not as an unknown key');
       assert.match(warnings[0]!.message, /changes nothing: the Services a rollout is checked against are those whose selector picks the Deployment's pods/);
     }
   });

@@ -39,6 +39,8 @@ export interface ConfigProblem {
   value: string;
   expected: string;
   message: string;
+  /** For warnings: a config.toml key nobody reads, or a known setting that changes nothing here. */
+  warning?: 'unknown_key' | 'no_effect';
 }
 
 export interface ConfigResolution {
@@ -103,6 +105,7 @@ function acceptedButUnused(settings: ConfigProvenance): ConfigProblem[] {
     source: selector.source,
     value: selector.display,
     expected: 'nothing: the setting is not needed',
+    warning: 'no_effect',
     message:
       `${selector.key} from ${selector.source} (${selector.display}) is accepted for the Go original's sake and changes nothing: ` +
       `the Services a rollout is checked against are those whose selector picks the Deployment's pods, as Kubernetes routes traffic`,
@@ -297,7 +300,7 @@ function readTomlLayer(
 
 function unknownKeyProblem(key: string, tomlName: string, what: string, expected: string): ConfigProblem {
   // The value is not shown: a misspelt key may well be the secret webhook.
-  return { key, source: tomlName, value: REDACTED, expected, message: `${tomlName}: ${what}, ignored; expected ${expected}` };
+  return { key, source: tomlName, value: REDACTED, expected, message: `${tomlName}: ${what}, ignored; expected ${expected}`, warning: 'unknown_key' };
 }
 
 function makeProblem(fields: {
