@@ -446,7 +446,9 @@ describe('planRestoreToSpot: a Deployment the Go original moved (no saved-spec)'
 
   it('flips only the template label back to spot, and records what it restored as the saved-spec', () => {
     const d = movedByGoOriginal();
-    const restoring = serverApply(d, okOps(planRestoreToSpot(d, { purpose: 'recovery', now: LATER, legacy })));
+    const planned = planRestoreToSpot(d, { purpose: 'recovery', now: LATER, legacy });
+    assert.match('note' in planned ? String(planned.note) : '', /moved by the Go original/, 'the plan says how it was made, for the Event');
+    const restoring = serverApply(d, okOps(planned));
     assert.equal(restoring.spec!.template.metadata!.labels!['compute-type'], 'spot');
     assert.deepEqual(restoring.spec!.template.spec!.nodeSelector, { team: 'payments' }, 'no invented constraint');
     assert.deepEqual(restoring.spec!.template.spec!.tolerations, d.spec!.template.spec!.tolerations);

@@ -18,8 +18,7 @@ import {
 
 export { fargateRefusal } from './fargate-refusal.js';
 export type { JsonPatchOp } from './json-patch.js';
-export type { LegacyRestoreLabel, RestoreRecord, SavedSpec } from './saved-spec.js';
-export { readRestoreRecord } from './saved-spec.js';
+export type { LegacyRestoreLabel, SavedSpec } from './saved-spec.js';
 export type { ComputeLabels } from './spot-constraints.js';
 
 export const SKIP_REASONS = [
@@ -45,7 +44,8 @@ export interface MigrationInput extends ComputeLabels {
   instanceIds: string[];
 }
 
-export type PatchResult = { ops: JsonPatchOp[] } | { error: string };
+/** `note` says how the patch was planned when people should hear of it (a Go original's Deployment restored by its convention). */
+export type PatchResult = { ops: JsonPatchOp[]; note?: string } | { error: string };
 
 export type RestorePurpose = 'recovery' | 'rollback';
 
@@ -197,7 +197,7 @@ export function planRestoreToSpot(deployment: V1Deployment, input: RestoreInput)
   const set: Record<string, string> = { [MANAGED_ANNOTATIONS.phase]: input.purpose === 'recovery' ? 'recovering' : 'rolling-back' };
   if (record.source === 'go-original') set[MANAGED_ANNOTATIONS.savedSpec] = serializeSavedSpec(saved);
   ops.push(...annotationOps(deployment, set, []));
-  return { ops };
+  return record.source === 'go-original' ? { ops, note: record.note } : { ops };
 }
 
 /** Plans the small patch that ends a transition; see FinishOutcome. Needs a readable saved-spec. */

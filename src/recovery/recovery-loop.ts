@@ -39,7 +39,7 @@ import type { MigrationFlow } from '../controller/migration-flow.js';
 import type { Settlement } from '../controller/rollout-observer.js';
 import { isManaged } from '../controller/scope.js';
 import { deploymentLogger } from '../log.js';
-import { planFinish, planRestoreToSpot, readRestoreRecord, type FinishOutcome } from '../migration/plan.js';
+import { planFinish, planRestoreToSpot, type FinishOutcome } from '../migration/plan.js';
 import { MANAGED_ANNOTATIONS } from '../state/annotations.js';
 import { assessSpotCapacity, legacyRestoreLabel, backoffDelayMs, describeVerdict, failedAttempts, judgePass, judgeRecovery, type SpotCapacity, type Verdict } from './eligibility.js';
 
@@ -266,9 +266,8 @@ export class RecoveryLoop {
       const a = cur.metadata?.annotations ?? {};
       if (a[MANAGED_ANNOTATIONS.state] !== 'fargate') return { skip: `state is ${a[MANAGED_ANNOTATIONS.state]}` };
       if (a[MANAGED_ANNOTATIONS.phase] !== undefined) return { skip: `a move is in flight (phase ${a[MANAGED_ANNOTATIONS.phase]})` };
-      const record = readRestoreRecord(cur, key, legacy);
-      goOriginalNote = record.ok && record.source === 'go-original' ? record.note : undefined;
       const plan = planRestoreToSpot(cur, { purpose: 'recovery', now: startedAt, legacy });
+      goOriginalNote = 'note' in plan ? plan.note : undefined;
       return 'error' in plan ? { error: plan.error } : { ops: plan.ops };
     });
     switch (result.outcome) {
