@@ -89,8 +89,14 @@ async function main(argv: string[]): Promise<number> {
   onInterrupt(b);
   const environment = await captureEnvironment(b);
   const command = commandLine(options, argv);
-  b.say('bench', `ground ${ground.apiServer}, time scale ${ground.timeScale} (Fargate start ${(environment.fargateDelayMs / 1000).toFixed(2)} s, window ${(environment.windowMs / 1000).toFixed(2)} s wall clock)`);
-  b.say('bench', `N=${options.n} K=${options.k} of ${options.nodes} nodes; strategies ${options.strategies.join(', ') || '(none)'}; floor ${options.floor ? 'yes' : 'no'}; detection ${options.detection}; scaling ${options.scaling.join(', ') || '(none)'}`);
+  b.say(
+    'bench',
+    `ground ${ground.apiServer}, time scale ${ground.timeScale} (Fargate start ${(environment.fargateDelayMs / 1000).toFixed(2)} s, window ${(environment.windowMs / 1000).toFixed(2)} s wall clock)`,
+  );
+  b.say(
+    'bench',
+    `N=${options.n} K=${options.k} of ${options.nodes} nodes; strategies ${options.strategies.join(', ') || '(none)'}; floor ${options.floor ? 'yes' : 'no'}; detection ${options.detection}; scaling ${options.scaling.join(', ') || '(none)'}`,
+  );
   b.say('bench', `logs of this run: ${relative(PROJECT_DIR, workDir)}`);
 
   const needsController = options.strategies.includes('controller') || options.detection > 0 || options.scaling.length > 0;
@@ -138,7 +144,9 @@ async function main(argv: string[]): Promise<number> {
   writeFileSync(jsonPath, JSON.stringify(results, null, 1));
   if (options.plots) {
     try {
-      const installed = execFileSync('bash', [join(PROJECT_DIR, 'bench/scripts/install-matplotlib.sh')], { encoding: 'utf8' }).trim().split('\n');
+      const installed = execFileSync('bash', [join(PROJECT_DIR, 'bench/scripts/install-matplotlib.sh')], { encoding: 'utf8' })
+        .trim()
+        .split('\n');
       const python = installed[installed.length - 1]!;
       const made = execFileSync(python, [join(PROJECT_DIR, 'bench/plot.py'), jsonPath, outDir], { encoding: 'utf8' }).trim();
       results.plots = made ? made.split('\n') : [];

@@ -32,7 +32,12 @@ const apps: DemoApp[] = [
   { name: 'catalog', replicas: 2, note: 'opted in', annotations: { 'spot-orchestrator/enabled': 'true' } },
   { name: 'search', replicas: 2, note: 'opted in', annotations: { 'spot-orchestrator/enabled': 'true' } },
   { name: 'payments', replicas: 1, note: 'opted in, single replica', annotations: { 'spot-orchestrator/enabled': 'true' } },
-  { name: 'batch', replicas: 1, note: 'allow-fargate: false', annotations: { 'spot-orchestrator/enabled': 'true', 'spot-orchestrator/allow-fargate': 'false' } },
+  {
+    name: 'batch',
+    replicas: 1,
+    note: 'allow-fargate: false',
+    annotations: { 'spot-orchestrator/enabled': 'true', 'spot-orchestrator/allow-fargate': 'false' },
+  },
   { name: 'node-agent', replicas: 1, note: 'privileged (Fargate refuses)', annotations: { 'spot-orchestrator/enabled': 'true' }, privileged: true },
   { name: 'legacy', replicas: 1, note: 'not opted in' },
 ];
@@ -53,12 +58,19 @@ for (const app of apps) {
       spec: app.privileged ? { containers: [{ name: 'app', image: 'registry.example/agent:1.0', securityContext: { privileged: true } }] } : undefined,
     }),
   });
-  await t.core.createNamespacedService({ namespace, body: { metadata: { name: app.name }, spec: { selector: { app: app.name }, ports: [{ port: 80, targetPort: 8080 }] } } });
+  await t.core.createNamespacedService({
+    namespace,
+    body: { metadata: { name: app.name }, spec: { selector: { app: app.name }, ports: [{ port: 80, targetPort: 8080 }] } },
+  });
 }
-await eventually('demo Deployments ready on spot', async () => {
-  const list = await t.apps.listNamespacedDeployment({ namespace });
-  return list.items.every((d) => (d.status?.readyReplicas ?? 0) >= (d.spec?.replicas ?? 1)) ? true : undefined;
-}, 120_000);
+await eventually(
+  'demo Deployments ready on spot',
+  async () => {
+    const list = await t.apps.listNamespacedDeployment({ namespace });
+    return list.items.every((d) => (d.status?.readyReplicas ?? 0) >= (d.spec?.replicas ?? 1)) ? true : undefined;
+  },
+  120_000,
+);
 say('all Deployments ready on spot');
 
 const queueName = uniqueName('demo-q');
@@ -66,9 +78,23 @@ const { queueUrl } = await ensureQueueAndRule(ground, queueName);
 process.env.AWS_ACCESS_KEY_ID ??= 'testground';
 process.env.AWS_SECRET_ACCESS_KEY ??= 'testground';
 const config = loadConfig({
-  env: { MODE: 'namespace', NAMESPACE: namespace, SQS_QUEUE_URL: queueUrl, AWS_ENDPOINT_URL_SQS: ground.sqsEndpoint, AWS_REGION: ground.region, VERIFICATION_DELAY: '1s', ALERTS_ENABLED: 'false' },
+  env: {
+    MODE: 'namespace',
+    NAMESPACE: namespace,
+    SQS_QUEUE_URL: queueUrl,
+    AWS_ENDPOINT_URL_SQS: ground.sqsEndpoint,
+    AWS_REGION: ground.region,
+    VERIFICATION_DELAY: '1s',
+    ALERTS_ENABLED: 'false',
+  },
 });
-const controller = new Controller({ config, kc: kubeConfigFrom(ground.kubeconfig), log: pino({ level: 'error' }), metrics: createMetrics(), alerter: NO_ALERTS });
+const controller = new Controller({
+  config,
+  kc: kubeConfigFrom(ground.kubeconfig),
+  log: pino({ level: 'error' }),
+  metrics: createMetrics(),
+  alerter: NO_ALERTS,
+});
 await controller.start();
 say('controller running (namespace mode)');
 
@@ -78,19 +104,24 @@ const sampler = new ReadinessSampler();
 await sampler.start(t, namespace);
 const interruption = await injector.interrupt(nodes);
 const started = Date.now();
-say(`EC2 Spot Instance Interruption Warning sent for ${interruption.instances.map((i) => i.instanceId).join(', ')}; instances die at ${interruption.terminatesAt.toISOString().slice(11, 19)}`);
+say(
+  `EC2 Spot Instance Interruption Warning sent for ${interruption.instances.map((i) => i.instanceId).join(', ')}; instances die at ${interruption.terminatesAt.toISOString().slice(11, 19)}`,
+);
 
 const doneAt = new Map<string, number>();
 const row = (d: V1Deployment) => {
   const a = d.metadata?.annotations ?? {};
   return `${d.metadata!.name!.padEnd(11)} ${(a['spot-orchestrator/state'] ?? '-').padEnd(8)} ${(a['spot-orchestrator/phase'] ?? '').padEnd(10)} ready ${d.status?.readyReplicas ?? 0}/${d.spec?.replicas}`;
 };
-const managed = apps.filter((a) => a.annotations?.['spot-orchestrator/enabled'] && !a.annotations['spot-orchestrator/allow-fargate'] && !a.privileged).map((a) => a.name);
+const managed = apps
+  .filter((a) => a.annotations?.['spot-orchestrator/enabled'] && !a.annotations['spot-orchestrator/allow-fargate'] && !a.privileged)
+  .map((a) => a.name);
 while (Date.now() < interruption.terminatesAt.getTime() + 5000) {
   const list = (await t.apps.listNamespacedDeployment({ namespace })).items;
   for (const d of list) {
     const a = d.metadata?.annotations ?? {};
-    if (a['spot-orchestrator/state'] === 'fargate' && !a['spot-orchestrator/phase'] && !doneAt.has(d.metadata!.name!)) doneAt.set(d.metadata!.name!, Date.now() - started);
+    if (a['spot-orchestrator/state'] === 'fargate' && !a['spot-orchestrator/phase'] && !doneAt.has(d.metadata!.name!))
+      doneAt.set(d.metadata!.name!, Date.now() - started);
   }
   const left = Math.max(0, Math.round((interruption.terminatesAt.getTime() - Date.now()) / 1000));
   say(`${left}s to termination | ${list.map((d) => row(d).replace(/\s+/g, ' ')).join(' | ')}`);
@@ -106,11 +137,19 @@ const events = (await t.core.listNamespacedEvent({ namespace })).items;
 console.log('\nDeployment   replicas  from node                 outcome                                   took     lowest ready');
 for (const app of apps) {
   const skipped = events.find((e) => e.involvedObject.name === app.name && e.reason === 'MigrationSkipped');
-  const outcome = doneAt.has(app.name) ? 'moved to Fargate' : skipped ? `skipped: ${skipped.message?.split(':')[0]}` : app.annotations ? 'not moved' : 'not managed (no opt-in)';
+  const outcome = doneAt.has(app.name)
+    ? 'moved to Fargate'
+    : skipped
+      ? `skipped: ${skipped.message?.split(':')[0]}`
+      : app.annotations
+        ? 'not moved'
+        : 'not managed (no opt-in)';
   // The controller's own measure, from the patch to verified health, is in its Event.
   const migrated = events.find((e) => e.involvedObject.name === app.name && e.reason === 'MigratedToFargate');
   const took = migrated?.message?.match(/after ([\d.]+ s)/)?.[1] ?? '-';
-  console.log(`${app.name.padEnd(12)} ${String(app.replicas).padEnd(9)} ${(fromNode.get(app.name) ?? '?').padEnd(25)} ${outcome.padEnd(41)} ${took.padEnd(8)} ${sampler.lowestReady.get(app.name) ?? '?'}/${app.replicas}`);
+  console.log(
+    `${app.name.padEnd(12)} ${String(app.replicas).padEnd(9)} ${(fromNode.get(app.name) ?? '?').padEnd(25)} ${outcome.padEnd(41)} ${took.padEnd(8)} ${sampler.lowestReady.get(app.name) ?? '?'}/${app.replicas}`,
+  );
 }
 console.log(`\nThe spot instances are gone; the moved Deployments never had fewer ready replicas than desired.`);
 console.log(`Look around: ${ground.kubectl} --kubeconfig ${ground.kubeconfig} -n ${namespace} get deploy,pods -o wide`);

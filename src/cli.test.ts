@@ -140,7 +140,11 @@ describe('test-eventbridge', () => {
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const { port } = server.address() as { port: number };
-    const client = new EventBridgeClient({ region: 'eu-west-1', endpoint: `http://127.0.0.1:${port}`, credentials: { accessKeyId: 'k', secretAccessKey: 's' } });
+    const client = new EventBridgeClient({
+      region: 'eu-west-1',
+      endpoint: `http://127.0.0.1:${port}`,
+      credentials: { accessKeyId: 'k', secretAccessKey: 's' },
+    });
     return { client, bodies, close: () => server.close() };
   }
 
@@ -148,7 +152,12 @@ describe('test-eventbridge', () => {
     const eb = await eventBridge({ FailedEntryCount: 0, Entries: [{ EventId: 'e-1' }] });
     try {
       const lines: string[] = [];
-      const id = await testEventBridge({ aws: { region: 'eu-west-1', sqs_queue_url: 'unused', visibility_timeout: 30_000 } }, { instance: 'i-0123456789abcdef0' }, (l) => lines.push(l), eb.client);
+      const id = await testEventBridge(
+        { aws: { region: 'eu-west-1', sqs_queue_url: 'unused', visibility_timeout: 30_000 } },
+        { instance: 'i-0123456789abcdef0' },
+        (l) => lines.push(l),
+        eb.client,
+      );
       assert.equal(id, 'e-1');
       const [entry] = eb.bodies[0]!.Entries;
       assert.equal(entry!.Source, 'aws.ec2');
@@ -162,11 +171,19 @@ describe('test-eventbridge', () => {
     }
   });
 
-  it("says why AWS refused the event (its own aws. sources), and takes --source and --bus", async () => {
-    const eb = await eventBridge({ FailedEntryCount: 1, Entries: [{ ErrorCode: 'NotAuthorizedForSourceException', ErrorMessage: 'Not authorized for the source.' }] });
+  it('says why AWS refused the event (its own aws. sources), and takes --source and --bus', async () => {
+    const eb = await eventBridge({
+      FailedEntryCount: 1,
+      Entries: [{ ErrorCode: 'NotAuthorizedForSourceException', ErrorMessage: 'Not authorized for the source.' }],
+    });
     try {
       await assert.rejects(
-        testEventBridge({ aws: { region: 'eu-west-1', sqs_queue_url: 'unused', visibility_timeout: 30_000 } }, { instance: 'i-0123456789abcdef0', source: 'test.spot', bus: 'ops' }, () => undefined, eb.client),
+        testEventBridge(
+          { aws: { region: 'eu-west-1', sqs_queue_url: 'unused', visibility_timeout: 30_000 } },
+          { instance: 'i-0123456789abcdef0', source: 'test.spot', bus: 'ops' },
+          () => undefined,
+          eb.client,
+        ),
         /EventBridge refused the event: NotAuthorizedForSourceException: Not authorized for the source\. \(AWS reserves "aws\." sources for itself; see --source\)/,
       );
       const [entry] = eb.bodies[0]!.Entries;
@@ -188,7 +205,12 @@ describe('config check', () => {
 
   it('shows an unknown key as a warning and goes on', async () => {
     const file = writeScratch('unknown.toml', '[migration]\nrollout_timout = "5m"\n');
-    const { stdout } = await cli(['config', 'check'], { CONFIG_FILE: file, MODE: 'namespace', SQS_QUEUE_URL: 'http://127.0.0.1:1/q', KUBECONFIG: '/nonexistent' });
+    const { stdout } = await cli(['config', 'check'], {
+      CONFIG_FILE: file,
+      MODE: 'namespace',
+      SQS_QUEUE_URL: 'http://127.0.0.1:1/q',
+      KUBECONFIG: '/nonexistent',
+    });
     assert.match(stdout, /WARNING: .*unknown\.toml: unknown key migration\.rollout_timout, ignored/);
     assert.doesNotMatch(stdout, /problem/);
   });
@@ -200,12 +222,23 @@ describe('a failure prints its root cause', () => {
     const text = describeFailure(new Error('starting the controller', { cause: new Error('starting ops server on 0.0.0.0:8080', { cause: root }) }));
     assert.equal(
       text,
-      ['spot-orchestrator: starting the controller', '  caused by: starting ops server on 0.0.0.0:8080', '    caused by: listen EADDRINUSE: address already in use 0.0.0.0:8080'].join('\n'),
+      [
+        'spot-orchestrator: starting the controller',
+        '  caused by: starting ops server on 0.0.0.0:8080',
+        '    caused by: listen EADDRINUSE: address already in use 0.0.0.0:8080',
+      ].join('\n'),
     );
     const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:6443'), { code: 'ECONNREFUSED' });
-    assert.match(describeFailure(new Error('fetch failed', { cause: new AggregateError([refused], 'all attempts failed') })), /caused by: all attempts failed\n {4}caused by: connect ECONNREFUSED 127\.0\.0\.1:6443$/);
+    assert.match(
+      describeFailure(new Error('fetch failed', { cause: new AggregateError([refused], 'all attempts failed') })),
+      /caused by: all attempts failed\n {4}caused by: connect ECONNREFUSED 127\.0\.0\.1:6443$/,
+    );
     const quoted = new Error('loading the kubeconfig: ENOENT: no such file', { cause: new Error('ENOENT: no such file') });
-    assert.equal(describeFailure(quoted), 'spot-orchestrator: loading the kubeconfig: ENOENT: no such file', 'a cause the message already quotes is not repeated');
+    assert.equal(
+      describeFailure(quoted),
+      'spot-orchestrator: loading the kubeconfig: ENOENT: no such file',
+      'a cause the message already quotes is not repeated',
+    );
   });
 
   it('run with METRICS_PORT taken stops with EADDRINUSE, and a missing CONFIG_FILE with ENOENT', async () => {
@@ -217,10 +250,20 @@ describe('a failure prints its root cause', () => {
       'apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:1\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\ncurrent-context: c\nusers:\n- name: u\n  user:\n    token: t\n',
     );
     try {
-      const env = { KUBECONFIG: kubeconfig, MODE: 'namespace', SQS_QUEUE_URL: 'http://127.0.0.1:1/000000000000/q', METRICS_PORT: String(port), LOG_FORMAT: 'json', ALERTS_ENABLED: 'false' };
+      const env = {
+        KUBECONFIG: kubeconfig,
+        MODE: 'namespace',
+        SQS_QUEUE_URL: 'http://127.0.0.1:1/000000000000/q',
+        METRICS_PORT: String(port),
+        LOG_FORMAT: 'json',
+        ALERTS_ENABLED: 'false',
+      };
       const taken = await cli(['run'], env);
       assert.equal(taken.code, 1);
-      assert.match(taken.stderr, new RegExp(`starting ops server on 0\\.0\\.0\\.0:${port}\\n\\s+caused by: listen EADDRINUSE: address already in use 0\\.0\\.0\\.0:${port}`));
+      assert.match(
+        taken.stderr,
+        new RegExp(`starting ops server on 0\\.0\\.0\\.0:${port}\\n\\s+caused by: listen EADDRINUSE: address already in use 0\\.0\\.0\\.0:${port}`),
+      );
       const missing = await cli(['run'], { ...env, CONFIG_FILE: join(scratch, 'nowhere.toml') });
       assert.equal(missing.code, 1);
       assert.match(missing.stderr, /reading config file .*nowhere\.toml \(from env CONFIG_FILE\)\n\s+caused by: ENOENT: no such file or directory/);

@@ -12,7 +12,15 @@ import { createAlerter, sampleAlerts } from './alerts/index.js';
 import { buildRebalanceRecommendation, buildSpotInterruption } from './events/build.js';
 import { parseProviderId } from './events/provider-id.js';
 import { sqsClientFor } from './controller/controller.js';
-import { ConfigError, loadConfigFor, readConfigFile, resolveWithProvenance, type ConfigNeeds, type ConfigProblem, type ConfigProvenance } from './config/load.js';
+import {
+  ConfigError,
+  loadConfigFor,
+  readConfigFile,
+  resolveWithProvenance,
+  type ConfigNeeds,
+  type ConfigProblem,
+  type ConfigProvenance,
+} from './config/load.js';
 import { resolveDeploymentSettingsWithProvenance, type OverriddenConfig } from './config/overrides.js';
 import { SCHEMA, type Config } from './config/config.js';
 import { Controller } from './controller/controller.js';
@@ -61,7 +69,8 @@ const NEEDS = {
 export async function runCommand(config: Config, configWarnings: readonly ConfigProblem[] = []): Promise<void> {
   const log = createLogger(config.logging);
   for (const warning of configWarnings) {
-    if (warning.warning === 'no_effect') log.warn({ key: warning.key, source: warning.source, detail: warning.message }, 'setting accepted from the Go original has no effect');
+    if (warning.warning === 'no_effect')
+      log.warn({ key: warning.key, source: warning.source, detail: warning.message }, 'setting accepted from the Go original has no effect');
     else log.warn({ key: warning.key, file: warning.source, expected: warning.expected }, 'unknown config.toml key ignored');
   }
   const metrics = createMetrics();
@@ -175,7 +184,9 @@ export async function testEventBridge(
   events = new EventBridgeClient({ region: config.aws.region }),
 ): Promise<string> {
   const { instanceId, zone } = await targetInstance('test-eventbridge', target);
-  const event = JSON.parse(buildSpotInterruption({ instanceId, zone, time: new Date(), region: config.aws.region, account: target.account ?? '123456789012' })) as {
+  const event = JSON.parse(
+    buildSpotInterruption({ instanceId, zone, time: new Date(), region: config.aws.region, account: target.account ?? '123456789012' }),
+  ) as {
     source: string;
     'detail-type': string;
     resources: string[];
@@ -228,16 +239,25 @@ export async function stateSet(name: string, namespace: string, state: string, r
     {
       name,
       namespace,
-      body: { metadata: { annotations: { [MANAGED_ANNOTATIONS.state]: state, [MANAGED_ANNOTATIONS.reason]: reason, [MANAGED_ANNOTATIONS.migratedAt]: formatTimestamp(now) } } },
+      body: {
+        metadata: {
+          annotations: { [MANAGED_ANNOTATIONS.state]: state, [MANAGED_ANNOTATIONS.reason]: reason, [MANAGED_ANNOTATIONS.migratedAt]: formatTimestamp(now) },
+        },
+      },
     },
     MERGE_PATCH,
   );
 }
 
 /** The original's deployment-state tool: `get`, or `set <state> <reason>`, on DEPLOYMENT_NAME unless named. */
-export async function deploymentState(config: Pick<Config, 'kubernetes'>, args: { sub?: string; rest: string[]; deployment?: string; namespace?: string }, out = console.log): Promise<void> {
+export async function deploymentState(
+  config: Pick<Config, 'kubernetes'>,
+  args: { sub?: string; rest: string[]; deployment?: string; namespace?: string },
+  out = console.log,
+): Promise<void> {
   const name = args.deployment ?? config.kubernetes.deployment_name;
-  if (!name) throw new UsageError('deployment-state works on DEPLOYMENT_NAME (kubernetes.deployment_name), as the original did: set it, or pass --deployment NAME');
+  if (!name)
+    throw new UsageError('deployment-state works on DEPLOYMENT_NAME (kubernetes.deployment_name), as the original did: set it, or pass --deployment NAME');
   const namespace = args.namespace ?? config.kubernetes.namespace;
   if (args.sub === 'get' && args.rest.length === 0) return stateGet(name, namespace, out);
   if (args.sub === 'set' && args.rest.length === 2) {
@@ -276,7 +296,8 @@ export function perDeploymentConfig(
 /** One line per setting: its value, the layer it came from, and an override that was ignored. */
 function printDeploymentSettings(config: OverriddenConfig, settings: ConfigProvenance, d: V1Deployment, indent: string, out: (line: string) => void): void {
   const resolved = resolveDeploymentSettingsWithProvenance(config, settings, d.metadata?.annotations);
-  for (const [k, v] of Object.entries(resolved)) out(`${indent}${k} = ${v.display}  [${v.source}]${v.invalid ? `  INVALID OVERRIDE: ${v.invalid.message}` : ''}`);
+  for (const [k, v] of Object.entries(resolved))
+    out(`${indent}${k} = ${v.display}  [${v.source}]${v.invalid ? `  INVALID OVERRIDE: ${v.invalid.message}` : ''}`);
 }
 
 function managedBecause(config: Pick<Config, 'kubernetes'>, managed: boolean): string {
@@ -358,7 +379,12 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       return 0;
     }
     case 'deployment-state':
-      await deploymentState(configFor(NEEDS.state, env, warn).config, { sub, rest: positionals.slice(2), deployment: values.deployment, namespace: values.namespace });
+      await deploymentState(configFor(NEEDS.state, env, warn).config, {
+        sub,
+        rest: positionals.slice(2),
+        deployment: values.deployment,
+        namespace: values.namespace,
+      });
       return 0;
     case 'simulate':
       await simulate(configFor(NEEDS.aws, env, warn).config, sub ?? '', eventTarget);

@@ -19,7 +19,12 @@ export function quotedLogLines(readme: string): string[] {
     .slice(start, end < 0 ? undefined : end)
     .split('\n')
     .filter((line) => line.startsWith('|'))
-    .map((line) => line.split(/(?<!\\)\|/).slice(1, -1).map((cell) => cell.trim()));
+    .map((line) =>
+      line
+        .split(/(?<!\\)\|/)
+        .slice(1, -1)
+        .map((cell) => cell.trim()),
+    );
   const [header = [], , ...body] = rows;
   const column = header.indexOf('log line');
   assert.ok(column >= 0, `the troubleshooting table has a "log line" column (headers: ${header.join(', ')})`);
@@ -49,7 +54,18 @@ describe('README troubleshooting', () => {
   });
 
   it('reads the convention: backticked text in the log line column only', () => {
-    const readme = ['## Troubleshooting', '', '| symptom | log line | look at |', '|---|---|---|', '| `a` | `one`, `two` | `three` |', '| b | | c |', '', '## Next', '| x | log line |', '| `no` | `nope` |'].join('\n');
+    const readme = [
+      '## Troubleshooting',
+      '',
+      '| symptom | log line | look at |',
+      '|---|---|---|',
+      '| `a` | `one`, `two` | `three` |',
+      '| b | | c |',
+      '',
+      '## Next',
+      '| x | log line |',
+      '| `no` | `nope` |',
+    ].join('\n');
     assert.deepEqual(quotedLogLines(`\n${readme}`), ['one', 'two']);
   });
 });

@@ -49,11 +49,15 @@ export function sampleProc(pid: number): ProcSample {
 export function buildController(say: (line: string) => void): string | undefined {
   const entry = join(BUILD_DIR, 'src/cli.js');
   try {
-    execFileSync(process.execPath, [join(PROJECT_DIR, 'node_modules/typescript/bin/tsc'), '-p', join(PROJECT_DIR, 'tsconfig.build.json'), '--outDir', BUILD_DIR], {
-      cwd: PROJECT_DIR,
-      stdio: 'pipe',
-      encoding: 'utf8',
-    });
+    execFileSync(
+      process.execPath,
+      [join(PROJECT_DIR, 'node_modules/typescript/bin/tsc'), '-p', join(PROJECT_DIR, 'tsconfig.build.json'), '--outDir', BUILD_DIR],
+      {
+        cwd: PROJECT_DIR,
+        stdio: 'pipe',
+        encoding: 'utf8',
+      },
+    );
     return existsSync(entry) ? entry : undefined;
   } catch (err) {
     const out = (err as { stdout?: string }).stdout ?? String(err);
@@ -142,7 +146,12 @@ export async function startController(b: Bench, namespace: string, section: stri
   void exited.then((c) => (exitCode = c));
   const deadline = Date.now() + 60_000;
   while (!started) {
-    const failure = exitCode !== undefined ? `the controller exited (${exitCode}) before starting` : Date.now() > deadline ? 'the controller did not start in 60 s' : undefined;
+    const failure =
+      exitCode !== undefined
+        ? `the controller exited (${exitCode}) before starting`
+        : Date.now() > deadline
+          ? 'the controller did not start in 60 s'
+          : undefined;
     if (failure) {
       child.kill('SIGKILL');
       log.end();

@@ -44,7 +44,7 @@ export async function runDetection(b: Bench, repeats: number, entry: string | un
         b.say(section, `event ${i + 1}/${repeats}: no patch within 30 s`);
       } else {
         samples.push(round((patchedAt - sentAt) / 1000, 3));
-        b.say(section, `event ${i + 1}/${repeats}: first patch ${((patchedAt - sentAt)).toFixed(0)} ms after SendMessage`);
+        b.say(section, `event ${i + 1}/${repeats}: first patch ${(patchedAt - sentAt).toFixed(0)} ms after SendMessage`);
       }
       await sleep(1000);
     }

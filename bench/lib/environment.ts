@@ -54,7 +54,9 @@ export async function captureEnvironment(b: Bench): Promise<Environment> {
   const server = await b.kc.makeApiClient(VersionApi).getCode();
   let kubectl = '?';
   try {
-    const out = JSON.parse(execFileSync(b.ground.kubectl, ['version', '--client', '-o', 'json'], { encoding: 'utf8' })) as { clientVersion?: { gitVersion?: string } };
+    const out = JSON.parse(execFileSync(b.ground.kubectl, ['version', '--client', '-o', 'json'], { encoding: 'utf8' })) as {
+      clientVersion?: { gitVersion?: string };
+    };
     kubectl = out.clientVersion?.gitVersion ?? '?';
   } catch {
     // reported as ?

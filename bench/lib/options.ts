@@ -93,7 +93,8 @@ export function parseOptions(argv: string[], env: Record<string, string | undefi
     .split(',')
     .map((s) => s.trim())
     .filter(Boolean);
-  for (const s of strategies) if (!(STRATEGIES as readonly string[]).includes(s)) throw new Error(`--strategies: unknown strategy "${s}" (${STRATEGIES.join(', ')})`);
+  for (const s of strategies)
+    if (!(STRATEGIES as readonly string[]).includes(s)) throw new Error(`--strategies: unknown strategy "${s}" (${STRATEGIES.join(', ')})`);
   const share = Number(get('service-share'));
   if (!(share >= 0 && share <= 1)) throw new Error(`--service-share must be between 0 and 1, got "${get('service-share')}"`);
   const runtime = get('controller');

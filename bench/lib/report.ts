@@ -53,7 +53,7 @@ function rolloutCell(r: StrategyResult): string {
 export function mainTable(results: BenchResults): string {
   const { strategies, floor } = results;
   const lines = [
-    '| strategy | affected Deployments | fully available on surviving capacity before the deadline | replica-seconds below desired: readyReplicas (wall / simulated) | same, from pods\' Ready condition (wall) | Deployments that hit 0 ready | phase 1: warning → last patch | phase 1 ÷ floor | all affected available on surviving capacity | all rollouts complete | controller CPU s (event / process) | controller peak RSS |',
+    "| strategy | affected Deployments | fully available on surviving capacity before the deadline | replica-seconds below desired: readyReplicas (wall / simulated) | same, from pods' Ready condition (wall) | Deployments that hit 0 ready | phase 1: warning → last patch | phase 1 ÷ floor | all affected available on surviving capacity | all rollouts complete | controller CPU s (event / process) | controller peak RSS |",
     '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
   for (const r of strategies) {
@@ -116,8 +116,14 @@ export function renderResults(r: BenchResults): string {
     out.push('|---|---|---:|---|');
     for (const x of r.strategies) {
       const notes = [...x.notes];
-      if (x.controller) notes.push(`controller run from the ${x.controller.runtime === 'build' ? 'tsc build (node dist/src/cli.js run)' : 'TypeScript sources through tsx'}; its own phase 1 per message: max ${x.controller.phase1Logged.length ? Math.max(...x.controller.phase1Logged).toFixed(2) : dash} s over ${x.controller.phase1Logged.length} messages`);
-      if (x.strategy === 'drain') notes.push(`${x.evictedBeforeDeadline} pods on the warned nodes evicted before the deadline (${x.doomedPods} were there at the warning; replacements can land on a node before its drain cordons it)`);
+      if (x.controller)
+        notes.push(
+          `controller run from the ${x.controller.runtime === 'build' ? 'tsc build (node dist/src/cli.js run)' : 'TypeScript sources through tsx'}; its own phase 1 per message: max ${x.controller.phase1Logged.length ? Math.max(...x.controller.phase1Logged).toFixed(2) : dash} s over ${x.controller.phase1Logged.length} messages`,
+        );
+      if (x.strategy === 'drain')
+        notes.push(
+          `${x.evictedBeforeDeadline} pods on the warned nodes evicted before the deadline (${x.doomedPods} were there at the warning; replacements can land on a node before its drain cordons it)`,
+        );
       if (x.watchRestarts > 0) notes.push(`${x.watchRestarts} watch restarts (resumed from the last resourceVersion)`);
       if (x.loadAverage) notes.push(`load average ${x.loadAverage.atWarning} at the warning, ${x.loadAverage.atEnd} at the end`);
       out.push(`| ${x.strategy} | ${x.describe} | ${x.setupSeconds} s | ${notes.join('; ') || dash} |`);
@@ -127,18 +133,18 @@ export function renderResults(r: BenchResults): string {
     out.push('- **affected**: Deployments with at least one pod on a warned node when the warning went out.');
     out.push('- **fully available on surviving capacity before the deadline**: affected Deployments that, at some moment before the');
     out.push('  instances died, had `spec.replicas` pods Ready, not terminating, on nodes that were not warned (Fargate or the rest of');
-    out.push('  the spot pool). From a watch on the namespace\'s pods.');
+    out.push("  the spot pool). From a watch on the namespace's pods.");
     out.push('- **replica-seconds below desired**: the integral of max(0, `spec.replicas` − `status.readyReplicas`) over every Deployment');
     out.push('  of the namespace, from the warning to the end of the observation, from a watch on the Deployments (every event');
     out.push('  counted, no polling). "Simulated" divides the wall-clock figure by the time scale. The next column integrates the');
     out.push('  same deficit from the pod watch instead (Ready, not terminating pods per Deployment): it does not wait for the');
     out.push('  deployment controller to write the status, which lags on a loaded ground and can miss short dips altogether.');
     out.push('- **hit 0 ready**: Deployments whose `status.readyReplicas` was 0 at some point in the observation.');
-    out.push('- **phase 1**: warning → the last affected Deployment\'s template seen with `compute-type: fargate` on the watch. For');
+    out.push("- **phase 1**: warning → the last affected Deployment's template seen with `compute-type: fargate` on the watch. For");
     out.push('  the controller this includes EventBridge → SQS → long poll. Sequential and drain start the moment the warning is sent,');
     out.push('  with no queue in between, which can only flatter them. For drain, the last eviction (a pod on a warned node starting');
     out.push('  to terminate before the deadline) is shown instead.');
-    out.push('- **phase 1 ÷ floor**: phase 1 divided by the floor\'s time for the same number of the same patches (below).');
+    out.push("- **phase 1 ÷ floor**: phase 1 divided by the floor's time for the same number of the same patches (below).");
     out.push('- **all affected available on surviving capacity**: when the last affected Deployment first became fully available');
     out.push('  there (possibly after the deadline, when the ReplicaSets replaced the dead pods).');
     out.push('- **all rollouts complete**: when the last patched Deployment reported its rollout complete (`observedGeneration`,');
@@ -152,9 +158,9 @@ export function renderResults(r: BenchResults): string {
     out.push('- Everything (etcd, the API server, controller-manager, scheduler, KWOK, the Fargate simulator, moto, the controller');
     out.push(`  and this harness) shares the ${e.cores} cores above. When the load average is well above the core count, the API server`);
     out.push('  is the bottleneck and every strategy is slowed by it, including the reaction of the cluster to its own actions (the');
-    out.push('  controller\'s patches start rollouts that create pods while it is still patching).');
+    out.push("  controller's patches start rollouts that create pods while it is still patching).");
     out.push('- The Fargate simulator, as EKS does, gives every Fargate pod a node of its own; KWOK keeps each one alive with lease');
-    out.push('  and status updates, so a thousand Fargate pods are a thousand more nodes for the API server. Every pod\'s (scaled)');
+    out.push("  and status updates, so a thousand Fargate pods are a thousand more nodes for the API server. Every pod's (scaled)");
     out.push('  45 s runs in parallel; after it the simulator creates the node and binds the pod with at most 50 API calls in flight,');
     out.push('  so with thousands of pods the API server, not the 45 s, sets the pace. A real cluster has no such queue.');
     out.push('- KWOK makes a pod Ready the moment it is bound: no image pull, no start-up, no readiness probe. Pods rescheduled onto');
@@ -168,8 +174,12 @@ export function renderResults(r: BenchResults): string {
     out.push('## Floor for phase 1');
     out.push('');
     out.push(`A minimal client issued the controller's patches (planMigration's JSON Patch, resourceVersion test included) to ${f.deployments}`);
-    out.push(`paused Deployments (so no rollout started), ${f.concurrency} at a time: **${f.seconds.toFixed(2)} s**, ${f.patchesPerSecond} patches/s, latency p50`);
-    out.push(`${f.latencyP50Ms} ms, p95 ${f.latencyP95Ms} ms${f.conflicts ? `, ${f.conflicts} resourceVersion conflicts redone` : ''}${f.errors ? `, ${f.errors} errors` : ''}. The count is the number of Deployments the controller patched in this run.`);
+    out.push(
+      `paused Deployments (so no rollout started), ${f.concurrency} at a time: **${f.seconds.toFixed(2)} s**, ${f.patchesPerSecond} patches/s, latency p50`,
+    );
+    out.push(
+      `${f.latencyP50Ms} ms, p95 ${f.latencyP95Ms} ms${f.conflicts ? `, ${f.conflicts} resourceVersion conflicts redone` : ''}${f.errors ? `, ${f.errors} errors` : ''}. The count is the number of Deployments the controller patched in this run.`,
+    );
     out.push('');
   }
   if (r.detection) {
@@ -177,11 +187,13 @@ export function renderResults(r: BenchResults): string {
     out.push('## Detection latency');
     out.push('');
     out.push(`${d.events} single warnings, one at a time, each put straight into the controller's queue (SendMessage), each for a`);
-    out.push('node running one opted-in Deployment; measured from the SendMessage call to that Deployment\'s patch seen on the watch.');
+    out.push("node running one opted-in Deployment; measured from the SendMessage call to that Deployment's patch seen on the watch.");
     out.push('');
     out.push('| events | p50 | p95 | min | max | missed |');
     out.push('|---:|---:|---:|---:|---:|---:|');
-    out.push(`| ${d.samples.length} | ${(d.p50 * 1000).toFixed(0)} ms | ${(d.p95 * 1000).toFixed(0)} ms | ${(d.min * 1000).toFixed(0)} ms | ${(d.max * 1000).toFixed(0)} ms | ${d.missed} |`);
+    out.push(
+      `| ${d.samples.length} | ${(d.p50 * 1000).toFixed(0)} ms | ${(d.p95 * 1000).toFixed(0)} ms | ${(d.min * 1000).toFixed(0)} ms | ${(d.max * 1000).toFixed(0)} ms | ${d.missed} |`,
+    );
     out.push('');
   }
   if (r.scaling.length > 0) {
@@ -190,10 +202,14 @@ export function renderResults(r: BenchResults): string {
     out.push('N Deployments of 1 replica each on max(' + o.nodes + ', N/200) spot nodes; half of the nodes warned at once; the controller');
     out.push('observed until the deadline plus the tail (the nodes were not killed).');
     out.push('');
-    out.push('| N | nodes (warned) | affected | phase 1: warning → last patch | controller\'s own phase 1 (max per message) | controller CPU s (event) | controller peak RSS | setup |');
+    out.push(
+      "| N | nodes (warned) | affected | phase 1: warning → last patch | controller's own phase 1 (max per message) | controller CPU s (event) | controller peak RSS | setup |",
+    );
     out.push('|---:|---:|---:|---:|---:|---:|---:|---:|');
     for (const p of r.scaling) {
-      out.push(`| ${p.n} | ${p.nodes} (${p.doomedNodes}) | ${p.affected} | ${p.phase1Seconds === null ? `${dash} (${p.patched}/${p.affected} patched)` : s(p.phase1Seconds, 2)} | ${s(p.phase1LoggedMax, 2)} | ${p.cpuSeconds.toFixed(1)} | ${p.peakRssMiB.toFixed(0)} MiB | ${p.setupSeconds} s |`);
+      out.push(
+        `| ${p.n} | ${p.nodes} (${p.doomedNodes}) | ${p.affected} | ${p.phase1Seconds === null ? `${dash} (${p.patched}/${p.affected} patched)` : s(p.phase1Seconds, 2)} | ${s(p.phase1LoggedMax, 2)} | ${p.cpuSeconds.toFixed(1)} | ${p.peakRssMiB.toFixed(0)} MiB | ${p.setupSeconds} s |`,
+      );
     }
     out.push('');
   }
@@ -216,15 +232,21 @@ export function renderReadmeFragment(r: BenchResults, resultsPath: string): stri
   const e = r.environment;
   const o = r.options;
   const out: string[] = [];
-  out.push(`Measured ${e.date.slice(0, 10)} on the local test ground (${e.cores} cores, ${e.memoryGiB} GiB; Kubernetes ${e.kubernetesServer}; time scale ${e.timeScale}:`);
-  out.push(`Fargate start ${(e.fargateDelayMs / 1000).toFixed(2)} s, window ${(e.windowMs / 1000).toFixed(2)} s). ${o.n} Deployments of ${o.replicasMin}-${o.replicasMax} replicas on ${o.nodes} spot nodes,`);
+  out.push(
+    `Measured ${e.date.slice(0, 10)} on the local test ground (${e.cores} cores, ${e.memoryGiB} GiB; Kubernetes ${e.kubernetesServer}; time scale ${e.timeScale}:`,
+  );
+  out.push(
+    `Fargate start ${(e.fargateDelayMs / 1000).toFixed(2)} s, window ${(e.windowMs / 1000).toFixed(2)} s). ${o.n} Deployments of ${o.replicasMin}-${o.replicasMax} replicas on ${o.nodes} spot nodes,`,
+  );
   out.push(`${o.k} nodes interrupted at once. Full results, definitions and plots: [${resultsPath}](${resultsPath}).`);
   out.push('');
   out.push('```sh');
   out.push(r.command);
   out.push('```');
   out.push('');
-  out.push('| strategy | affected Deployments fully available on surviving capacity before the deadline | replica-seconds below desired (readyReplicas / pods) | Deployments that hit 0 ready | phase 1 (warning → last patch) | controller CPU / peak RSS |');
+  out.push(
+    '| strategy | affected Deployments fully available on surviving capacity before the deadline | replica-seconds below desired (readyReplicas / pods) | Deployments that hit 0 ready | phase 1 (warning → last patch) | controller CPU / peak RSS |',
+  );
   out.push('|---|---:|---:|---:|---:|---:|');
   for (const x of r.strategies) {
     const ratio = phase1Ratio(x, r.floor);
@@ -232,9 +254,14 @@ export function renderReadmeFragment(r: BenchResults, resultsPath: string): stri
       `| ${x.strategy} | ${x.availableBeforeDeadlinePct.toFixed(1)} % of ${x.affected} | ${n1(x.replicaSecondsBelowDesired, 0)} / ${n1(x.replicaSecondsBelowDesiredFromPods, 0)} | ${x.hitZero} | ${phase1Cell(x)}${ratio === null ? '' : ` (${ratio.toFixed(1)}× the floor)`} | ${x.controller ? `${x.controller.cpuSeconds.toFixed(1)} s / ${x.controller.peakRssMiB.toFixed(0)} MiB` : dash} |`,
     );
   }
-  if (r.detection) out.push(`\nDetection (SQS → first patch, ${r.detection.samples.length} single events): p50 ${(r.detection.p50 * 1000).toFixed(0)} ms, p95 ${(r.detection.p95 * 1000).toFixed(0)} ms.`);
+  if (r.detection)
+    out.push(
+      `\nDetection (SQS → first patch, ${r.detection.samples.length} single events): p50 ${(r.detection.p50 * 1000).toFixed(0)} ms, p95 ${(r.detection.p95 * 1000).toFixed(0)} ms.`,
+    );
   if (r.scaling.length > 0) {
-    out.push(`\nScaling (1 replica each, half the nodes warned): ${r.scaling.map((p) => `N=${p.n}: phase 1 ${p.phase1Seconds === null ? dash : `${p.phase1Seconds.toFixed(2)} s`}, ${p.peakRssMiB.toFixed(0)} MiB`).join('; ')}.`);
+    out.push(
+      `\nScaling (1 replica each, half the nodes warned): ${r.scaling.map((p) => `N=${p.n}: phase 1 ${p.phase1Seconds === null ? dash : `${p.phase1Seconds.toFixed(2)} s`}, ${p.peakRssMiB.toFixed(0)} MiB`).join('; ')}.`,
+    );
   }
   return out.join('\n') + '\n';
 }

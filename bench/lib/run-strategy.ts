@@ -84,7 +84,10 @@ export async function runStrategy(b: Bench, strategy: Strategy, spec: ScenarioSp
     const affected = [...pods.affected].sort();
     await injector.interrupt(doomed, { terminate: false });
     const loadAtWarning = loadavg()[0]!;
-    b.say(section, `warning sent for ${doomed.length} nodes (${pods.doomedPodsAtWarning} pods, ${affected.length} Deployments affected); they die in ${(windowMs / 1000).toFixed(1)} s`);
+    b.say(
+      section,
+      `warning sent for ${doomed.length} nodes (${pods.doomedPodsAtWarning} pods, ${affected.length} Deployments affected); they die in ${(windowMs / 1000).toFixed(1)} s`,
+    );
 
     const killer = sleep(deadline - Date.now(), abort.signal).then(async () => {
       if (abort.signal.aborted) return;

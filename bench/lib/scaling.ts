@@ -49,7 +49,10 @@ export async function runScalingPoint(b: Bench, n: number, entry: string | undef
       await sleep(Math.min(5000, Math.max(100, (allPatched() ? minEnd : maxEnd) - Date.now())));
       const patched = affected.filter((a) => scenario.tracker.states.get(a)?.patchedAt !== undefined).length;
       const s = controller.sample();
-      b.say(section, `t+${((Date.now() - warnedAt) / 1000).toFixed(1)}s: patched ${patched}/${affected.length}, controller RSS ${s.rssMiB.toFixed(0)} MiB (peak ${s.peakRssMiB.toFixed(0)})`);
+      b.say(
+        section,
+        `t+${((Date.now() - warnedAt) / 1000).toFixed(1)}s: patched ${patched}/${affected.length}, controller RSS ${s.rssMiB.toFixed(0)} MiB (peak ${s.peakRssMiB.toFixed(0)})`,
+      );
     }
     const sample = controller.sample();
     const times = affected.map((a) => scenario.tracker.states.get(a)?.patchedAt).filter((t): t is number => t !== undefined);

@@ -112,10 +112,16 @@ async function populate(
       if (spec.service(i)) {
         const name = body.metadata!.name!;
         await retrying(() =>
-          b.core.createNamespacedService({ namespace, body: { metadata: { name }, spec: { selector: { app: name }, ports: [{ port: 80, targetPort: 8080 }] } } }),
+          b.core.createNamespacedService({
+            namespace,
+            body: { metadata: { name }, spec: { selector: { app: name }, ports: [{ port: 80, targetPort: 8080 }] } },
+          }),
         );
         await retrying(() =>
-          b.policy.createNamespacedPodDisruptionBudget({ namespace, body: { metadata: { name }, spec: { maxUnavailable: 1, selector: { matchLabels: { app: name } } } } }),
+          b.policy.createNamespacedPodDisruptionBudget({
+            namespace,
+            body: { metadata: { name }, spec: { maxUnavailable: 1, selector: { matchLabels: { app: name } } } },
+          }),
         );
         services++;
       }
@@ -176,9 +182,13 @@ export async function tearDown(b: Bench, s: Pick<Scenario, 'namespace' | 'nodes'
   const each = async (names: string[], del: (name: string) => Promise<unknown>) =>
     mapLimit(names, 50, (name) => retrying(() => del(name)).catch(ignoreNotFound));
   const deployments = await retrying(() => b.apps.listNamespacedDeployment({ namespace })).catch(() => undefined);
-  await each(deployments?.items.map((d) => d.metadata!.name!) ?? [], (name) => b.apps.deleteNamespacedDeployment({ name, namespace, propagationPolicy: 'Orphan' }));
+  await each(deployments?.items.map((d) => d.metadata!.name!) ?? [], (name) =>
+    b.apps.deleteNamespacedDeployment({ name, namespace, propagationPolicy: 'Orphan' }),
+  );
   const replicaSets = await retrying(() => b.apps.listNamespacedReplicaSet({ namespace })).catch(() => undefined);
-  await each(replicaSets?.items.map((r) => r.metadata!.name!) ?? [], (name) => b.apps.deleteNamespacedReplicaSet({ name, namespace, propagationPolicy: 'Orphan' }));
+  await each(replicaSets?.items.map((r) => r.metadata!.name!) ?? [], (name) =>
+    b.apps.deleteNamespacedReplicaSet({ name, namespace, propagationPolicy: 'Orphan' }),
+  );
   const podList = await retrying(() => b.core.listNamespacedPod({ namespace })).catch(() => undefined);
   await each(podList?.items.map((p) => p.metadata!.name!) ?? [], (name) => b.core.deleteNamespacedPod({ name, namespace, gracePeriodSeconds: 0 }));
   await retrying(() => b.core.deleteNamespace({ name: s.namespace })).catch(ignoreNotFound);
@@ -212,7 +222,9 @@ export async function tearDown(b: Bench, s: Pick<Scenario, 'namespace' | 'nodes'
     await sleep(1000);
   }
   // The Fargate simulator removes a pod's node when the pod goes; sweep any it missed.
-  const fargate = (await retrying(() => b.core.listNode())).items.filter((n) => n.metadata?.annotations?.[FARGATE_POD_ANNOTATION]?.startsWith(`${s.namespace}/`));
+  const fargate = (await retrying(() => b.core.listNode())).items.filter((n) =>
+    n.metadata?.annotations?.[FARGATE_POD_ANNOTATION]?.startsWith(`${s.namespace}/`),
+  );
   if (fargate.length > 0) await mapLimit(fargate, 10, (n) => retrying(() => b.core.deleteNode({ name: n.metadata!.name! })).catch(ignoreNotFound));
   b.live.namespaces.delete(s.namespace);
   b.say(section, `teardown done in ${((Date.now() - started) / 1000).toFixed(0)} s${fargate.length ? ` (swept ${fargate.length} Fargate nodes)` : ''}`);

@@ -98,12 +98,21 @@ export class DeploymentTracker extends WatchedCollection {
   /** [ms since begin, replicas below desired across the namespace] at every change. */
   readonly deficitTimeline: [number, number][] = [];
 
-  constructor(kc: KubeConfig, readonly namespace: string, log?: (line: string) => void) {
+  constructor(
+    kc: KubeConfig,
+    readonly namespace: string,
+    log?: (line: string) => void,
+  ) {
     const apps = kc.makeApiClient(AppsV1Api);
-    super(kc, `/apis/apps/v1/namespaces/${namespace}/deployments`, async () => {
-      const out = await apps.listNamespacedDeployment({ namespace });
-      return { items: out.items as RawObject[], resourceVersion: out.metadata?.resourceVersion ?? '' };
-    }, log);
+    super(
+      kc,
+      `/apis/apps/v1/namespaces/${namespace}/deployments`,
+      async () => {
+        const out = await apps.listNamespacedDeployment({ namespace });
+        return { items: out.items as RawObject[], resourceVersion: out.metadata?.resourceVersion ?? '' };
+      },
+      log,
+    );
   }
 
   protected *present(): Iterable<string> {
@@ -120,7 +129,20 @@ export class DeploymentTracker extends WatchedCollection {
     if (!name) return;
     let s = this.states.get(name);
     if (!s) {
-      s = { name, desired: 0, ready: 0, generation: 0, observedGeneration: 0, updated: 0, available: 0, replicas: 0, hitZero: false, deficitMs: 0, lastAt: at, gone: false };
+      s = {
+        name,
+        desired: 0,
+        ready: 0,
+        generation: 0,
+        observedGeneration: 0,
+        updated: 0,
+        available: 0,
+        replicas: 0,
+        hitZero: false,
+        deficitMs: 0,
+        lastAt: at,
+        gone: false,
+      };
       this.states.set(name, s);
     }
     const before = this.deficit(s);
@@ -260,12 +282,21 @@ export class PodTracker extends WatchedCollection {
   doomedPodsDeletedBeforeDeadline = 0;
   doomedPodsAtWarning = 0;
 
-  constructor(kc: KubeConfig, readonly namespace: string, log?: (line: string) => void) {
+  constructor(
+    kc: KubeConfig,
+    readonly namespace: string,
+    log?: (line: string) => void,
+  ) {
     const core = kc.makeApiClient(CoreV1Api);
-    super(kc, `/api/v1/namespaces/${namespace}/pods`, async () => {
-      const out = await core.listNamespacedPod({ namespace });
-      return { items: out.items as RawObject[], resourceVersion: out.metadata?.resourceVersion ?? '' };
-    }, log);
+    super(
+      kc,
+      `/api/v1/namespaces/${namespace}/pods`,
+      async () => {
+        const out = await core.listNamespacedPod({ namespace });
+        return { items: out.items as RawObject[], resourceVersion: out.metadata?.resourceVersion ?? '' };
+      },
+      log,
+    );
   }
 
   protected present(): Iterable<string> {

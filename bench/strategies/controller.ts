@@ -26,7 +26,14 @@ export function controllerStrategy(entry: string | undefined): Strategy {
       end ??= running.sample();
       const { exitCode } = await running.stop();
       stopped = true;
-      const notes = exitCode === 0 ? [] : [exitCode === null ? `the controller did not finish its SIGTERM drain within 20 s and was killed (log ${running.logFile})` : `the controller exited with ${exitCode} on SIGTERM (log ${running.logFile})`];
+      const notes =
+        exitCode === 0
+          ? []
+          : [
+              exitCode === null
+                ? `the controller did not finish its SIGTERM drain within 20 s and was killed (log ${running.logFile})`
+                : `the controller exited with ${exitCode} on SIGTERM (log ${running.logFile})`,
+            ];
       void run;
       return {
         notes,

@@ -21,7 +21,16 @@ export function drainStrategy(): Strategy {
       const b = run.bench;
       const timeoutSeconds = Math.max(1, Math.ceil((run.deadline - Date.now()) / 1000));
       for (const node of run.doomed) {
-        const args = ['--kubeconfig', b.ground.kubeconfig, 'drain', node, '--ignore-daemonsets', '--delete-emptydir-data', '--force', `--timeout=${timeoutSeconds}s`];
+        const args = [
+          '--kubeconfig',
+          b.ground.kubeconfig,
+          'drain',
+          node,
+          '--ignore-daemonsets',
+          '--delete-emptydir-data',
+          '--force',
+          `--timeout=${timeoutSeconds}s`,
+        ];
         command = `kubectl ${args.slice(2).join(' ').replace(node, 'NODE')}`;
         const log = createWriteStream(join(b.workDir, `drain-${node}.log`));
         const child = spawn(b.ground.kubectl, args, { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -46,7 +55,11 @@ export function drainStrategy(): Strategy {
       for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');
       await Promise.all(exits);
       const beforeDeadline = exitedAt.filter((t) => t <= run.deadline).length;
-      return { notes: [`\`${command}\`: ${beforeDeadline} of ${children.length} drains completed before the deadline; logs in ${relative(PROJECT_DIR, run.bench.workDir)}/drain-*.log`] };
+      return {
+        notes: [
+          `\`${command}\`: ${beforeDeadline} of ${children.length} drains completed before the deadline; logs in ${relative(PROJECT_DIR, run.bench.workDir)}/drain-*.log`,
+        ],
+      };
     },
     async dispose() {
       for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');

@@ -20,7 +20,9 @@ export function sequentialStrategy(): Strategy {
     async act(run: StrategyRun) {
       const b = run.bench;
       const ns = run.scenario.namespace;
-      await Promise.all(run.doomed.map((name) => retrying(() => b.core.patchNode({ name, body: { spec: { unschedulable: true } } }, MERGE_PATCH)).catch(() => undefined)));
+      await Promise.all(
+        run.doomed.map((name) => retrying(() => b.core.patchNode({ name, body: { spec: { unschedulable: true } } }, MERGE_PATCH)).catch(() => undefined)),
+      );
       const rolloutTimeoutMs = b.scaled(120_000);
       const eventId = `bench-sequential-${run.warnedAt}`;
       for (const [i, name] of run.affected.entries()) {

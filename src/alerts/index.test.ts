@@ -14,7 +14,10 @@ describe('createAlerter', () => {
     const { logger, warnings } = captureLogs();
     assert.equal(createAlerter({ alerts: { enabled: true } }, logger), NO_ALERTS);
     assert.equal(createAlerter({ alerts: { enabled: true, slack_webhook_url: '' } }, logger), NO_ALERTS);
-    assert.deepEqual(warnings().map((w) => w.msg), Array(2).fill('alerts enabled but alerts.slack_webhook_url is not set: no alert will be sent'));
+    assert.deepEqual(
+      warnings().map((w) => w.msg),
+      Array(2).fill('alerts enabled but alerts.slack_webhook_url is not set: no alert will be sent'),
+    );
   });
 
   it('is a SlackAlerter that delivers to the webhook otherwise, without logging it', async () => {
@@ -41,20 +44,17 @@ describe('sampleAlerts', () => {
     const samples = sampleAlerts(now);
     const kinds = samples.map((a) => a.kind);
     assert.equal(new Set(kinds).size, kinds.length);
-    assert.deepEqual(
-      [...kinds].sort(),
-      [
-        'health_check_failed',
-        'interruption_detected',
-        'migration_failed',
-        'migration_started',
-        'migration_summary',
-        'recovery_completed',
-        'recovery_failed',
-        'recovery_started',
-        'rollback',
-      ],
-    );
+    assert.deepEqual([...kinds].sort(), [
+      'health_check_failed',
+      'interruption_detected',
+      'migration_failed',
+      'migration_started',
+      'migration_summary',
+      'recovery_completed',
+      'recovery_failed',
+      'recovery_started',
+      'rollback',
+    ]);
     for (const alert of samples) {
       if (alert.kind === 'interruption_detected') assert.ok(alert.deadline > now);
       if (alert.kind === 'recovery_failed') assert.ok(alert.nextAttemptAt && alert.nextAttemptAt > now);

@@ -28,7 +28,10 @@ describe('describeError', () => {
     });
     const text = describeError(error, secretFormsOfUrl(URL_));
     assert.ok(!text.includes('abcdefghijklmnop1234'), text);
-    assert.match(text, /^TypeError: Failed to parse URL from \[redacted\] <- AggregateError: \(no message\) <- Error: connect ECONNREFUSED 10\.0\.0\.1:443 \[ECONNREFUSED\]/);
+    assert.match(
+      text,
+      /^TypeError: Failed to parse URL from \[redacted\] <- AggregateError: \(no message\) <- Error: connect ECONNREFUSED 10\.0\.0\.1:443 \[ECONNREFUSED\]/,
+    );
   });
 
   it('copes with values that are not errors', () => {

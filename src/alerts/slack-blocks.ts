@@ -74,9 +74,7 @@ export function fields(pairs: readonly (readonly [label: string, value: string])
 export function context(texts: readonly string[]): SlackBlock {
   return {
     type: 'context',
-    elements: texts
-      .slice(0, SLACK_LIMITS.contextElements)
-      .map((text) => ({ type: 'mrkdwn', text: truncate(text, SLACK_LIMITS.contextChars) })),
+    elements: texts.slice(0, SLACK_LIMITS.contextElements).map((text) => ({ type: 'mrkdwn', text: truncate(text, SLACK_LIMITS.contextChars) })),
   };
 }
 

@@ -44,7 +44,10 @@ describe('formatSlackMessage', () => {
       assertWithinSlackLimits(message);
       assert.equal(message.blocks[0]?.type, 'header', alert.kind);
       assert.equal(message.blocks.at(-1)?.type, 'context', alert.kind);
-      assert.ok(message.blocks.some((b) => b.type === 'section'), `${alert.kind} has no section`);
+      assert.ok(
+        message.blocks.some((b) => b.type === 'section'),
+        `${alert.kind} has no section`,
+      );
       assert.match(message.text, /^\[prod-eu\] /, alert.kind);
       assert.match(allText(message), /Cluster \*prod-eu\*/, alert.kind);
     }
@@ -124,7 +127,9 @@ describe('formatSlackMessage', () => {
       for (const o of outcomes) counts[o.result]++;
       assert.match(
         message.text,
-        new RegExp(`${counts.migrated} migrated, ${counts.skipped} skipped, ${counts.failed} failed, ${counts.in_progress} still rolling out of ${n} Deployments`),
+        new RegExp(
+          `${counts.migrated} migrated, ${counts.skipped} skipped, ${counts.failed} failed, ${counts.in_progress} still rolling out of ${n} Deployments`,
+        ),
       );
       // Failures come first, so every listed line of a 200-strong event is a failure (4 of them) or next in line.
       assert.ok(listed[0]?.startsWith(':x:'));
@@ -200,10 +205,17 @@ describe('formatSlackMessage', () => {
 
 describe('humanDuration', () => {
   it('reads like a person would say it', () => {
-    assert.deepEqual(
-      [850, 12_345, 59_990, 92_000, 30 * 60_000, 3_900_000, 7_200_000, -1, Number.NaN].map(humanDuration),
-      ['850 ms', '12.3 s', '1 min', '1 min 32 s', '30 min', '1 h 5 min', '2 h', 'unknown', 'unknown'],
-    );
+    assert.deepEqual([850, 12_345, 59_990, 92_000, 30 * 60_000, 3_900_000, 7_200_000, -1, Number.NaN].map(humanDuration), [
+      '850 ms',
+      '12.3 s',
+      '1 min',
+      '1 min 32 s',
+      '30 min',
+      '1 h 5 min',
+      '2 h',
+      'unknown',
+      'unknown',
+    ]);
   });
 });
 

@@ -151,10 +151,7 @@ const FORMATTERS: { [K in AlertKind]: Formatter<K> } = {
       fields: [
         ['Deployment', refCode(alert.deployment)],
         ['Attempts', String(alert.attempts)],
-        [
-          'Next attempt',
-          next ? `${slackDate(next)} (in ${humanDuration(Math.max(0, next.getTime() - ctx.now.getTime()))})` : 'none scheduled',
-        ],
+        ['Next attempt', next ? `${slackDate(next)} (in ${humanDuration(Math.max(0, next.getTime() - ctx.now.getTime()))})` : 'none scheduled'],
       ],
       sections: [`*Why*\n${escapeMrkdwn(alert.reason)}`],
     });
@@ -215,9 +212,7 @@ function summaryMessage(alert: Extract<Alert, { kind: 'migration_summary' }>, ct
   );
 
   const failedNames = outcomes.filter((o) => o.result === 'failed').map(refName);
-  const list = foldedList(outcomes.map(outcomeLine), MAX_LISTED_DEPLOYMENTS, (shown) =>
-    describeCounts(countResults(outcomes.slice(shown)), true),
-  );
+  const list = foldedList(outcomes.map(outcomeLine), MAX_LISTED_DEPLOYMENTS, (shown) => describeCounts(countResults(outcomes.slice(shown)), true));
 
   return message(ctx, {
     title,
@@ -251,9 +246,7 @@ function countResults(outcomes: readonly Outcome[]): Record<Result, number> {
  */
 function describeCounts(counts: Record<Result, number>, parenthesised: boolean): string {
   const order: Result[] = ['migrated', 'skipped', 'failed', 'in_progress'];
-  const parts = order
-    .filter((r) => counts[r] > 0 || (!parenthesised && r !== 'in_progress'))
-    .map((r) => `${counts[r]} ${RESULT_WORDS[r]}`);
+  const parts = order.filter((r) => counts[r] > 0 || (!parenthesised && r !== 'in_progress')).map((r) => `${counts[r]} ${RESULT_WORDS[r]}`);
   return parenthesised ? `(${parts.join(', ')})` : parts.join(', ');
 }
 

@@ -5,15 +5,7 @@ import { after, afterEach, describe, it } from 'node:test';
 import type { Alert, DeploymentOutcome, DeploymentRef } from './alert.js';
 import { sampleAlerts } from './samples.js';
 import { parseRetryAfter, SlackAlerter, type SlackAlerterOptions } from './slack.js';
-import {
-  allText,
-  assertWithinSlackLimits,
-  captureLogs,
-  SECRET_PATH,
-  startReceiver,
-  type Receiver,
-  type Reply,
-} from './test-support.js';
+import { allText, assertWithinSlackLimits, captureLogs, SECRET_PATH, startReceiver, type Receiver, type Reply } from './test-support.js';
 
 /** Every log line of every test here: none may hold the webhook's secret path. */
 const everyLogLine: string[] = [];

@@ -55,10 +55,7 @@ export const SLACK_DEFAULTS = {
 } as const;
 
 /** What one POST came to. */
-type PostResult =
-  | { outcome: 'sent' }
-  | { outcome: 'retry'; why: string; retryAfterMs?: number }
-  | { outcome: 'refused'; status: number; response: string };
+type PostResult = { outcome: 'sent' } | { outcome: 'retry'; why: string; retryAfterMs?: number } | { outcome: 'refused'; status: number; response: string };
 
 interface Queued {
   alert: Alert;
@@ -194,15 +191,15 @@ export class SlackAlerter implements Alerter {
         // A 4xx other than 429 means the message or the webhook is wrong (invalid_blocks, no_service,
         // channel_is_archived): sending it again would fail the same way.
         this.#stats.failed++;
-        this.#log.warn(
-          { kind, status: result.status, response: result.response },
-          `slack webhook refused the alert (HTTP ${result.status}); alert dropped`,
-        );
+        this.#log.warn({ kind, status: result.status, response: result.response }, `slack webhook refused the alert (HTTP ${result.status}); alert dropped`);
         return;
       }
       if (attempt >= this.#maxAttempts) {
         this.#stats.failed++;
-        this.#log.warn({ kind, attempts: attempt, lastError: result.why }, `slack webhook still failing after ${attempt} attempt${attempt === 1 ? '' : 's'}; alert dropped`);
+        this.#log.warn(
+          { kind, attempts: attempt, lastError: result.why },
+          `slack webhook still failing after ${attempt} attempt${attempt === 1 ? '' : 's'}; alert dropped`,
+        );
         return;
       }
       const delayMs = result.retryAfterMs ?? this.#backoff(attempt);
@@ -282,9 +279,7 @@ function atLeast(min: number, value: number): number {
 }
 
 function kindOf(alert: unknown): string {
-  return typeof alert === 'object' && alert !== null && typeof (alert as { kind?: unknown }).kind === 'string'
-    ? (alert as { kind: string }).kind
-    : 'unknown';
+  return typeof alert === 'object' && alert !== null && typeof (alert as { kind?: unknown }).kind === 'string' ? (alert as { kind: string }).kind : 'unknown';
 }
 
 /**

@@ -21,15 +21,7 @@
 // | aws.visibility_timeout               | 30s     | SQS_VISIBILITY_TIMEOUT                       | a received message stays hidden this long, renewed   |
 // |                                      |         |                                              | while it is handled (whole seconds, at most 12h)     |
 
-import {
-  booleanType,
-  durationType,
-  enumType,
-  httpUrlType,
-  integerType,
-  textType,
-  type ValueType,
-} from './value-types.js';
+import { booleanType, durationType, enumType, httpUrlType, integerType, textType, type ValueType } from './value-types.js';
 
 export const MODES = ['single', 'namespace'] as const;
 export type Mode = (typeof MODES)[number];

@@ -48,11 +48,14 @@ describe('parseDuration', () => {
   ];
   for (const [text, message] of invalid) {
     it(`rejects ${JSON.stringify(text)}`, () => {
-      assert.throws(() => parseDuration(text), (error: unknown) => {
-        assert.ok(error instanceof DurationError);
-        assert.equal(error.message, message);
-        return true;
-      });
+      assert.throws(
+        () => parseDuration(text),
+        (error: unknown) => {
+          assert.ok(error instanceof DurationError);
+          assert.equal(error.message, message);
+          return true;
+        },
+      );
     });
   }
 });
@@ -77,8 +80,6 @@ describe('formatDuration', () => {
   }
 
   it('round-trips through parseDuration', () => {
-    fc.assert(
-      fc.property(fc.integer({ min: 0, max: 10 ** 12 }), (ms) => parseDuration(formatDuration(ms)) === ms),
-    );
+    fc.assert(fc.property(fc.integer({ min: 0, max: 10 ** 12 }), (ms) => parseDuration(formatDuration(ms)) === ms));
   });
 });

@@ -5,8 +5,8 @@
 const NS_PER_UNIT: Readonly<Record<string, bigint>> = {
   ns: 1n,
   us: 1_000n,
-  'µs': 1_000n, // U+00B5 micro sign, what Go prints
-  'μs': 1_000n, // U+03BC greek mu, which Go also accepts
+  µs: 1_000n, // U+00B5 micro sign, what Go prints
+  μs: 1_000n, // U+03BC greek mu, which Go also accepts
   ms: 1_000_000n,
   s: 1_000_000_000n,
   m: 60_000_000_000n,

@@ -4,16 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import type { Config, ConfigKey } from './config.js';
-import {
-  ConfigError,
-  configKeys,
-  loadConfig,
-  loadConfigFor,
-  readConfigFile,
-  resolveWithProvenance,
-  type ConfigProblem,
-  type ConfigSources,
-} from './load.js';
+import { ConfigError, configKeys, loadConfig, loadConfigFor, readConfigFile, resolveWithProvenance, type ConfigProblem, type ConfigSources } from './load.js';
 
 const QUEUE_URL = 'http://localhost:9324/000000000000/interruptions';
 const WEBHOOK = 'https://hooks.slack.com/services/T000/B000/super-secret-token';
@@ -131,7 +122,10 @@ const ENV_NAMES: Array<[env: string, key: ConfigKey, raw: string, value: unknown
 describe('environment names', () => {
   it('cover every setting', () => {
     const covered = new Set(ENV_NAMES.map(([, key]) => key));
-    assert.deepEqual(configKeys().filter((key) => !covered.has(key)), []);
+    assert.deepEqual(
+      configKeys().filter((key) => !covered.has(key)),
+      [],
+    );
   });
 
   const defaults = loadConfig({ env: MINIMAL_ENV });
@@ -236,8 +230,7 @@ describe('validation', () => {
       source: 'default',
       value: '(not set)',
       message:
-        'aws.sqs_queue_url from default: not set; expected an http:// or https:// URL; ' +
-        'set env SQS_QUEUE_URL or sqs_queue_url under [aws] in config.toml',
+        'aws.sqs_queue_url from default: not set; expected an http:// or https:// URL; ' + 'set env SQS_QUEUE_URL or sqs_queue_url under [aws] in config.toml',
     },
     {
       rule: 'sqs_queue_url is a URL',
@@ -261,7 +254,8 @@ describe('validation', () => {
       key: 'aws.visibility_timeout',
       source: 'env SQS_VISIBILITY_TIMEOUT',
       value: '"1500ms"',
-      message: 'aws.visibility_timeout from env SQS_VISIBILITY_TIMEOUT: got "1500ms" (not whole seconds); expected a duration in whole seconds from 1s to 12h, such as "30s" (what SQS accepts)',
+      message:
+        'aws.visibility_timeout from env SQS_VISIBILITY_TIMEOUT: got "1500ms" (not whole seconds); expected a duration in whole seconds from 1s to 12h, such as "30s" (what SQS accepts)',
     },
     {
       rule: 'the SQS visibility timeout is at most 12h',
@@ -269,7 +263,8 @@ describe('validation', () => {
       key: 'aws.visibility_timeout',
       source: 'config.toml',
       value: '"13h"',
-      message: 'aws.visibility_timeout from config.toml: got "13h" (longer than 12h); expected a duration in whole seconds from 1s to 12h, such as "30s" (what SQS accepts)',
+      message:
+        'aws.visibility_timeout from config.toml: got "13h" (longer than 12h); expected a duration in whole seconds from 1s to 12h, such as "30s" (what SQS accepts)',
     },
     {
       rule: "booleans are Go's strconv.ParseBool spellings",
@@ -355,9 +350,7 @@ describe('validation', () => {
       key: 'recovery.cooldown',
       source: 'config.toml',
       value: '45',
-      message:
-        'recovery.cooldown from config.toml: got 45 (a number without a unit); ' +
-        'expected a duration of zero or more, such as "0s", "5s" or "1h30m"',
+      message: 'recovery.cooldown from config.toml: got 45 (a number without a unit); ' + 'expected a duration of zero or more, such as "0s", "5s" or "1h30m"',
     },
     {
       rule: 'max_backoff >= backoff_base',
@@ -366,8 +359,7 @@ describe('validation', () => {
       source: 'config.toml',
       value: '1h0m0s',
       message:
-        'recovery.max_backoff from config.toml: got 1h0m0s; ' +
-        'expected a duration of at least recovery.backoff_base (2h0m0s from env RECOVERY_BACKOFF_BASE)',
+        'recovery.max_backoff from config.toml: got 1h0m0s; ' + 'expected a duration of at least recovery.backoff_base (2h0m0s from env RECOVERY_BACKOFF_BASE)',
     },
     {
       rule: 'logging level is a pino level',
@@ -401,12 +393,28 @@ describe('validation', () => {
     it(rule, () => {
       const problem = onlyProblem(sources);
       assert.deepEqual({ key: problem.key, source: problem.source, value: problem.value, message: problem.message }, { key, source, value, message });
-      assert.throws(() => loadConfig(sources), (error: unknown) => error instanceof ConfigError && error.message.includes(message));
+      assert.throws(
+        () => loadConfig(sources),
+        (error: unknown) => error instanceof ConfigError && error.message.includes(message),
+      );
     });
   }
 
   it("accepts exactly the boolean spellings of Go's strconv.ParseBool, as the original did", () => {
-    const spellings = [['1', true], ['t', true], ['T', true], ['TRUE', true], ['true', true], ['True', true], ['0', false], ['f', false], ['F', false], ['FALSE', false], ['false', false], ['False', false]] as const;
+    const spellings = [
+      ['1', true],
+      ['t', true],
+      ['T', true],
+      ['TRUE', true],
+      ['true', true],
+      ['True', true],
+      ['0', false],
+      ['f', false],
+      ['F', false],
+      ['FALSE', false],
+      ['false', false],
+      ['False', false],
+    ] as const;
     for (const [raw, value] of spellings) {
       assert.equal(loadConfig({ env: { ...MINIMAL_ENV, DRY_RUN: raw } }).controller.dry_run, value, `env ${raw}`);
       assert.equal(loadConfig({ env: MINIMAL_ENV, tomlText: `[controller]\ndry_run = "${raw}"` }).controller.dry_run, value, `config.toml "${raw}"`);
@@ -414,7 +422,7 @@ describe('validation', () => {
     for (const raw of ['tRuE', 'yes', 'on', 'y']) assert.equal(onlyProblem({ env: { ...MINIMAL_ENV, DRY_RUN: raw } }).key, 'controller.dry_run', raw);
   });
 
-  it('reads a bare 0 as a zero duration, as Go\'s time.ParseDuration does', () => {
+  it("reads a bare 0 as a zero duration, as Go's time.ParseDuration does", () => {
     const fromEnv = loadConfig({ env: { ...MINIMAL_ENV, VERIFICATION_DELAY: '0', RECOVERY_COOLDOWN: '0' } });
     assert.equal(fromEnv.migration.verification_delay, 0);
     assert.equal(fromEnv.recovery.cooldown, 0);
@@ -432,7 +440,10 @@ describe('validation', () => {
     assert.equal(config!.kubernetes.namespace, 'default');
     assert.equal(settings['kubernetes.namespace'].layer, 'default');
     assert.equal(config!.alerts.slack_webhook_url, undefined);
-    assert.match(onlyProblem({ env: {}, tomlText: '[kubernetes]\ndeployment_name = "api"\n[aws]\nsqs_queue_url = ""' }).message, /^aws\.sqs_queue_url from default: not set; .*set env SQS_QUEUE_URL/);
+    assert.match(
+      onlyProblem({ env: {}, tomlText: '[kubernetes]\ndeployment_name = "api"\n[aws]\nsqs_queue_url = ""' }).message,
+      /^aws\.sqs_queue_url from default: not set; .*set env SQS_QUEUE_URL/,
+    );
   });
 
   it('warns about, and ignores, unknown keys and sections, naming the key and the file', () => {
@@ -443,9 +454,21 @@ describe('validation', () => {
     assert.deepEqual(
       warnings.map((w) => [w.key, w.source, w.message]),
       [
-        ['namespace_top', '/etc/sfo/config.toml', '/etc/sfo/config.toml: unknown top-level key "namespace_top", ignored; expected one of the sections [kubernetes], [monitoring], [migration], [recovery], [compute], [aws], [alerts], [logging], [controller]'],
-        ['migration.rollout_timout', '/etc/sfo/config.toml', '/etc/sfo/config.toml: unknown key migration.rollout_timout, ignored; expected one of the keys of [migration]: rollout_timeout, verification_delay'],
-        ['monitor', '/etc/sfo/config.toml', '/etc/sfo/config.toml: unknown section [monitor], ignored; expected one of the sections [kubernetes], [monitoring], [migration], [recovery], [compute], [aws], [alerts], [logging], [controller]'],
+        [
+          'namespace_top',
+          '/etc/sfo/config.toml',
+          '/etc/sfo/config.toml: unknown top-level key "namespace_top", ignored; expected one of the sections [kubernetes], [monitoring], [migration], [recovery], [compute], [aws], [alerts], [logging], [controller]',
+        ],
+        [
+          'migration.rollout_timout',
+          '/etc/sfo/config.toml',
+          '/etc/sfo/config.toml: unknown key migration.rollout_timout, ignored; expected one of the keys of [migration]: rollout_timeout, verification_delay',
+        ],
+        [
+          'monitor',
+          '/etc/sfo/config.toml',
+          '/etc/sfo/config.toml: unknown section [monitor], ignored; expected one of the sections [kubernetes], [monitoring], [migration], [recovery], [compute], [aws], [alerts], [logging], [controller]',
+        ],
       ],
     );
   });
@@ -508,7 +531,10 @@ describe("the Go original's sample config.toml", () => {
   });
 
   it('without SQS_QUEUE_URL names the one missing value', () => {
-    assert.deepEqual(problemsOf({ env: {}, tomlText, tomlPath }).map((p) => p.key), ['aws.sqs_queue_url']);
+    assert.deepEqual(
+      problemsOf({ env: {}, tomlText, tomlPath }).map((p) => p.key),
+      ['aws.sqs_queue_url'],
+    );
   });
 });
 
@@ -528,7 +554,10 @@ describe('loadConfigFor: a command checks only what it uses', () => {
       () => loadConfigFor({ env: {}, tomlText: '[aws]\nsqs_queue_ur = "http://127.0.0.1/q"' }, { sections: ['aws'] }),
       (error: unknown) => {
         assert.ok(error instanceof ConfigError);
-        assert.match(error.message, /^invalid configuration \(1 problem\):\n {2}- aws\.sqs_queue_url from default: not set.*\nalso ignored:\n {2}- config\.toml: unknown key aws\.sqs_queue_ur, ignored/s);
+        assert.match(
+          error.message,
+          /^invalid configuration \(1 problem\):\n {2}- aws\.sqs_queue_url from default: not set.*\nalso ignored:\n {2}- config\.toml: unknown key aws\.sqs_queue_ur, ignored/s,
+        );
         return true;
       },
     );
@@ -562,7 +591,10 @@ describe('multiple problems', () => {
         );
         const lines = error.message.split('\n');
         assert.equal(lines[0], 'invalid configuration (5 problems):');
-        assert.deepEqual(lines.slice(1), error.problems.map((problem) => `  - ${problem.message}`));
+        assert.deepEqual(
+          lines.slice(1),
+          error.problems.map((problem) => `  - ${problem.message}`),
+        );
         return true;
       },
     );
@@ -577,7 +609,10 @@ describe('Slack webhook redaction', () => {
     assert.ok(resolution.problems.length > 0, 'expected a problem');
     const shown = JSON.stringify(resolution.problems) + JSON.stringify(Object.values(resolution.settings).map((s) => s.display));
     assert.ok(!shown.includes(secret), shown);
-    assert.throws(() => loadConfig(sources), (error: unknown) => error instanceof Error && !error.message.includes(secret));
+    assert.throws(
+      () => loadConfig(sources),
+      (error: unknown) => error instanceof Error && !error.message.includes(secret),
+    );
   }
 
   it('hides an invalid webhook from env', () => {

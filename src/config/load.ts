@@ -100,16 +100,18 @@ export function resolveWithProvenance(sources: ConfigSources): ConfigResolution 
 function acceptedButUnused(settings: ConfigProvenance): ConfigProblem[] {
   const selector = settings['kubernetes.service_label_selector'];
   if (selector.layer === 'default' || selector.problem) return [];
-  return [{
-    key: selector.key,
-    source: selector.source,
-    value: selector.display,
-    expected: 'nothing: the setting is not needed',
-    warning: 'no_effect',
-    message:
-      `${selector.key} from ${selector.source} (${selector.display}) is accepted for the Go original's sake and changes nothing: ` +
-      `the Services a rollout is checked against are those whose selector picks the Deployment's pods, as Kubernetes routes traffic`,
-  }];
+  return [
+    {
+      key: selector.key,
+      source: selector.source,
+      value: selector.display,
+      expected: 'nothing: the setting is not needed',
+      warning: 'no_effect',
+      message:
+        `${selector.key} from ${selector.source} (${selector.display}) is accepted for the Go original's sake and changes nothing: ` +
+        `the Services a rollout is checked against are those whose selector picks the Deployment's pods, as Kubernetes routes traffic`,
+    },
+  ];
 }
 
 /** What a command reads: whole sections of the Config, and whether it acts on the managed Deployments. */
@@ -160,23 +162,14 @@ export function loadConfigFromEnvironment(env: Readonly<Record<string, string | 
 }
 
 export function configKeys(): ConfigKey[] {
-  return Object.entries(SCHEMA).flatMap(([section, settings]) =>
-    Object.keys(settings).map((name) => `${section}.${name}` as ConfigKey),
-  );
+  return Object.entries(SCHEMA).flatMap(([section, settings]) => Object.keys(settings).map((name) => `${section}.${name}` as ConfigKey));
 }
 
-function resolveSetting(
-  key: ConfigKey,
-  env: ConfigSources['env'],
-  tomlValues: ReadonlyMap<string, unknown>,
-  tomlName: string,
-): ResolvedSetting {
+function resolveSetting(key: ConfigKey, env: ConfigSources['env'], tomlValues: ReadonlyMap<string, unknown>, tomlName: string): ResolvedSetting {
   const setting = settingFor(key);
   const { layer, source, raw } = pickLayer(setting, key, env, tomlValues, tomlName);
   if (raw === undefined) {
-    const problem = setting.required
-      ? makeProblem({ key, source, value: NOT_SET, expected: setting.type.expected, hint: whereToSet(key) })
-      : undefined;
+    const problem = setting.required ? makeProblem({ key, source, value: NOT_SET, expected: setting.type.expected, hint: whereToSet(key) }) : undefined;
     return { key, layer, source, value: undefined, display: NOT_SET, problem };
   }
 
@@ -256,10 +249,7 @@ function checkAcrossSettings(settings: ConfigProvenance): void {
  * The config.toml layer as "section.key" -> raw value. Unknown sections and keys are warnings, not
  * problems: the Go original ignored them, and a file it ran with must start this controller too.
  */
-function readTomlLayer(
-  text: string | undefined,
-  tomlName: string,
-): { values: Map<string, unknown>; problems: ConfigProblem[]; warnings: ConfigProblem[] } {
+function readTomlLayer(text: string | undefined, tomlName: string): { values: Map<string, unknown>; problems: ConfigProblem[]; warnings: ConfigProblem[] } {
   const values = new Map<string, unknown>();
   const problems: ConfigProblem[] = [];
   const warnings: ConfigProblem[] = [];
@@ -303,14 +293,7 @@ function unknownKeyProblem(key: string, tomlName: string, what: string, expected
   return { key, source: tomlName, value: REDACTED, expected, message: `${tomlName}: ${what}, ignored; expected ${expected}`, warning: 'unknown_key' };
 }
 
-function makeProblem(fields: {
-  key: string;
-  source: string;
-  value: string;
-  expected: string;
-  reason?: string;
-  hint?: string;
-}): ConfigProblem {
+function makeProblem(fields: { key: string; source: string; value: string; expected: string; reason?: string; hint?: string }): ConfigProblem {
   const { key, source, value, expected, reason, hint } = fields;
   const got = value === NOT_SET ? 'not set' : `got ${value}${reason ? ` (${reason})` : ''}`;
   const message = `${key} from ${source}: ${got}; expected ${expected}${hint ? `; ${hint}` : ''}`;

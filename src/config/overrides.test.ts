@@ -2,12 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { USER_ANNOTATIONS } from '../state/annotations.js';
 import { loadConfig, resolveWithProvenance } from './load.js';
-import {
-  isOptedIn,
-  resolveDeploymentSettings,
-  resolveDeploymentSettingsWithProvenance,
-  type DeploymentSettings,
-} from './overrides.js';
+import { isOptedIn, resolveDeploymentSettings, resolveDeploymentSettingsWithProvenance, type DeploymentSettings } from './overrides.js';
 
 const BASE_ENV = { SQS_QUEUE_URL: 'http://localhost:9324/000000000000/q', DEPLOYMENT_NAME: 'api' };
 const config = loadConfig({ env: BASE_ENV });
@@ -177,9 +172,7 @@ describe('resolveDeploymentSettingsWithProvenance', () => {
       [USER_ANNOTATIONS.verificationDelay]: '20s',
       [USER_ANNOTATIONS.recoveryEnabled]: 'perhaps',
     });
-    const summary = Object.fromEntries(
-      Object.entries(explained).map(([name, setting]) => [name, [setting.layer, setting.source, setting.display]]),
-    );
+    const summary = Object.fromEntries(Object.entries(explained).map(([name, setting]) => [name, [setting.layer, setting.source, setting.display]]));
     assert.deepEqual(summary, {
       allowFargate: ['default', 'default', 'true'],
       recoveryEnabled: ['default', 'default', 'true'],

@@ -87,10 +87,7 @@ const OVERRIDES: { [K in keyof DeploymentSettings]: Override<DeploymentSettings[
 
 type Annotations = Readonly<Record<string, string>> | undefined;
 
-export function resolveDeploymentSettings(
-  config: OverriddenConfig,
-  annotations: Annotations,
-): { settings: DeploymentSettings; invalid: InvalidOverride[] } {
+export function resolveDeploymentSettings(config: OverriddenConfig, annotations: Annotations): { settings: DeploymentSettings; invalid: InvalidOverride[] } {
   const invalid: InvalidOverride[] = [];
   const pick = <T>(override: Override<T>): T => {
     const result = applyOverride(override, config, annotations);
@@ -162,9 +159,7 @@ function applyOverride<T>(
   const fallbackSource = override.globalKey ? `the global value ${fallback} (${override.globalKey})` : `the default ${fallback}`;
   const shownValue = JSON.stringify(raw.length > MAX_VALUE_IN_MESSAGE ? `${raw.slice(0, MAX_VALUE_IN_MESSAGE)}…` : raw);
   const reason = parsed.reason ? ` (${parsed.reason})` : '';
-  const message =
-    `ignoring annotation ${override.annotation}=${shownValue}${reason}: expected ${parsed.expected}; ` +
-    `using ${fallbackSource}`;
+  const message = `ignoring annotation ${override.annotation}=${shownValue}${reason}: expected ${parsed.expected}; ` + `using ${fallbackSource}`;
   return {
     value: globalValue,
     fromAnnotation: false,

@@ -52,9 +52,7 @@ export function integerType(min: number, max = Number.MAX_SAFE_INTEGER): ValueTy
 
 /** Go-style duration in milliseconds; zero only where "no wait" means something. */
 export function durationType(options: { allowZero: boolean }): ValueType<number> {
-  const expected = options.allowZero
-    ? 'a duration of zero or more, such as "0s", "5s" or "1h30m"'
-    : 'a duration greater than zero, such as "5s" or "1h30m"';
+  const expected = options.allowZero ? 'a duration of zero or more, such as "0s", "5s" or "1h30m"' : 'a duration greater than zero, such as "5s" or "1h30m"';
   return {
     expected,
     parse(raw) {

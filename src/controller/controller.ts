@@ -100,7 +100,11 @@ export class Controller {
       view
         .listDeployments()
         .filter((d) => isManaged(config, d) && d.metadata?.annotations?.[MANAGED_ANNOTATIONS.state] === 'fargate')
-        .map((d) => ({ namespace: d.metadata!.namespace!, deployment: d.metadata!.name!, since: new Date(d.metadata?.annotations?.[MANAGED_ANNOTATIONS.migratedAt] ?? Date.now()) })),
+        .map((d) => ({
+          namespace: d.metadata!.namespace!,
+          deployment: d.metadata!.name!,
+          since: new Date(d.metadata?.annotations?.[MANAGED_ANNOTATIONS.migratedAt] ?? Date.now()),
+        })),
     );
   }
 
@@ -116,7 +120,9 @@ export class Controller {
       await this.ctx.view.start();
     } catch (cause) {
       const server = this.deps.kc.getCurrentCluster()?.server ?? '(no cluster in the kubeconfig)';
-      throw new Error(`listing Nodes, Pods, ReplicaSets, Deployments, Services and EndpointSlices from the Kubernetes API at ${server}: ${messageOf(cause)}`, { cause });
+      throw new Error(`listing Nodes, Pods, ReplicaSets, Deployments, Services and EndpointSlices from the Kubernetes API at ${server}: ${messageOf(cause)}`, {
+        cause,
+      });
     }
   }
 
@@ -126,7 +132,10 @@ export class Controller {
     this.resumeInFlight();
     this.queue.start();
     this.recovery.start();
-    this.ctx.log.info({ namespace: this.ctx.config.kubernetes.namespace, mode: this.ctx.config.kubernetes.mode, dryRun: this.ctx.config.controller.dry_run }, 'controller started');
+    this.ctx.log.info(
+      { namespace: this.ctx.config.kubernetes.namespace, mode: this.ctx.config.kubernetes.mode, dryRun: this.ctx.config.controller.dry_run },
+      'controller started',
+    );
   }
 
   acting = false;

@@ -18,7 +18,12 @@ function harness() {
     }
     await new Promise((r) => setImmediate(r));
   };
-  return { alerts, groups: new InterruptionGroups(alerter, clock, 2000), advance, of: <K extends Alert['kind']>(k: K) => alerts.filter((a): a is Extract<Alert, { kind: K }> => a.kind === k) };
+  return {
+    alerts,
+    groups: new InterruptionGroups(alerter, clock, 2000),
+    advance,
+    of: <K extends Alert['kind']>(k: K) => alerts.filter((a): a is Extract<Alert, { kind: K }> => a.kind === k),
+  };
 }
 
 const deadline = (s: number) => new Date(Date.parse('2026-11-25T10:02:00Z') + s * 1000);
@@ -29,17 +34,36 @@ const migrated: DeploymentOutcome = { result: 'migrated', durationMs: 40_000 };
 describe('InterruptionGroups', () => {
   it('announces warnings that arrive within the window once, and sums them up once every phase 2 has settled', async () => {
     const h = harness();
-    const first = h.groups.join({ eventId: 'e1', instances: [{ instanceId: 'i-1', node: 'n1' }], deadline: deadline(1), deployments: [ref('api'), ref('web')] });
+    const first = h.groups.join({
+      eventId: 'e1',
+      instances: [{ instanceId: 'i-1', node: 'n1' }],
+      deadline: deadline(1),
+      deployments: [ref('api'), ref('web')],
+    });
     await h.advance(300);
-    const second = h.groups.join({ eventId: 'e2', instances: [{ instanceId: 'i-2', node: 'n2' }], deadline: deadline(0), deployments: [ref('web'), ref('cart')] });
+    const second = h.groups.join({
+      eventId: 'e2',
+      instances: [{ instanceId: 'i-2', node: 'n2' }],
+      deadline: deadline(0),
+      deployments: [ref('web'), ref('cart')],
+    });
     assert.equal(h.alerts.length, 0, 'nothing said while the window is open');
     await h.advance(1700);
     const [detected] = h.of('interruption_detected');
     assert.deepEqual(
-      { n: h.of('interruption_detected').length, id: detected!.eventId, instances: detected!.instances.map((i) => i.instanceId), deployments: detected!.deployments, deadline: detected!.deadline },
+      {
+        n: h.of('interruption_detected').length,
+        id: detected!.eventId,
+        instances: detected!.instances.map((i) => i.instanceId),
+        deployments: detected!.deployments,
+        deadline: detected!.deadline,
+      },
       { n: 1, id: 'e1 (+1 more)', instances: ['i-1', 'i-2'], deployments: 3, deadline: deadline(0) },
     );
-    assert.deepEqual(h.of('migration_started')[0]!.deployments.map((d) => d.name), ['api', 'web', 'cart']);
+    assert.deepEqual(
+      h.of('migration_started')[0]!.deployments.map((d) => d.name),
+      ['api', 'web', 'cart'],
+    );
 
     let settleCart!: (o: DeploymentOutcome) => void;
     first([
@@ -76,7 +100,10 @@ describe('InterruptionGroups', () => {
     b([{ ref: ref('web'), outcome: done({ result: 'skipped', reason: 'already_on_fargate', detail: '' }), joined: true }]);
     a([{ ref: ref('web'), outcome: done(migrated) }]);
     await h.advance(2000);
-    assert.deepEqual(h.of('migration_summary')[0]!.outcomes.map((o) => o.result), ['migrated']);
+    assert.deepEqual(
+      h.of('migration_summary')[0]!.outcomes.map((o) => o.result),
+      ['migrated'],
+    );
   });
 
   it('starts a new group after the window, and waits for a member whose phase 1 is slow', async () => {
@@ -89,10 +116,18 @@ describe('InterruptionGroups', () => {
     late([]);
     await h.advance(2000);
     const detected = h.of('interruption_detected');
-    assert.deepEqual(detected.map((d) => d.eventId), ['e1', 'e9'], 'a warning after the window is an interruption of its own');
+    assert.deepEqual(
+      detected.map((d) => d.eventId),
+      ['e1', 'e9'],
+      'a warning after the window is an interruption of its own',
+    );
     assert.equal(h.of('migration_started').length, 1, 'nothing to start for a group without Deployments');
     slow([{ ref: ref('api'), outcome: done(migrated) }]);
     await h.advance(1);
-    assert.deepEqual(h.of('migration_summary').map((s) => s.eventId), ['e1'], 'no summary for a group without Deployments');
+    assert.deepEqual(
+      h.of('migration_summary').map((s) => s.eventId),
+      ['e1'],
+      'no summary for a group without Deployments',
+    );
   });
 });

@@ -106,16 +106,16 @@ export class InterruptionGroups {
     group.summarised = true;
     if (group.deployments.size === 0) return;
     const members = [...group.outcomes.values()];
-    void Promise.all(
-      members.map((m) => m.outcome.catch((err): DeploymentOutcome => ({ result: 'failed', reason: String(err), rolledBack: false }))),
-    ).then((outcomes) => {
-      this.alerter.notify({
-        kind: 'migration_summary',
-        eventId: group.eventLabel,
-        instances: [...group.instances.values()],
-        durationMs: this.clock.now().getTime() - group.startedAt.getTime(),
-        outcomes: members.map((m, i) => ({ ...m.ref, ...outcomes[i]! })),
-      });
-    });
+    void Promise.all(members.map((m) => m.outcome.catch((err): DeploymentOutcome => ({ result: 'failed', reason: String(err), rolledBack: false })))).then(
+      (outcomes) => {
+        this.alerter.notify({
+          kind: 'migration_summary',
+          eventId: group.eventLabel,
+          instances: [...group.instances.values()],
+          durationMs: this.clock.now().getTime() - group.startedAt.getTime(),
+          outcomes: members.map((m, i) => ({ ...m.ref, ...outcomes[i]! })),
+        });
+      },
+    );
   }
 }

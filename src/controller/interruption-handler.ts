@@ -81,9 +81,18 @@ export class InterruptionHandler {
   private async onAtRisk(event: RebalanceRecommendationEvent | StateChangeEvent, annotations: Record<string, string>, cordon: boolean): Promise<HandleResult> {
     const found = this.nodesOf(event.instanceIds);
     if (found.length === 0) return { ack: true, outcome: 'foreign', settled: DONE };
-    await this.markNodes(found.map((f) => f.node), annotations, cordon);
+    await this.markNodes(
+      found.map((f) => f.node),
+      annotations,
+      cordon,
+    );
     for (const { node } of found) {
-      this.ctx.recorder.record({ kind: 'Node', name: node.metadata!.name!, uid: node.metadata?.uid }, 'Warning', event.kind === 'state_change' ? 'InstanceStateChanged' : 'RebalanceRecommended', `${event.kind} for ${event.instanceIds.join(', ')} (event ${event.id})`);
+      this.ctx.recorder.record(
+        { kind: 'Node', name: node.metadata!.name!, uid: node.metadata?.uid },
+        'Warning',
+        event.kind === 'state_change' ? 'InstanceStateChanged' : 'RebalanceRecommended',
+        `${event.kind} for ${event.instanceIds.join(', ')} (event ${event.id})`,
+      );
     }
     this.ctx.log.info({ eventId: event.id, kind: event.kind, nodes: found.map((f) => f.node.metadata!.name) }, 'noted: spot capacity at risk');
     return { ack: true, outcome: 'noted', settled: DONE };
@@ -124,7 +133,12 @@ export class InterruptionHandler {
     const refs = [...deployments.values()].map((d) => ({ namespace: d.metadata!.namespace!, name: d.metadata!.name! }));
     const reportToGroup = this.groups.join({ eventId: event.id, instances, deadline: event.deadline, deployments: refs });
     for (const node of nodes) {
-      this.ctx.recorder.record({ kind: 'Node', name: node.metadata!.name!, uid: node.metadata?.uid }, 'Warning', 'SpotInterruption', `spot interruption warning (event ${event.id}); instance terminates at ${event.deadline.toISOString()}; cordoned, ${deployments.size} managed Deployment(s) moving to Fargate`);
+      this.ctx.recorder.record(
+        { kind: 'Node', name: node.metadata!.name!, uid: node.metadata?.uid },
+        'Warning',
+        'SpotInterruption',
+        `spot interruption warning (event ${event.id}); instance terminates at ${event.deadline.toISOString()}; cordoned, ${deployments.size} managed Deployment(s) moving to Fargate`,
+      );
     }
     if (deployments.size === 0) {
       reportToGroup([]);

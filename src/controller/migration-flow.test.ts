@@ -35,7 +35,7 @@ describe('MigrationFlow.migrate', () => {
     const request = { eventId: 'e1', instanceIds: ['i-1'], reason: 'spot-interruption' as const };
     const first = flow.migrate(d, request);
     const second = flow.migrate(d, { ...request, eventId: 'e2' });
-    assert.equal(first, second, 'the second warning gets the first one\'s phase 1');
+    assert.equal(first, second, "the second warning gets the first one's phase 1");
     release({ outcome: 'error', error: 'refused', transient: false });
     await first;
     assert.equal(calls, 1);

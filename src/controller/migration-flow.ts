@@ -108,15 +108,28 @@ export class MigrationFlow {
           // A repeat delivery, or a restart: if its rollout is still in flight, keep watching it.
           const inFlight = result.deployment.metadata?.annotations?.[MANAGED_ANNOTATIONS.phase] === 'migrating';
           log.info({ inFlight }, 'already moved to Fargate');
-          return { key, outcome: { result: 'skipped', reason: skipReason, detail: result.why }, retry: false, settled: inFlight ? this.observe(result.deployment, 'migration', request) : undefined };
+          return {
+            key,
+            outcome: { result: 'skipped', reason: skipReason, detail: result.why },
+            retry: false,
+            settled: inFlight ? this.observe(result.deployment, 'migration', request) : undefined,
+          };
         }
         log.warn({ reason: skipReason, detail: result.why }, 'not moving this Deployment to Fargate');
         this.ctx.metrics.deploymentsSkipped.inc({ reason: skipReason });
-        this.ctx.recorder.record({ kind: 'Deployment', ...ref(result.deployment), uid: result.deployment.metadata?.uid }, 'Warning', 'MigrationSkipped', `${skipReason}: ${result.why}`);
+        this.ctx.recorder.record(
+          { kind: 'Deployment', ...ref(result.deployment), uid: result.deployment.metadata?.uid },
+          'Warning',
+          'MigrationSkipped',
+          `${skipReason}: ${result.why}`,
+        );
         return { key, outcome: { result: 'skipped', reason: skipReason, detail: result.why }, retry: false };
       }
       case 'patched': {
-        log.info({ dryRun: result.dryRun, timeoutMs: settings.rolloutTimeout }, result.dryRun ? 'dry run: would move to Fargate' : 'patched onto Fargate; rollout started');
+        log.info(
+          { dryRun: result.dryRun, timeoutMs: settings.rolloutTimeout },
+          result.dryRun ? 'dry run: would move to Fargate' : 'patched onto Fargate; rollout started',
+        );
         if (result.dryRun) return { key, outcome: { result: 'in_progress' }, retry: false };
         this.ctx.recorder.record(
           { kind: 'Deployment', ...ref(result.deployment), uid: result.deployment.metadata?.uid },
@@ -160,7 +173,12 @@ export class MigrationFlow {
       if (done) {
         log.info({ durationMs: settlement.durationMs }, 'healthy on Fargate');
         this.ctx.metrics.deploymentsMigrated.inc();
-        this.ctx.recorder.record({ kind: 'Deployment', ...ref(d), uid: d.metadata?.uid }, 'Normal', 'MigratedToFargate', `healthy on Fargate after ${(settlement.durationMs / 1000).toFixed(1)} s`);
+        this.ctx.recorder.record(
+          { kind: 'Deployment', ...ref(d), uid: d.metadata?.uid },
+          'Normal',
+          'MigratedToFargate',
+          `healthy on Fargate after ${(settlement.durationMs / 1000).toFixed(1)} s`,
+        );
         return { result: 'migrated', durationMs: settlement.durationMs };
       }
       return { result: 'failed', reason: 'could not restore the Deployment strategy', rolledBack: false };
@@ -208,7 +226,12 @@ export class MigrationFlow {
       log.error({ detail, pastDeadline }, 'migration failed and no healthy spot capacity is left to roll back to; staying on the Fargate template');
       this.ctx.metrics.rollbacks.inc({ to: 'none' });
       this.ctx.alerter.notify({ kind: 'rollback', deployment: ref(d), reason: `${detail}; no healthy spot node to roll back to`, to: 'none' });
-      this.ctx.recorder.record({ kind: 'Deployment', ...ref(d), uid: d.metadata?.uid }, 'Warning', 'RollbackSkipped', `migration failed (${detail}); no healthy spot node to roll back to, staying on Fargate`);
+      this.ctx.recorder.record(
+        { kind: 'Deployment', ...ref(d), uid: d.metadata?.uid },
+        'Warning',
+        'RollbackSkipped',
+        `migration failed (${detail}); no healthy spot node to roll back to, staying on Fargate`,
+      );
       const [namespace, name] = key.split('/') as [string, string];
       await this.ctx.patcher.apply(namespace, name, this.ctx.view.deployment(name), (cur) =>
         cur.metadata?.annotations?.[MANAGED_ANNOTATIONS.phase] === undefined
@@ -227,7 +250,12 @@ export class MigrationFlow {
       log.error({ result }, 'could not roll back');
       return { result: 'failed', reason: `${detail}; rollback failed`, rolledBack: false };
     }
-    this.ctx.recorder.record({ kind: 'Deployment', ...ref(d), uid: d.metadata?.uid }, 'Warning', 'RollingBack', `migration failed (${detail}); restoring the spot template`);
+    this.ctx.recorder.record(
+      { kind: 'Deployment', ...ref(d), uid: d.metadata?.uid },
+      'Warning',
+      'RollingBack',
+      `migration failed (${detail}); restoring the spot template`,
+    );
     await this.observe(result.deployment, 'rollback', request);
     return { result: 'failed', reason: detail, rolledBack: true };
   }
@@ -243,7 +271,12 @@ export class MigrationFlow {
     this.ctx.metrics.rollbacks.inc({ to: 'spot' });
     this.ctx.alerter.notify({ kind: 'rollback', deployment: { namespace, name }, reason: 'migration failed; back on spot', to: 'spot' });
     const d = this.ctx.view.deployment(name);
-    this.ctx.recorder.record({ kind: 'Deployment', namespace, name, uid: d?.metadata?.uid }, 'Normal', 'RolledBack', 'back on the spot template after a failed migration');
+    this.ctx.recorder.record(
+      { kind: 'Deployment', namespace, name, uid: d?.metadata?.uid },
+      'Normal',
+      'RolledBack',
+      'back on the spot template after a failed migration',
+    );
     log.info('rolled back to spot');
     return { result: 'failed', reason: 'rolled back', rolledBack: true };
   }

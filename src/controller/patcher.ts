@@ -61,7 +61,11 @@ export class DeploymentPatcher {
         }
         this.options.onApiError?.('patch', String(statusOf(err) ?? 'network'));
         const status = statusOf(err);
-        return { outcome: 'error', error: `patching deployment ${namespace}/${name}: ${messageOf(err)}`, transient: status === undefined || status === 429 || status >= 500 || isConflict(err) };
+        return {
+          outcome: 'error',
+          error: `patching deployment ${namespace}/${name}: ${messageOf(err)}`,
+          transient: status === undefined || status === 429 || status >= 500 || isConflict(err),
+        };
       }
     }
   }

@@ -1,15 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import {
-  buildEvent,
-  buildRebalanceRecommendation,
-  buildSpotInterruption,
-  buildStateChange,
-  buildUnknown,
-  wrapInSns,
-  type BuildInput,
-} from './build.js';
+import { buildEvent, buildRebalanceRecommendation, buildSpotInterruption, buildStateChange, buildUnknown, wrapInSns, type BuildInput } from './build.js';
 import { INSTANCE_STATES } from './kinds/state-change.js';
 import { SPOT_INSTANCE_ACTIONS } from './kinds/spot-interruption.js';
 import { PARSERS, parseMessage, type ParsedEvent } from './parse.js';
@@ -106,7 +98,10 @@ describe('build refuses what the parser would reject', () => {
 describe('build -> parse round trip (property)', () => {
   const hex = '0123456789abcdef'.split('');
   const input = fc.record({
-    instanceId: fc.integer({ min: 8, max: 17 }).chain((n) => fc.array(fc.constantFrom(...hex), { minLength: n, maxLength: n })).map((d) => `i-${d.join('')}`),
+    instanceId: fc
+      .integer({ min: 8, max: 17 })
+      .chain((n) => fc.array(fc.constantFrom(...hex), { minLength: n, maxLength: n }))
+      .map((d) => `i-${d.join('')}`),
     time: fc.date({ min: new Date('0000-01-01T00:00:00Z'), max: new Date('9999-12-31T23:59:59.999Z'), noInvalidDate: true }),
     region: fc.stringMatching(/^[a-z]{2}(-[a-z0-9]{1,8}){1,3}$/),
     account: fc.stringMatching(/^\d{12}$/),

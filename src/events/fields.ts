@@ -52,7 +52,10 @@ export function describe(value: unknown): string {
   if (isObject(value)) {
     const keys = Object.keys(value);
     if (keys.length === 0) return 'an empty object';
-    const shown = keys.slice(0, 4).map((key) => quote(key, 20)).join(', ');
+    const shown = keys
+      .slice(0, 4)
+      .map((key) => quote(key, 20))
+      .join(', ');
     return `an object with keys ${shown}${keys.length > 4 ? `, … (${keys.length} keys)` : ''}`;
   }
   return typeof value;
@@ -60,9 +63,7 @@ export function describe(value: unknown): string {
 
 /** `path: expected X, found Y`, or `path: missing, expected X` when the field is absent. */
 export function expected(path: string, what: string, found: unknown): Problem {
-  return new Problem(
-    found === undefined ? `${path}: missing, expected ${what}` : `${path}: expected ${what}, found ${describe(found)}`,
-  );
+  return new Problem(found === undefined ? `${path}: missing, expected ${what}` : `${path}: expected ${what}, found ${describe(found)}`);
 }
 
 export interface StringRule {
@@ -80,9 +81,7 @@ export function readString(object: JsonObject, key: string, path: string, rule: 
 
 export function readEnum<T extends string>(object: JsonObject, key: string, path: string, values: readonly T[]): T | Problem {
   const value = own(object, key);
-  return typeof value === 'string' && (values as readonly string[]).includes(value)
-    ? (value as T)
-    : expected(path, `one of ${values.join('|')}`, value);
+  return typeof value === 'string' && (values as readonly string[]).includes(value) ? (value as T) : expected(path, `one of ${values.join('|')}`, value);
 }
 
 export function readObject(object: JsonObject, key: string, path: string): JsonObject | Problem {

@@ -155,9 +155,7 @@ describe('fuzz: arbitrary input never throws and is always classified', () => {
 
 describe('fuzz: mutations of the valid samples', () => {
   it('deleted fields: malformed exactly when a required one is gone, and the reason names it', () => {
-    const deletion = sampleArb.chain((sample) =>
-      fc.tuple(fc.constant(sample), fc.subarray(pathsOf(sampleObject(sample)), { minLength: 1 })),
-    );
+    const deletion = sampleArb.chain((sample) => fc.tuple(fc.constant(sample), fc.subarray(pathsOf(sampleObject(sample)), { minLength: 1 })));
     fc.assert(
       fc.property(deletion, fc.boolean(), ([sample, paths], sns) => {
         const event = sampleObject(sample);
@@ -172,7 +170,10 @@ describe('fuzz: mutations of the valid samples', () => {
         if (gone.includes('source') && gone.includes('detail-type')) {
           assert.match(reason, /^(body|: expected an EventBridge event)/);
         } else {
-          assert.ok(gone.some((path) => reason.startsWith(`${path}: missing`)), `${reason} names none of ${gone.join(', ')}`);
+          assert.ok(
+            gone.some((path) => reason.startsWith(`${path}: missing`)),
+            `${reason} names none of ${gone.join(', ')}`,
+          );
         }
         const recognised = !gone.includes('source') && !gone.includes('detail-type');
         assert.equal(result.kindHint, recognised ? sample.kind : undefined);
@@ -184,7 +185,11 @@ describe('fuzz: mutations of the valid samples', () => {
   it('wrong types: a required field of another JSON type is reported by path', () => {
     const mutation = samplePath.chain(([sample, path]) => {
       const original = parentOf(sampleObject(sample), path)[path.at(-1)!];
-      return fc.tuple(fc.constant(sample), fc.constant(path), fc.jsonValue().filter((value) => jsonType(value) !== jsonType(original)));
+      return fc.tuple(
+        fc.constant(sample),
+        fc.constant(path),
+        fc.jsonValue().filter((value) => jsonType(value) !== jsonType(original)),
+      );
     });
     fc.assert(
       fc.property(mutation, ([sample, path, value]) => {

@@ -143,9 +143,7 @@ describe('parseMessage: unknown events are acknowledged, not errors', () => {
   });
 
   it('an unknown event whose detail names nothing we know', () => {
-    const event = expectEvent(
-      parseMessage(edited(spot, (e) => ((e.source = 'aws.health'), (e['detail-type'] = 'AWS Health Event'), (e.detail = { x: [1] })))),
-    );
+    const event = expectEvent(parseMessage(edited(spot, (e) => ((e.source = 'aws.health'), (e['detail-type'] = 'AWS Health Event'), (e.detail = { x: [1] })))));
     assert.equal(event.kind, 'unknown');
   });
 
@@ -173,33 +171,105 @@ describe('parseMessage: malformed input says which field, what was expected, wha
     ['detail-type empty', edited(spot, (e) => (e['detail-type'] = '')), /^detail-type: expected a non-empty string, found an empty string$/],
     ['id missing', edited(spot, (e) => delete e.id), /^id: missing, expected a non-empty event id/, 'spot_interrupted'],
     ['id a number', edited(spot, (e) => (e.id = 7)), /^id: expected .*, found number 7$/, 'spot_interrupted'],
-    ['time not a timestamp', edited(spot, (e) => (e.time = 'yesterday')), /^time: expected an RFC 3339 timestamp like 2026-11-24T16:52:12Z, found string "yesterday"$/, 'spot_interrupted'],
+    [
+      'time not a timestamp',
+      edited(spot, (e) => (e.time = 'yesterday')),
+      /^time: expected an RFC 3339 timestamp like 2026-11-24T16:52:12Z, found string "yesterday"$/,
+      'spot_interrupted',
+    ],
     ['time on a day that does not exist', edited(spot, (e) => (e.time = '2026-02-30T16:52:12Z')), /^time: expected an RFC 3339/, 'spot_interrupted'],
     ['time at hour 24', edited(spot, (e) => (e.time = '2026-11-24T24:00:00Z')), /^time: /, 'spot_interrupted'],
     ['time without a zone', edited(spot, (e) => (e.time = '2026-11-24T16:52:12')), /^time: /, 'spot_interrupted'],
     ['time as epoch seconds', edited(spot, (e) => (e.time = 1795539132)), /^time: .*found number 1795539132$/, 'spot_interrupted'],
-    ['region not a region', edited(spot, (e) => (e.region = 'US East (N. Virginia)')), /^region: expected an AWS region name like us-east-1, found string "US East \(N\. Virginia\)"$/, 'spot_interrupted'],
+    [
+      'region not a region',
+      edited(spot, (e) => (e.region = 'US East (N. Virginia)')),
+      /^region: expected an AWS region name like us-east-1, found string "US East \(N\. Virginia\)"$/,
+      'spot_interrupted',
+    ],
     ['detail missing', edited(spot, (e) => delete e.detail), /^detail: missing, expected a JSON object$/, 'spot_interrupted'],
     ['detail null', edited(spot, (e) => (e.detail = null)), /^detail: expected a JSON object, found null$/, 'spot_interrupted'],
-    ['detail a string', edited(spot, (e) => (e.detail = '{"instance-id":"i-0b662ef9931388ba0"}')), /^detail: expected a JSON object, found string/, 'spot_interrupted'],
-    ['instance-id missing', edited(spot, (e) => delete e.detail['instance-id']), /^detail\.instance-id: missing, expected an EC2 instance id matching \/\^i-\[0-9a-f\]\{8,17\}\$\/$/, 'spot_interrupted'],
-    ['instance-id uppercase', edited(spot, (e) => (e.detail['instance-id'] = 'i-0B662EF9931388BA0')), /^detail\.instance-id: expected an EC2 instance id .*found string "i-0B662EF9931388BA0"$/, 'spot_interrupted'],
+    [
+      'detail a string',
+      edited(spot, (e) => (e.detail = '{"instance-id":"i-0b662ef9931388ba0"}')),
+      /^detail: expected a JSON object, found string/,
+      'spot_interrupted',
+    ],
+    [
+      'instance-id missing',
+      edited(spot, (e) => delete e.detail['instance-id']),
+      /^detail\.instance-id: missing, expected an EC2 instance id matching \/\^i-\[0-9a-f\]\{8,17\}\$\/$/,
+      'spot_interrupted',
+    ],
+    [
+      'instance-id uppercase',
+      edited(spot, (e) => (e.detail['instance-id'] = 'i-0B662EF9931388BA0')),
+      /^detail\.instance-id: expected an EC2 instance id .*found string "i-0B662EF9931388BA0"$/,
+      'spot_interrupted',
+    ],
     ['instance-id too long', edited(spot, (e) => (e.detail['instance-id'] = 'i-0b662ef9931388ba00')), /^detail\.instance-id: /, 'spot_interrupted'],
-    ['instance-id an ARN', edited(spot, (e) => (e.detail['instance-id'] = 'arn:aws:ec2:us-east-1a:instance/i-0b662ef9931388ba0')), /^detail\.instance-id: .*found string "arn:aws:ec2:us-east-1a:instance\/i-0b662…" \(51 chars\)$/, 'spot_interrupted'],
-    ['instance-id an array', edited(spot, (e) => (e.detail['instance-id'] = ['i-0b662ef9931388ba0'])), /^detail\.instance-id: .*found an array of 1 item$/, 'spot_interrupted'],
-    ['instance-action unknown', edited(spot, (e) => (e.detail['instance-action'] = 'reboot')), /^detail\.instance-action: expected one of terminate\|stop\|hibernate, found string "reboot"$/, 'spot_interrupted'],
-    ['instance-action missing', edited(spot, (e) => delete e.detail['instance-action']), /^detail\.instance-action: missing, expected one of terminate\|stop\|hibernate$/, 'spot_interrupted'],
-    ['state unknown', edited(stateChange, (e) => (e.detail.state = 'exploded')), /^detail\.state: expected one of pending\|running\|stopping\|stopped\|shutting-down\|terminated, found string "exploded"$/, 'state_change'],
+    [
+      'instance-id an ARN',
+      edited(spot, (e) => (e.detail['instance-id'] = 'arn:aws:ec2:us-east-1a:instance/i-0b662ef9931388ba0')),
+      /^detail\.instance-id: .*found string "arn:aws:ec2:us-east-1a:instance\/i-0b662…" \(51 chars\)$/,
+      'spot_interrupted',
+    ],
+    [
+      'instance-id an array',
+      edited(spot, (e) => (e.detail['instance-id'] = ['i-0b662ef9931388ba0'])),
+      /^detail\.instance-id: .*found an array of 1 item$/,
+      'spot_interrupted',
+    ],
+    [
+      'instance-action unknown',
+      edited(spot, (e) => (e.detail['instance-action'] = 'reboot')),
+      /^detail\.instance-action: expected one of terminate\|stop\|hibernate, found string "reboot"$/,
+      'spot_interrupted',
+    ],
+    [
+      'instance-action missing',
+      edited(spot, (e) => delete e.detail['instance-action']),
+      /^detail\.instance-action: missing, expected one of terminate\|stop\|hibernate$/,
+      'spot_interrupted',
+    ],
+    [
+      'state unknown',
+      edited(stateChange, (e) => (e.detail.state = 'exploded')),
+      /^detail\.state: expected one of pending\|running\|stopping\|stopped\|shutting-down\|terminated, found string "exploded"$/,
+      'state_change',
+    ],
     ['rebalance without instance-id', edited(SAMPLES[1], (e) => (e.detail = {})), /^detail\.instance-id: missing/, 'rebalance_recommendation'],
-    ['instance-id only on the prototype', edited(spot, (e) => (e.detail = JSON.parse('{"__proto__": {"instance-id": "i-0b662ef9931388ba0"}, "instance-action": "stop"}'))), /^detail\.instance-id: missing/, 'spot_interrupted'],
-    ['SNS Type not Notification', '{"Type": "SubscriptionConfirmation", "Message": "confirm"}', /^Type: expected "Notification" \(an SNS notification\), found string "SubscriptionConfirmation"$/],
+    [
+      'instance-id only on the prototype',
+      edited(spot, (e) => (e.detail = JSON.parse('{"__proto__": {"instance-id": "i-0b662ef9931388ba0"}, "instance-action": "stop"}'))),
+      /^detail\.instance-id: missing/,
+      'spot_interrupted',
+    ],
+    [
+      'SNS Type not Notification',
+      '{"Type": "SubscriptionConfirmation", "Message": "confirm"}',
+      /^Type: expected "Notification" \(an SNS notification\), found string "SubscriptionConfirmation"$/,
+    ],
     ['SNS Message missing', '{"Type": "Notification"}', /^Message: missing, expected the EventBridge event as a JSON string \(SNS notification\)$/],
-    ['SNS Message an object, not a string', JSON.stringify({ Type: 'Notification', Message: sampleObject(spot) }), /^Message: expected the EventBridge event as a JSON string .*, found an object with keys "version", "id", "detail-type", "source", … \(9 keys\)$/],
+    [
+      'SNS Message an object, not a string',
+      JSON.stringify({ Type: 'Notification', Message: sampleObject(spot) }),
+      /^Message: expected the EventBridge event as a JSON string .*, found an object with keys "version", "id", "detail-type", "source", … \(9 keys\)$/,
+    ],
     ['SNS Message not JSON', wrapInSns('garbage'), /^SNS Message is not JSON: Unexpected token/],
     ['SNS Message empty', wrapInSns(''), /^SNS Message: empty, expected an EventBridge event as JSON$/],
-    ['SNS Message a JSON array', wrapInSns('[]'), /^SNS Message: expected an EventBridge event \(an object with "source" and "detail-type"\), found an array of 0 items$/],
+    [
+      'SNS Message a JSON array',
+      wrapInSns('[]'),
+      /^SNS Message: expected an EventBridge event \(an object with "source" and "detail-type"\), found an array of 0 items$/,
+    ],
     ['SNS inside SNS', wrapInSns(wrapInSns(spot.body)), /^SNS Message: holds another SNS notification, expected an EventBridge event$/],
-    ['SNS Message with a bad detail', wrapInSns(edited(spot, (e) => (e.detail['instance-id'] = 'i-nope'))), /^SNS Message\.detail\.instance-id: expected an EC2 instance id .*found string "i-nope"$/, 'spot_interrupted'],
+    [
+      'SNS Message with a bad detail',
+      wrapInSns(edited(spot, (e) => (e.detail['instance-id'] = 'i-nope'))),
+      /^SNS Message\.detail\.instance-id: expected an EC2 instance id .*found string "i-nope"$/,
+      'spot_interrupted',
+    ],
     ['SNS Message with a bad envelope', wrapInSns(edited(stateChange, (e) => delete e.region)), /^SNS Message\.region: missing/, 'state_change'],
   ];
 

@@ -155,9 +155,7 @@ function parseSnsNotification(envelope: JsonObject): ParseResult {
 }
 
 function parseEventBridge(value: unknown, where: Where): ParseResult {
-  const shape = `an EventBridge event (an object with "source" and "detail-type")${
-    where.insideSns ? '' : ' or an SNS notification (an object with "Type")'
-  }`;
+  const shape = `an EventBridge event (an object with "source" and "detail-type")${where.insideSns ? '' : ' or an SNS notification (an object with "Type")'}`;
   if (!isObject(value)) return malformed(`${where.whole}: expected ${shape}, found ${describe(value)}`);
   if (!Object.hasOwn(value, 'source') && !Object.hasOwn(value, 'detail-type')) {
     return malformed(`${where.whole}: expected ${shape}, found ${describe(value)}`);

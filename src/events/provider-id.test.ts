@@ -40,10 +40,16 @@ describe('parseProviderId', () => {
 
   it('never throws, and whatever it accepts formats back to the same string (property)', () => {
     fc.assert(
-      fc.property(fc.oneof(fc.string(), fc.string().map((s) => `aws:///${s}`)), (providerId) => {
-        const parsed = parseProviderId(providerId);
-        if (parsed !== null && !providerId.startsWith('aws:////')) assert.equal(formatProviderId(parsed), providerId);
-      }),
+      fc.property(
+        fc.oneof(
+          fc.string(),
+          fc.string().map((s) => `aws:///${s}`),
+        ),
+        (providerId) => {
+          const parsed = parseProviderId(providerId);
+          if (parsed !== null && !providerId.startsWith('aws:////')) assert.equal(formatProviderId(parsed), providerId);
+        },
+      ),
       { numRuns: 500 },
     );
   });

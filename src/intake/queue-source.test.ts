@@ -84,7 +84,15 @@ describe('QueueSource', () => {
     const { log, lines } = capturingLog();
     let handled!: () => void;
     const done = new Promise<void>((r) => (handled = r));
-    const source = new QueueSource({ sqs, queueUrl: 'q', log, metrics: createMetrics(), errorBackoffMs: 10, visibilityTimeoutSeconds: 30, handle: async () => (handled(), { ack: false }) });
+    const source = new QueueSource({
+      sqs,
+      queueUrl: 'q',
+      log,
+      metrics: createMetrics(),
+      errorBackoffMs: 10,
+      visibilityTimeoutSeconds: 30,
+      handle: async () => (handled(), { ack: false }),
+    });
     source.start();
     await done;
     await source.stop();

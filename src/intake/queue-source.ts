@@ -148,7 +148,9 @@ export class QueueSource {
   private async extendVisibility(message: Message): Promise<void> {
     if (this.heartbeatRefused || !message.ReceiptHandle) return;
     try {
-      await this.o.sqs.send(new ChangeMessageVisibilityCommand({ QueueUrl: this.o.queueUrl, ReceiptHandle: message.ReceiptHandle, VisibilityTimeout: this.visibilitySeconds }));
+      await this.o.sqs.send(
+        new ChangeMessageVisibilityCommand({ QueueUrl: this.o.queueUrl, ReceiptHandle: message.ReceiptHandle, VisibilityTimeout: this.visibilitySeconds }),
+      );
     } catch (err) {
       const name = (err as Error).name ?? '';
       if (/AccessDenied|NotAuthorized/i.test(name)) {
@@ -159,7 +161,10 @@ export class QueueSource {
         );
         return;
       }
-      this.o.log.warn({ messageId: message.MessageId, err: (err as Error).message }, 'extending the message visibility failed; it may be delivered again while it is handled');
+      this.o.log.warn(
+        { messageId: message.MessageId, err: (err as Error).message },
+        'extending the message visibility failed; it may be delivered again while it is handled',
+      );
     }
   }
 
@@ -176,7 +181,10 @@ export class QueueSource {
       this.o.metrics.messagesDeleted.inc({ kind });
     } catch (err) {
       this.o.metrics.messagesFailed.inc({ kind, stage: 'delete' });
-      this.o.log.warn({ messageId: message.MessageId, err: (err as Error).message }, 'deleting the message failed; it will be delivered again and handled idempotently');
+      this.o.log.warn(
+        { messageId: message.MessageId, err: (err as Error).message },
+        'deleting the message failed; it will be delivered again and handled idempotently',
+      );
     }
   }
 }

@@ -36,13 +36,24 @@ export class PooledKubeConfig extends KubeConfig {
     const tls: https.RequestOptions = {};
     await this.applyToHTTPSOptions(tls);
     const options = this.createDispatcherOptions(cluster, {
-      ca: tls.ca, cert: tls.cert, key: tls.key, pfx: tls.pfx, passphrase: tls.passphrase,
-      rejectUnauthorized: tls.rejectUnauthorized, servername: tls.servername,
+      ca: tls.ca,
+      cert: tls.cert,
+      key: tls.key,
+      pfx: tls.pfx,
+      passphrase: tls.passphrase,
+      rejectUnauthorized: tls.rejectUnauthorized,
+      servername: tls.servername,
     });
     if (options.type !== 'agent') return;
     const c = options.connect;
     const key = createHash('sha256')
-      .update(JSON.stringify([cluster.server, c.ca, c.cert, c.key, c.pfx, c.rejectUnauthorized, c.servername].map((v) => (Buffer.isBuffer(v) ? v.toString('base64') : (v ?? null)))))
+      .update(
+        JSON.stringify(
+          [cluster.server, c.ca, c.cert, c.key, c.pfx, c.rejectUnauthorized, c.servername].map((v) =>
+            Buffer.isBuffer(v) ? v.toString('base64') : (v ?? null),
+          ),
+        ),
+      )
       .digest('hex');
     let pooled = this.pools.get(key);
     if (!pooled) {
@@ -69,7 +80,10 @@ export function loadKubeConfig(path = process.env.KUBECONFIG): PooledKubeConfig 
     if (path) kc.loadFromFile(path);
     else kc.loadFromDefault(); // in-cluster service account when running as a pod
   } catch (cause) {
-    throw new Error(`loading the kubeconfig ${path ? `from KUBECONFIG=${path}` : '(in-cluster or ~/.kube/config)'}: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    throw new Error(
+      `loading the kubeconfig ${path ? `from KUBECONFIG=${path}` : '(in-cluster or ~/.kube/config)'}: ${cause instanceof Error ? cause.message : String(cause)}`,
+      { cause },
+    );
   }
   if (!kc.getCurrentCluster()) throw new Error(`the kubeconfig ${path ?? ''} names no current cluster`);
   return kc;

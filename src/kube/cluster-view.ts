@@ -79,12 +79,15 @@ export class ClusterView {
   private readonly sliceListeners: Listener<V1EndpointSlice>[] = [];
   private readonly nodeListeners: Listener<V1Node>[] = [];
 
-  constructor(kc: KubeConfig, readonly namespace: string, log: Logger) {
+  constructor(
+    kc: KubeConfig,
+    readonly namespace: string,
+    log: Logger,
+  ) {
     const core = kc.makeApiClient(CoreV1Api);
     const apps = kc.makeApiClient(AppsV1Api);
     const discovery = kc.makeApiClient(DiscoveryV1Api);
-    const onError = (what: string) => (err: unknown, retryInMs: number) =>
-      log.warn({ err: String(err), retryInMs }, `watch of ${what} failed; relisting`);
+    const onError = (what: string) => (err: unknown, retryInMs: number) => log.warn({ err: String(err), retryInMs }, `watch of ${what} failed; relisting`);
     const ns = namespace;
     this.nodes = resilientInformer(kc, '/api/v1/nodes', () => core.listNode(), { onError: onError('nodes') });
     this.pods = resilientInformer(kc, `/api/v1/namespaces/${ns}/pods`, () => core.listNamespacedPod({ namespace: ns }), { onError: onError('pods') });

@@ -82,7 +82,11 @@ export class LeaderElector {
       const lease = await this.o.api.readNamespacedLease({ name: this.o.name, namespace: this.o.namespace });
       if (lease.spec?.holderIdentity !== this.o.identity) return;
       await this.o.api.patchNamespacedLease(
-        { name: this.o.name, namespace: this.o.namespace, body: { metadata: { resourceVersion: lease.metadata?.resourceVersion }, spec: { holderIdentity: null, leaseDurationSeconds: 1 } } },
+        {
+          name: this.o.name,
+          namespace: this.o.namespace,
+          body: { metadata: { resourceVersion: lease.metadata?.resourceVersion }, spec: { holderIdentity: null, leaseDurationSeconds: 1 } },
+        },
         MERGE_PATCH,
       );
       this.o.log.info({ lease: this.o.name }, 'released the lease');

@@ -64,12 +64,18 @@ describe('EventRecorder', () => {
     // 3 being written + 50 waiting; the other 1947 were dropped, and said so twice (the 1st and 1001st).
     assert.equal(recorder.pending, 53);
     const drops = lines.filter((l) => l.msg.includes('dropping'));
-    assert.deepEqual(drops.map((l) => l.dropped), [1, 1001]);
+    assert.deepEqual(
+      drops.map((l) => l.dropped),
+      [1, 1001],
+    );
     fake.release();
     await settle(recorder);
     assert.equal(fake.created.length, 53);
     assert.equal(fake.maxInFlight, 3);
-    assert.deepEqual(fake.created.slice(0, 3).map((e) => e.involvedObject.name), ['d0', 'd1', 'd2']);
+    assert.deepEqual(
+      fake.created.slice(0, 3).map((e) => e.involvedObject.name),
+      ['d0', 'd1', 'd2'],
+    );
   });
 
   it('bumps count on a repeat instead of creating a second Event; Node Events go to the configured namespace', async () => {
@@ -84,7 +90,10 @@ describe('EventRecorder', () => {
     await settle(recorder);
     assert.equal(fake.created.length, 1);
     assert.equal(fake.created[0]!.metadata!.namespace, 'kube-system');
-    assert.deepEqual(fake.patches.map((p) => p.body.count), [2]);
+    assert.deepEqual(
+      fake.patches.map((p) => p.body.count),
+      [2],
+    );
   });
 
   it('logs a write that fails, with the object it was about, and goes on', async () => {

@@ -73,10 +73,7 @@ export class EventRecorder implements Recorder {
     if (previous) {
       previous.count++;
       try {
-        await this.core.patchNamespacedEvent(
-          { name: previous.name, namespace, body: { count: previous.count, lastTimestamp: now } },
-          MERGE_PATCH,
-        );
+        await this.core.patchNamespacedEvent({ name: previous.name, namespace, body: { count: previous.count, lastTimestamp: now } }, MERGE_PATCH);
         return;
       } catch (err) {
         if (!isNotFound(err)) throw err;

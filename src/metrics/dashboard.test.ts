@@ -58,10 +58,7 @@ async function exposedSeries(): Promise<Set<string>> {
 
 describe('metricNamesIn', () => {
   it('finds selectors and skips functions, labels, ranges and grouping', () => {
-    assert.deepEqual(
-      metricNamesIn('histogram_quantile(0.95, sum by (le) (rate(a_seconds_bucket{job="x"}[$__rate_interval])))'),
-      ['a_seconds_bucket'],
-    );
+    assert.deepEqual(metricNamesIn('histogram_quantile(0.95, sum by (le) (rate(a_seconds_bucket{job="x"}[$__rate_interval])))'), ['a_seconds_bucket']);
     assert.deepEqual(metricNamesIn('topk(10, max by (namespace, deployment) (b)) / on (ns) group_left c offset 5m'), ['b', 'c']);
   });
 });
@@ -100,6 +97,9 @@ describe('Grafana dashboard', () => {
     const used = new Set(exprs.flatMap((e) => metricNamesIn(e as string)).map((n) => n.replace(/_(bucket|sum|count)$/, '')));
     const { registry } = createMetrics();
     const ours = (await registry.getMetricsAsJSON()).map((m) => m.name).filter((n) => !/^spot_orchestrator_(process|nodejs)_/.test(n));
-    assert.deepEqual(ours.filter((n) => !used.has(n)), []);
+    assert.deepEqual(
+      ours.filter((n) => !used.has(n)),
+      [],
+    );
   });
 });

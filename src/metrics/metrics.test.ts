@@ -67,7 +67,12 @@ describe('createMetrics, scraped over HTTP', () => {
     assert.equal(valueOf(s, `${P}queue_messages_received_total`, { kind: 'spot_interrupted' }), 2);
     assert.equal(valueOf(s, `${P}queue_messages_received_total`, { kind: 'malformed' }), 1);
     assert.equal(valueOf(s, `${P}queue_messages_received_total`, { kind: 'state_change' }), 0);
-    assert.deepEqual(seriesOf(s, `${P}queue_messages_received_total`).map((x) => x.labels.kind).sort(), [...MESSAGE_KINDS].sort());
+    assert.deepEqual(
+      seriesOf(s, `${P}queue_messages_received_total`)
+        .map((x) => x.labels.kind)
+        .sort(),
+      [...MESSAGE_KINDS].sort(),
+    );
     assert.equal(valueOf(s, `${P}queue_messages_deleted_total`, { kind: 'spot_interrupted' }), 1);
     assert.equal(valueOf(s, `${P}queue_messages_failed_total`, { kind: 'malformed', stage: 'parse' }), 1);
     assert.equal(valueOf(s, `${P}queue_messages_failed_total`, { kind: 'unknown', stage: 'delete' }), 0);
@@ -124,9 +129,7 @@ describe('createMetrics, scraped over HTTP', () => {
 describe('metric names', () => {
   it('follow spot_orchestrator_<subsystem>_<name>, counters in _total, histograms in _seconds', async () => {
     const metrics = createMetrics();
-    const ours = (await metrics.registry.getMetricsAsJSON()).filter(
-      (m) => !/^spot_orchestrator_(process|nodejs)_/.test(m.name),
-    );
+    const ours = (await metrics.registry.getMetricsAsJSON()).filter((m) => !/^spot_orchestrator_(process|nodejs)_/.test(m.name));
     // One per metric field of Metrics, and nothing else.
     const fields = Object.values(metrics).filter((v): v is { name: string } => typeof v === 'object' && v !== null && 'name' in v);
     assert.equal(fields.length, 18);

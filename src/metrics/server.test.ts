@@ -154,7 +154,13 @@ describe('/metrics when collection fails', () => {
     });
     const errors: unknown[] = [];
     const logger = { debug() {}, warn() {}, error: (obj: unknown) => void errors.push(obj) };
-    const server = await startOpsServer({ port: 0, host: '127.0.0.1', registry, health: () => ({ loops: {}, ready: { cachesSynced: true, queueReachable: true } }), logger });
+    const server = await startOpsServer({
+      port: 0,
+      host: '127.0.0.1',
+      registry,
+      health: () => ({ loops: {}, ready: { cachesSynced: true, queueReachable: true } }),
+      logger,
+    });
     try {
       const url = `http://127.0.0.1:${server.port}/metrics`;
       const bad = await fetch(url);
@@ -173,10 +179,22 @@ describe('/metrics when collection fails', () => {
 
 describe('startOpsServer', () => {
   it('rejects, naming the address, when the port is taken', async () => {
-    const first = await startOpsServer({ port: 0, host: '127.0.0.1', registry: new Registry(), health: () => ({ loops: {}, ready: { cachesSynced: true, queueReachable: true } }), logger: silent });
+    const first = await startOpsServer({
+      port: 0,
+      host: '127.0.0.1',
+      registry: new Registry(),
+      health: () => ({ loops: {}, ready: { cachesSynced: true, queueReachable: true } }),
+      logger: silent,
+    });
     try {
       await assert.rejects(
-        startOpsServer({ port: first.port, host: '127.0.0.1', registry: new Registry(), health: () => ({ loops: {}, ready: { cachesSynced: true, queueReachable: true } }), logger: silent }),
+        startOpsServer({
+          port: first.port,
+          host: '127.0.0.1',
+          registry: new Registry(),
+          health: () => ({ loops: {}, ready: { cachesSynced: true, queueReachable: true } }),
+          logger: silent,
+        }),
         { message: `starting ops server on 127.0.0.1:${first.port}` },
       );
     } finally {
@@ -185,7 +203,13 @@ describe('startOpsServer', () => {
   });
 
   it('closes even while a client holds a keep-alive connection', async () => {
-    const server = await startOpsServer({ port: 0, host: '127.0.0.1', registry: new Registry(), health: () => ({ loops: {}, ready: { cachesSynced: true, queueReachable: true } }), logger: silent });
+    const server = await startOpsServer({
+      port: 0,
+      host: '127.0.0.1',
+      registry: new Registry(),
+      health: () => ({ loops: {}, ready: { cachesSynced: true, queueReachable: true } }),
+      logger: silent,
+    });
     const res = await fetch(`http://127.0.0.1:${server.port}/metrics`);
     await res.text();
     await server.close();

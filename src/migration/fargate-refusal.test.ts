@@ -62,8 +62,7 @@ describe('fargateRefusal', () => {
     };
     assert.equal(
       fargateRefusal(spec),
-      'pod uses hostNetwork; init container "init" is privileged; container "agent" port 53 uses hostPort 53; ' +
-        'volume "root" is a hostPath volume (/)',
+      'pod uses hostNetwork; init container "init" is privileged; container "agent" port 53 uses hostPort 53; ' + 'volume "root" is a hostPath volume (/)',
     );
   });
 });

@@ -51,7 +51,14 @@ describe('applyJsonPatch', () => {
 
   it('fails on errors and leaves the input untouched (atomic)', () => {
     const doc = { a: 1, list: [0] };
-    assert.throws(() => applyJsonPatch(doc, [{ op: 'remove', path: '/a' }, { op: 'remove', path: '/missing' }]), /op #1/);
+    assert.throws(
+      () =>
+        applyJsonPatch(doc, [
+          { op: 'remove', path: '/a' },
+          { op: 'remove', path: '/missing' },
+        ]),
+      /op #1/,
+    );
     assert.throws(() => applyJsonPatch(doc, [{ op: 'replace', path: '/nope', value: 1 }]));
     assert.throws(() => applyJsonPatch(doc, [{ op: 'add', path: '/x/y', value: 1 }]));
     assert.throws(() => applyJsonPatch(doc, [{ op: 'add', path: '/list/2', value: 1 }]));

@@ -46,7 +46,11 @@ const requirement: fc.Arbitrary<V1NodeSelectorRequirement> = fc.record(
   { requiredKeys: ['key', 'operator'], ...NO_NULL },
 );
 const fieldRequirement: fc.Arbitrary<V1NodeSelectorRequirement> = fc.record(
-  { key: fc.constant('metadata.name'), operator: fc.constantFrom('In', 'NotIn'), values: fc.array(fc.constantFrom('node-a', 'node-b'), { minLength: 1, maxLength: 2 }) },
+  {
+    key: fc.constant('metadata.name'),
+    operator: fc.constantFrom('In', 'NotIn'),
+    values: fc.array(fc.constantFrom('node-a', 'node-b'), { minLength: 1, maxLength: 2 }),
+  },
   NO_NULL,
 );
 const term: fc.Arbitrary<V1NodeSelectorTerm> = fc.record(
@@ -57,14 +61,10 @@ const affinity: fc.Arbitrary<V1Affinity> = fc.record(
   {
     nodeAffinity: fc.record(
       {
-        requiredDuringSchedulingIgnoredDuringExecution: fc.record(
-          { nodeSelectorTerms: fc.array(term, { maxLength: 3 }) },
-          NO_NULL,
-        ),
-        preferredDuringSchedulingIgnoredDuringExecution: fc.array(
-          fc.record({ weight: fc.integer({ min: 1, max: 100 }), preference: term }, NO_NULL),
-          { maxLength: 3 },
-        ),
+        requiredDuringSchedulingIgnoredDuringExecution: fc.record({ nodeSelectorTerms: fc.array(term, { maxLength: 3 }) }, NO_NULL),
+        preferredDuringSchedulingIgnoredDuringExecution: fc.array(fc.record({ weight: fc.integer({ min: 1, max: 100 }), preference: term }, NO_NULL), {
+          maxLength: 3,
+        }),
       },
       { requiredKeys: [], ...NO_NULL },
     ),
@@ -110,10 +110,7 @@ const schedulingFields = fc.record(
   },
   { requiredKeys: [], ...NO_NULL },
 );
-const templateLabels = fc.record(
-  { app: fc.constant('gen'), 'compute-type': value, 'node-pool': value },
-  { requiredKeys: ['app'], ...NO_NULL },
-);
+const templateLabels = fc.record({ app: fc.constant('gen'), 'compute-type': value, 'node-pool': value }, { requiredKeys: ['app'], ...NO_NULL });
 
 const deployment: fc.Arbitrary<V1Deployment> = fc
   .record(
@@ -216,10 +213,7 @@ describe('planMigration / planRestoreToSpot / planFinish (property)', () => {
 
         const restoring = serverApply(settled, ok(planRestoreToSpot(settled, { purpose: 'recovery', now: LATER })));
         assert.deepStrictEqual(restoring.spec!.template, spotTemplateOf(original, labels));
-        const back = serverApply(
-          restoring,
-          ok(planFinish(restoring, { kind: 'recovered', now: LATER, recoveryReason: 'successful-recovery' })),
-        );
+        const back = serverApply(restoring, ok(planFinish(restoring, { kind: 'recovered', now: LATER, recoveryReason: 'successful-recovery' })));
         assert.deepStrictEqual(back.spec!.template, spotTemplateOf(original, labels));
         assert.deepStrictEqual(back.spec!.strategy, original.spec!.strategy);
         assert.deepStrictEqual(userAnnotations(back), userAnnotations(original));
@@ -250,17 +244,11 @@ describe('planMigration / planRestoreToSpot / planFinish (property)', () => {
         const migrated = serverApply(original, ops(planMigration(original, migrationInput(labels))));
         const settled = serverApply(migrated, ok(planFinish(migrated, { kind: 'migrated' })));
         const restoring = serverApply(settled, ok(planRestoreToSpot(settled, { purpose: 'recovery', now: LATER })));
-        const failed = serverApply(
-          restoring,
-          ok(planFinish(restoring, { kind: 'recovery-failed', now: LATER, recoveryReason: 'rollout-timeout', ...labels })),
-        );
+        const failed = serverApply(restoring, ok(planFinish(restoring, { kind: 'recovery-failed', now: LATER, recoveryReason: 'rollout-timeout', ...labels })));
         assert.deepStrictEqual(failed.spec!.template, migrated.spec!.template);
         const settledAgain = serverApply(failed, ok(planFinish(failed, { kind: 'migrated' })));
         const restoringAgain = serverApply(settledAgain, ok(planRestoreToSpot(settledAgain, { purpose: 'recovery', now: LATER })));
-        const back = serverApply(
-          restoringAgain,
-          ok(planFinish(restoringAgain, { kind: 'recovered', now: LATER, recoveryReason: 'successful-recovery' })),
-        );
+        const back = serverApply(restoringAgain, ok(planFinish(restoringAgain, { kind: 'recovered', now: LATER, recoveryReason: 'successful-recovery' })));
         assert.deepStrictEqual(back.spec!.template, spotTemplateOf(original, labels));
         assert.deepStrictEqual(back.spec!.strategy, original.spec!.strategy);
       }),

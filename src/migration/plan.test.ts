@@ -5,16 +5,7 @@ import type { V1Deployment } from '@kubernetes/client-node';
 
 import { MANAGED_ANNOTATIONS as A } from '../state/annotations.js';
 import { applyJsonPatch, type JsonPatchOp } from './json-patch.js';
-import {
-  formatTimestamp,
-  MOVE_STRATEGY,
-  planFinish,
-  planMigration,
-  planRestoreToSpot,
-  type MigrationPlan,
-  type PatchResult,
-  type SavedSpec,
-} from './plan.js';
+import { formatTimestamp, MOVE_STRATEGY, planFinish, planMigration, planRestoreToSpot, type MigrationPlan, type PatchResult, type SavedSpec } from './plan.js';
 import { LABELS, migrationInput, NOW, serverApply, spotDeployment, userAnnotations } from './test-fixtures.js';
 
 const LATER = new Date('2025-03-14T10:00:00.999Z');
@@ -438,7 +429,7 @@ describe('planRestoreToSpot: a Deployment the Go original moved (no saved-spec)'
   function movedByGoOriginal(): V1Deployment {
     const d = spotDeployment();
     d.spec!.template.metadata!.labels!['compute-type'] = 'fargate';
-    d.spec!.template.spec!.nodeSelector = { 'team': 'payments' };
+    d.spec!.template.spec!.nodeSelector = { team: 'payments' };
     Object.assign(d.metadata!.annotations!, { [A.state]: 'fargate', [A.migratedAt]: '2024-01-15T10:30:45Z', [A.reason]: 'spot-interruption' });
     return d;
   }
@@ -507,10 +498,7 @@ describe('planFinish', () => {
     const migrated = migrate(spotDeployment());
     migrated.metadata!.annotations![A.failedRecoveryAttempts] = '2';
     const restoring = serverApply(migrated, okOps(planRestoreToSpot(migrated, { purpose: 'recovery', now: LATER })));
-    const done = serverApply(
-      restoring,
-      okOps(planFinish(restoring, { kind: 'recovered', now: LATER, recoveryReason: 'successful-recovery' })),
-    );
+    const done = serverApply(restoring, okOps(planFinish(restoring, { kind: 'recovered', now: LATER, recoveryReason: 'successful-recovery' })));
     const ann = done.metadata!.annotations!;
     assert.equal(ann[A.state], 'spot');
     assert.equal(ann[A.savedSpec], undefined);
@@ -538,10 +526,7 @@ describe('planFinish', () => {
     const migrated = migrate(spotDeployment());
     const settled = serverApply(migrated, okOps(planFinish(migrated, { kind: 'migrated' })));
     const restoring = serverApply(settled, okOps(planRestoreToSpot(settled, { purpose: 'recovery', now: LATER })));
-    const failed = serverApply(
-      restoring,
-      okOps(planFinish(restoring, { kind: 'recovery-failed', now: LATER, recoveryReason: 'rollout-timeout', ...LABELS })),
-    );
+    const failed = serverApply(restoring, okOps(planFinish(restoring, { kind: 'recovery-failed', now: LATER, recoveryReason: 'rollout-timeout', ...LABELS })));
     assert.deepEqual(failed.spec!.template, migrated.spec!.template);
     assert.deepEqual(failed.spec!.strategy, MOVE_STRATEGY);
     const ann = failed.metadata!.annotations!;
@@ -552,10 +537,7 @@ describe('planFinish', () => {
     assert.equal(ann[A.lastRecoveredAt], '2025-03-14T10:00:00Z');
     assert.equal(ann[A.savedSpec], annotation(migrated, A.savedSpec));
 
-    const second = serverApply(
-      failed,
-      okOps(planFinish(failed, { kind: 'recovery-failed', now: LATER, recoveryReason: 'rollout-timeout', ...LABELS })),
-    );
+    const second = serverApply(failed, okOps(planFinish(failed, { kind: 'recovery-failed', now: LATER, recoveryReason: 'rollout-timeout', ...LABELS })));
     assert.equal(annotation(second, A.failedRecoveryAttempts), '2');
   });
 
@@ -573,10 +555,7 @@ describe('round trip', () => {
     const migrated = migrate(original);
     const settled = serverApply(migrated, okOps(planFinish(migrated, { kind: 'migrated' })));
     const restoring = serverApply(settled, okOps(planRestoreToSpot(settled, { purpose: 'recovery', now: LATER })));
-    return serverApply(
-      restoring,
-      okOps(planFinish(restoring, { kind: 'recovered', now: LATER, recoveryReason: 'successful-recovery' })),
-    );
+    return serverApply(restoring, okOps(planFinish(restoring, { kind: 'recovered', now: LATER, recoveryReason: 'successful-recovery' })));
   }
 
   function assertRestored(original: V1Deployment, back: V1Deployment): void {
@@ -629,17 +608,11 @@ describe('round trip', () => {
     const migrated = migrate(original);
     const settled = serverApply(migrated, okOps(planFinish(migrated, { kind: 'migrated' })));
     const restoring = serverApply(settled, okOps(planRestoreToSpot(settled, { purpose: 'recovery', now: LATER })));
-    const failed = serverApply(
-      restoring,
-      okOps(planFinish(restoring, { kind: 'recovery-failed', now: LATER, recoveryReason: 'rollout-timeout', ...LABELS })),
-    );
+    const failed = serverApply(restoring, okOps(planFinish(restoring, { kind: 'recovery-failed', now: LATER, recoveryReason: 'rollout-timeout', ...LABELS })));
     const settledAgain = serverApply(failed, okOps(planFinish(failed, { kind: 'migrated' })));
     assert.deepStrictEqual(settledAgain.spec!.strategy, original.spec!.strategy);
     const restoringAgain = serverApply(settledAgain, okOps(planRestoreToSpot(settledAgain, { purpose: 'recovery', now: LATER })));
-    const back = serverApply(
-      restoringAgain,
-      okOps(planFinish(restoringAgain, { kind: 'recovered', now: LATER, recoveryReason: 'successful-recovery' })),
-    );
+    const back = serverApply(restoringAgain, okOps(planFinish(restoringAgain, { kind: 'recovered', now: LATER, recoveryReason: 'successful-recovery' })));
     assertRestored(original, back);
     assert.equal(annotation(back, A.failedRecoveryAttempts), '0');
   });

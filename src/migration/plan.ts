@@ -8,32 +8,17 @@ import { MANAGED_ANNOTATIONS, type MigrationReason } from '../state/annotations.
 import { fargateRefusal } from './fargate-refusal.js';
 import { jsonEqual, pointer, type JsonPatchOp } from './json-patch.js';
 import { parseSavedSpec, readRestoreRecord, serializeSavedSpec, type LegacyRestoreLabel, type SavedSpec } from './saved-spec.js';
-import {
-  selectorConflicts,
-  stripAffinity,
-  stripNodeSelector,
-  stripTolerations,
-  type ComputeLabels,
-} from './spot-constraints.js';
+import { selectorConflicts, stripAffinity, stripNodeSelector, stripTolerations, type ComputeLabels } from './spot-constraints.js';
 
 export { fargateRefusal } from './fargate-refusal.js';
 export type { JsonPatchOp } from './json-patch.js';
 export type { LegacyRestoreLabel, SavedSpec } from './saved-spec.js';
 export type { ComputeLabels } from './spot-constraints.js';
 
-export const SKIP_REASONS = [
-  'allow_fargate_false',
-  'paused',
-  'fargate_refuses',
-  'already_on_fargate',
-  'selector_pins_spot',
-  'zero_replicas',
-] as const;
+export const SKIP_REASONS = ['allow_fargate_false', 'paused', 'fargate_refuses', 'already_on_fargate', 'selector_pins_spot', 'zero_replicas'] as const;
 export type SkipReason = (typeof SKIP_REASONS)[number];
 
-export type MigrationPlan =
-  | { action: 'patch'; ops: JsonPatchOp[]; removed: SavedSpec }
-  | { action: 'skip'; reason: SkipReason; detail: string };
+export type MigrationPlan = { action: 'patch'; ops: JsonPatchOp[]; removed: SavedSpec } | { action: 'skip'; reason: SkipReason; detail: string };
 
 export interface MigrationInput extends ComputeLabels {
   /** Resolved by the caller from config and the Deployment's allow-fargate annotation. */
@@ -115,8 +100,7 @@ export function planMigration(deployment: V1Deployment, input: MigrationInput): 
     const phase = annotations[MANAGED_ANNOTATIONS.phase];
     return skip(
       'already_on_fargate',
-      `deployment ${where} already has template label ${key}=${fargateLabel} and state fargate` +
-        (phase !== undefined ? ` (phase ${phase})` : ''),
+      `deployment ${where} already has template label ${key}=${fargateLabel} and state fargate` + (phase !== undefined ? ` (phase ${phase})` : ''),
     );
   }
   if (!input.allowFargate) {
@@ -143,10 +127,7 @@ export function planMigration(deployment: V1Deployment, input: MigrationInput): 
     return skip('fargate_refuses', `Fargate would refuse the pods of deployment ${where}: ${refusal}`);
   }
 
-  const previous =
-    state === 'fargate'
-      ? parseSavedSpec(annotations[MANAGED_ANNOTATIONS.savedSpec], where, MANAGED_ANNOTATIONS.savedSpec)
-      : undefined;
+  const previous = state === 'fargate' ? parseSavedSpec(annotations[MANAGED_ANNOTATIONS.savedSpec], where, MANAGED_ANNOTATIONS.savedSpec) : undefined;
   const keepPrevious = previous?.ok === true;
   const removed: SavedSpec = previous?.ok === true ? previous.saved : snapshot(deployment, input);
 

@@ -33,10 +33,7 @@ describe('evaluateRollout', () => {
   });
 
   it('says what is missing while progressing', () => {
-    const r = evaluateRollout(
-      deployment({ observedGeneration: 8, replicas: 4, updatedReplicas: 2, availableReplicas: 1, unavailableReplicas: 3 }),
-      clock(10),
-    );
+    const r = evaluateRollout(deployment({ observedGeneration: 8, replicas: 4, updatedReplicas: 2, availableReplicas: 1, unavailableReplicas: 3 }), clock(10));
     assert.equal(r.status, 'progressing');
     assert.equal(r.detail, '2/3 updated, 1/3 available, 4 total replicas, 3 unavailable');
   });

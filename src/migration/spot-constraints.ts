@@ -1,11 +1,4 @@
-import type {
-  V1Affinity,
-  V1LabelSelector,
-  V1NodeAffinity,
-  V1NodeSelectorRequirement,
-  V1NodeSelectorTerm,
-  V1Toleration,
-} from '@kubernetes/client-node';
+import type { V1Affinity, V1LabelSelector, V1NodeAffinity, V1NodeSelectorRequirement, V1NodeSelectorTerm, V1Toleration } from '@kubernetes/client-node';
 
 /** The label convention of the cluster: which pod/node label selects spot, which one Fargate. */
 export interface ComputeLabels {
@@ -59,10 +52,7 @@ export interface Stripped<T> {
 }
 
 /** Drops nodeSelector entries that select spot; an emptied selector becomes absent. */
-export function stripNodeSelector(
-  labels: ComputeLabels,
-  nodeSelector: Record<string, string> | undefined,
-): Stripped<Record<string, string>> {
+export function stripNodeSelector(labels: ComputeLabels, nodeSelector: Record<string, string> | undefined): Stripped<Record<string, string>> {
   if (nodeSelector === undefined) return { value: undefined, changed: false };
   const kept = Object.entries(nodeSelector).filter(([k, v]) => !selectsSpot(labels, k, v));
   if (kept.length === Object.keys(nodeSelector).length) return { value: nodeSelector, changed: false };
@@ -114,9 +104,7 @@ export function stripAffinity(labels: ComputeLabels, affinity: V1Affinity | unde
 
   const preferred = na.preferredDuringSchedulingIgnoredDuringExecution;
   if (preferred !== undefined) {
-    const kept = preferred.filter(
-      (p) => !(p.preference?.matchExpressions ?? []).some((e) => requirementSelectsSpot(labels, e)),
-    );
+    const kept = preferred.filter((p) => !(p.preference?.matchExpressions ?? []).some((e) => requirementSelectsSpot(labels, e)));
     if (kept.length !== preferred.length) {
       changed = true;
       if (kept.length > 0) next.preferredDuringSchedulingIgnoredDuringExecution = kept;
@@ -132,10 +120,7 @@ export function stripAffinity(labels: ComputeLabels, affinity: V1Affinity | unde
 }
 
 /** Drops tolerations of spot taints; an emptied list becomes absent. */
-export function stripTolerations(
-  labels: ComputeLabels,
-  tolerations: V1Toleration[] | undefined,
-): Stripped<V1Toleration[]> {
+export function stripTolerations(labels: ComputeLabels, tolerations: V1Toleration[] | undefined): Stripped<V1Toleration[]> {
   if (tolerations === undefined) return { value: undefined, changed: false };
   const kept = tolerations.filter((t) => !toleratesSpot(labels, t));
   if (kept.length === tolerations.length) return { value: tolerations, changed: false };
@@ -153,12 +138,7 @@ export function selectorConflicts(selector: V1LabelSelector | undefined, key: st
   for (const e of selector?.matchExpressions ?? []) {
     if (e.key !== key) continue;
     const values = e.values ?? [];
-    const ok =
-      e.operator === 'In'
-        ? values.includes(value)
-        : e.operator === 'NotIn'
-          ? !values.includes(value)
-          : e.operator === 'Exists';
+    const ok = e.operator === 'In' ? values.includes(value) : e.operator === 'NotIn' ? !values.includes(value) : e.operator === 'Exists';
     if (!ok) out.push(`matchExpressions ${key} ${e.operator}${values.length > 0 ? ` [${values.join(', ')}]` : ''}`);
   }
   return out;

@@ -48,8 +48,14 @@ describe('recover --dry-run report', () => {
     assert.match(text, /spot capacity: 1 healthy of 1 spot node\(s\) \(spot-a-0\)/);
     assert.match(text, /managed Deployments: 4/);
     assert.match(text, /  api: RECOVER  would recover now: 1 healthy spot node\(s\) fit, e\.g\. spot-a-0/);
-    assert.match(text, /  web: wait     not now \(cooldown\): cooldown 2h0m0s \(annotation spot-orchestrator\/recovery-cooldown\).*; next eligible at 2025-03-14T11:00:00\.000Z/);
-    assert.match(text, /  worker: wait     not now \(backoff\): backoff 30m0s after 2 failed attempt\(s\).*next eligible at 2025-03-14T10:20:00\.000Z.*failed attempts 2/);
+    assert.match(
+      text,
+      /  web: wait     not now \(cooldown\): cooldown 2h0m0s \(annotation spot-orchestrator\/recovery-cooldown\).*; next eligible at 2025-03-14T11:00:00\.000Z/,
+    );
+    assert.match(
+      text,
+      /  worker: wait     not now \(backoff\): backoff 30m0s after 2 failed attempt\(s\).*next eligible at 2025-03-14T10:20:00\.000Z.*failed attempts 2/,
+    );
     assert.match(text, /  cache: wait     not now \(not_on_fargate\)/);
     assert.doesNotMatch(text, /other/);
     assert.equal(lines.at(-1), '1 would recover now');

@@ -15,7 +15,14 @@ export function recoveryDryRunReport(config: Config, nodes: readonly V1Node[], d
   const lines = [
     `recovery dry run at ${now.toISOString()}, namespace ${config.kubernetes.namespace} (${config.kubernetes.mode} mode)`,
     `  recovery.enabled=${r.enabled} cooldown=${formatDuration(r.cooldown)} backoff_base=${formatDuration(r.backoff_base)} max_backoff=${formatDuration(r.max_backoff)} max_concurrent_recoveries=${config.controller.max_concurrent_recoveries}`,
-    `  spot capacity: ${capacity.healthy.length} healthy of ${capacity.spotNodes} spot node(s)${capacity.healthy.length > 0 ? ` (${capacity.healthy.slice(0, 5).map((n) => n.metadata?.name).join(', ')}${capacity.healthy.length > 5 ? ', …' : ''})` : ''}`,
+    `  spot capacity: ${capacity.healthy.length} healthy of ${capacity.spotNodes} spot node(s)${
+      capacity.healthy.length > 0
+        ? ` (${capacity.healthy
+            .slice(0, 5)
+            .map((n) => n.metadata?.name)
+            .join(', ')}${capacity.healthy.length > 5 ? ', …' : ''})`
+        : ''
+    }`,
     `managed Deployments: ${managed.length}`,
   ];
   const eligible = verdicts.filter((v) => v.verdict.eligible).length;
@@ -23,7 +30,11 @@ export function recoveryDryRunReport(config: Config, nodes: readonly V1Node[], d
     const a = deployment.metadata?.annotations ?? {};
     const state = a[MANAGED_ANNOTATIONS.state] ?? 'spot';
     const attempts = a[MANAGED_ANNOTATIONS.failedRecoveryAttempts];
-    const facts = [`state ${state}`, a[MANAGED_ANNOTATIONS.migratedAt] ? `migrated-at ${a[MANAGED_ANNOTATIONS.migratedAt]}` : '', attempts && attempts !== '0' ? `failed attempts ${attempts}` : '']
+    const facts = [
+      `state ${state}`,
+      a[MANAGED_ANNOTATIONS.migratedAt] ? `migrated-at ${a[MANAGED_ANNOTATIONS.migratedAt]}` : '',
+      attempts && attempts !== '0' ? `failed attempts ${attempts}` : '',
+    ]
       .filter(Boolean)
       .join(', ');
     const what = verdict.eligible ? `RECOVER  ${describeVerdict(verdict)}` : `wait     ${describeVerdict(verdict)}`;

@@ -5,16 +5,32 @@ import { loadConfig } from '../config/load.js';
 import { formatTimestamp, planFinish, planMigration, planRestoreToSpot } from '../migration/plan.js';
 import { migrationInput, serverApply, spotDeployment } from '../migration/test-fixtures.js';
 import { MANAGED_ANNOTATIONS as A, NODE_ANNOTATIONS, USER_ANNOTATIONS } from '../state/annotations.js';
-import { assessSpotCapacity, backoffDelayMs, describeVerdict, failedAttempts, judgePass, judgeRecovery, type EligibilityInput, type Verdict } from './eligibility.js';
+import {
+  assessSpotCapacity,
+  backoffDelayMs,
+  describeVerdict,
+  failedAttempts,
+  judgePass,
+  judgeRecovery,
+  type EligibilityInput,
+  type Verdict,
+} from './eligibility.js';
 
 const BASE_ENV = { SQS_QUEUE_URL: 'http://localhost:9324/000000000000/q', MODE: 'namespace', NAMESPACE: 'prod' };
 const config = loadConfig({ env: BASE_ENV }); // cooldown 45m, backoff 15m doubling up to 4h
 const MIN = 60_000;
 const MIGRATED = new Date('2025-03-14T09:00:00Z');
 
-function node(name: string, o: { labels?: Record<string, string>; ready?: boolean; unschedulable?: boolean; annotations?: Record<string, string> } = {}): V1Node {
+function node(
+  name: string,
+  o: { labels?: Record<string, string>; ready?: boolean; unschedulable?: boolean; annotations?: Record<string, string> } = {},
+): V1Node {
   return {
-    metadata: { name, labels: { 'compute-type': 'spot', 'kubernetes.io/arch': 'amd64', 'eks.amazonaws.com/nodegroup': 'spot-a', ...o.labels }, annotations: o.annotations },
+    metadata: {
+      name,
+      labels: { 'compute-type': 'spot', 'kubernetes.io/arch': 'amd64', 'eks.amazonaws.com/nodegroup': 'spot-a', ...o.labels },
+      annotations: o.annotations,
+    },
     spec: { unschedulable: o.unschedulable },
     status: { conditions: [{ type: 'Ready', status: o.ready === false ? 'False' : 'True' }] },
   };
@@ -107,12 +123,22 @@ describe('recovery eligibility', () => {
       const delays = [0, 1, 2, 3, 4, 5, 6, 50, 5000].map((n) => backoffDelayMs(n, config.recovery) / MIN);
       assert.deepEqual(delays, [0, 15, 30, 60, 120, 240, 240, 240, 240]);
       const capped = loadConfig({ env: { ...BASE_ENV, RECOVERY_BACKOFF_BASE: '2s', RECOVERY_MAX_BACKOFF: '5s' } });
-      assert.deepEqual([1, 2, 3, 4].map((n) => backoffDelayMs(n, capped.recovery)), [2000, 4000, 5000, 5000]);
+      assert.deepEqual(
+        [1, 2, 3, 4].map((n) => backoffDelayMs(n, capped.recovery)),
+        [2000, 4000, 5000, 5000],
+      );
     });
 
     it('waits the delay of the attempt count since last-recovered-at', () => {
       const lastTry = after(3 * 60 * MIN); // long past the cooldown
-      for (const [attempts, minutes] of [[1, 15], [2, 30], [3, 60], [4, 120], [5, 240], [9, 240]] as const) {
+      for (const [attempts, minutes] of [
+        [1, 15],
+        [2, 30],
+        [3, 60],
+        [4, 120],
+        [5, 240],
+        [9, 240],
+      ] as const) {
         const d = onFargate({ [A.failedRecoveryAttempts]: String(attempts), [A.lastRecoveredAt]: formatTimestamp(lastTry) });
         const end = new Date(lastTry.getTime() + minutes * MIN);
         const waiting = judge(d, new Date(end.getTime() - 1000));
@@ -157,7 +183,15 @@ describe('recovery eligibility', () => {
         ['cordoned', [node('a', { unschedulable: true })]],
         ['interruption warning', [node('a', { annotations: { [NODE_ANNOTATIONS.interruptedAt]: '2025-03-14T09:00:00Z' } })]],
         ['rebalance recommendation', [node('a', { annotations: { [NODE_ANNOTATIONS.rebalanceRecommendedAt]: '2025-03-14T09:00:00Z' } })]],
-        ['on-demand only', [{ metadata: { name: 'od', labels: { 'eks.amazonaws.com/capacityType': 'ON_DEMAND', 'kubernetes.io/arch': 'amd64' } }, status: { conditions: [{ type: 'Ready', status: 'True' }] } }]],
+        [
+          'on-demand only',
+          [
+            {
+              metadata: { name: 'od', labels: { 'eks.amazonaws.com/capacityType': 'ON_DEMAND', 'kubernetes.io/arch': 'amd64' } },
+              status: { conditions: [{ type: 'Ready', status: 'True' }] },
+            },
+          ],
+        ],
       ];
       for (const [what, nodes] of cases) {
         const v = judge(onFargate(), after(60 * MIN), { nodes });
@@ -168,7 +202,10 @@ describe('recovery eligibility', () => {
 
     it('healthy spot nodes that the restored constraints do not select do not count', () => {
       const d = onFargate();
-      d.metadata!.annotations![A.savedSpec] = JSON.stringify({ ...JSON.parse(d.metadata!.annotations![A.savedSpec]!), nodeSelector: { 'compute-type': 'spot', 'eks.amazonaws.com/nodegroup': 'spot-b' } });
+      d.metadata!.annotations![A.savedSpec] = JSON.stringify({
+        ...JSON.parse(d.metadata!.annotations![A.savedSpec]!),
+        nodeSelector: { 'compute-type': 'spot', 'eks.amazonaws.com/nodegroup': 'spot-b' },
+      });
       const v = judge(d, after(60 * MIN), { nodes: [node('a1'), node('a2')] });
       assert.ok(!v.eligible);
       assert.equal(v.reason, 'no_matching_spot_node');
@@ -189,7 +226,10 @@ describe('recovery eligibility', () => {
       });
       const { capacity, verdicts } = judgePass(deployments, counted, { config, now: after(60 * MIN) });
       assert.equal(capacity.healthy.length, 1);
-      assert.deepEqual(verdicts.map((v) => reasonOf(v.verdict)), ['eligible', 'eligible', 'eligible']);
+      assert.deepEqual(
+        verdicts.map((v) => reasonOf(v.verdict)),
+        ['eligible', 'eligible', 'eligible'],
+      );
       assert.equal(reads, 2, 'the node list is read once per pass (spot count + healthy), not per Deployment');
     });
   });
@@ -261,10 +301,18 @@ describe('recovery eligibility', () => {
     };
     const now = after(10 * 60 * MIN);
     const { verdicts } = judgePass(
-      [mk('young', after(5 * 60 * MIN)), mk('off', MIGRATED, { [USER_ANNOTATIONS.recoveryEnabled]: 'false' }), mk('old', MIGRATED), mk('waiting', after(9.5 * 60 * MIN))],
+      [
+        mk('young', after(5 * 60 * MIN)),
+        mk('off', MIGRATED, { [USER_ANNOTATIONS.recoveryEnabled]: 'false' }),
+        mk('old', MIGRATED),
+        mk('waiting', after(9.5 * 60 * MIN)),
+      ],
       [node('a')],
       { config, now },
     );
-    assert.deepEqual(verdicts.map((v) => `${v.deployment.metadata!.name}:${reasonOf(v.verdict)}`), ['old:eligible', 'young:eligible', 'off:disabled_by_annotation', 'waiting:cooldown']);
+    assert.deepEqual(
+      verdicts.map((v) => `${v.deployment.metadata!.name}:${reasonOf(v.verdict)}`),
+      ['old:eligible', 'young:eligible', 'off:disabled_by_annotation', 'waiting:cooldown'],
+    );
   });
 });

@@ -116,7 +116,8 @@ export function judgeRecovery(d: V1Deployment, input: EligibilityInput): Verdict
   const { settings, invalid } = resolveDeploymentSettings(config, a);
   warnings.push(...invalid.map((i) => i.message));
   if (!config.recovery.enabled) return no('disabled_globally', 'recovery.enabled is false');
-  if (!settings.recoveryEnabled) return no('disabled_by_annotation', `the Deployment has ${USER_ANNOTATIONS.recoveryEnabled}=${a[USER_ANNOTATIONS.recoveryEnabled]}`);
+  if (!settings.recoveryEnabled)
+    return no('disabled_by_annotation', `the Deployment has ${USER_ANNOTATIONS.recoveryEnabled}=${a[USER_ANNOTATIONS.recoveryEnabled]}`);
 
   // Cooldown since the move to Fargate, backoff since the last failed attempt: the later end wins.
   const waits: { reason: 'cooldown' | 'backoff'; until: number; detail: string }[] = [];
@@ -163,7 +164,10 @@ export function judgeRecovery(d: V1Deployment, input: EligibilityInput): Verdict
   }
   const candidates = capacity.healthy.filter((n) => fits(n, saved.saved)).map((n) => n.metadata?.name ?? '');
   if (candidates.length === 0) {
-    return no('no_matching_spot_node', `none of the ${capacity.healthy.length} healthy spot node(s) satisfies the restored constraints${describeConstraints(saved.saved.nodeSelector)}${legacyNote}`);
+    return no(
+      'no_matching_spot_node',
+      `none of the ${capacity.healthy.length} healthy spot node(s) satisfies the restored constraints${describeConstraints(saved.saved.nodeSelector)}${legacyNote}`,
+    );
   }
   return {
     eligible: true,
@@ -180,7 +184,9 @@ export function legacyRestoreLabel(config: Config): { computeLabelKey: string; s
 
 function describeConstraints(nodeSelector: Record<string, string> | undefined): string {
   if (!nodeSelector || Object.keys(nodeSelector).length === 0) return '';
-  return ` (nodeSelector ${Object.entries(nodeSelector).map(([k, v]) => `${k}=${v}`).join(', ')})`;
+  return ` (nodeSelector ${Object.entries(nodeSelector)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(', ')})`;
 }
 
 export interface PassVerdict {

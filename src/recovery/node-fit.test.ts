@@ -7,7 +7,13 @@ function node(labels: Record<string, string>, taints?: V1Taint[]): V1Node {
   return { metadata: { name: 'n1', labels }, spec: { taints } };
 }
 
-const SPOT = { 'compute-type': 'spot', 'eks.amazonaws.com/nodegroup': 'pool-a', 'eks.amazonaws.com/capacityType': 'SPOT', 'kubernetes.io/arch': 'amd64', cores: '8' };
+const SPOT = {
+  'compute-type': 'spot',
+  'eks.amazonaws.com/nodegroup': 'pool-a',
+  'eks.amazonaws.com/capacityType': 'SPOT',
+  'kubernetes.io/arch': 'amd64',
+  cores: '8',
+};
 
 describe('node fit for restored constraints', () => {
   it('nothing to satisfy: any untainted node fits', () => {
@@ -16,7 +22,10 @@ describe('node fit for restored constraints', () => {
 
   it('nodeSelector: every entry must match', () => {
     assert.equal(fits(node(SPOT), { nodeSelector: { 'compute-type': 'spot', 'eks.amazonaws.com/nodegroup': 'pool-a' } }), true);
-    assert.match(misfit(node(SPOT), { nodeSelector: { 'compute-type': 'spot', 'eks.amazonaws.com/nodegroup': 'pool-b' } }) ?? '', /nodegroup=pool-b not matched/);
+    assert.match(
+      misfit(node(SPOT), { nodeSelector: { 'compute-type': 'spot', 'eks.amazonaws.com/nodegroup': 'pool-b' } }) ?? '',
+      /nodegroup=pool-b not matched/,
+    );
   });
 
   it('required node affinity: terms ORed, expressions ANDed, every operator', () => {
@@ -37,7 +46,14 @@ describe('node fit for restored constraints', () => {
       [req({ matchFields: [e('metadata.name', 'In', ['n2'])] }), false],
       [req({}), false], // an empty term selects nothing
       // Preferred terms never exclude a node.
-      [{ affinity: { nodeAffinity: { preferredDuringSchedulingIgnoredDuringExecution: [{ weight: 1, preference: { matchExpressions: [e('x', 'In', ['y'])] } }] } } }, true],
+      [
+        {
+          affinity: {
+            nodeAffinity: { preferredDuringSchedulingIgnoredDuringExecution: [{ weight: 1, preference: { matchExpressions: [e('x', 'In', ['y'])] } }] },
+          },
+        },
+        true,
+      ],
     ];
     for (const [constraints, expected] of cases) assert.equal(fits(node(SPOT), constraints), expected, JSON.stringify(constraints));
   });

@@ -19,7 +19,8 @@ export function misfit(node: V1Node, c: PlacementConstraints): string | undefine
   }
   for (const taint of node.spec?.taints ?? []) {
     if (taint.effect !== 'NoSchedule' && taint.effect !== 'NoExecute') continue;
-    if (!(c.tolerations ?? []).some((t) => tolerates(t, taint))) return `taint ${taint.key}${taint.value ? `=${taint.value}` : ''}:${taint.effect} not tolerated`;
+    if (!(c.tolerations ?? []).some((t) => tolerates(t, taint)))
+      return `taint ${taint.key}${taint.value ? `=${taint.value}` : ''}:${taint.effect} not tolerated`;
   }
   return undefined;
 }

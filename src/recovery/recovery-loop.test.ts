@@ -117,11 +117,15 @@ class FakeCluster {
   }
 
   trackedFor(purpose: Purpose): string[] {
-    return [...this.tracked.values()].filter((t) => t.request.purpose === purpose).map((t) => t.request.name).sort();
+    return [...this.tracked.values()]
+      .filter((t) => t.request.purpose === purpose)
+      .map((t) => t.request.name)
+      .sort();
   }
 }
 
-const flow = (config: Config) => ({ settingsFor: (d: V1Deployment) => resolveDeploymentSettings(config, d.metadata?.annotations).settings }) as unknown as MigrationFlow;
+const flow = (config: Config) =>
+  ({ settingsFor: (d: V1Deployment) => resolveDeploymentSettings(config, d.metadata?.annotations).settings }) as unknown as MigrationFlow;
 
 async function until(what: string, cond: () => boolean, timeoutMs = 2000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -155,32 +159,35 @@ async function withLoop(
 
 describe('recovery loop', () => {
   it('moves at most max_concurrent_recoveries at once, and a slow one holds back only its own slot', async () => {
-    await withLoop({ deployments: ['a', 'b', 'c', 'd'].map((n, i) => onFargate(n, i)), nodes: [spotNode('spot-1')], config: configWith({ MAX_CONCURRENT_RECOVERIES: '2' }) }, async (cluster, loop) => {
-      assert.deepEqual(loop.lastPass?.queued, ['prod/a', 'prod/b', 'prod/c', 'prod/d'], 'longest on Fargate first');
-      await until('two recoveries in flight', () => cluster.trackedFor('recovery').length === 2);
-      assert.deepEqual(cluster.trackedFor('recovery'), ['a', 'b']);
-      // b is slow; a, then c and d finish while b still holds its slot.
-      cluster.settle('a', 'recovery', ok);
-      await until('c started', () => cluster.trackedFor('recovery').includes('c'));
-      cluster.settle('c', 'recovery', ok);
-      await until('d started', () => cluster.trackedFor('recovery').includes('d'));
-      cluster.settle('d', 'recovery', ok);
-      await until('a, c, d recovered', () => ['a', 'c', 'd'].every((n) => cluster.store.get(n)?.metadata?.annotations?.[A.state] === 'spot'));
-      assert.equal(cluster.store.get('b')?.metadata?.annotations?.[A.phase], 'recovering');
-      assert.equal(cluster.maxRecoveriesTracked, 2);
-      assert.equal(loop.inFlight, 1);
-      const started = cluster.alerts.filter((x) => x.kind === 'recovery_started');
-      assert.equal(started.length, 1);
-      assert.equal(cluster.alerts.filter((x) => x.kind === 'recovery_completed').length, 3);
-      cluster.settle('b', 'recovery', ok);
-      const b = await loop.settled('prod/b');
-      assert.equal(b?.result, 'recovered');
-      const a = cluster.store.get('a')!.metadata!.annotations!;
-      assert.equal(a[A.recoveryReason], 'successful-recovery');
-      assert.equal(a[A.failedRecoveryAttempts], '0');
-      assert.equal(a[A.lastRecoveredAt], formatTimestamp(NOW));
-      assert.equal(a[A.savedSpec], undefined);
-    });
+    await withLoop(
+      { deployments: ['a', 'b', 'c', 'd'].map((n, i) => onFargate(n, i)), nodes: [spotNode('spot-1')], config: configWith({ MAX_CONCURRENT_RECOVERIES: '2' }) },
+      async (cluster, loop) => {
+        assert.deepEqual(loop.lastPass?.queued, ['prod/a', 'prod/b', 'prod/c', 'prod/d'], 'longest on Fargate first');
+        await until('two recoveries in flight', () => cluster.trackedFor('recovery').length === 2);
+        assert.deepEqual(cluster.trackedFor('recovery'), ['a', 'b']);
+        // b is slow; a, then c and d finish while b still holds its slot.
+        cluster.settle('a', 'recovery', ok);
+        await until('c started', () => cluster.trackedFor('recovery').includes('c'));
+        cluster.settle('c', 'recovery', ok);
+        await until('d started', () => cluster.trackedFor('recovery').includes('d'));
+        cluster.settle('d', 'recovery', ok);
+        await until('a, c, d recovered', () => ['a', 'c', 'd'].every((n) => cluster.store.get(n)?.metadata?.annotations?.[A.state] === 'spot'));
+        assert.equal(cluster.store.get('b')?.metadata?.annotations?.[A.phase], 'recovering');
+        assert.equal(cluster.maxRecoveriesTracked, 2);
+        assert.equal(loop.inFlight, 1);
+        const started = cluster.alerts.filter((x) => x.kind === 'recovery_started');
+        assert.equal(started.length, 1);
+        assert.equal(cluster.alerts.filter((x) => x.kind === 'recovery_completed').length, 3);
+        cluster.settle('b', 'recovery', ok);
+        const b = await loop.settled('prod/b');
+        assert.equal(b?.result, 'recovered');
+        const a = cluster.store.get('a')!.metadata!.annotations!;
+        assert.equal(a[A.recoveryReason], 'successful-recovery');
+        assert.equal(a[A.failedRecoveryAttempts], '0');
+        assert.equal(a[A.lastRecoveredAt], formatTimestamp(NOW));
+        assert.equal(a[A.savedSpec], undefined);
+      },
+    );
   });
 
   it('a failed recovery goes back to Fargate, counts the attempt, alerts with the next attempt time, and sees the rollback through', async () => {

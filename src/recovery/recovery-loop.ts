@@ -41,7 +41,17 @@ import { isManaged } from '../controller/scope.js';
 import { deploymentLogger } from '../log.js';
 import { planFinish, planRestoreToSpot, type FinishOutcome } from '../migration/plan.js';
 import { MANAGED_ANNOTATIONS } from '../state/annotations.js';
-import { assessSpotCapacity, legacyRestoreLabel, backoffDelayMs, describeVerdict, failedAttempts, judgePass, judgeRecovery, type SpotCapacity, type Verdict } from './eligibility.js';
+import {
+  assessSpotCapacity,
+  legacyRestoreLabel,
+  backoffDelayMs,
+  describeVerdict,
+  failedAttempts,
+  judgePass,
+  judgeRecovery,
+  type SpotCapacity,
+  type Verdict,
+} from './eligibility.js';
 
 export type RecoveryResult =
   /** Back on spot and healthy. */
@@ -161,10 +171,13 @@ export class RecoveryLoop {
     const due = Date.now() + Math.max(0, delayMs);
     if (this.soon && this.soon.due <= due) return;
     if (this.soon) clearTimeout(this.soon.timer);
-    const timer = setTimeout(() => {
-      this.soon = undefined;
-      this.pass(trigger);
-    }, Math.max(0, delayMs));
+    const timer = setTimeout(
+      () => {
+        this.soon = undefined;
+        this.pass(trigger);
+      },
+      Math.max(0, delayMs),
+    );
     timer.unref();
     this.soon = { timer, due };
   }
@@ -178,9 +191,16 @@ export class RecoveryLoop {
     const { capacity, verdicts } = judgePass(onFargate, view.listNodes(), {
       config,
       now,
-      inFlight: (key) => (this.active.has(key) ? 'a recovery of it is queued or running' : observer.isTracked(key) ? 'a rollout of it is being observed' : undefined),
+      inFlight: (key) =>
+        this.active.has(key) ? 'a recovery of it is queued or running' : observer.isTracked(key) ? 'a rollout of it is being observed' : undefined,
     });
-    const report: PassReport = { at: now, trigger, capacity: { spotNodes: capacity.spotNodes, healthy: capacity.healthy.length }, verdicts: new Map(), queued: [] };
+    const report: PassReport = {
+      at: now,
+      trigger,
+      capacity: { spotNodes: capacity.spotNodes, healthy: capacity.healthy.length },
+      verdicts: new Map(),
+      queued: [],
+    };
     let wakeAt = Infinity;
     for (const { key, verdict } of verdicts) {
       report.verdicts.set(key, verdict);
@@ -195,9 +215,22 @@ export class RecoveryLoop {
     }
     for (const key of this.lastReason.keys()) if (!report.verdicts.has(key)) this.lastReason.delete(key);
     this.lastPass = report;
-    log.debug({ trigger, onFargate: verdicts.length, spotNodes: capacity.spotNodes, healthySpot: capacity.healthy.length, queued: report.queued.length, inFlight: this.active.size }, 'recovery pass');
+    log.debug(
+      {
+        trigger,
+        onFargate: verdicts.length,
+        spotNodes: capacity.spotNodes,
+        healthySpot: capacity.healthy.length,
+        queued: report.queued.length,
+        inFlight: this.active.size,
+      },
+      'recovery pass',
+    );
     if (report.queued.length > 0) {
-      log.info({ trigger, deployments: report.queued, healthySpot: capacity.healthy.length, maxConcurrent: config.controller.max_concurrent_recoveries }, 'recovery: moving Deployments back to spot');
+      log.info(
+        { trigger, deployments: report.queued, healthySpot: capacity.healthy.length, maxConcurrent: config.controller.max_concurrent_recoveries },
+        'recovery: moving Deployments back to spot',
+      );
       this.ctx.alerter.notify({ kind: 'recovery_started', deployments: report.queued.map(ref) });
     }
     // Wake up when a cooldown or backoff ends, if that comes before the next tick.
@@ -232,7 +265,8 @@ export class RecoveryLoop {
         if (this.active.get(key) === task) this.active.delete(key);
         // A settled move may start a backoff, or free a slot for capacity that is waiting: look again
         // soon. Not after a skip or an API error, which would only repeat itself.
-        if (report.result === 'recovered' || report.result === 'rolled_back' || report.result === 'preempted') this.scheduleIn(this.debounceMs, `recovery of ${key} settled`);
+        if (report.result === 'recovered' || report.result === 'rolled_back' || report.result === 'preempted')
+          this.scheduleIn(this.debounceMs, `recovery of ${key} settled`);
         return report;
       });
     this.active.set(key, task);
@@ -292,7 +326,12 @@ export class RecoveryLoop {
       log.info({ note: goOriginalNote }, 'recovering a Deployment the Go original moved');
       this.ctx.recorder.record({ kind: 'Deployment', namespace, name, uid: d.metadata?.uid }, 'Normal', 'RecoveringByGoOriginalConvention', goOriginalNote);
     }
-    this.ctx.recorder.record({ kind: 'Deployment', namespace, name, uid: d.metadata?.uid }, 'Normal', 'RecoveringToSpot', `spot capacity healthy (${verdict.detail}): moving back to spot`);
+    this.ctx.recorder.record(
+      { kind: 'Deployment', namespace, name, uid: d.metadata?.uid },
+      'Normal',
+      'RecoveringToSpot',
+      `spot capacity healthy (${verdict.detail}): moving back to spot`,
+    );
     if (this.stopped) return { key, result: 'cancelled', detail: 'controller stopping' };
     // An interruption that got in between the patch and here owns the observation: leave it alone.
     if (this.ctx.observer.isTracked(key)) return this.preempted(key, 'another move of it is being observed', log);
@@ -300,7 +339,14 @@ export class RecoveryLoop {
     return this.settle(key, settlement, startedAt, settings, log);
   }
 
-  private track(d: V1Deployment, purpose: 'recovery' | 'recovery-rollback', startedAt: Date, timeoutMs: number, settings: DeploymentSettings, log: Logger): Promise<Settlement> {
+  private track(
+    d: V1Deployment,
+    purpose: 'recovery' | 'recovery-rollback',
+    startedAt: Date,
+    timeoutMs: number,
+    settings: DeploymentSettings,
+    log: Logger,
+  ): Promise<Settlement> {
     return this.ctx.observer.track({
       namespace: d.metadata!.namespace!,
       name: d.metadata!.name!,
@@ -334,7 +380,12 @@ export class RecoveryLoop {
       this.ctx.metrics.recoveries.inc({ outcome: 'recovered' });
       this.ctx.metrics.recoverySeconds.observe(durationMs / 1000);
       if (Number.isFinite(migratedAt)) this.ctx.metrics.addFargateTime(namespace, name, (now.getTime() - migratedAt) / 1000);
-      this.ctx.recorder.record({ kind: 'Deployment', namespace, name, uid: finished.deployment.metadata?.uid }, 'Normal', 'RecoveredToSpot', `back on spot and healthy after ${(durationMs / 1000).toFixed(1)} s`);
+      this.ctx.recorder.record(
+        { kind: 'Deployment', namespace, name, uid: finished.deployment.metadata?.uid },
+        'Normal',
+        'RecoveredToSpot',
+        `back on spot and healthy after ${(durationMs / 1000).toFixed(1)} s`,
+      );
       this.ctx.alerter.notify({ kind: 'recovery_completed', deployment: ref(key), durationMs });
       log.info({ durationMs }, 'recovered: back on spot');
       return { key, result: 'recovered', detail: `healthy on spot after ${durationMs} ms` };
@@ -356,7 +407,12 @@ export class RecoveryLoop {
     if (failed.outcome !== 'patched') {
       log.error({ detail: settlement.detail, result: failed }, 'recovery failed and the Fargate template could not be put back');
       this.ctx.metrics.recoveries.inc({ outcome: 'failed' });
-      this.ctx.alerter.notify({ kind: 'recovery_failed', deployment: ref(key), reason: `${reason}; could not put the Fargate template back`, attempts: failedAttempts(this.ctx.view.deployment(name)?.metadata?.annotations) });
+      this.ctx.alerter.notify({
+        kind: 'recovery_failed',
+        deployment: ref(key),
+        reason: `${reason}; could not put the Fargate template back`,
+        attempts: failedAttempts(this.ctx.view.deployment(name)?.metadata?.annotations),
+      });
       return { key, result: 'failed', detail: settlement.detail };
     }
     const a = failed.deployment.metadata?.annotations;
@@ -383,11 +439,21 @@ export class RecoveryLoop {
     if (rollback.result === 'failed') {
       log.error({ detail: rollback.detail }, 'the Fargate template did not become healthy again after a failed recovery');
       this.ctx.metrics.recoveries.inc({ outcome: 'failed' });
-      this.ctx.alerter.notify({ kind: 'rollback', deployment: ref(key), reason: `after a failed recovery (${reason}), Fargate did not become healthy: ${rollback.detail}`, to: 'fargate' });
+      this.ctx.alerter.notify({
+        kind: 'rollback',
+        deployment: ref(key),
+        reason: `after a failed recovery (${reason}), Fargate did not become healthy: ${rollback.detail}`,
+        to: 'fargate',
+      });
       return { key, result: 'failed', detail: rollback.detail };
     }
     this.ctx.metrics.recoveries.inc({ outcome: 'rolled_back' });
-    this.ctx.recorder.record({ kind: 'Deployment', namespace, name, uid: failed.deployment.metadata?.uid }, 'Normal', 'RecoveryRolledBack', 'healthy on Fargate again after a failed recovery');
+    this.ctx.recorder.record(
+      { kind: 'Deployment', namespace, name, uid: failed.deployment.metadata?.uid },
+      'Normal',
+      'RecoveryRolledBack',
+      'healthy on Fargate again after a failed recovery',
+    );
     log.info({ attempts }, 'healthy on Fargate again after a failed recovery');
     return { key, result: 'rolled_back', detail: reason };
   }
@@ -422,7 +488,10 @@ export class RecoveryLoop {
     if (this.lastReason.get(key) === summary) return;
     this.lastReason.set(key, summary);
     const quiet = !verdict.eligible && (verdict.reason === 'in_flight' || verdict.reason === 'phase_in_flight');
-    log[quiet ? 'debug' : 'info']({ eligible: verdict.eligible, reason: summary, nextEligibleAt: verdict.eligible ? undefined : verdict.nextEligibleAt?.toISOString() }, `recovery: ${describeVerdict(verdict)}`);
+    log[quiet ? 'debug' : 'info'](
+      { eligible: verdict.eligible, reason: summary, nextEligibleAt: verdict.eligible ? undefined : verdict.nextEligibleAt?.toISOString() },
+      `recovery: ${describeVerdict(verdict)}`,
+    );
   }
 }
 

@@ -43,7 +43,10 @@ describe('benchmark harness (smoke)', () => {
       const results = JSON.parse(readFileSync(join(out, json), 'utf8'));
       const table = readFileSync(join(out, md), 'utf8');
 
-      assert.deepEqual(results.strategies.map((r: { strategy: string }) => r.strategy), STRATEGIES);
+      assert.deepEqual(
+        results.strategies.map((r: { strategy: string }) => r.strategy),
+        STRATEGIES,
+      );
       for (const name of STRATEGIES) assert.match(table, new RegExp(`^\\| ${name} \\| \\d+ of 10 \\|`, 'm'), `a table row for ${name}`);
       assert.doesNotMatch(table, /NaN|undefined/);
       for (const r of results.strategies) {

@@ -43,7 +43,12 @@ describe('spot-orchestrator CLI', () => {
     };
     await t.apps.createNamespacedDeployment({
       namespace,
-      body: appDeployment({ namespace, name: 'web', replicas: 0, annotations: { 'spot-orchestrator/enabled': 'true', 'spot-orchestrator/rollout-timeout': '90s', 'spot-orchestrator/recovery-cooldown': 'later' } }),
+      body: appDeployment({
+        namespace,
+        name: 'web',
+        replicas: 0,
+        annotations: { 'spot-orchestrator/enabled': 'true', 'spot-orchestrator/rollout-timeout': '90s', 'spot-orchestrator/recovery-cooldown': 'later' },
+      }),
     });
   });
   after(async () => {

@@ -42,11 +42,15 @@ describe("the Go original's sample config.toml", () => {
     // free metrics port (the sample's default 8080 may be taken on a shared machine).
     const p = await spawnController(t, { CONFIG_FILE: configFile, SQS_QUEUE_URL: queueUrl }, { bare: true });
     processes.push(p);
-    await eventually('/readyz to answer 200', async () => {
-      if (p.child.exitCode !== null) throw new Error(`the controller exited with ${p.child.exitCode}:\n${p.output()}`);
-      const res = await fetch(`http://127.0.0.1:${p.metricsPort}/readyz`).catch(() => undefined);
-      return res?.status === 200 ? true : undefined;
-    }, 60_000);
+    await eventually(
+      '/readyz to answer 200',
+      async () => {
+        if (p.child.exitCode !== null) throw new Error(`the controller exited with ${p.child.exitCode}:\n${p.output()}`);
+        const res = await fetch(`http://127.0.0.1:${p.metricsPort}/readyz`).catch(() => undefined);
+        return res?.status === 200 ? true : undefined;
+      },
+      60_000,
+    );
     p.child.kill('SIGTERM');
     assert.equal(await p.exited, 0, p.output());
     return p.output();

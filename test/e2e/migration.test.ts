@@ -30,13 +30,17 @@ async function create(namespace: string, d: V1Deployment): Promise<V1Deployment>
 }
 
 async function allReady(namespace: string, names: string[]): Promise<void> {
-  await eventually(`Deployments ready: ${names.join(', ')}`, async () => {
-    for (const name of names) {
-      const d = await t.apps.readNamespacedDeployment({ name, namespace });
-      if ((d.status?.readyReplicas ?? 0) < (d.spec?.replicas ?? 1) || d.status?.updatedReplicas !== d.spec?.replicas) return undefined;
-    }
-    return true;
-  }, 60_000);
+  await eventually(
+    `Deployments ready: ${names.join(', ')}`,
+    async () => {
+      for (const name of names) {
+        const d = await t.apps.readNamespacedDeployment({ name, namespace });
+        if ((d.status?.readyReplicas ?? 0) < (d.spec?.replicas ?? 1) || d.status?.updatedReplicas !== d.spec?.replicas) return undefined;
+      }
+      return true;
+    },
+    60_000,
+  );
 }
 
 async function eventsFor(namespace: string, name: string) {
@@ -45,7 +49,9 @@ async function eventsFor(namespace: string, name: string) {
 
 async function queueIsEmpty(c: TestController): Promise<boolean> {
   const sqs = new SQSClient(awsClientConfig(t.ground));
-  const out = await sqs.send(new GetQueueAttributesCommand({ QueueUrl: c.queueUrl, AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'] }));
+  const out = await sqs.send(
+    new GetQueueAttributesCommand({ QueueUrl: c.queueUrl, AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'] }),
+  );
   return out.Attributes?.ApproximateNumberOfMessages === '0' && out.Attributes?.ApproximateNumberOfMessagesNotVisible === '0';
 }
 
@@ -68,20 +74,55 @@ describe('migration to Fargate on a spot interruption', () => {
     const migratable = ['api', 'web', 'worker', 'cache', 'solo'].map((n) => uniqueName(n));
     const replicas = [3, 2, 2, 1, 1];
     for (const [i, name] of migratable.entries()) {
-      await create(namespace, appDeployment({ namespace, name, replicas: replicas[i], annotations: OPT_IN, nodeSelector: selector, strategy: i === 0 ? { type: 'Recreate' } : undefined }));
+      await create(
+        namespace,
+        appDeployment({
+          namespace,
+          name,
+          replicas: replicas[i],
+          annotations: OPT_IN,
+          nodeSelector: selector,
+          strategy: i === 0 ? { type: 'Recreate' } : undefined,
+        }),
+      );
     }
     // Services in front of two of them: their endpoints must list the new pods before success.
     for (const name of migratable.slice(0, 2)) {
-      await t.core.createNamespacedService({ namespace, body: { metadata: { name }, spec: { selector: { app: name }, ports: [{ port: 80, targetPort: 8080 }] } } });
+      await t.core.createNamespacedService({
+        namespace,
+        body: { metadata: { name }, spec: { selector: { app: name }, ports: [{ port: 80, targetPort: 8080 }] } },
+      });
     }
     const invalid = uniqueName('badoverride');
-    await create(namespace, appDeployment({ namespace, name: invalid, replicas: 1, annotations: { ...OPT_IN, 'spot-orchestrator/rollout-timeout': 'soon' }, nodeSelector: selector }));
+    await create(
+      namespace,
+      appDeployment({ namespace, name: invalid, replicas: 1, annotations: { ...OPT_IN, 'spot-orchestrator/rollout-timeout': 'soon' }, nodeSelector: selector }),
+    );
     const notOptedIn = uniqueName('other');
     await create(namespace, appDeployment({ namespace, name: notOptedIn, replicas: 1, nodeSelector: selector }));
     const noFargate = uniqueName('nofargate');
-    await create(namespace, appDeployment({ namespace, name: noFargate, replicas: 1, annotations: { ...OPT_IN, 'spot-orchestrator/allow-fargate': 'false' }, nodeSelector: selector }));
+    await create(
+      namespace,
+      appDeployment({
+        namespace,
+        name: noFargate,
+        replicas: 1,
+        annotations: { ...OPT_IN, 'spot-orchestrator/allow-fargate': 'false' },
+        nodeSelector: selector,
+      }),
+    );
     const refused = uniqueName('hostport');
-    await create(namespace, appDeployment({ namespace, name: refused, replicas: 1, annotations: OPT_IN, nodeSelector: selector, spec: { containers: [{ name: 'app', image: 'registry.example/app:1.0', ports: [{ containerPort: 8080, hostPort: 8080 }] }] } }));
+    await create(
+      namespace,
+      appDeployment({
+        namespace,
+        name: refused,
+        replicas: 1,
+        annotations: OPT_IN,
+        nodeSelector: selector,
+        spec: { containers: [{ name: 'app', image: 'registry.example/app:1.0', ports: [{ containerPort: 8080, hostPort: 8080 }] }] },
+      }),
+    );
     const paused = uniqueName('paused');
     await create(namespace, appDeployment({ namespace, name: paused, replicas: 2, annotations: OPT_IN, nodeSelector: selector }));
     const moving = [...migratable, invalid];
@@ -99,10 +140,14 @@ describe('migration to Fargate on a spot interruption', () => {
 
     // AWS sends one warning per instance; the three arrive together and are told as one interruption.
     const considered = [...moving, noFargate, refused, paused];
-    const byName = await eventually('a summary for every Deployment', async () => {
-      const outcomes = new Map(c.alerter.of('migration_summary').flatMap((s) => s.outcomes.map((o) => [o.name, o] as const)));
-      return considered.every((n) => outcomes.has(n)) ? outcomes : undefined;
-    }, 60_000);
+    const byName = await eventually(
+      'a summary for every Deployment',
+      async () => {
+        const outcomes = new Map(c.alerter.of('migration_summary').flatMap((s) => s.outcomes.map((o) => [o.name, o] as const)));
+        return considered.every((n) => outcomes.has(n)) ? outcomes : undefined;
+      },
+      60_000,
+    );
     sampler.stop();
     const detected = c.alerter.of('interruption_detected');
     assert.equal(detected.length, 1, `one announcement for the three warnings: ${detected.map((d) => d.eventId).join(', ')}`);
@@ -120,7 +165,10 @@ describe('migration to Fargate on a spot interruption', () => {
     assert.match(pausedOutcome?.result === 'skipped' ? pausedOutcome.detail : '', /pods on the interrupted nodes will be lost/, 'the alert says what is lost');
     assert.equal(byName.has(notOptedIn), false, 'a Deployment that did not opt in is not even considered');
     const finishedAt = Date.now();
-    assert.ok(finishedAt < interruption.terminatesAt.getTime(), `all healthy on Fargate ${finishedAt - interruption.terminatesAt.getTime()} ms after the instances died`);
+    assert.ok(
+      finishedAt < interruption.terminatesAt.getTime(),
+      `all healthy on Fargate ${finishedAt - interruption.terminatesAt.getTime()} ms after the instances died`,
+    );
 
     for (const name of moving) {
       const d = await t.apps.readNamespacedDeployment({ name, namespace });
@@ -138,7 +186,10 @@ describe('migration to Fargate on a spot interruption', () => {
         assert.ok(isPodReady(pod));
         assert.match(pod.spec?.nodeName ?? '', /^fargate-ip-/);
       }
-      assert.ok((sampler.lowestReady.get(name) ?? 0) >= (d.spec?.replicas ?? 1), `${name} dipped to ${sampler.lowestReady.get(name)} ready of ${d.spec?.replicas}`);
+      assert.ok(
+        (sampler.lowestReady.get(name) ?? 0) >= (d.spec?.replicas ?? 1),
+        `${name} dipped to ${sampler.lowestReady.get(name)} ready of ${d.spec?.replicas}`,
+      );
       assert.ok((sampler.lowestAvailable.get(name) ?? 0) >= (d.spec?.replicas ?? 1));
     }
     for (const name of untouched) {
@@ -150,7 +201,13 @@ describe('migration to Fargate on a spot interruption', () => {
     assert.match((await skippedEvents(noFargate)).join(), /allow_fargate_false/);
     assert.match((await skippedEvents(refused)).join(), /fargate_refuses.*hostPort/);
     assert.match((await skippedEvents(paused)).join(), /^paused: .* is paused \(spec\.paused\)/);
-    assert.match((await eventsFor(namespace, invalid)).filter((e) => e.reason === 'InvalidOverride').map((e) => e.message).join(), /rollout-timeout/);
+    assert.match(
+      (await eventsFor(namespace, invalid))
+        .filter((e) => e.reason === 'InvalidOverride')
+        .map((e) => e.message)
+        .join(),
+      /rollout-timeout/,
+    );
     for (const node of nodes) {
       const n = await t.core.readNode({ name: node }).catch(() => undefined);
       if (n) assert.equal(n.spec?.unschedulable, true, `${node} cordoned`);
@@ -171,16 +228,23 @@ describe('migration to Fargate on a spot interruption', () => {
     await sqs.send(new SendMessageCommand({ QueueUrl: c.queueUrl, MessageBody: '{"detail-type": "EC2 Spot Instance Interruption Warning", "detail": 42' }));
     await sqs.send(new SendMessageCommand({ QueueUrl: c.queueUrl, MessageBody: body }));
     await sqs.send(new SendMessageCommand({ QueueUrl: c.queueUrl, MessageBody: body }));
-    await eventually('healthy on Fargate', async () => {
-      const d = await t.apps.readNamespacedDeployment({ name, namespace });
-      const a = d.metadata?.annotations ?? {};
-      return a['spot-orchestrator/state'] === 'fargate' && !a['spot-orchestrator/phase'] ? d : undefined;
-    }, 30_000);
+    await eventually(
+      'healthy on Fargate',
+      async () => {
+        const d = await t.apps.readNamespacedDeployment({ name, namespace });
+        const a = d.metadata?.annotations ?? {};
+        return a['spot-orchestrator/state'] === 'fargate' && !a['spot-orchestrator/phase'] ? d : undefined;
+      },
+      30_000,
+    );
     await eventually('the queue to be empty', async () => ((await queueIsEmpty(c)) ? true : undefined));
     const d = await t.apps.readNamespacedDeployment({ name, namespace });
     // One move patch and one strategy restore: the duplicate changed nothing.
     assert.equal(d.metadata?.generation, 3);
-    assert.ok(c.logs.some((l) => l.includes('malformed message') && l.includes('messageId')), 'malformed message logged with its id');
+    assert.ok(
+      c.logs.some((l) => l.includes('malformed message') && l.includes('messageId')),
+      'malformed message logged with its id',
+    );
     await injector.terminateNode(nodes[0]!);
   });
 
@@ -189,13 +253,37 @@ describe('migration to Fargate on a spot interruption', () => {
     const broken = uniqueName('broken');
     const healthy = uniqueName('healthy');
     const selector = pinnedToPool(pool);
-    await create(namespace, appDeployment({ namespace, name: broken, replicas: 2, annotations: { ...OPT_IN, 'spot-orchestrator/rollout-timeout': '3s' }, podAnnotations: { 'testground.spot-fargate.io/never-ready-on': 'fargate' }, nodeSelector: selector, spec: { affinity: { podAntiAffinity: { requiredDuringSchedulingIgnoredDuringExecution: [{ labelSelector: { matchLabels: { app: broken } }, topologyKey: 'kubernetes.io/hostname' }] } } } }));
-    await create(namespace, appDeployment({ namespace, name: healthy, replicas: 1, annotations: OPT_IN, nodeSelector: { ...selector, 'kubernetes.io/hostname': nodes[0]! } }));
+    await create(
+      namespace,
+      appDeployment({
+        namespace,
+        name: broken,
+        replicas: 2,
+        annotations: { ...OPT_IN, 'spot-orchestrator/rollout-timeout': '3s' },
+        podAnnotations: { 'testground.spot-fargate.io/never-ready-on': 'fargate' },
+        nodeSelector: selector,
+        spec: {
+          affinity: {
+            podAntiAffinity: {
+              requiredDuringSchedulingIgnoredDuringExecution: [{ labelSelector: { matchLabels: { app: broken } }, topologyKey: 'kubernetes.io/hostname' }],
+            },
+          },
+        },
+      }),
+    );
+    await create(
+      namespace,
+      appDeployment({ namespace, name: healthy, replicas: 1, annotations: OPT_IN, nodeSelector: { ...selector, 'kubernetes.io/hostname': nodes[0]! } }),
+    );
     await allReady(namespace, [broken, healthy]);
     const original = await t.apps.readNamespacedDeployment({ name: broken, namespace });
     // One of the two nodes is interrupted; the other stays, so there is spot capacity to go back to.
     const interruption = await injector.interrupt([nodes[0]!], { terminate: false });
-    const rollbacks = await eventually('a rollback alert', async () => c.alerter.of('rollback').find((a) => a.deployment.name === broken && a.to === 'spot'), 60_000);
+    const rollbacks = await eventually(
+      'a rollback alert',
+      async () => c.alerter.of('rollback').find((a) => a.deployment.name === broken && a.to === 'spot'),
+      60_000,
+    );
     assert.match(rollbacks.reason, /back on spot/);
     const d = await eventually('the rolled back Deployment settled', async () => {
       const cur = await t.apps.readNamespacedDeployment({ name: broken, namespace });
@@ -218,7 +306,17 @@ describe('migration to Fargate on a spot interruption', () => {
   it('keeps the Fargate template when no healthy spot node is left to roll back to', async () => {
     const { pool, nodes } = await poolNodes(1);
     const name = uniqueName('stranded');
-    await create(namespace, appDeployment({ namespace, name, replicas: 1, annotations: { ...OPT_IN, 'spot-orchestrator/rollout-timeout': '2s' }, podAnnotations: { 'testground.spot-fargate.io/never-ready-on': 'fargate' }, nodeSelector: pinnedToPool(pool) }));
+    await create(
+      namespace,
+      appDeployment({
+        namespace,
+        name,
+        replicas: 1,
+        annotations: { ...OPT_IN, 'spot-orchestrator/rollout-timeout': '2s' },
+        podAnnotations: { 'testground.spot-fargate.io/never-ready-on': 'fargate' },
+        nodeSelector: pinnedToPool(pool),
+      }),
+    );
     await allReady(namespace, [name]);
     await injector.interrupt(nodes, { terminate: false });
     const alert = await eventually('the rollback-skipped alert', async () => c.alerter.of('rollback').find((a) => a.deployment.name === name), 60_000);

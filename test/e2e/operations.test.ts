@@ -18,16 +18,24 @@ async function deploymentsOnPool(namespace: string, count: number, replicas = 2)
   const nodes = await injector.addSpotNodes(2, { name: pool, suffix: '' });
   const names = Array.from({ length: count }, (_, i) => uniqueName(`svc${i}`));
   for (const name of names) {
-    await t.apps.createNamespacedDeployment({ namespace, body: appDeployment({ namespace, name, replicas, annotations: OPT_IN, nodeSelector: { 'compute-type': 'spot', 'eks.amazonaws.com/nodegroup': pool } }) });
+    await t.apps.createNamespacedDeployment({
+      namespace,
+      body: appDeployment({ namespace, name, replicas, annotations: OPT_IN, nodeSelector: { 'compute-type': 'spot', 'eks.amazonaws.com/nodegroup': pool } }),
+    });
   }
-  await eventually('ready on spot', async () => {
-    const list = await t.apps.listNamespacedDeployment({ namespace });
-    return list.items.filter((d) => names.includes(d.metadata!.name!)).every((d) => (d.status?.readyReplicas ?? 0) >= replicas) ? true : undefined;
-  }, 60_000);
+  await eventually(
+    'ready on spot',
+    async () => {
+      const list = await t.apps.listNamespacedDeployment({ namespace });
+      return list.items.filter((d) => names.includes(d.metadata!.name!)).every((d) => (d.status?.readyReplicas ?? 0) >= replicas) ? true : undefined;
+    },
+    60_000,
+  );
   return { names, nodes };
 }
 
-const settled = (d: V1Deployment) => d.metadata?.annotations?.['spot-orchestrator/state'] === 'fargate' && !d.metadata?.annotations?.['spot-orchestrator/phase'];
+const settled = (d: V1Deployment) =>
+  d.metadata?.annotations?.['spot-orchestrator/state'] === 'fargate' && !d.metadata?.annotations?.['spot-orchestrator/phase'];
 
 describe('operations', () => {
   const processes: ControllerProcess[] = [];
@@ -43,7 +51,16 @@ describe('operations', () => {
   it('runs two replicas: only the leader acts, and the standby finishes when the leader dies', async () => {
     const { namespace, queueUrl } = scenario;
     const { names, nodes } = await deploymentsOnPool(namespace, 6);
-    const env = { MODE: 'namespace', NAMESPACE: namespace, SQS_QUEUE_URL: queueUrl, LEADER_ELECT: 'true', LEASE_DURATION: '3s', RENEW_DEADLINE: '2s', RETRY_PERIOD: '300ms', ROLLOUT_TIMEOUT: '60s' };
+    const env = {
+      MODE: 'namespace',
+      NAMESPACE: namespace,
+      SQS_QUEUE_URL: queueUrl,
+      LEADER_ELECT: 'true',
+      LEASE_DURATION: '3s',
+      RENEW_DEADLINE: '2s',
+      RETRY_PERIOD: '300ms',
+      ROLLOUT_TIMEOUT: '60s',
+    };
     const a = await spawnController(t, { ...env, POD_NAME: 'replica-a' });
     processes.push(a);
     await eventually('replica a leads', async () => (a.output().includes('became the leader') ? true : undefined), 30_000);
@@ -52,10 +69,15 @@ describe('operations', () => {
     await eventually('replica b stands by', async () => (b.output().includes('standing by for the lease') ? true : undefined), 30_000);
 
     const interruption = await injector.interrupt(nodes, { windowMs: 400_000 });
-    await eventually('the first patch', async () => {
-      const list = await t.apps.listNamespacedDeployment({ namespace });
-      return list.items.some((d) => d.metadata?.annotations?.['spot-orchestrator/phase'] === 'migrating') ? true : undefined;
-    }, 30_000, 20);
+    await eventually(
+      'the first patch',
+      async () => {
+        const list = await t.apps.listNamespacedDeployment({ namespace });
+        return list.items.some((d) => d.metadata?.annotations?.['spot-orchestrator/phase'] === 'migrating') ? true : undefined;
+      },
+      30_000,
+      20,
+    );
     a.child.kill('SIGKILL');
     const killedAt = Date.now();
     // Six patches can all land, and the warning be deleted, between the first patch seen and the
@@ -66,10 +88,14 @@ describe('operations', () => {
     await eventually('replica b takes over', async () => (b.output().includes('became the leader') ? true : undefined), 10_000, 50);
     assert.ok(Date.now() - killedAt < 3000 + 2000, `took over ${Date.now() - killedAt} ms after the kill (lease 3 s)`);
     for (const name of names) {
-      await eventually(`${name} on Fargate`, async () => {
-        const d = await t.apps.readNamespacedDeployment({ name, namespace });
-        return settled(d) ? d : undefined;
-      }, 90_000);
+      await eventually(
+        `${name} on Fargate`,
+        async () => {
+          const d = await t.apps.readNamespacedDeployment({ name, namespace });
+          return settled(d) ? d : undefined;
+        },
+        90_000,
+      );
     }
     for (const name of names) {
       const d = await t.apps.readNamespacedDeployment({ name, namespace });
@@ -87,11 +113,17 @@ describe('operations', () => {
     assert.equal(value('spot_orchestrator_migration_deployments_migrated_total'), names.length);
     assert.equal(value('spot_orchestrator_state_deployments{state="fargate"}'), names.length);
     if (!(await leaderFinishedPhase1)) {
-      assert.ok(value('spot_orchestrator_queue_messages_received_total{kind="spot_interrupted"}') >= 1, 'the standby handled the warning the leader had not finished');
+      assert.ok(
+        value('spot_orchestrator_queue_messages_received_total{kind="spot_interrupted"}') >= 1,
+        'the standby handled the warning the leader had not finished',
+      );
     }
     // Events on the interrupted Nodes (cluster-scoped: recorded in default).
     const nodeEvents = (await t.core.listNamespacedEvent({ namespace: 'default', fieldSelector: `involvedObject.name=${nodes[0]}` })).items;
-    assert.ok(nodeEvents.some((e) => e.reason === 'SpotInterruption'), 'SpotInterruption Event on the Node');
+    assert.ok(
+      nodeEvents.some((e) => e.reason === 'SpotInterruption'),
+      'SpotInterruption Event on the Node',
+    );
     b.child.kill('SIGTERM');
     assert.equal(await b.exited, 0);
     assert.match(b.output(), /released the lease/);
@@ -107,14 +139,31 @@ describe('operations', () => {
       const pool = uniqueName('pool');
       const [node] = await injector.addSpotNodes(1, { name: pool, suffix: '' });
       const name = uniqueName('app');
-      await t.apps.createNamespacedDeployment({ namespace: dryNamespace, body: appDeployment({ namespace: dryNamespace, name, replicas: 1, annotations: OPT_IN, nodeSelector: { 'compute-type': 'spot', 'eks.amazonaws.com/nodegroup': pool } }) });
-      await eventually('ready', async () => ((await t.apps.readNamespacedDeployment({ name, namespace: dryNamespace })).status?.readyReplicas === 1 ? true : undefined), 60_000);
+      await t.apps.createNamespacedDeployment({
+        namespace: dryNamespace,
+        body: appDeployment({
+          namespace: dryNamespace,
+          name,
+          replicas: 1,
+          annotations: OPT_IN,
+          nodeSelector: { 'compute-type': 'spot', 'eks.amazonaws.com/nodegroup': pool },
+        }),
+      });
+      await eventually(
+        'ready',
+        async () => ((await t.apps.readNamespacedDeployment({ name, namespace: dryNamespace })).status?.readyReplicas === 1 ? true : undefined),
+        60_000,
+      );
       const before = await t.apps.readNamespacedDeployment({ name, namespace: dryNamespace });
       const p = await spawnController(t, { MODE: 'namespace', NAMESPACE: dryNamespace, SQS_QUEUE_URL: dryQueue, DRY_RUN: 'true' });
       processes.push(p);
       await eventually('started', async () => (p.output().includes('controller started') ? true : undefined), 30_000);
       await injector.interrupt([node!], { terminate: false });
-      await eventually('would patch', async () => (p.output().includes('dry run: would patch') && p.output().includes('would delete the message') ? true : undefined), 30_000);
+      await eventually(
+        'would patch',
+        async () => (p.output().includes('dry run: would patch') && p.output().includes('would delete the message') ? true : undefined),
+        30_000,
+      );
       const after = await t.apps.readNamespacedDeployment({ name, namespace: dryNamespace });
       assert.equal(after.metadata?.resourceVersion, before.metadata?.resourceVersion, 'the Deployment was not written');
       assert.equal((await t.core.readNode({ name: node! })).spec?.unschedulable, undefined, 'the node was not cordoned');

@@ -7,7 +7,14 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
-import { ChangeMessageVisibilityCommand, CreateQueueCommand, DeleteQueueCommand, ReceiveMessageCommand, SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+import {
+  ChangeMessageVisibilityCommand,
+  CreateQueueCommand,
+  DeleteQueueCommand,
+  ReceiveMessageCommand,
+  SendMessageCommand,
+  SQSClient,
+} from '@aws-sdk/client-sqs';
 import { pino } from 'pino';
 import { queueDepth } from '../../testground/src/aws.js';
 import { awsClientConfig } from '../../testground/src/ground.js';
@@ -28,7 +35,9 @@ describe('SQS visibility heartbeat (moto)', () => {
   let queueUrl: string;
   before(async () => {
     // The queue's own timeout is long: only the receive's and the heartbeat's 2 s apply.
-    ({ QueueUrl: queueUrl } = (await sqs.send(new CreateQueueCommand({ QueueName: uniqueName('heartbeatq'), Attributes: { VisibilityTimeout: '300' } }))) as { QueueUrl: string });
+    ({ QueueUrl: queueUrl } = (await sqs.send(new CreateQueueCommand({ QueueName: uniqueName('heartbeatq'), Attributes: { VisibilityTimeout: '300' } }))) as {
+      QueueUrl: string;
+    });
   });
   after(async () => {
     await sqs.send(new DeleteQueueCommand({ QueueUrl: queueUrl })).catch(() => undefined);
@@ -82,7 +91,7 @@ describe('SQS visibility heartbeat (moto)', () => {
     const { redeliveries, metrics } = await handleWhileRivalPolls(sqs);
     assert.deepEqual(redeliveries, [], 'the message was delivered again while it was being handled');
     assert.deepEqual(await queueDepth(t.ground, queueUrl), { visible: 0, hidden: 0 }, 'the message was not deleted after the handler acknowledged it');
-    const deleted = (await metrics.registry.getSingleMetricAsString('spot_orchestrator_queue_messages_deleted_total'));
+    const deleted = await metrics.registry.getSingleMetricAsString('spot_orchestrator_queue_messages_deleted_total');
     assert.match(deleted, /kind="spot_interrupted"} 1/);
   });
 

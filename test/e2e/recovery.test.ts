@@ -25,7 +25,18 @@ const A = {
   recoveryReason: 'spot-orchestrator.io/recovery-reason',
   cooldown: 'spot-orchestrator/recovery-cooldown',
 };
-const MANAGED_KEYS = new Set(['spot-orchestrator/state', 'spot-orchestrator/migrated-at', 'spot-orchestrator/reason', A.savedSpec, A.phase, A.attempts, A.lastRecoveredAt, A.recoveryReason, 'spot-orchestrator/interruption', 'deployment.kubernetes.io/revision']);
+const MANAGED_KEYS = new Set([
+  'spot-orchestrator/state',
+  'spot-orchestrator/migrated-at',
+  'spot-orchestrator/reason',
+  A.savedSpec,
+  A.phase,
+  A.attempts,
+  A.lastRecoveredAt,
+  A.recoveryReason,
+  'spot-orchestrator/interruption',
+  'deployment.kubernetes.io/revision',
+]);
 /** Fast recovery settings; each scenario overrides what it tests. */
 const RECOVERY_ENV = { RECOVERY_INTERVAL: '1s', RECOVERY_COOLDOWN: '2s', RECOVERY_TIMEOUT: '10s', RECOVERY_BACKOFF_BASE: '2s', RECOVERY_MAX_BACKOFF: '4s' };
 
@@ -47,7 +58,15 @@ class PhaseRecorder {
   async start(namespace: string): Promise<void> {
     this.watch = watchDeployments(t, namespace, (d) => {
       const a = d.metadata?.annotations ?? {};
-      const snap: Snapshot = { at: Date.now(), state: a[A.state], phase: a[A.phase], attempts: a[A.attempts], lastRecoveredAt: a[A.lastRecoveredAt], migratedAt: a[A.migratedAt], label: d.spec?.template.metadata?.labels?.['compute-type'] };
+      const snap: Snapshot = {
+        at: Date.now(),
+        state: a[A.state],
+        phase: a[A.phase],
+        attempts: a[A.attempts],
+        lastRecoveredAt: a[A.lastRecoveredAt],
+        migratedAt: a[A.migratedAt],
+        label: d.spec?.template.metadata?.labels?.['compute-type'],
+      };
       const list = this.history.get(d.metadata!.name!) ?? [];
       const last = list.at(-1);
       if (!last || (['state', 'phase', 'attempts', 'lastRecoveredAt', 'migratedAt', 'label'] as const).some((k) => last[k] !== snap[k])) list.push(snap);
@@ -117,23 +136,31 @@ async function create(s: Scenario, o: Omit<AppOptions, 'namespace'>): Promise<st
 const read = (s: Scenario, name: string) => t.apps.readNamespacedDeployment({ name, namespace: s.namespace });
 
 async function ready(s: Scenario, names: string[]): Promise<void> {
-  await eventually(`ready: ${names.join(', ')}`, async () => {
-    for (const name of names) {
-      const d = await read(s, name);
-      if ((d.status?.readyReplicas ?? 0) < (d.spec?.replicas ?? 1) || d.status?.updatedReplicas !== d.spec?.replicas) return undefined;
-    }
-    return true;
-  }, 60_000);
+  await eventually(
+    `ready: ${names.join(', ')}`,
+    async () => {
+      for (const name of names) {
+        const d = await read(s, name);
+        if ((d.status?.readyReplicas ?? 0) < (d.spec?.replicas ?? 1) || d.status?.updatedReplicas !== d.spec?.replicas) return undefined;
+      }
+      return true;
+    },
+    60_000,
+  );
 }
 
 /** At rest in `state` (no phase), with the matching template label. */
 async function settledOn(s: Scenario, name: string, state: 'spot' | 'fargate', timeoutMs = 60_000): Promise<V1Deployment> {
-  return eventually(`${name} settled on ${state}`, async () => {
-    const d = await read(s, name);
-    const a = d.metadata?.annotations ?? {};
-    const label = d.spec?.template.metadata?.labels?.['compute-type'];
-    return a[A.state] === state && a[A.phase] === undefined && (state === 'fargate' ? label === 'fargate' : label !== 'fargate') ? d : undefined;
-  }, timeoutMs);
+  return eventually(
+    `${name} settled on ${state}`,
+    async () => {
+      const d = await read(s, name);
+      const a = d.metadata?.annotations ?? {};
+      const label = d.spec?.template.metadata?.labels?.['compute-type'];
+      return a[A.state] === state && a[A.phase] === undefined && (state === 'fargate' ? label === 'fargate' : label !== 'fargate') ? d : undefined;
+    },
+    timeoutMs,
+  );
 }
 
 function userAnnotations(d: V1Deployment): Record<string, string> {
@@ -178,13 +205,19 @@ describe('recovery from Fargate to spot', () => {
         spec: {
           affinity: {
             nodeAffinity: {
-              requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'eks.amazonaws.com/capacityType', operator: 'In', values: ['SPOT'] }] }] },
+              requiredDuringSchedulingIgnoredDuringExecution: {
+                nodeSelectorTerms: [{ matchExpressions: [{ key: 'eks.amazonaws.com/capacityType', operator: 'In', values: ['SPOT'] }] }],
+              },
               preferredDuringSchedulingIgnoredDuringExecution: [
                 { weight: 10, preference: { matchExpressions: [{ key: 'karpenter.sh/capacity-type', operator: 'In', values: ['spot'] }] } },
                 { weight: 50, preference: { matchExpressions: [{ key: 'topology.kubernetes.io/zone', operator: 'In', values: ['us-east-1a'] }] } },
               ],
             },
-            podAntiAffinity: { preferredDuringSchedulingIgnoredDuringExecution: [{ weight: 100, podAffinityTerm: { topologyKey: 'kubernetes.io/hostname', labelSelector: { matchLabels: { tier: 'backend' } } } }] },
+            podAntiAffinity: {
+              preferredDuringSchedulingIgnoredDuringExecution: [
+                { weight: 100, podAffinityTerm: { topologyKey: 'kubernetes.io/hostname', labelSelector: { matchLabels: { tier: 'backend' } } } },
+              ],
+            },
           },
           tolerations: [
             { key: 'spot', operator: 'Equal', value: 'true', effect: 'NoSchedule' },
@@ -195,7 +228,10 @@ describe('recovery from Fargate to spot', () => {
       const slow = await create(s, { name: uniqueName('slow'), replicas: 1, annotations: OPT_IN, nodeSelector: pinnedTo(p.pool) });
       const stuck = await create(s, { name: uniqueName('stuck'), replicas: 1, annotations: { ...OPT_IN, [A.cooldown]: '1s' }, nodeSelector: pinnedTo(q.pool) });
       const all = [fast, slow, stuck];
-      await t.core.createNamespacedService({ namespace: s.namespace, body: { metadata: { name: fast }, spec: { selector: { app: fast }, ports: [{ port: 80, targetPort: 8080 }] } } });
+      await t.core.createNamespacedService({
+        namespace: s.namespace,
+        body: { metadata: { name: fast }, spec: { selector: { app: fast }, ports: [{ port: 80, targetPort: 8080 }] } },
+      });
       await ready(s, all);
       const original = new Map<string, V1Deployment>();
       for (const name of all) original.set(name, await read(s, name));
@@ -210,7 +246,15 @@ describe('recovery from Fargate to spot', () => {
       // The CLI's dry run, from one listing of the cluster (it takes a few seconds to start).
       const dryRun = promisify(execFile)(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'recover', '--dry-run'], {
         cwd: new URL('../..', import.meta.url).pathname,
-        env: { ...process.env, KUBECONFIG: t.ground.kubeconfig, MODE: 'namespace', NAMESPACE: s.namespace, SQS_QUEUE_URL: s.c.queueUrl, RECOVERY_COOLDOWN: '45s', LOG_LEVEL: 'silent' },
+        env: {
+          ...process.env,
+          KUBECONFIG: t.ground.kubeconfig,
+          MODE: 'namespace',
+          NAMESPACE: s.namespace,
+          SQS_QUEUE_URL: s.c.queueUrl,
+          RECOVERY_COOLDOWN: '45s',
+          LOG_LEVEL: 'silent',
+        },
       });
       // fast's 1 s cooldown is over, but no healthy spot node fits it (its pool is cordoned; other
       // tests' spot nodes elsewhere in the cluster do not count): nothing moves.
@@ -301,8 +345,16 @@ describe('recovery from Fargate to spot', () => {
     it('rolls back to Fargate and backs off 2 s, 4 s, 4 s (capped), counting attempts', async () => {
       const p = await pool(s, 1);
       // Never Ready on spot, Ready on Fargate.
-      const flaky = await create(s, { name: uniqueName('flaky'), replicas: 2, annotations: OPT_IN, podAnnotations: { 'testground.spot-fargate.io/never-ready-on': 'spot' }, nodeSelector: pinnedTo(p.pool) });
-      await eventually('flaky pods running on spot', async () => ((await podsOf(t, s.namespace, flaky)).filter((x) => x.status?.phase === 'Running').length === 2 ? true : undefined));
+      const flaky = await create(s, {
+        name: uniqueName('flaky'),
+        replicas: 2,
+        annotations: OPT_IN,
+        podAnnotations: { 'testground.spot-fargate.io/never-ready-on': 'spot' },
+        nodeSelector: pinnedTo(p.pool),
+      });
+      await eventually('flaky pods running on spot', async () =>
+        (await podsOf(t, s.namespace, flaky)).filter((x) => x.status?.phase === 'Running').length === 2 ? true : undefined,
+      );
       await injector.interrupt(p.nodes, { terminate: false });
       const migrated = await settledOn(s, flaky, 'fargate');
       await ready(s, [flaky]);
@@ -310,14 +362,21 @@ describe('recovery from Fargate to spot', () => {
       await sampler.start(t, s.namespace);
 
       await freshNodes(s, p.pool, 1);
-      const failures = await eventually('three failed recoveries', async () => {
-        const f = s.c.alerter.of('recovery_failed').filter((x) => x.deployment.name === flaky);
-        return f.length >= 3 ? f : undefined;
-      }, 90_000);
+      const failures = await eventually(
+        'three failed recoveries',
+        async () => {
+          const f = s.c.alerter.of('recovery_failed').filter((x) => x.deployment.name === flaky);
+          return f.length >= 3 ? f : undefined;
+        },
+        90_000,
+      );
       const d = await settledOn(s, flaky, 'fargate');
       sampler.stop();
 
-      assert.deepEqual(failures.slice(0, 3).map((f) => f.attempts), [1, 2, 3]);
+      assert.deepEqual(
+        failures.slice(0, 3).map((f) => f.attempts),
+        [1, 2, 3],
+      );
       for (const f of failures) assert.match(f.reason, /^rollout-timeout: rollout not healthy within 3000 ms/);
       // Each retry starts no sooner than last-recovered-at + backoff, and not much later.
       const starts = s.recorder.recoveryStarts(flaky);
@@ -359,7 +418,14 @@ describe('recovery from Fargate to spot', () => {
     it('wins: the Deployment goes back to Fargate, the recovery stops, and a later one still restores it exactly', async () => {
       const p = await pool(s, 1);
       // Pods take 4 s to become Ready anywhere, so the recovery is in flight long enough to be hit.
-      const busy = await create(s, { name: uniqueName('busy'), replicas: 2, annotations: OPT_IN, podAnnotations: { 'testground.spot-fargate.io/ready-after': '4s' }, nodeSelector: pinnedTo(p.pool), spec: { tolerations: [{ key: 'spot', operator: 'Exists' }] } });
+      const busy = await create(s, {
+        name: uniqueName('busy'),
+        replicas: 2,
+        annotations: OPT_IN,
+        podAnnotations: { 'testground.spot-fargate.io/ready-after': '4s' },
+        nodeSelector: pinnedTo(p.pool),
+        spec: { tolerations: [{ key: 'spot', operator: 'Exists' }] },
+      });
       await ready(s, [busy]);
       const original = await read(s, busy);
       await injector.interrupt(p.nodes, { terminate: false });
@@ -384,10 +450,14 @@ describe('recovery from Fargate to spot', () => {
       assert.equal(a[A.savedSpec], firstMove.metadata!.annotations![A.savedSpec], 'the original constraints are still saved');
       assert.equal(d.spec?.template.metadata?.labels?.['compute-type'], 'fargate');
       assert.equal(d.spec?.template.spec?.tolerations, undefined);
-      for (const pod of (await podsOf(t, s.namespace, busy)).filter((x) => !x.metadata?.deletionTimestamp)) assert.match(pod.spec?.nodeName ?? '', /^fargate-ip-/);
+      for (const pod of (await podsOf(t, s.namespace, busy)).filter((x) => !x.metadata?.deletionTimestamp))
+        assert.match(pod.spec?.nodeName ?? '', /^fargate-ip-/);
       assert.deepEqual(s.c.alerter.of('recovery_failed'), []);
       assert.deepEqual(s.c.alerter.of('recovery_completed'), []);
-      assert.ok(s.c.logs.some((l) => l.includes('recovery preempted')), 'the recovery pipeline stood down');
+      assert.ok(
+        s.c.logs.some((l) => l.includes('recovery preempted')),
+        'the recovery pipeline stood down',
+      );
       assert.ok((await eventReasons(s, busy)).includes('RecoveryPreempted'));
 
       // Spot comes back for good: the recovery restores the template the user wrote.
@@ -404,7 +474,7 @@ describe('recovery from Fargate to spot', () => {
     let s: Scenario | undefined;
     after(() => tearDown(s));
 
-    it('comes back to spot by the original\'s convention: the template label, nothing invented', async () => {
+    it("comes back to spot by the original's convention: the template label, nothing invented", async () => {
       const namespace = await createNamespace(t, 'recgo');
       const recorder = new PhaseRecorder();
       await recorder.start(namespace);
@@ -432,7 +502,14 @@ describe('recovery from Fargate to spot', () => {
       // The dry run says what it will do, before any controller runs.
       const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'recover', '--dry-run'], {
         cwd: new URL('../..', import.meta.url).pathname,
-        env: { ...process.env, KUBECONFIG: t.ground.kubeconfig, MODE: 'namespace', NAMESPACE: namespace, SQS_QUEUE_URL: 'http://127.0.0.1:9/000000000000/unused', LOG_LEVEL: 'silent' },
+        env: {
+          ...process.env,
+          KUBECONFIG: t.ground.kubeconfig,
+          MODE: 'namespace',
+          NAMESPACE: namespace,
+          SQS_QUEUE_URL: 'http://127.0.0.1:9/000000000000/unused',
+          LOG_LEVEL: 'silent',
+        },
       });
       assert.match(stdout, new RegExp(`${name}: RECOVER +would recover now: .*moved by the Go original.*template label compute-type=spot`));
 
@@ -471,7 +548,13 @@ describe('recovery from Fargate to spot', () => {
 
     it('resumes the recovery left in flight and sees it through', async () => {
       const p = await pool(s, 1);
-      const app = await create(s, { name: uniqueName('resume'), replicas: 2, annotations: OPT_IN, podAnnotations: { 'testground.spot-fargate.io/ready-after': '3s' }, nodeSelector: pinnedTo(p.pool) });
+      const app = await create(s, {
+        name: uniqueName('resume'),
+        replicas: 2,
+        annotations: OPT_IN,
+        podAnnotations: { 'testground.spot-fargate.io/ready-after': '3s' },
+        nodeSelector: pinnedTo(p.pool),
+      });
       await ready(s, [app]);
       await injector.interrupt(p.nodes, { terminate: false });
       await settledOn(s, app, 'fargate');
@@ -485,7 +568,10 @@ describe('recovery from Fargate to spot', () => {
       const d = await settledOn(s, app, 'spot', 30_000);
       assert.equal(d.metadata?.annotations?.[A.attempts], '0');
       assert.ok(second.logs.some((l) => l.includes('resuming a recovery left in flight')));
-      assert.deepEqual(second.alerter.of('recovery_completed').map((x) => x.deployment.name), [app]);
+      assert.deepEqual(
+        second.alerter.of('recovery_completed').map((x) => x.deployment.name),
+        [app],
+      );
       assert.equal(s.recorder.recoveryStarts(app).length, 1, 'resumed, not started again');
     });
   });

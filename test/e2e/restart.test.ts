@@ -31,16 +31,26 @@ describe('controller killed mid-migration', () => {
     for (const name of names) {
       await t.apps.createNamespacedDeployment({
         namespace,
-        body: appDeployment({ namespace, name, replicas: 2, annotations: { 'spot-orchestrator/enabled': 'true' }, nodeSelector: { 'compute-type': 'spot', 'eks.amazonaws.com/nodegroup': pool } }),
+        body: appDeployment({
+          namespace,
+          name,
+          replicas: 2,
+          annotations: { 'spot-orchestrator/enabled': 'true' },
+          nodeSelector: { 'compute-type': 'spot', 'eks.amazonaws.com/nodegroup': pool },
+        }),
       });
     }
-    await eventually('all ready on spot', async () => {
-      for (const name of names) {
-        const d = await t.apps.readNamespacedDeployment({ name, namespace });
-        if ((d.status?.readyReplicas ?? 0) < 2) return undefined;
-      }
-      return true;
-    }, 60_000);
+    await eventually(
+      'all ready on spot',
+      async () => {
+        for (const name of names) {
+          const d = await t.apps.readNamespacedDeployment({ name, namespace });
+          if ((d.status?.readyReplicas ?? 0) < 2) return undefined;
+        }
+        return true;
+      },
+      60_000,
+    );
     const sampler = new ReadinessSampler();
     await sampler.start(t, namespace);
     const env = { MODE: 'namespace', NAMESPACE: namespace, SQS_QUEUE_URL: queueUrl, ROLLOUT_TIMEOUT: '60s' };
@@ -50,22 +60,33 @@ describe('controller killed mid-migration', () => {
 
     const interruption = await injector.interrupt(nodes, { windowMs: 400_000 });
     // Kill it as soon as phase 1 has begun: some Deployments patched, their rollouts in flight.
-    await eventually('the first patch', async () => {
-      const list = await t.apps.listNamespacedDeployment({ namespace });
-      return list.items.some((d) => d.metadata?.annotations?.['spot-orchestrator/phase'] === 'migrating') ? true : undefined;
-    }, 30_000, 20);
+    await eventually(
+      'the first patch',
+      async () => {
+        const list = await t.apps.listNamespacedDeployment({ namespace });
+        return list.items.some((d) => d.metadata?.annotations?.['spot-orchestrator/phase'] === 'migrating') ? true : undefined;
+      },
+      30_000,
+      20,
+    );
     first.child.kill('SIGKILL');
     await first.exited;
-    const patchedBeforeKill = (await t.apps.listNamespacedDeployment({ namespace })).items.filter((d) => d.metadata?.annotations?.['spot-orchestrator/state'] === 'fargate').length;
+    const patchedBeforeKill = (await t.apps.listNamespacedDeployment({ namespace })).items.filter(
+      (d) => d.metadata?.annotations?.['spot-orchestrator/state'] === 'fargate',
+    ).length;
 
     const second = await spawnController(t, env);
     processes.push(second);
     for (const name of names) {
-      await eventually(`${name} healthy on Fargate`, async () => {
-        const d = await t.apps.readNamespacedDeployment({ name, namespace });
-        const a = d.metadata?.annotations ?? {};
-        return a['spot-orchestrator/state'] === 'fargate' && !a['spot-orchestrator/phase'] ? d : undefined;
-      }, 90_000);
+      await eventually(
+        `${name} healthy on Fargate`,
+        async () => {
+          const d = await t.apps.readNamespacedDeployment({ name, namespace });
+          const a = d.metadata?.annotations ?? {};
+          return a['spot-orchestrator/state'] === 'fargate' && !a['spot-orchestrator/phase'] ? d : undefined;
+        },
+        90_000,
+      );
     }
     sampler.stop();
     for (const name of names) {

@@ -77,7 +77,16 @@ describe('the Helm chart', () => {
     const variants: string[][] = [
       [],
       ['--set', 'config.kubernetes.mode=single', '--set', 'config.kubernetes.deployment_name=checkout', '--set', 'config.kubernetes.service_name=checkout'],
-      ['--set', 'serviceMonitor.enabled=true', '--set', 'config.alerts.slack_webhook_url=https://hooks.slack.example/T/B/x', '--set', 'replicaCount=1', '--set', 'config.controller.leader_elect=false'],
+      [
+        '--set',
+        'serviceMonitor.enabled=true',
+        '--set',
+        'config.alerts.slack_webhook_url=https://hooks.slack.example/T/B/x',
+        '--set',
+        'replicaCount=1',
+        '--set',
+        'config.controller.leader_elect=false',
+      ],
     ];
     for (const extra of variants) {
       const out = await helm(['lint', '--strict', CHART_DIR, ...extra]);
@@ -86,9 +95,12 @@ describe('the Helm chart', () => {
     }
   });
 
-  it('grants exactly the resource verbs the controller\'s code calls', async () => {
+  it("grants exactly the resource verbs the controller's code calls", async () => {
     const granted = new Set<string>();
-    for (const role of [...ofKind<V1Role>(parseManifests(await renderChart('sfo', 'ops')), 'Role'), ...ofKind<V1Role>(parseManifests(await renderChart('sfo', 'ops')), 'ClusterRole')]) {
+    for (const role of [
+      ...ofKind<V1Role>(parseManifests(await renderChart('sfo', 'ops')), 'Role'),
+      ...ofKind<V1Role>(parseManifests(await renderChart('sfo', 'ops')), 'ClusterRole'),
+    ]) {
       for (const rule of role.rules ?? []) for (const r of rule.resources ?? []) for (const v of rule.verbs) granted.add(`${r}:${v}`);
     }
     assert.deepEqual([...granted].sort(), kubeCallsOfTheController(), 'chart RBAC vs the API calls in the code `run` loads');
@@ -151,7 +163,14 @@ describe('the Helm chart', () => {
       if (existing.code !== 0) {
         await runOk(t.ground.kubectl, ['--kubeconfig', t.ground.kubeconfig, 'apply', '-f', '-'], { input: JSON.stringify(SERVICE_MONITOR_CRD) });
         createdCrd = true;
-        await runOk(t.ground.kubectl, ['--kubeconfig', t.ground.kubeconfig, 'wait', '--for=condition=Established', '--timeout=30s', 'crd/servicemonitors.monitoring.coreos.com']);
+        await runOk(t.ground.kubectl, [
+          '--kubeconfig',
+          t.ground.kubeconfig,
+          'wait',
+          '--for=condition=Established',
+          '--timeout=30s',
+          'crd/servicemonitors.monitoring.coreos.com',
+        ]);
       }
     });
     after(async () => {
@@ -161,14 +180,17 @@ describe('the Helm chart', () => {
 
     const variants: [string, Record<string, string | number | boolean>][] = [
       ['default values', {}],
-      ['single mode, ServiceMonitor, Slack Secret, one replica', {
-        'config.kubernetes.mode': 'single',
-        'config.kubernetes.deployment_name': 'checkout',
-        'serviceMonitor.enabled': true,
-        'config.alerts.slack_webhook_url': 'https://hooks.slack.example/T/B/x',
-        replicaCount: 1,
-        'config.controller.leader_elect': false,
-      }],
+      [
+        'single mode, ServiceMonitor, Slack Secret, one replica',
+        {
+          'config.kubernetes.mode': 'single',
+          'config.kubernetes.deployment_name': 'checkout',
+          'serviceMonitor.enabled': true,
+          'config.alerts.slack_webhook_url': 'https://hooks.slack.example/T/B/x',
+          replicaCount: 1,
+          'config.controller.leader_elect': false,
+        },
+      ],
     ];
     for (const [name, set] of variants) {
       it(`accepts every rendered object (${name})`, async () => {
@@ -191,14 +213,21 @@ describe('the Helm chart', () => {
       const dir = tempDir('manifests');
       await runOk('bash', [join(PROJECT_DIR, 'scripts/generate-manifests.sh'), dir]);
       for (const file of readdirSync(dir)) {
-        assert.equal(readFileSync(join(MANIFESTS_DIR, file), 'utf8'), readFileSync(join(dir, file), 'utf8'), `deployments/kubernetes/${file} is stale: run scripts/generate-manifests.sh`);
+        assert.equal(
+          readFileSync(join(MANIFESTS_DIR, file), 'utf8'),
+          readFileSync(join(dir, file), 'utf8'),
+          `deployments/kubernetes/${file} is stale: run scripts/generate-manifests.sh`,
+        );
       }
       // The manifests' own namespace must exist for a dry run of what lives in it.
       const ns = 'spot-fargate-orchestrator';
       const created = (await kubectl(t, ['get', 'namespace', ns])).code !== 0;
       if (created) await runOk(t.ground.kubectl, ['--kubeconfig', t.ground.kubeconfig, 'create', 'namespace', ns]);
       try {
-        for (const how of [['-f', `${MANIFESTS_DIR}/`], ['-k', join(MANIFESTS_DIR, '..')]]) {
+        for (const how of [
+          ['-f', `${MANIFESTS_DIR}/`],
+          ['-k', join(MANIFESTS_DIR, '..')],
+        ]) {
           const out = await kubectl(t, ['apply', '--dry-run=server', '--validate=strict', ...how]);
           assert.equal(out.code, 0, `kubectl apply ${how.join(' ')}:\n${out.stdout}\n${out.stderr}`);
           assert.match(out.stdout, /deployment.apps\/spot-fargate-orchestrator (created|configured|unchanged) \(server dry run\)/);
@@ -268,13 +297,26 @@ async function startUnderServiceAccount(drop?: { resource: string; verb: string 
   const deployment = uniqueName('web');
   await t.apps.createNamespacedDeployment({
     namespace: appNamespace,
-    body: appDeployment({ namespace: appNamespace, name: deployment, replicas: 2, annotations: OPT_IN, nodeSelector: { 'compute-type': 'spot', 'eks.amazonaws.com/nodegroup': pool } }),
+    body: appDeployment({
+      namespace: appNamespace,
+      name: deployment,
+      replicas: 2,
+      annotations: OPT_IN,
+      nodeSelector: { 'compute-type': 'spot', 'eks.amazonaws.com/nodegroup': pool },
+    }),
   });
-  await t.core.createNamespacedService({ namespace: appNamespace, body: { metadata: { name: deployment }, spec: { selector: { app: deployment }, ports: [{ port: 80, targetPort: 8080 }] } } });
-  await eventually('the Deployment ready on spot', async () => {
-    const d = await t.apps.readNamespacedDeployment({ name: deployment, namespace: appNamespace });
-    return (d.status?.readyReplicas ?? 0) >= 2 ? true : undefined;
-  }, 60_000);
+  await t.core.createNamespacedService({
+    namespace: appNamespace,
+    body: { metadata: { name: deployment }, spec: { selector: { app: deployment }, ports: [{ port: 80, targetPort: 8080 }] } },
+  });
+  await eventually(
+    'the Deployment ready on spot',
+    async () => {
+      const d = await t.apps.readNamespacedDeployment({ name: deployment, namespace: appNamespace });
+      return (d.status?.readyReplicas ?? 0) >= 2 ? true : undefined;
+    },
+    60_000,
+  );
 
   const metricsPort = await freePort();
   const process = await spawnController(t, {
@@ -306,7 +348,7 @@ async function startUnderServiceAccount(drop?: { resource: string; verb: string 
   };
 }
 
-describe('RBAC: the real controller under the chart\'s ServiceAccount, RBAC enforced', () => {
+describe("RBAC: the real controller under the chart's ServiceAccount, RBAC enforced", () => {
   const runs: RbacRun[] = [];
   after(async () => {
     injector.cancel();
@@ -318,17 +360,25 @@ describe('RBAC: the real controller under the chart\'s ServiceAccount, RBAC enfo
     runs.push(r);
     const out = r.process.output;
     await eventually('the controller to lead and act', async () => (out().includes('controller started') ? true : undefined), 30_000);
-    const ready = await eventually('/readyz to answer 200', async () => ((await fetch(`http://127.0.0.1:${r.metricsPort}/readyz`)).status === 200 ? true : undefined), 30_000);
+    const ready = await eventually(
+      '/readyz to answer 200',
+      async () => ((await fetch(`http://127.0.0.1:${r.metricsPort}/readyz`)).status === 200 ? true : undefined),
+      30_000,
+    );
     assert.ok(ready);
 
     const interruption = await injector.interrupt(r.nodes);
-    const d = await eventually('the Deployment healthy on Fargate', async () => {
-      const d = await t.apps.readNamespacedDeployment({ name: r.deployment, namespace: r.appNamespace });
-      const a = d.metadata?.annotations ?? {};
-      if (a['spot-orchestrator/state'] !== 'fargate' || a['spot-orchestrator/phase']) return undefined;
-      const pods = (await podsOf(t, r.appNamespace, r.deployment)).filter((p) => !p.metadata?.deletionTimestamp);
-      return pods.length === 2 && pods.every((p) => isPodReady(p) && /^fargate-ip-/.test(p.spec?.nodeName ?? '')) ? d : undefined;
-    }, 60_000);
+    const d = await eventually(
+      'the Deployment healthy on Fargate',
+      async () => {
+        const d = await t.apps.readNamespacedDeployment({ name: r.deployment, namespace: r.appNamespace });
+        const a = d.metadata?.annotations ?? {};
+        if (a['spot-orchestrator/state'] !== 'fargate' || a['spot-orchestrator/phase']) return undefined;
+        const pods = (await podsOf(t, r.appNamespace, r.deployment)).filter((p) => !p.metadata?.deletionTimestamp);
+        return pods.length === 2 && pods.every((p) => isPodReady(p) && /^fargate-ip-/.test(p.spec?.nodeName ?? '')) ? d : undefined;
+      },
+      60_000,
+    );
     assert.equal(d.spec?.template.metadata?.labels?.['compute-type'], 'fargate');
     await interruption.terminated;
 
@@ -343,7 +393,9 @@ describe('RBAC: the real controller under the chart\'s ServiceAccount, RBAC enfo
       return list.items.some((e) => e.reason === 'SpotInterruption') ? true : undefined;
     });
     // Leader election ran on the chart's Lease.
-    const lease = await t.kc.makeApiClient(CoordinationV1Api).readNamespacedLease({ name: `${r.release}-spot-fargate-orchestrator`, namespace: r.controllerNamespace });
+    const lease = await t.kc
+      .makeApiClient(CoordinationV1Api)
+      .readNamespacedLease({ name: `${r.release}-spot-fargate-orchestrator`, namespace: r.controllerNamespace });
     assert.equal(lease.spec?.holderIdentity, `${r.release}-0`);
 
     assert.doesNotMatch(await scrape(r.metricsPort), /spot_orchestrator_kube_api_errors_total\{[^}]*code="403"/, 'no 403 counted');
@@ -359,7 +411,11 @@ describe('RBAC: the real controller under the chart\'s ServiceAccount, RBAC enfo
     const out = r.process.output;
     await eventually('the controller to lead and act', async () => (out().includes('controller started') ? true : undefined), 30_000);
     await injector.interrupt(r.nodes);
-    await eventually('a forbidden patch in the log', async () => (/forbidden/i.test(out()) && /cannot patch resource \\?"deployments\\?"/.test(out()) ? true : undefined), 60_000);
+    await eventually(
+      'a forbidden patch in the log',
+      async () => (/forbidden/i.test(out()) && /cannot patch resource \\?"deployments\\?"/.test(out()) ? true : undefined),
+      60_000,
+    );
     const metrics = await scrape(r.metricsPort);
     assert.match(metrics, /spot_orchestrator_kube_api_errors_total\{verb="patch",code="403"\} [1-9]/, 'the 403 is counted');
     const d = await t.apps.readNamespacedDeployment({ name: r.deployment, namespace: r.appNamespace });
@@ -390,7 +446,13 @@ describe('the container image layout', () => {
     for (const f of ['package.json', 'package-lock.json']) copyFileSync(join(PROJECT_DIR, f), join(app, f));
     await runOk('npm', ['ci', '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund', '--prefer-offline'], { cwd: app });
     assert.ok(!existsSync(join(app, 'node_modules/typescript')) && !existsSync(join(app, 'node_modules/tsx')), 'no dev dependency in the image');
-    await runOk(process.execPath, [join(PROJECT_DIR, 'node_modules/typescript/bin/tsc'), '-p', join(PROJECT_DIR, 'tsconfig.build.json'), '--outDir', join(app, 'dist')]);
+    await runOk(process.execPath, [
+      join(PROJECT_DIR, 'node_modules/typescript/bin/tsc'),
+      '-p',
+      join(PROJECT_DIR, 'tsconfig.build.json'),
+      '--outDir',
+      join(app, 'dist'),
+    ]);
     assert.deepEqual(readdirSync(join(app, 'dist')), ['src'], 'the build holds the controller only');
     assert.ok(!readdirSync(join(app, 'dist/src'), { recursive: true }).some((f) => String(f).endsWith('.test.js')), 'no tests in the build');
 
@@ -427,7 +489,11 @@ describe('the container image layout', () => {
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
     try {
       await eventually('/readyz to answer 200', async () => ((await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200 ? true : undefined), 30_000);
-      assert.match(output, /^\{"level":"info","time":"[^"]+Z",.*"message":"controller started"/m, "JSON logs in the Go original's shape when stdout is not a terminal");
+      assert.match(
+        output,
+        /^\{"level":"info","time":"[^"]+Z",.*"message":"controller started"/m,
+        "JSON logs in the Go original's shape when stdout is not a terminal",
+      );
       const stoppedAt = Date.now();
       child.kill('SIGTERM');
       assert.equal(await exited, 0, output);
@@ -459,10 +525,19 @@ function controllerSources(): string[] {
  * patchNamespacedDeployment, ...). A list feeds an informer, which also watches.
  */
 function kubeCallsOfTheController(): string[] {
-  const verbs: Record<string, string[]> = { list: ['list', 'watch'], read: ['get'], patch: ['patch'], create: ['create'], replace: ['update'], delete: ['delete'] };
+  const verbs: Record<string, string[]> = {
+    list: ['list', 'watch'],
+    read: ['get'],
+    patch: ['patch'],
+    create: ['create'],
+    replace: ['update'],
+    delete: ['delete'],
+  };
   const calls = new Set<string>();
   for (const file of controllerSources()) {
-    for (const m of readFileSync(file, 'utf8').matchAll(/\b(?:core|apps|discovery|api)\.(list|read|patch|create|replace|delete)(?:Namespaced)?([A-Z]\w*?)(?:ForAllNamespaces)?\(/g)) {
+    for (const m of readFileSync(file, 'utf8').matchAll(
+      /\b(?:core|apps|discovery|api)\.(list|read|patch|create|replace|delete)(?:Namespaced)?([A-Z]\w*?)(?:ForAllNamespaces)?\(/g,
+    )) {
       for (const verb of verbs[m[1]!]!) calls.add(`${m[2]!.toLowerCase()}s:${verb}`);
     }
   }
@@ -502,22 +577,29 @@ describe('AWS setup', () => {
       AWS_SHARED_CREDENTIALS_FILE: '/dev/null',
     };
   });
-  const awsJson = async (args: string[]) => JSON.parse((await runOk(aws, ['--endpoint-url', t.ground.sqsEndpoint, '--output', 'json', ...args], { env })).stdout);
+  const awsJson = async (args: string[]) =>
+    JSON.parse((await runOk(aws, ['--endpoint-url', t.ground.sqsEndpoint, '--output', 'json', ...args], { env })).stdout);
 
   /** Publishes a spot interruption warning for a made-up instance and waits for it in the queue. */
   async function eventReaches(queueUrl: string): Promise<void> {
     const instanceId = newInstanceId();
-    await publishEc2Events(t.ground, [{ detailType: 'EC2 Spot Instance Interruption Warning', instanceId, zone: 'us-east-1a', detail: { 'instance-action': 'terminate' }, time: new Date() }]);
-    await eventually(`the warning for ${instanceId} in ${queueUrl}`, async () => {
-      const out = await sqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1 }));
-      for (const m of out.Messages ?? []) {
-        const parsed = parseMessage(m.Body ?? '');
-        await sqs.send(new DeleteMessageBatchCommand({ QueueUrl: queueUrl, Entries: [{ Id: '0', ReceiptHandle: m.ReceiptHandle! }] }));
-        if (parsed.ok && parsed.event.kind === 'spot_interrupted' && parsed.event.instanceIds.includes(instanceId)) return true;
-        if (parsed.ok && parsed.event.instanceIds.includes(instanceId)) throw new Error(`parsed as ${parsed.event.kind}`);
-      }
-      return undefined;
-    }, 20_000);
+    await publishEc2Events(t.ground, [
+      { detailType: 'EC2 Spot Instance Interruption Warning', instanceId, zone: 'us-east-1a', detail: { 'instance-action': 'terminate' }, time: new Date() },
+    ]);
+    await eventually(
+      `the warning for ${instanceId} in ${queueUrl}`,
+      async () => {
+        const out = await sqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1 }));
+        for (const m of out.Messages ?? []) {
+          const parsed = parseMessage(m.Body ?? '');
+          await sqs.send(new DeleteMessageBatchCommand({ QueueUrl: queueUrl, Entries: [{ Id: '0', ReceiptHandle: m.ReceiptHandle! }] }));
+          if (parsed.ok && parsed.event.kind === 'spot_interrupted' && parsed.event.instanceIds.includes(instanceId)) return true;
+          if (parsed.ok && parsed.event.instanceIds.includes(instanceId)) throw new Error(`parsed as ${parsed.event.kind}`);
+        }
+        return undefined;
+      },
+      20_000,
+    );
   }
 
   it('grants exactly the SQS actions the controller calls', () => {
@@ -532,9 +614,29 @@ describe('AWS setup', () => {
     const prefix = uniqueName('setup');
     const policyFile = join(tempDir('iam'), 'policy.json');
     const issuer = 'oidc.eks.us-east-1.amazonaws.com/id/TESTGROUND';
-    const setup = () => runOk('bash', [join(PROJECT_DIR, 'deploy/aws/aws-setup.sh'), '--name', prefix, '--oidc-issuer', `https://${issuer}`, '--namespace', 'ops', '--policy-file', policyFile], { env });
+    const setup = () =>
+      runOk(
+        'bash',
+        [
+          join(PROJECT_DIR, 'deploy/aws/aws-setup.sh'),
+          '--name',
+          prefix,
+          '--oidc-issuer',
+          `https://${issuer}`,
+          '--namespace',
+          'ops',
+          '--policy-file',
+          policyFile,
+        ],
+        { env },
+      );
     const first = await setup();
-    const outputs = Object.fromEntries(first.stdout.trim().split('\n').map((l) => l.split(/=(.*)/s).slice(0, 2) as [string, string]));
+    const outputs = Object.fromEntries(
+      first.stdout
+        .trim()
+        .split('\n')
+        .map((l) => l.split(/=(.*)/s).slice(0, 2) as [string, string]),
+    );
     try {
       assert.equal(outputs.QUEUE_ARN, `arn:aws:sqs:${t.ground.region}:${t.ground.account}:${prefix}-interruptions`);
       const attrs = (await sqs.send(new GetQueueAttributesCommand({ QueueUrl: outputs.QUEUE_URL, AttributeNames: ['All'] }))).Attributes!;
@@ -544,7 +646,9 @@ describe('AWS setup', () => {
       const redrive = JSON.parse(attrs.RedrivePolicy!) as { deadLetterTargetArn: string; maxReceiveCount: number | string };
       assert.equal(redrive.deadLetterTargetArn, outputs.DLQ_ARN);
       assert.equal(Number(redrive.maxReceiveCount), 5);
-      const queuePolicy = JSON.parse(attrs.Policy!) as { Statement: { Effect: string; Principal: unknown; Action: string; Condition?: Record<string, Record<string, string>> }[] };
+      const queuePolicy = JSON.parse(attrs.Policy!) as {
+        Statement: { Effect: string; Principal: unknown; Action: string; Condition?: Record<string, Record<string, string>> }[];
+      };
       const allow = queuePolicy.Statement.find((s) => s.Effect === 'Allow')!;
       assert.deepEqual(allow.Principal, { Service: 'events.amazonaws.com' });
       assert.equal(allow.Action, 'sqs:SendMessage');
@@ -557,15 +661,24 @@ describe('AWS setup', () => {
       assert.equal(rule.State, 'ENABLED');
       assert.deepEqual(JSON.parse(rule.EventPattern!), JSON.parse(readFileSync(EVENT_PATTERN_FILE, 'utf8')));
       const targets = await events.send(new ListTargetsByRuleCommand({ Rule: `${prefix}-ec2-events` }));
-      assert.deepEqual(targets.Targets?.map((x) => x.Arn), [outputs.QUEUE_ARN]);
+      assert.deepEqual(
+        targets.Targets?.map((x) => x.Arn),
+        [outputs.QUEUE_ARN],
+      );
 
       const policyDoc = JSON.parse(readFileSync(policyFile, 'utf8')) as { Statement: { Action: string[]; Resource: string }[] };
       assert.deepEqual(policyDoc.Statement[0]!.Action.sort(), iamActionsFor(sqsCallsOfTheController()));
       assert.equal(policyDoc.Statement[0]!.Resource, outputs.QUEUE_ARN);
       const attached = await awsJson(['iam', 'list-attached-role-policies', '--role-name', prefix]);
-      assert.deepEqual(attached.AttachedPolicies.map((p: { PolicyArn: string }) => p.PolicyArn), [outputs.POLICY_ARN]);
+      assert.deepEqual(
+        attached.AttachedPolicies.map((p: { PolicyArn: string }) => p.PolicyArn),
+        [outputs.POLICY_ARN],
+      );
       const role = await awsJson(['iam', 'get-role', '--role-name', prefix]);
-      const trust = typeof role.Role.AssumeRolePolicyDocument === 'string' ? JSON.parse(decodeURIComponent(role.Role.AssumeRolePolicyDocument)) : role.Role.AssumeRolePolicyDocument;
+      const trust =
+        typeof role.Role.AssumeRolePolicyDocument === 'string'
+          ? JSON.parse(decodeURIComponent(role.Role.AssumeRolePolicyDocument))
+          : role.Role.AssumeRolePolicyDocument;
       assert.equal(trust.Statement[0].Condition.StringEquals[`${issuer}:sub`], 'system:serviceaccount:ops:spot-fargate-orchestrator');
       assert.equal(outputs.ROLE_ARN, role.Role.Arn);
 
@@ -607,24 +720,54 @@ print(json.dumps(yaml.load(open(sys.argv[1]), Loader=L)))`;
       Resources: Record<string, { Type: string; Properties: Record<string, any> }>;
       Parameters: Record<string, { Default?: unknown }>;
     };
-    const types = Object.values(cfn.Resources).map((r) => r.Type).sort();
+    const types = Object.values(cfn.Resources)
+      .map((r) => r.Type)
+      .sort();
     assert.deepEqual(types, ['AWS::Events::Rule', 'AWS::IAM::ManagedPolicy', 'AWS::IAM::Role', 'AWS::SQS::Queue', 'AWS::SQS::Queue', 'AWS::SQS::QueuePolicy']);
-    assert.deepEqual(cfn.Resources.InterruptionRule!.Properties.EventPattern, JSON.parse(readFileSync(EVENT_PATTERN_FILE, 'utf8')), 'the same pattern as event-pattern.json');
+    assert.deepEqual(
+      cfn.Resources.InterruptionRule!.Properties.EventPattern,
+      JSON.parse(readFileSync(EVENT_PATTERN_FILE, 'utf8')),
+      'the same pattern as event-pattern.json',
+    );
     assert.equal(cfn.Parameters.MessageRetentionPeriod!.Default, 300);
     assert.equal(cfn.Parameters.VisibilityTimeout!.Default, 30);
     assert.equal(cfn.Parameters.MaxReceiveCount!.Default, 5);
     assert.deepEqual(cfn.Resources.ControllerPolicy!.Properties.PolicyDocument.Statement[0].Action.sort(), iamActionsFor(sqsCallsOfTheController()));
 
     const stack = uniqueName('cfn');
-    await runOk(aws, ['--endpoint-url', t.ground.sqsEndpoint, 'cloudformation', 'create-stack', '--stack-name', stack, '--template-body', `file://${template}`, '--capabilities', 'CAPABILITY_NAMED_IAM',
-      '--parameters', `ParameterKey=NamePrefix,ParameterValue=${stack}`, `ParameterKey=OidcProvider,ParameterValue=oidc.eks.us-east-1.amazonaws.com/id/TESTGROUND`], { env });
+    await runOk(
+      aws,
+      [
+        '--endpoint-url',
+        t.ground.sqsEndpoint,
+        'cloudformation',
+        'create-stack',
+        '--stack-name',
+        stack,
+        '--template-body',
+        `file://${template}`,
+        '--capabilities',
+        'CAPABILITY_NAMED_IAM',
+        '--parameters',
+        `ParameterKey=NamePrefix,ParameterValue=${stack}`,
+        `ParameterKey=OidcProvider,ParameterValue=oidc.eks.us-east-1.amazonaws.com/id/TESTGROUND`,
+      ],
+      { env },
+    );
     try {
-      const outputs = await eventually('the stack created', async () => {
-        const described = await awsJson(['cloudformation', 'describe-stacks', '--stack-name', stack]);
-        const s = described.Stacks[0];
-        if (/FAILED|ROLLBACK/.test(s.StackStatus)) throw new Error(`stack ${s.StackStatus}: ${s.StackStatusReason}`);
-        return s.StackStatus === 'CREATE_COMPLETE' ? Object.fromEntries(s.Outputs.map((o: { OutputKey: string; OutputValue: string }) => [o.OutputKey, o.OutputValue])) : undefined;
-      }, 60_000, 500);
+      const outputs = await eventually(
+        'the stack created',
+        async () => {
+          const described = await awsJson(['cloudformation', 'describe-stacks', '--stack-name', stack]);
+          const s = described.Stacks[0];
+          if (/FAILED|ROLLBACK/.test(s.StackStatus)) throw new Error(`stack ${s.StackStatus}: ${s.StackStatusReason}`);
+          return s.StackStatus === 'CREATE_COMPLETE'
+            ? Object.fromEntries(s.Outputs.map((o: { OutputKey: string; OutputValue: string }) => [o.OutputKey, o.OutputValue]))
+            : undefined;
+        },
+        60_000,
+        500,
+      );
       assert.equal(outputs.RoleArn, `arn:aws:iam::${t.ground.account}:role/${stack}`);
       const { QueueUrl } = await sqs.send(new GetQueueUrlCommand({ QueueName: `${stack}-interruptions` }));
       const attrs = (await sqs.send(new GetQueueAttributesCommand({ QueueUrl, AttributeNames: ['All'] }))).Attributes!;
@@ -633,16 +776,31 @@ print(json.dumps(yaml.load(open(sys.argv[1]), Loader=L)))`;
       await eventReaches(QueueUrl!);
     } finally {
       await runOk(aws, ['--endpoint-url', t.ground.sqsEndpoint, 'cloudformation', 'delete-stack', '--stack-name', stack], { env });
-      await eventually('the stack deleted', async () => ((await sqs.send(new GetQueueUrlCommand({ QueueName: `${stack}-interruptions` })).then(() => false, () => true)) ? true : undefined), 30_000, 500);
+      await eventually(
+        'the stack deleted',
+        async () =>
+          (await sqs.send(new GetQueueUrlCommand({ QueueName: `${stack}-interruptions` })).then(
+            () => false,
+            () => true,
+          ))
+            ? true
+            : undefined,
+        30_000,
+        500,
+      );
       // The local server's stack deletion leaves the managed policy behind (AWS deletes it).
-      await run(aws, ['--endpoint-url', t.ground.sqsEndpoint, 'iam', 'delete-policy', '--policy-arn', `arn:aws:iam::${t.ground.account}:policy/${stack}`], { env });
+      await run(aws, ['--endpoint-url', t.ground.sqsEndpoint, 'iam', 'delete-policy', '--policy-arn', `arn:aws:iam::${t.ground.account}:policy/${stack}`], {
+        env,
+      });
     }
   });
 });
 
 describe('examples', () => {
   it('every config example loads, and config-namespace.toml names every setting but the secret and single-mode ones', async () => {
-    const files = readdirSync(EXAMPLES_DIR).filter((f) => f.endsWith('.toml')).sort();
+    const files = readdirSync(EXAMPLES_DIR)
+      .filter((f) => f.endsWith('.toml'))
+      .sort();
     assert.deepEqual(files, ['config-minimal.toml', 'config-namespace.toml', 'config-single.toml']);
     for (const file of files) {
       const tomlText = readFileSync(join(EXAMPLES_DIR, file), 'utf8');
@@ -653,7 +811,12 @@ describe('examples', () => {
     const full = parse(readFileSync(join(EXAMPLES_DIR, 'config-namespace.toml'), 'utf8')) as Record<string, Record<string, unknown>>;
     const named = Object.entries(full).flatMap(([s, kv]) => Object.keys(kv).map((k) => `${s}.${k}`));
     const omitted = ['alerts.slack_webhook_url', 'aws.endpoint_url', 'kubernetes.deployment_name', 'kubernetes.service_name'];
-    assert.deepEqual(named.sort(), configKeys().filter((k) => !omitted.includes(k)).sort());
+    assert.deepEqual(
+      named.sort(),
+      configKeys()
+        .filter((k) => !omitted.includes(k))
+        .sort(),
+    );
   });
 
   describe('YAML examples applied to the API server', () => {
@@ -709,7 +872,10 @@ const SERVICE_MONITOR_CRD = {
                   namespaceSelector: { type: 'object', properties: { any: { type: 'boolean' }, matchNames: { type: 'array', items: { type: 'string' } } } },
                   endpoints: {
                     type: 'array',
-                    items: { type: 'object', properties: { port: { type: 'string' }, path: { type: 'string' }, interval: { type: 'string' }, scrapeTimeout: { type: 'string' } } },
+                    items: {
+                      type: 'object',
+                      properties: { port: { type: 'string' }, path: { type: 'string' }, interval: { type: 'string' }, scrapeTimeout: { type: 'string' } },
+                    },
                   },
                 },
               },

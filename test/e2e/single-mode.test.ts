@@ -29,26 +29,43 @@ describe('single mode', () => {
     const [node] = await injector.addSpotNodes(1, { name: pool, suffix: '' });
     const selector = { 'compute-type': 'spot', 'eks.amazonaws.com/nodegroup': pool };
     await t.apps.createNamespacedDeployment({ namespace, body: appDeployment({ namespace, name: target, replicas: 2, nodeSelector: selector }) });
-    await t.apps.createNamespacedDeployment({ namespace, body: appDeployment({ namespace, name: bystander, replicas: 1, nodeSelector: selector, annotations: { 'spot-orchestrator/enabled': 'true' } }) });
-    await t.core.createNamespacedService({ namespace, body: { metadata: { name: target }, spec: { selector: { app: target }, ports: [{ port: 80, targetPort: 8080 }] } } });
-    await eventually('both ready', async () => {
-      for (const name of [target, bystander]) {
-        const d = await t.apps.readNamespacedDeployment({ name, namespace });
-        if ((d.status?.readyReplicas ?? 0) < (d.spec?.replicas ?? 1)) return undefined;
-      }
-      return true;
-    }, 60_000);
+    await t.apps.createNamespacedDeployment({
+      namespace,
+      body: appDeployment({ namespace, name: bystander, replicas: 1, nodeSelector: selector, annotations: { 'spot-orchestrator/enabled': 'true' } }),
+    });
+    await t.core.createNamespacedService({
+      namespace,
+      body: { metadata: { name: target }, spec: { selector: { app: target }, ports: [{ port: 80, targetPort: 8080 }] } },
+    });
+    await eventually(
+      'both ready',
+      async () => {
+        for (const name of [target, bystander]) {
+          const d = await t.apps.readNamespacedDeployment({ name, namespace });
+          if ((d.status?.readyReplicas ?? 0) < (d.spec?.replicas ?? 1)) return undefined;
+        }
+        return true;
+      },
+      60_000,
+    );
     const bystanderBefore = await t.apps.readNamespacedDeployment({ name: bystander, namespace });
     await injector.interrupt([node!], { terminate: false });
 
-    const d = await eventually('the named Deployment healthy on Fargate', async () => {
-      const cur = await t.apps.readNamespacedDeployment({ name: target, namespace });
-      const a = cur.metadata?.annotations ?? {};
-      return a['spot-orchestrator/state'] === 'fargate' && !a['spot-orchestrator/phase'] ? cur : undefined;
-    }, 60_000);
+    const d = await eventually(
+      'the named Deployment healthy on Fargate',
+      async () => {
+        const cur = await t.apps.readNamespacedDeployment({ name: target, namespace });
+        const a = cur.metadata?.annotations ?? {};
+        return a['spot-orchestrator/state'] === 'fargate' && !a['spot-orchestrator/phase'] ? cur : undefined;
+      },
+      60_000,
+    );
     assert.equal(d.spec?.template.metadata?.labels?.['compute-type'], 'fargate');
     const summary = await eventually('the summary', async () => c.alerter.of('migration_summary')[0]);
-    assert.deepEqual(summary.outcomes.map((o) => [o.name, o.result]), [[target, 'migrated']]);
+    assert.deepEqual(
+      summary.outcomes.map((o) => [o.name, o.result]),
+      [[target, 'migrated']],
+    );
     const after = await t.apps.readNamespacedDeployment({ name: bystander, namespace });
     assert.deepEqual(after.spec?.template, bystanderBefore.spec?.template);
     assert.equal(after.metadata?.annotations?.['spot-orchestrator/state'], undefined);

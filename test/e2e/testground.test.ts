@@ -34,7 +34,10 @@ describe('local test ground', () => {
       assert.match(labels['topology.kubernetes.io/zone'] ?? '', /^us-east-1[a-z]$/);
       assert.equal(labels['compute-type'], isSpot ? 'spot' : undefined);
       assert.match(node.spec?.providerID ?? '', new RegExp(`^aws:///${labels['topology.kubernetes.io/zone']}/i-[0-9a-f]{17}$`));
-      assert.ok(node.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'), `${node.metadata?.name} not Ready`);
+      assert.ok(
+        node.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'),
+        `${node.metadata?.name} not Ready`,
+      );
     }
   });
 
@@ -98,7 +101,10 @@ describe('local test ground', () => {
     const injector = new InterruptionInjector(t.ground, t);
     const [node] = await injector.addSpotNodes(1);
     const name = uniqueName('doomed');
-    await t.apps.createNamespacedDeployment({ namespace, body: appDeployment({ namespace, name, replicas: 2, nodeSelector: { 'kubernetes.io/hostname': node! } }) });
+    await t.apps.createNamespacedDeployment({
+      namespace,
+      body: appDeployment({ namespace, name, replicas: 2, nodeSelector: { 'kubernetes.io/hostname': node! } }),
+    });
     await eventually('pods Ready on the doomed node', async () => {
       const ps = await podsOf(t, namespace, name);
       return ps.length === 2 && ps.every(isPodReady) ? ps : undefined;

@@ -43,7 +43,12 @@ const BAD_OVERRIDES: Record<string, string> = {
 describe('fault: bad input', () => {
   const controllers: FaultController[] = [];
   // A short visibility timeout: a message not deleted would come back, and be counted twice.
-  const scenario = faultScenario(t, ledger, { prefix: 'fbad', visibilityTimeoutSeconds: 3, controllers: () => controllers, teardown: async () => injector.cancel() });
+  const scenario = faultScenario(t, ledger, {
+    prefix: 'fbad',
+    visibilityTimeoutSeconds: 3,
+    controllers: () => controllers,
+    teardown: async () => injector.cancel(),
+  });
 
   it('the parser classifies every generated body and never throws (property, fast-check)', () =>
     ledger.run(async () => {
@@ -66,7 +71,14 @@ describe('fault: bad input', () => {
   it('a running controller classifies, logs once and deletes every bad message, and still moves the Deployments of the good one', () =>
     ledger.run(async () => {
       const { namespace, queueUrl, secrets } = scenario;
-      const fleet = await createFleet(t, injector, { namespace, nodes: 1, deployments: 3, replicas: (i) => 1 + (i % 2), annotations: (i) => (i === 0 ? BAD_OVERRIDES : {}), prefix: 'fbad' });
+      const fleet = await createFleet(t, injector, {
+        namespace,
+        nodes: 1,
+        deployments: 3,
+        replicas: (i) => 1 + (i % 2),
+        annotations: (i) => (i === 0 ? BAD_OVERRIDES : {}),
+        prefix: 'fbad',
+      });
       const c = await FaultController.spawn(t, secrets, { MODE: 'namespace', NAMESPACE: namespace, SQS_QUEUE_URL: queueUrl }, 'bad-input');
       controllers.push(c);
       await c.waitFor('controller started');
@@ -92,13 +104,16 @@ describe('fault: bad input', () => {
       const node = await t.core.readNode({ name: fleet.nodes[0]! });
       const { instanceId, zone } = parseProviderId(node.spec?.providerID)!;
       const good = await sqs.send(
-        new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: buildSpotInterruption({ instanceId, zone: zone ?? undefined, time: new Date(), region: t.ground.region, account: t.ground.account }) }),
+        new SendMessageCommand({
+          QueueUrl: queueUrl,
+          MessageBody: buildSpotInterruption({ instanceId, zone: zone ?? undefined, time: new Date(), region: t.ground.region, account: t.ground.account }),
+        }),
       );
       ledger.add('cases', bodies.length + 1);
       ledger.add('faults', bodies.length);
 
       const total = bodies.length + 1;
-      await eventually('every message received', async () => ((metric(await c.metrics(), M.received) >= total ? true : undefined)), 60_000, 250);
+      await eventually('every message received', async () => (metric(await c.metrics(), M.received) >= total ? true : undefined), 60_000, 250);
       await eventually('the queue to be empty', async () => ((await queueEmpty(t.ground, queueUrl)) ? true : undefined), 30_000, 250);
       // Past the visibility timeout: nothing came back (each was deleted, none is handled twice).
       await new Promise((r) => setTimeout(r, 4500));
@@ -132,7 +147,15 @@ describe('fault: bad input', () => {
         }
       }
       // No log line carries a body: the largest line stays far below the huge bodies.
-      assert.ok(Math.max(...c.output().split('\n').map((l) => l.length)) < 20_000, 'a body was logged whole');
+      assert.ok(
+        Math.max(
+          ...c
+            .output()
+            .split('\n')
+            .map((l) => l.length),
+        ) < 20_000,
+        'a body was logged whole',
+      );
       void good;
 
       const moved = await waitMoved(t, fleet, 60_000);
@@ -142,10 +165,18 @@ describe('fault: bad input', () => {
 
       // The bad annotations: reported by name and value (log line and Event), global values used.
       const bad = fleet.names[0]!;
-      const events = (await t.core.listNamespacedEvent({ namespace, fieldSelector: `involvedObject.name=${bad}` })).items.filter((e) => e.reason === 'InvalidOverride');
+      const events = (await t.core.listNamespacedEvent({ namespace, fieldSelector: `involvedObject.name=${bad}` })).items.filter(
+        (e) => e.reason === 'InvalidOverride',
+      );
       for (const [annotation, value] of Object.entries(BAD_OVERRIDES)) {
-        assert.ok(events.some((e) => e.message?.includes(annotation) && e.message.includes(JSON.stringify(value))), `InvalidOverride Event for ${annotation}=${value}`);
-        assert.ok(lines.some((l) => l.annotation === annotation && l.value === value && l.deployment === `${namespace}/${bad}`), `log line for ${annotation}`);
+        assert.ok(
+          events.some((e) => e.message?.includes(annotation) && e.message.includes(JSON.stringify(value))),
+          `InvalidOverride Event for ${annotation}=${value}`,
+        );
+        assert.ok(
+          lines.some((l) => l.annotation === annotation && l.value === value && l.deployment === `${namespace}/${bad}`),
+          `log line for ${annotation}`,
+        );
       }
       ledger.add('cases', Object.keys(BAD_OVERRIDES).length);
       ledger.add('faults', Object.keys(BAD_OVERRIDES).length);
@@ -219,7 +250,11 @@ describe('fault: bad input', () => {
             'set env SQS_QUEUE_URL or sqs_queue_url under [aws] in config.toml',
           ],
         },
-        { env: { ROLLOUT_TIMEOUT: '-1s' }, values: 1, expect: ['invalid configuration (1 problem)', 'migration.rollout_timeout from env ROLLOUT_TIMEOUT: got "-1s"'] },
+        {
+          env: { ROLLOUT_TIMEOUT: '-1s' },
+          values: 1,
+          expect: ['invalid configuration (1 problem)', 'migration.rollout_timeout from env ROLLOUT_TIMEOUT: got "-1s"'],
+        },
       ];
       const base = {
         PATH: process.env.PATH ?? '',

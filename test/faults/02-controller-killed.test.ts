@@ -28,7 +28,12 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 describe('fault: controller killed at random points of phase 1 and phase 2', () => {
   const controllers: FaultController[] = [];
   // The message a dead controller held comes back after 2 s.
-  const scenario = faultScenario(t, ledger, { prefix: 'fkill', visibilityTimeoutSeconds: 2, controllers: () => controllers, teardown: async () => injector.cancel() });
+  const scenario = faultScenario(t, ledger, {
+    prefix: 'fkill',
+    visibilityTimeoutSeconds: 2,
+    controllers: () => controllers,
+    teardown: async () => injector.cancel(),
+  });
 
   /** Waits for the kill point, then kills; returns what the cluster and the queue said at that moment. */
   async function killAt(c: FaultController, point: KillPoint, fleet: Fleet): Promise<string> {

@@ -90,7 +90,12 @@ describe('fault: the API server restarted, conflicting writers, throttling', () 
           prefix: `r${i}`,
         });
         // Verification waits 3 s after a rollout completes: the window the outage must hit.
-        const c = await FaultController.spawn(t, secrets, { ...env(), VERIFICATION_DELAY: how.when === 'rollouts being verified' ? '3s' : '300ms' }, `apirestart${i}`);
+        const c = await FaultController.spawn(
+          t,
+          secrets,
+          { ...env(), VERIFICATION_DELAY: how.when === 'rollouts being verified' ? '3s' : '300ms' },
+          `apirestart${i}`,
+        );
         controllers.push(c);
         await c.waitFor('controller started');
         await injector.interrupt(fleet.nodes, { windowMs: 1_200_000, terminate: false });
@@ -107,10 +112,16 @@ describe('fault: the API server restarted, conflicting writers, throttling', () 
 
         const moved = await waitMoved(t, fleet, 180_000, { allowRollback: true });
         await eventually('the message deleted', queueEmptied, 30_000, 250);
-        const { problems, audits } = await auditNamespace(t, ledger, namespace, fleet.before, fleet.sentinels, { compareResourceVersion: true, allowRollback: true });
+        const { problems, audits } = await auditNamespace(t, ledger, namespace, fleet.before, fleet.sentinels, {
+          compareResourceVersion: true,
+          allowRollback: true,
+        });
         assert.deepEqual(problems, [], `pending: ${moved.pending.join(', ')}`);
         assert.ok(c.alive, 'the controller survived the restart');
-        const relists = c.lines().filter((l) => String(l.message).startsWith('watch of ')).slice(relistsBefore);
+        const relists = c
+          .lines()
+          .filter((l) => String(l.message).startsWith('watch of '))
+          .slice(relistsBefore);
         assert.ok(relists.length > 0, 'the watches noticed the restart and relisted');
         assert.equal((await c.readyz()).status, 200, 'ready again');
         const finishRetries = c.lines().filter((l) => String(l.message).startsWith('could not record the end of the move')).length;
@@ -141,7 +152,15 @@ describe('fault: the API server restarted, conflicting writers, throttling', () 
         assert.equal(ready.status, 503, `ready with no cache: ${JSON.stringify(ready.body)}`);
         assert.ok(ready.body.waitingFor?.includes('cachesSynced'), JSON.stringify(ready.body));
         // EventBridge does not need the API server: the warning is queued while the controller waits.
-        await publishEc2Events(t.ground, [{ detailType: 'EC2 Spot Instance Interruption Warning', instanceId, zone: zone ?? 'us-east-1a', detail: { 'instance-action': 'terminate' }, time: new Date() }]);
+        await publishEc2Events(t.ground, [
+          {
+            detailType: 'EC2 Spot Instance Interruption Warning',
+            instanceId,
+            zone: zone ?? 'us-east-1a',
+            detail: { 'instance-action': 'terminate' },
+            time: new Date(),
+          },
+        ]);
         await sleep(1500);
         assert.ok(c.alive, 'the controller survived a start without an API server');
         assert.ok(!c.output().includes('controller started'), 'it started acting with empty caches');
@@ -254,7 +273,10 @@ describe('fault: the API server restarted, conflicting writers, throttling', () 
       const retriedLines = c.lines().filter((l) => l.message === 'Kubernetes API call failed; retrying' && /429|too many requests/i.test(String(l.err)));
       console.log(`# ${throttledCalls} API calls answered 429 and retried (${retriedLines.length} retry log lines)`);
       assert.ok(throttledCalls > 0, 'the API server never throttled the controller: the scenario tested nothing');
-      assert.ok(retriedLines.some((l) => typeof l.delayMs === 'number' && (l.delayMs as number) >= 1000), 'Retry-After (1 s) honoured');
+      assert.ok(
+        retriedLines.some((l) => typeof l.delayMs === 'number' && (l.delayMs as number) >= 1000),
+        'Retry-After (1 s) honoured',
+      );
       ledger.add('faults', throttledCalls);
       await restoreApiServer();
       throttled = false;
@@ -267,7 +289,8 @@ describe('fault: the API server restarted, conflicting writers, throttling', () 
       assert.deepEqual(problems, [], `pending under the throttle: ${moved.pending.join(', ')}; after it: ${after.pending.join(', ')}`);
       ledger.add('cases');
       ledger.note('429s', throttledCalls);
-      if (moved.pending.length > 0) ledger.note('finished after the throttle was lifted', `${moved.pending.length} of ${fleet.names.length} (rollouts still going after 180 s)`);
+      if (moved.pending.length > 0)
+        ledger.note('finished after the throttle was lifted', `${moved.pending.length} of ${fleet.names.length} (rollouts still going after 180 s)`);
       await c.kill('SIGTERM');
       for (const n of fleet.nodes) await injector.terminateNode(n);
     }));

@@ -45,7 +45,14 @@ describe('fault: SQS unavailable for a while, then back', () => {
       t,
       scenario.secrets,
       // The queue URL names moto's own port; the SDK sends to the endpoint, which is the proxy.
-      { MODE: 'namespace', NAMESPACE: scenario.namespace, SQS_QUEUE_URL: scenario.queueUrl, AWS_ENDPOINT_URL_SQS: proxy.url, CHECK_INTERVAL: '500ms', ROLLOUT_TIMEOUT: '60s' },
+      {
+        MODE: 'namespace',
+        NAMESPACE: scenario.namespace,
+        SQS_QUEUE_URL: scenario.queueUrl,
+        AWS_ENDPOINT_URL_SQS: proxy.url,
+        CHECK_INTERVAL: '500ms',
+        ROLLOUT_TIMEOUT: '60s',
+      },
       'sqs-outage',
     );
     await c.waitFor('controller started');
@@ -62,10 +69,15 @@ describe('fault: SQS unavailable for a while, then back', () => {
       await proxy.cut();
       ledger.add('faults');
       const cutAt = Date.now();
-      const notReady = await eventually('not ready', async () => {
-        const r = await c.readyz();
-        return r.status === 503 ? r : undefined;
-      }, 30_000, 100);
+      const notReady = await eventually(
+        'not ready',
+        async () => {
+          const r = await c.readyz();
+          return r.status === 503 ? r : undefined;
+        },
+        30_000,
+        100,
+      );
       assert.deepEqual(notReady.body.waitingFor, ['queueReachable'], JSON.stringify(notReady.body));
       assert.ok((notReady.body.detail ?? '').length > 0, 'the queue error is shown');
       console.log(`# not ready ${Date.now() - cutAt} ms after the cut: ${JSON.stringify(notReady.body)}`);
@@ -100,14 +112,23 @@ describe('fault: SQS unavailable for a while, then back', () => {
       assert.deepEqual(problems, [], `pending: ${moved.pending.join(', ')}`);
       assert.ok(metric(await c.metrics(), M.received, { kind: 'spot_interrupted' }) >= fleet.nodes.length, 'both warnings received');
       ledger.add('cases');
-      ledger.note('outage 1', `${outageMs / 1000} s idle; ${failures.length} failed receives, retryInMs ${failures.join(',')}; ready ${readyAfterMs} ms after the restore`);
+      ledger.note(
+        'outage 1',
+        `${outageMs / 1000} s idle; ${failures.length} failed receives, retryInMs ${failures.join(',')}; ready ${readyAfterMs} ms after the restore`,
+      );
       for (const n of fleet.nodes) await injector.terminateNode(n);
     }));
 
   it('cut again in the middle of handling: the redelivered warning changes nothing twice', () =>
     ledger.run(async () => {
       const { namespace } = scenario;
-      const fleet = await createFleet(t, injector, { namespace, nodes: 1, deployments: 8, prefix: 'm', podAnnotations: { 'testground.spot-fargate.io/ready-after': '1s' } });
+      const fleet = await createFleet(t, injector, {
+        namespace,
+        nodes: 1,
+        deployments: 8,
+        prefix: 'm',
+        podAnnotations: { 'testground.spot-fargate.io/ready-after': '1s' },
+      });
       await eventually('ready', async () => ((await c.readyz()).status === 200 ? true : undefined), 30_000, 200);
       const severedBefore = proxy.severed;
       await injector.interrupt(fleet.nodes, { windowMs: 1_200_000, terminate: false });

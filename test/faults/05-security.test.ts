@@ -31,7 +31,8 @@ const ROOT = new URL('../..', import.meta.url).pathname;
 
 const foreignInstance = () => `i-${randomBytes(9).toString('hex').slice(0, 17)}`;
 /** What only a writer changes on a Node (KWOK rewrites its status all the time). */
-const nodeShape = (n: V1Node) => JSON.stringify(plain({ unschedulable: n.spec?.unschedulable, taints: n.spec?.taints, labels: n.metadata?.labels, annotations: n.metadata?.annotations }));
+const nodeShape = (n: V1Node) =>
+  JSON.stringify(plain({ unschedulable: n.spec?.unschedulable, taints: n.spec?.taints, labels: n.metadata?.labels, annotations: n.metadata?.annotations }));
 
 describe('fault: security', () => {
   let otherNamespace: string;
@@ -69,7 +70,14 @@ describe('fault: security', () => {
       const entries = Array.from({ length: count }, (_, i) => ({ ...kinds[i % 3]!, instanceId: foreignInstance(), zone: 'us-east-1a', time: new Date() }));
       await publishEc2Events(t.ground, entries);
       // And one through SNS, straight onto the queue.
-      await sqs.send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: wrapInSns(buildSpotInterruption({ instanceId: foreignInstance(), time: new Date(), region: t.ground.region, account: t.ground.account })) }));
+      await sqs.send(
+        new SendMessageCommand({
+          QueueUrl: queueUrl,
+          MessageBody: wrapInSns(
+            buildSpotInterruption({ instanceId: foreignInstance(), time: new Date(), region: t.ground.region, account: t.ground.account }),
+          ),
+        }),
+      );
       const warnings = entries.filter((e) => e.detailType === 'EC2 Spot Instance Interruption Warning').length + 1;
       ledger.add('cases', count + 1);
       ledger.add('faults', count + 1);
@@ -89,7 +97,11 @@ describe('fault: security', () => {
       const events = [...(await t.core.listNamespacedEvent({ namespace })).items, ...(await t.core.listNamespacedEvent({ namespace: 'default' })).items].filter(
         (e) => e.source?.component === 'spot-fargate-orchestrator' && new Date(e.lastTimestamp ?? e.eventTime ?? 0) >= since,
       );
-      assert.deepEqual(events.map((e) => `${e.involvedObject.name}: ${e.reason}`), [], 'Events recorded for foreign instances');
+      assert.deepEqual(
+        events.map((e) => `${e.involvedObject.name}: ${e.reason}`),
+        [],
+        'Events recorded for foreign instances',
+      );
       const { problems } = await auditNamespace(t, ledger, namespace, new Map(), fleet.sentinels, { compareResourceVersion: true });
       assert.deepEqual(problems, []);
       ledger.note('foreign events', `${count + 1} (${warnings} warnings), nothing patched, cordoned or recorded`);
@@ -104,11 +116,23 @@ describe('fault: security', () => {
         nodes: 1,
         deployments: 4,
         prefix: 's',
-        sentinels: [{}, { [OPT_IN_KEY]: 'false' }, { [OPT_IN_KEY]: 'yes' }, { [OPT_IN_KEY]: '0' }, { [OPT_IN_KEY]: 'tRuE' }, { [OPT_IN_KEY]: 'on' }, { 'spot-orchestrator/enable': 'true' }, { 'spot-orchestrator.io/enabled': 'true' }],
+        sentinels: [
+          {},
+          { [OPT_IN_KEY]: 'false' },
+          { [OPT_IN_KEY]: 'yes' },
+          { [OPT_IN_KEY]: '0' },
+          { [OPT_IN_KEY]: 'tRuE' },
+          { [OPT_IN_KEY]: 'on' },
+          { 'spot-orchestrator/enable': 'true' },
+          { 'spot-orchestrator.io/enabled': 'true' },
+        ],
       });
       // Opted in, on the same node, but in a namespace this controller does not manage.
       const foreignName = `optedin-elsewhere-${fleet.pool.slice(-6)}`;
-      await t.apps.createNamespacedDeployment({ namespace: otherNamespace, body: fleetDeployment(otherNamespace, foreignName, fleet.pool, 1, OPT_IN, undefined, 0) });
+      await t.apps.createNamespacedDeployment({
+        namespace: otherNamespace,
+        body: fleetDeployment(otherNamespace, foreignName, fleet.pool, 1, OPT_IN, undefined, 0),
+      });
       await waitReady(t, otherNamespace, [foreignName], 60_000);
       const elsewhere = sentinelSnapshot(await t.apps.readNamespacedDeployment({ name: foreignName, namespace: otherNamespace }));
 

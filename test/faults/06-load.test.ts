@@ -72,7 +72,13 @@ describe('fault: load', () => {
     const leaseNodeStages = join(dirname(groundFile()), 'kwok-lease-node-stages.yaml');
     await restartComponent(t, 'kwok', { extraFlags: ['--node-lease-duration-seconds=600', `--config=${leaseNodeStages}`] });
     await restartComponent(t, 'kube-controller-manager', {
-      extraFlags: ['--node-monitor-grace-period=15m', '--kube-api-qps=1000', '--kube-api-burst=2000', '--concurrent-deployment-syncs=50', '--concurrent-replicaset-syncs=50'],
+      extraFlags: [
+        '--node-monitor-grace-period=15m',
+        '--kube-api-qps=1000',
+        '--kube-api-burst=2000',
+        '--concurrent-deployment-syncs=50',
+        '--concurrent-replicaset-syncs=50',
+      ],
     });
     await restartComponent(t, 'kube-scheduler', { extraFlags: ['--kube-api-qps=500', '--kube-api-burst=1000'] });
   });
@@ -95,7 +101,9 @@ describe('fault: load', () => {
             if (++created % 1000 === 0) log(`${created} Deployments created`);
           }),
         ),
-        ...sentinelAnnotations.map((a, i) => limit(() => t.apps.createNamespacedDeployment({ namespace, body: fleetDeployment(namespace, sentinelNames[i]!, pool, 1, a, undefined, i) }))),
+        ...sentinelAnnotations.map((a, i) =>
+          limit(() => t.apps.createNamespacedDeployment({ namespace, body: fleetDeployment(namespace, sentinelNames[i]!, pool, 1, a, undefined, i) })),
+        ),
       ]);
       log(`all created in ${((Date.now() - started) / 1000).toFixed(0)} s; waiting for them to be Ready on spot`);
       await waitReady(t, namespace, [...names, ...sentinelNames], 600_000);
@@ -125,10 +133,12 @@ describe('fault: load', () => {
       const sampler = setInterval(() => c!.samplePeakRss(), 1000);
       try {
         // 50 warnings, one per instance, published within a second.
-        const instances = await Promise.all(nodes.map(async (name) => {
-          const n = await t.core.readNode({ name });
-          return { name, instanceId: n.spec!.providerID!.split('/').pop()!, zone: n.metadata?.labels?.['topology.kubernetes.io/zone'] ?? 'us-east-1a' };
-        }));
+        const instances = await Promise.all(
+          nodes.map(async (name) => {
+            const n = await t.core.readNode({ name });
+            return { name, instanceId: n.spec!.providerID!.split('/').pop()!, zone: n.metadata?.labels?.['topology.kubernetes.io/zone'] ?? 'us-east-1a' };
+          }),
+        );
         // One warm EventBridge client, five PutEvents of ten in parallel: all 50 within a second.
         const events = new EventBridgeClient(awsClientConfig(t.ground));
         await events.send(new PutEventsCommand({ Entries: [{ Source: 'faults.warmup', DetailType: 'warm-up', Detail: '{}' }] }));
@@ -153,7 +163,11 @@ describe('fault: load', () => {
           }),
         );
         const publishMs = Date.now() - publishStart;
-        assert.equal(results.reduce((n, r) => n + (r.FailedEntryCount ?? 0), 0), 0, 'EventBridge refused some warnings');
+        assert.equal(
+          results.reduce((n, r) => n + (r.FailedEntryCount ?? 0), 0),
+          0,
+          'EventBridge refused some warnings',
+        );
         // All 50 carry the same time and were sent at once; moto may take a moment to accept them.
         assert.ok(Math.max(...issuedAt) - publishStart < 1000, 'the warnings were not sent within a second');
         ledger.add('faults', NODES);
@@ -200,7 +214,9 @@ describe('fault: load', () => {
         const peakMiB = c.samplePeakRss() / 1024;
         const patchedS = (allPatchedAt - publishStart) / 1000;
         const settledS = (settledAt - publishStart) / 1000;
-        log(`all patched ${patchedS.toFixed(1)} s after the warnings, all healthy on Fargate after ${settledS.toFixed(0)} s; slowest phase 1 ${phase1Max.toFixed(1)} s; peak RSS ${peakMiB.toFixed(0)} MiB`);
+        log(
+          `all patched ${patchedS.toFixed(1)} s after the warnings, all healthy on Fargate after ${settledS.toFixed(0)} s; slowest phase 1 ${phase1Max.toFixed(1)} s; peak RSS ${peakMiB.toFixed(0)} MiB`,
+        );
         ledger.add('cases');
         ledger.note('setup (create + Ready on spot)', `${setupSeconds.toFixed(0)} s`);
         ledger.note('all patched after', `${patchedS.toFixed(1)} s`);

@@ -48,19 +48,30 @@ export async function startController(t: TestGround, namespace: string, env: Rec
   const queueName = uniqueName('ctl');
   const { queueUrl } = await ensureQueueAndRule(t.ground, queueName);
   const config = loadConfig({
-    env: { MODE: 'namespace', NAMESPACE: namespace, SQS_QUEUE_URL: queueUrl, AWS_REGION: t.ground.region, AWS_ENDPOINT_URL_SQS: t.ground.sqsEndpoint, ...FAST_ENV, ...env },
+    env: {
+      MODE: 'namespace',
+      NAMESPACE: namespace,
+      SQS_QUEUE_URL: queueUrl,
+      AWS_REGION: t.ground.region,
+      AWS_ENDPOINT_URL_SQS: t.ground.sqsEndpoint,
+      ...FAST_ENV,
+      ...env,
+    },
   });
   process.env.AWS_ACCESS_KEY_ID ??= 'testground';
   process.env.AWS_SECRET_ACCESS_KEY ??= 'testground';
   const logs: string[] = [];
   // Kept in memory for assertions and in the ground's log folder for whoever reads a failure.
   const logFile = join(t.ground.logDir, `controller-${namespace}.log`);
-  const log = pino({ level: 'debug' }, {
-    write: (line: string) => {
-      logs.push(line);
-      appendFileSync(logFile, line);
+  const log = pino(
+    { level: 'debug' },
+    {
+      write: (line: string) => {
+        logs.push(line);
+        appendFileSync(logFile, line);
+      },
     },
-  });
+  );
   const alerter = new RecordingAlerter();
   const controller = new Controller({ config, kc: kubeConfigFrom(t.ground.kubeconfig), log, metrics: createMetrics(), alerter });
   await controller.start();

@@ -29,7 +29,11 @@ function same(a: unknown, b: unknown): boolean {
 function sortKeys(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(sortKeys);
   if (value && typeof value === 'object') {
-    return Object.fromEntries(Object.keys(value).sort().map((k) => [k, sortKeys((value as Record<string, unknown>)[k])]));
+    return Object.fromEntries(
+      Object.keys(value)
+        .sort()
+        .map((k) => [k, sortKeys((value as Record<string, unknown>)[k])]),
+    );
   }
   return value;
 }
@@ -90,7 +94,8 @@ export function auditMove(before: V1Deployment, after: V1Deployment | undefined,
     problems.push(why);
   };
   if (a[A.phase] !== undefined) half(`still marked in flight (phase ${a[A.phase]})`);
-  for (const [k, v] of Object.entries(o.writerLabels ?? {})) if (after.metadata?.labels?.[k] !== v) half(`the other writer's label ${k}=${v} was lost (now ${after.metadata?.labels?.[k]})`);
+  for (const [k, v] of Object.entries(o.writerLabels ?? {}))
+    if (after.metadata?.labels?.[k] !== v) half(`the other writer's label ${k}=${v} was lost (now ${after.metadata?.labels?.[k]})`);
   for (const [k, v] of Object.entries(o.writerAnnotations ?? {})) if (a[k] !== v) half(`the other writer's annotation ${k}=${v} was lost (now ${a[k]})`);
   if (!same(after.spec?.strategy, before.spec?.strategy)) half(`strategy not given back: ${JSON.stringify(plain(after.spec?.strategy))}`);
 
@@ -127,7 +132,9 @@ export function auditMove(before: V1Deployment, after: V1Deployment | undefined,
   const onFargate = live.filter((p) => isPodReady(p) && p.spec?.nodeName?.startsWith(FARGATE_NODE_PREFIX));
   if (onFargate.length !== replicas || live.length !== replicas) {
     audit.lost = true;
-    problems.push(`${onFargate.length}/${replicas} pods Ready on Fargate (${live.length} pods: ${live.map((p) => `${p.spec?.nodeName ?? 'unbound'}${isPodReady(p) ? '' : ' not ready'}`).join(', ')})`);
+    problems.push(
+      `${onFargate.length}/${replicas} pods Ready on Fargate (${live.length} pods: ${live.map((p) => `${p.spec?.nodeName ?? 'unbound'}${isPodReady(p) ? '' : ' not ready'}`).join(', ')})`,
+    );
   }
   return audit;
 }
@@ -160,7 +167,11 @@ export function sentinelSnapshot(d: V1Deployment): SentinelSnapshot {
  * when nothing else could have written it (the nodes under it were not terminated, so the deployment
  * controller had no status to update).
  */
-export function sentinelChanges(before: SentinelSnapshot, after: V1Deployment | undefined, { compareResourceVersion }: { compareResourceVersion: boolean }): string[] {
+export function sentinelChanges(
+  before: SentinelSnapshot,
+  after: V1Deployment | undefined,
+  { compareResourceVersion }: { compareResourceVersion: boolean },
+): string[] {
   if (!after) return ['deleted'];
   const now = sentinelSnapshot(after);
   const changes: string[] = [];
@@ -168,7 +179,8 @@ export function sentinelChanges(before: SentinelSnapshot, after: V1Deployment | 
   if (!same(now.spec, before.spec)) changes.push('spec changed');
   if (!same(now.labels, before.labels)) changes.push(`labels ${JSON.stringify(before.labels)} -> ${JSON.stringify(now.labels)}`);
   if (!same(now.annotations, before.annotations)) changes.push(`annotations ${JSON.stringify(before.annotations)} -> ${JSON.stringify(now.annotations)}`);
-  if (compareResourceVersion && now.resourceVersion !== before.resourceVersion) changes.push(`resourceVersion ${before.resourceVersion} -> ${now.resourceVersion}`);
+  if (compareResourceVersion && now.resourceVersion !== before.resourceVersion)
+    changes.push(`resourceVersion ${before.resourceVersion} -> ${now.resourceVersion}`);
   return changes;
 }
 
@@ -231,7 +243,8 @@ export async function auditNamespace(
     }
   }
   for (const s of sentinels) {
-    const after = s.namespace === namespace ? now.get(s.name) : await t.apps.readNamespacedDeployment({ name: s.name, namespace: s.namespace }).catch(() => undefined);
+    const after =
+      s.namespace === namespace ? now.get(s.name) : await t.apps.readNamespacedDeployment({ name: s.name, namespace: s.namespace }).catch(() => undefined);
     const changes = sentinelChanges(s, after, { compareResourceVersion: o.compareResourceVersion ?? false });
     ledger.add('sentinels');
     if (changes.length > 0) {

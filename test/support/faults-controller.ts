@@ -236,7 +236,13 @@ export class FaultController {
  * The secret scan of one scenario: every controller's output and /metrics, and the Kubernetes Events
  * of the namespaces it wrote to. Adds the count to the ledger and returns where they were found.
  */
-export async function scanForSecrets(t: TestGround, ledger: ScenarioLedger, secrets: FaultSecrets, controllers: FaultController[], namespaces: string[]): Promise<string[]> {
+export async function scanForSecrets(
+  t: TestGround,
+  ledger: ScenarioLedger,
+  secrets: FaultSecrets,
+  controllers: FaultController[],
+  namespaces: string[],
+): Promise<string[]> {
   const texts: string[] = [];
   for (const c of controllers) {
     if (c.alive) await c.metrics().catch(() => undefined);

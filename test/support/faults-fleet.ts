@@ -39,7 +39,15 @@ export interface Fleet {
   sentinels: SentinelSnapshot[];
 }
 
-export function fleetDeployment(namespace: string, name: string, pool: string, replicas: number, annotations: Record<string, string>, podAnnotations: Record<string, string> | undefined, i: number): V1Deployment {
+export function fleetDeployment(
+  namespace: string,
+  name: string,
+  pool: string,
+  replicas: number,
+  annotations: Record<string, string>,
+  podAnnotations: Record<string, string> | undefined,
+  i: number,
+): V1Deployment {
   // Every third one also tolerates a spot taint next to an unrelated one: the move must drop only the first.
   const tolerations =
     i % 3 === 1
@@ -67,10 +75,20 @@ export async function createFleet(t: TestGround, injector: InterruptionInjector,
   const sentinelNames = (o.sentinels ?? SENTINEL_ANNOTATIONS).map((_, i) => `other-${pool.slice(-6)}-${i}`);
   await Promise.all([
     ...names.map((name, i) =>
-      limit(() => t.apps.createNamespacedDeployment({ namespace: o.namespace, body: fleetDeployment(o.namespace, name, pool, o.replicas?.(i) ?? 1, { ...OPT_IN, ...o.annotations?.(i) }, o.podAnnotations, i) })),
+      limit(() =>
+        t.apps.createNamespacedDeployment({
+          namespace: o.namespace,
+          body: fleetDeployment(o.namespace, name, pool, o.replicas?.(i) ?? 1, { ...OPT_IN, ...o.annotations?.(i) }, o.podAnnotations, i),
+        }),
+      ),
     ),
     ...(o.sentinels ?? SENTINEL_ANNOTATIONS).map((annotations, i) =>
-      limit(() => t.apps.createNamespacedDeployment({ namespace: o.namespace, body: fleetDeployment(o.namespace, sentinelNames[i]!, pool, 1, annotations, undefined, i) })),
+      limit(() =>
+        t.apps.createNamespacedDeployment({
+          namespace: o.namespace,
+          body: fleetDeployment(o.namespace, sentinelNames[i]!, pool, 1, annotations, undefined, i),
+        }),
+      ),
     ),
   ]);
   await waitReady(t, o.namespace, [...names, ...sentinelNames], o.readyTimeoutMs ?? 90_000);
@@ -119,7 +137,9 @@ export async function waitMoved(
   while (Date.now() - started < timeoutMs) {
     const now = await listDeployments(t, fleet.namespace);
     const pods = await podsByApp(t, fleet.namespace);
-    pending = [...fleet.before].filter(([name, before]) => auditMove(before, now.get(name), pods.get(name) ?? [], { ...o, ...o.perDeployment?.(name) }).problems.length > 0).map(([n]) => n);
+    pending = [...fleet.before]
+      .filter(([name, before]) => auditMove(before, now.get(name), pods.get(name) ?? [], { ...o, ...o.perDeployment?.(name) }).problems.length > 0)
+      .map(([n]) => n);
     if (pending.length === 0) break;
     await new Promise((r) => setTimeout(r, Math.min(2000, 200 + fleet.before.size / 5)));
   }

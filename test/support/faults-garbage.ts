@@ -45,17 +45,26 @@ const retyped = fc.tuple(samplePath, fc.jsonValue()).map(([[s, path], value]) =>
 const truncated = fc.tuple(sample, fc.nat()).map(([s, n]) => s.body.slice(0, 1 + (n % Math.max(1, s.body.length - 1))));
 
 /** A well-formed event of a detail-type nobody handles (classified `unknown`, not malformed). */
-const unknownKind = fc.tuple(sample, fc.constantFrom('EC2 Fleet Spot Instance Request Error', 'AWS Health Event', 'Scheduled Change'), fc.constantFrom('aws.ec2', 'aws.health')).map(([s, detailType, source]) => {
-  const event = sampleObject(s);
-  event['detail-type'] = detailType;
-  event.source = source;
-  return JSON.stringify(event);
-});
+const unknownKind = fc
+  .tuple(sample, fc.constantFrom('EC2 Fleet Spot Instance Request Error', 'AWS Health Event', 'Scheduled Change'), fc.constantFrom('aws.ec2', 'aws.health'))
+  .map(([s, detailType, source]) => {
+    const event = sampleObject(s);
+    event['detail-type'] = detailType;
+    event.source = source;
+    return JSON.stringify(event);
+  });
 
 const snsWithGarbage = fc
   .record({
     Type: fc.oneof(fc.constant('Notification'), fc.constant('SubscriptionConfirmation'), fc.jsonValue()),
-    Message: fc.oneof(fc.string(), fc.string({ unit: codeUnit }), deleted, truncated, fc.jsonValue().map((v) => JSON.stringify(v) ?? 'null'), fc.jsonValue()),
+    Message: fc.oneof(
+      fc.string(),
+      fc.string({ unit: codeUnit }),
+      deleted,
+      truncated,
+      fc.jsonValue().map((v) => JSON.stringify(v) ?? 'null'),
+      fc.jsonValue(),
+    ),
   })
   .map(({ Type, Message }) => JSON.stringify({ Type, MessageId: 'f00d', TopicArn: 'arn:aws:sns:us-east-1:123456789012:spot', Message }));
 

@@ -43,7 +43,14 @@ export interface RestartOptions {
 
 /** Restarts one component and resolves once it is healthy again; returns the script's report. */
 export async function restartComponent(t: TestGround, component: string, o: RestartOptions = {}): Promise<string> {
-  const args = [SCRIPT, ...(o.only ? [`--${o.only}-only`] : []), ...(o.kill ? ['--kill'] : []), ...(o.downForSeconds ? ['--down-for', String(o.downForSeconds)] : []), component, ...(o.extraFlags ?? [])];
+  const args = [
+    SCRIPT,
+    ...(o.only ? [`--${o.only}-only`] : []),
+    ...(o.kill ? ['--kill'] : []),
+    ...(o.downForSeconds ? ['--down-for', String(o.downForSeconds)] : []),
+    component,
+    ...(o.extraFlags ?? []),
+  ];
   const { stdout, stderr } = await run('bash', args, { env: groundScriptEnv(t), timeout: 180_000 });
   return `${stdout}${stderr}`.trim();
 }

@@ -55,10 +55,7 @@ export async function removeQueueAndRule(ground: Ground, queueName: string, queu
   await new SQSClient(awsClientConfig(ground)).send(new DeleteQueueCommand({ QueueUrl: queueUrl }));
 }
 
-export type Ec2DetailType =
-  | 'EC2 Spot Instance Interruption Warning'
-  | 'EC2 Instance Rebalance Recommendation'
-  | 'EC2 Instance State-change Notification';
+export type Ec2DetailType = 'EC2 Spot Instance Interruption Warning' | 'EC2 Instance Rebalance Recommendation' | 'EC2 Instance State-change Notification';
 
 /** Puts EC2 events on the default bus, as EC2 itself would; the rule routes them to the queue. */
 export async function publishEc2Events(

@@ -96,7 +96,11 @@ export class InterruptionInjector {
       pods.map((pod) =>
         this.clients.core
           .patchNamespacedPodStatus(
-            { name: pod.metadata!.name!, namespace: pod.metadata!.namespace!, body: { status: { conditions: [{ type: 'Ready', status: 'False', reason: 'InstanceTerminated' }] } } },
+            {
+              name: pod.metadata!.name!,
+              namespace: pod.metadata!.namespace!,
+              body: { status: { conditions: [{ type: 'Ready', status: 'False', reason: 'InstanceTerminated' }] } },
+            },
             notReady,
           )
           .catch(ignoreNotFound),
@@ -108,7 +112,9 @@ export class InterruptionInjector {
       if (pass > 0 && left.length === 0) return;
       await Promise.all(
         left.map((pod) =>
-          this.clients.core.deleteNamespacedPod({ name: pod.metadata!.name!, namespace: pod.metadata!.namespace!, gracePeriodSeconds: 0 }).catch(ignoreNotFound),
+          this.clients.core
+            .deleteNamespacedPod({ name: pod.metadata!.name!, namespace: pod.metadata!.namespace!, gracePeriodSeconds: 0 })
+            .catch(ignoreNotFound),
         ),
       );
     }

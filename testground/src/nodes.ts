@@ -41,7 +41,7 @@ export function poolNodes(spec: PoolSpec): V1Node[] {
           'kubernetes.io/hostname': name,
           'kubernetes.io/os': 'linux',
           'kubernetes.io/arch': 'amd64',
-          'type': 'kwok',
+          type: 'kwok',
           'eks.amazonaws.com/nodegroup': spec.name,
           'eks.amazonaws.com/capacityType': spec.capacityType,
           'karpenter.sh/capacity-type': spec.capacityType === 'SPOT' ? 'spot' : 'on-demand',
@@ -77,9 +77,7 @@ export async function waitForNodesReady(core: CoreV1Api, names: string[], timeou
   for (;;) {
     const nodes = await core.listNode();
     const ready = new Set(
-      nodes.items
-        .filter((n) => n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'))
-        .map((n) => n.metadata!.name!),
+      nodes.items.filter((n) => n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')).map((n) => n.metadata!.name!),
     );
     const missing = names.filter((n) => !ready.has(n));
     if (missing.length === 0) return;

@@ -10,7 +10,11 @@ const { core } = groundClients(ground.kubeconfig);
 
 const spot = await createPool(core, { name: 'spot', capacityType: 'SPOT', count: Number(process.env.TESTGROUND_SPOT_NODES ?? 4) });
 const onDemand = await createPool(core, { name: 'on-demand', capacityType: 'ON_DEMAND', count: Number(process.env.TESTGROUND_ON_DEMAND_NODES ?? 2) });
-await waitForNodesReady(core, [...spot, ...onDemand].map((n) => n.metadata!.name!), 60_000);
+await waitForNodesReady(
+  core,
+  [...spot, ...onDemand].map((n) => n.metadata!.name!),
+  60_000,
+);
 const { queueUrl, queueArn } = await ensureQueueAndRule(ground);
 
 const description = JSON.parse(readFileSync(groundFile, 'utf8')) as Record<string, unknown>;

@@ -19,20 +19,15 @@ export function loadProfiles(path = DEFAULT_PROFILES_FILE): FargateProfile[] {
 }
 
 function globToRegExp(glob: string): RegExp {
-  const body = glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+  const body = glob
+    .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+    .replace(/\*/g, '.*')
+    .replace(/\?/g, '.');
   return new RegExp(`^${body}$`);
 }
 
-export function matchingProfile(
-  profiles: FargateProfile[],
-  namespace: string,
-  labels: Record<string, string> | undefined,
-): FargateProfile | undefined {
+export function matchingProfile(profiles: FargateProfile[], namespace: string, labels: Record<string, string> | undefined): FargateProfile | undefined {
   return profiles.find((profile) =>
-    profile.selectors.some(
-      (s) =>
-        globToRegExp(s.namespace).test(namespace) &&
-        Object.entries(s.labels ?? {}).every(([k, v]) => labels?.[k] === v),
-    ),
+    profile.selectors.some((s) => globToRegExp(s.namespace).test(namespace) && Object.entries(s.labels ?? {}).every(([k, v]) => labels?.[k] === v)),
   );
 }

@@ -28,7 +28,10 @@ export class FargateScheduler {
   private readonly limit;
   private nextIp = 0;
 
-  constructor(kc: KubeConfig, private readonly options: FargateSchedulerOptions) {
+  constructor(
+    kc: KubeConfig,
+    private readonly options: FargateSchedulerOptions,
+  ) {
     this.core = kc.makeApiClient(CoreV1Api);
     this.limit = pLimit(options.concurrency ?? 50);
     this.informer = resilientInformer<V1Pod>(kc, '/api/v1/pods', () => this.core.listPodForAllNamespaces(), {
@@ -106,7 +109,7 @@ export class FargateScheduler {
           'kubernetes.io/hostname': name,
           'kubernetes.io/os': 'linux',
           'topology.kubernetes.io/zone': zone,
-          'type': 'kwok',
+          type: 'kwok',
         },
       },
       spec: {
@@ -136,10 +139,13 @@ export class FargateScheduler {
       this.log(`provisioning Fargate capacity for ${namespace}/${name}, retrying in 1 s: ${String(err)}`);
       await this.core.deleteNode({ name: node.metadata!.name! }).catch(() => undefined);
       const k = key(pod);
-      this.pending.set(k, setTimeout(() => {
-        this.pending.delete(k);
-        void this.limit(() => this.provision(pod));
-      }, 1000));
+      this.pending.set(
+        k,
+        setTimeout(() => {
+          this.pending.delete(k);
+          void this.limit(() => this.provision(pod));
+        }, 1000),
+      );
     }
   }
 

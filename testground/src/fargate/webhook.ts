@@ -81,7 +81,10 @@ export async function registerWebhook(api: AdmissionregistrationV1Api, opts: { p
     if ((err as { code?: number }).code !== 409) throw err;
     await api.replaceMutatingWebhookConfiguration({
       name: CONFIGURATION_NAME,
-      body: { ...body, metadata: { ...body.metadata, resourceVersion: (await api.readMutatingWebhookConfiguration({ name: CONFIGURATION_NAME })).metadata?.resourceVersion } },
+      body: {
+        ...body,
+        metadata: { ...body.metadata, resourceVersion: (await api.readMutatingWebhookConfiguration({ name: CONFIGURATION_NAME })).metadata?.resourceVersion },
+      },
     });
   }
 }
