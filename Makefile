@@ -15,7 +15,7 @@ ifneq ($(NODE_BIN_DIR),)
 export PATH := $(NODE_BIN_DIR):$(PATH)
 endif
 
-.PHONY: help install binaries manifests cluster-up cluster-down cluster-status test test-unit test-e2e typecheck demo versions
+.PHONY: help install binaries manifests cluster-up cluster-down cluster-status test test-unit test-e2e typecheck lint import-cycles demo versions
 
 help:
 	@echo "make demo          bring the local test ground up and watch a spot interruption move Deployments to Fargate"
@@ -55,6 +55,14 @@ cluster-status:
 typecheck: node_modules
 	npx tsc -p tsconfig.json --noEmit
 
+# Formatting and lint rules (biome.json); `npx biome check --write .` fixes what it can.
+lint: node_modules
+	npx biome ci --reporter=summary .
+
+# No folder and no file may import one that imports it back (.dependency-cruiser.json).
+import-cycles: node_modules
+	npx depcruise --config .dependency-cruiser.json --output-type err src testground/src bench test demo
+
 test-unit: node_modules
 	npm run --silent test:unit
 
@@ -62,7 +70,7 @@ test-e2e: node_modules
 	npm run --silent test:e2e
 
 # The ground is started fresh for the suite and always taken down, pass or fail.
-test: node_modules typecheck test-unit
+test: node_modules typecheck lint test-unit
 	bash testground/scripts/cluster-down.sh >/dev/null
 	TESTGROUND_TIME_SCALE=$(TEST_TIME_SCALE) bash testground/scripts/cluster-up.sh
 	status=0; npm run --silent test:e2e || status=$$?; \

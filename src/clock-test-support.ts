@@ -71,7 +71,11 @@ export class ManualClock implements Clock {
   private add(fn: () => void, ms: number, every?: number): Timer {
     const entry: Pending = { at: this.ms + Math.max(0, ms), seq: this.seq++, fn, every, cancelled: false };
     this.pending.push(entry);
-    return { cancel: () => void (entry.cancelled = true) };
+    return {
+      cancel: () => {
+        entry.cancelled = true;
+      },
+    };
   }
 }
 

@@ -124,8 +124,7 @@ export async function startController(b: Bench, namespace: string, section: stri
   const onData = (chunk: Buffer) => {
     log.write(chunk);
     pending += chunk.toString();
-    let nl: number;
-    while ((nl = pending.indexOf('\n')) >= 0) {
+    for (let nl = pending.indexOf('\n'); nl >= 0; nl = pending.indexOf('\n')) {
       const line = pending.slice(0, nl);
       pending = pending.slice(nl + 1);
       if (line.includes('"controller started"')) started = true;

@@ -199,7 +199,7 @@ export function renderResults(r: BenchResults): string {
   if (r.scaling.length > 0) {
     out.push('## Scaling');
     out.push('');
-    out.push('N Deployments of 1 replica each on max(' + o.nodes + ', N/200) spot nodes; half of the nodes warned at once; the controller');
+    out.push(`N Deployments of 1 replica each on max(${o.nodes}, N/200) spot nodes; half of the nodes warned at once; the controller`);
     out.push('observed until the deadline plus the tail (the nodes were not killed).');
     out.push('');
     out.push(
@@ -263,5 +263,5 @@ export function renderReadmeFragment(r: BenchResults, resultsPath: string): stri
       `\nScaling (1 replica each, half the nodes warned): ${r.scaling.map((p) => `N=${p.n}: phase 1 ${p.phase1Seconds === null ? dash : `${p.phase1Seconds.toFixed(2)} s`}, ${p.peakRssMiB.toFixed(0)} MiB`).join('; ')}.`,
     );
   }
-  return out.join('\n') + '\n';
+  return `${out.join('\n')}\n`;
 }

@@ -66,7 +66,7 @@ describe('build -> parse', () => {
 
   it('an unknown event', () => {
     const body = buildUnknown({ ...sampleInput(spot), source: 'aws.health', detailType: 'AWS Health Event', detail: { service: 'EC2' } });
-    assert.match(body, /"detail": \{\n    "service": "EC2"\n  \}\n\}\n$/);
+    assert.match(body, /"detail": \{\n {4}"service": "EC2"\n {2}\}\n\}\n$/);
     assert.deepEqual(parsed(body), {
       kind: 'unknown',
       id: spot.fields.id,

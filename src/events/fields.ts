@@ -160,6 +160,7 @@ export function formatEventTime(time: Date): string {
  */
 export function tidyReason(reason: string): string {
   const oneLine = reason
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what this escapes
     .replace(/[\u0000-\u001f\u007f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
     .replace(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, '\ufffd');
   return truncate(oneLine, MAX_REASON_LENGTH);

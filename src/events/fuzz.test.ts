@@ -30,6 +30,7 @@ function assertClassified(result: ParseResult): void {
   assert.equal(result.kind, 'malformed');
   assert.equal(typeof result.reason, 'string');
   assert.ok(result.reason.length > 0 && result.reason.length <= MAX_REASON_LENGTH, `reason length ${result.reason.length}`);
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: a reason must carry no control character
   assert.doesNotMatch(result.reason, /[\u0000-\u001f\u007f]/);
   assert.doesNotMatch(result.reason, LONE_SURROGATE);
   if (result.kindHint !== undefined) assert.ok(KNOWN_KINDS.includes(result.kindHint));

@@ -1,7 +1,7 @@
 // Kubernetes API access shared by the controller: kubeconfig loading, error classification and
 // the retry rule for transient failures (throttling, server errors, network).
 import { createHash } from 'node:crypto';
-import https from 'node:https';
+import type https from 'node:https';
 import { KubeConfig, PatchStrategy, setHeaderOptions, type RequestContext } from '@kubernetes/client-node';
 import { Agent } from 'undici';
 

@@ -48,7 +48,10 @@ class ControllerIndex {
     }
     if (after) {
       let set = this.byOwner.get(after);
-      if (!set) this.byOwner.set(after, (set = new Set()));
+      if (!set) {
+        set = new Set();
+        this.byOwner.set(after, set);
+      }
       set.add(key);
       this.ownerOf.set(key, after);
     }
@@ -115,8 +118,12 @@ export class ClusterView {
     this.pods.cache.on('delete', (p) => this.indexPod(p, 'delete'));
     for (const change of ['add', 'update', 'delete'] as const) {
       this.replicaSets.cache.on(change, (rs) => this.replicaSetsByDeployment.update(rs, change));
-      this.deployments.cache.on(change, (d) => this.deploymentListeners.forEach((l) => l(d, change)));
-      this.endpointSlices.cache.on(change, (s) => this.sliceListeners.forEach((l) => l(s, change)));
+      this.deployments.cache.on(change, (d) => {
+        for (const l of this.deploymentListeners) l(d, change);
+      });
+      this.endpointSlices.cache.on(change, (s) => {
+        for (const l of this.sliceListeners) l(s, change);
+      });
     }
   }
 
@@ -155,7 +162,7 @@ export class ClusterView {
       if (change === 'delete') this.nodeByInstance.delete(instance);
       else this.nodeByInstance.set(instance, node.metadata!.name!);
     }
-    this.nodeListeners.forEach((l) => l(node, change));
+    for (const l of this.nodeListeners) l(node, change);
   }
 
   private indexPod(pod: V1Pod, change: ChangeType) {
@@ -171,14 +178,17 @@ export class ClusterView {
       }
       if (after) {
         let set = this.podsByNode.get(after);
-        if (!set) this.podsByNode.set(after, (set = new Set()));
+        if (!set) {
+          set = new Set();
+          this.podsByNode.set(after, set);
+        }
         set.add(key);
         this.nodeOfPod.set(key, after);
       } else {
         this.nodeOfPod.delete(key);
       }
     }
-    this.podListeners.forEach((l) => l(pod, change));
+    for (const l of this.podListeners) l(pod, change);
   }
 
   nodeForInstance(instanceId: string): V1Node | undefined {

@@ -4,7 +4,7 @@ import pino from 'pino';
 import { Registry } from 'prom-client';
 import { createMetrics, MESSAGE_KINDS, type FargateStay } from './metrics.js';
 import { startOpsServer, type OpsServer } from './server.js';
-import { parseExposition, seriesOf, valueOf, type Sample } from './test-support.js';
+import { parseExposition, seriesOf, sampleValue, type Sample } from './test-support.js';
 
 const P = 'spot_orchestrator_';
 const silent = pino({ level: 'silent' });
@@ -64,64 +64,64 @@ describe('createMetrics, scraped over HTTP', () => {
 
   it('exposes queue counters by kind and stage, with known kinds starting at zero', async () => {
     const s = await ops.scrape();
-    assert.equal(valueOf(s, `${P}queue_messages_received_total`, { kind: 'spot_interrupted' }), 2);
-    assert.equal(valueOf(s, `${P}queue_messages_received_total`, { kind: 'malformed' }), 1);
-    assert.equal(valueOf(s, `${P}queue_messages_received_total`, { kind: 'state_change' }), 0);
+    assert.equal(sampleValue(s, `${P}queue_messages_received_total`, { kind: 'spot_interrupted' }), 2);
+    assert.equal(sampleValue(s, `${P}queue_messages_received_total`, { kind: 'malformed' }), 1);
+    assert.equal(sampleValue(s, `${P}queue_messages_received_total`, { kind: 'state_change' }), 0);
     assert.deepEqual(
       seriesOf(s, `${P}queue_messages_received_total`)
         .map((x) => x.labels.kind)
         .sort(),
       [...MESSAGE_KINDS].sort(),
     );
-    assert.equal(valueOf(s, `${P}queue_messages_deleted_total`, { kind: 'spot_interrupted' }), 1);
-    assert.equal(valueOf(s, `${P}queue_messages_failed_total`, { kind: 'malformed', stage: 'parse' }), 1);
-    assert.equal(valueOf(s, `${P}queue_messages_failed_total`, { kind: 'unknown', stage: 'delete' }), 0);
+    assert.equal(sampleValue(s, `${P}queue_messages_deleted_total`, { kind: 'spot_interrupted' }), 1);
+    assert.equal(sampleValue(s, `${P}queue_messages_failed_total`, { kind: 'malformed', stage: 'parse' }), 1);
+    assert.equal(sampleValue(s, `${P}queue_messages_failed_total`, { kind: 'unknown', stage: 'delete' }), 0);
   });
 
   it('exposes the receive latency histogram with buckets up to 25 s', async () => {
     const s = await ops.scrape();
     const name = `${P}queue_receive_duration_seconds`;
-    assert.equal(valueOf(s, `${name}_count`), 2);
-    assert.ok(Math.abs((valueOf(s, `${name}_sum`) ?? 0) - 20.12) < 1e-9);
-    assert.equal(valueOf(s, `${name}_bucket`, { le: '0.01' }), 0);
-    assert.equal(valueOf(s, `${name}_bucket`, { le: '0.025' }), 1);
-    assert.equal(valueOf(s, `${name}_bucket`, { le: '20' }), 1);
-    assert.equal(valueOf(s, `${name}_bucket`, { le: '22.5' }), 2);
-    assert.equal(valueOf(s, `${name}_bucket`, { le: '25' }), 2);
+    assert.equal(sampleValue(s, `${name}_count`), 2);
+    assert.ok(Math.abs((sampleValue(s, `${name}_sum`) ?? 0) - 20.12) < 1e-9);
+    assert.equal(sampleValue(s, `${name}_bucket`, { le: '0.01' }), 0);
+    assert.equal(sampleValue(s, `${name}_bucket`, { le: '0.025' }), 1);
+    assert.equal(sampleValue(s, `${name}_bucket`, { le: '20' }), 1);
+    assert.equal(sampleValue(s, `${name}_bucket`, { le: '22.5' }), 2);
+    assert.equal(sampleValue(s, `${name}_bucket`, { le: '25' }), 2);
   });
 
   it('exposes interruption, migration and recovery outcomes', async () => {
     const s = await ops.scrape();
-    assert.equal(valueOf(s, `${P}interruptions_handled_total`, { outcome: 'migrated' }), 1);
-    assert.equal(valueOf(s, `${P}interruptions_handled_total`, { outcome: 'foreign' }), 0);
-    assert.equal(valueOf(s, `${P}migration_deployments_migrated_total`), 3);
-    assert.equal(valueOf(s, `${P}migration_deployments_failed_total`, { reason: 'patch_rejected' }), 1);
-    assert.equal(valueOf(s, `${P}migration_deployments_skipped_total`, { reason: 'not_opted_in' }), 2);
-    assert.equal(valueOf(s, `${P}migration_rollbacks_total`, { to: 'spot' }), 1);
-    assert.equal(valueOf(s, `${P}migration_rollbacks_total`, { to: 'none' }), 0);
-    assert.equal(valueOf(s, `${P}migration_phase1_duration_seconds_bucket`, { le: '0.05' }), 0);
-    assert.equal(valueOf(s, `${P}migration_phase1_duration_seconds_bucket`, { le: '2.5' }), 1);
-    assert.equal(valueOf(s, `${P}migration_phase2_duration_seconds_bucket`, { le: '45' }), 0);
-    assert.equal(valueOf(s, `${P}migration_phase2_duration_seconds_bucket`, { le: '60' }), 1);
-    assert.equal(valueOf(s, `${P}migration_phase2_duration_seconds_bucket`, { le: '300' }), 1);
-    assert.equal(valueOf(s, `${P}recovery_outcomes_total`, { outcome: 'recovered' }), 1);
-    assert.equal(valueOf(s, `${P}recovery_outcomes_total`, { outcome: 'ineligible' }), 0);
-    assert.equal(valueOf(s, `${P}recovery_duration_seconds_count`), 1);
+    assert.equal(sampleValue(s, `${P}interruptions_handled_total`, { outcome: 'migrated' }), 1);
+    assert.equal(sampleValue(s, `${P}interruptions_handled_total`, { outcome: 'foreign' }), 0);
+    assert.equal(sampleValue(s, `${P}migration_deployments_migrated_total`), 3);
+    assert.equal(sampleValue(s, `${P}migration_deployments_failed_total`, { reason: 'patch_rejected' }), 1);
+    assert.equal(sampleValue(s, `${P}migration_deployments_skipped_total`, { reason: 'not_opted_in' }), 2);
+    assert.equal(sampleValue(s, `${P}migration_rollbacks_total`, { to: 'spot' }), 1);
+    assert.equal(sampleValue(s, `${P}migration_rollbacks_total`, { to: 'none' }), 0);
+    assert.equal(sampleValue(s, `${P}migration_phase1_duration_seconds_bucket`, { le: '0.05' }), 0);
+    assert.equal(sampleValue(s, `${P}migration_phase1_duration_seconds_bucket`, { le: '2.5' }), 1);
+    assert.equal(sampleValue(s, `${P}migration_phase2_duration_seconds_bucket`, { le: '45' }), 0);
+    assert.equal(sampleValue(s, `${P}migration_phase2_duration_seconds_bucket`, { le: '60' }), 1);
+    assert.equal(sampleValue(s, `${P}migration_phase2_duration_seconds_bucket`, { le: '300' }), 1);
+    assert.equal(sampleValue(s, `${P}recovery_outcomes_total`, { outcome: 'recovered' }), 1);
+    assert.equal(sampleValue(s, `${P}recovery_outcomes_total`, { outcome: 'ineligible' }), 0);
+    assert.equal(sampleValue(s, `${P}recovery_duration_seconds_count`), 1);
   });
 
   it('exposes state, Fargate time, API errors and leadership', async () => {
     const s = await ops.scrape();
-    assert.equal(valueOf(s, `${P}state_deployments`, { state: 'spot' }), 7);
-    assert.equal(valueOf(s, `${P}state_deployments`, { state: 'fargate' }), 2);
-    assert.equal(valueOf(s, `${P}fargate_stay_seconds_total`, { namespace: 'prod', deployment: 'api' }), 120);
-    assert.equal(valueOf(s, `${P}kube_api_errors_total`, { verb: 'patch', code: '409' }), 1);
-    assert.equal(valueOf(s, `${P}kube_api_errors_total`, { verb: 'list', code: 'network' }), 1);
-    assert.equal(valueOf(s, `${P}leader_election_is_leader`), 1);
+    assert.equal(sampleValue(s, `${P}state_deployments`, { state: 'spot' }), 7);
+    assert.equal(sampleValue(s, `${P}state_deployments`, { state: 'fargate' }), 2);
+    assert.equal(sampleValue(s, `${P}fargate_stay_seconds_total`, { namespace: 'prod', deployment: 'api' }), 120);
+    assert.equal(sampleValue(s, `${P}kube_api_errors_total`, { verb: 'patch', code: '409' }), 1);
+    assert.equal(sampleValue(s, `${P}kube_api_errors_total`, { verb: 'list', code: 'network' }), 1);
+    assert.equal(sampleValue(s, `${P}leader_election_is_leader`), 1);
   });
 
   it('exposes default process metrics under the same prefix', async () => {
     const s = await ops.scrape();
-    assert.ok(valueOf(s, `${P}process_resident_memory_bytes`)! > 0);
+    assert.ok(sampleValue(s, `${P}process_resident_memory_bytes`)! > 0);
     assert.ok(seriesOf(s, `${P}nodejs_eventloop_lag_p99_seconds`).length === 1);
   });
 });
@@ -170,13 +170,13 @@ describe('fargateSeconds', () => {
       { namespace: 'prod', deployment: 'web', since: new Date('2025-01-01T11:59:30Z') },
     ];
     let s = await ops.scrape();
-    assert.equal(valueOf(s, name, { namespace: 'prod', deployment: 'api' }), 120);
-    assert.equal(valueOf(s, name, { namespace: 'prod', deployment: 'web' }), 30);
+    assert.equal(sampleValue(s, name, { namespace: 'prod', deployment: 'api' }), 120);
+    assert.equal(sampleValue(s, name, { namespace: 'prod', deployment: 'web' }), 30);
 
     clock = new Date('2025-01-01T12:01:00Z');
     s = await ops.scrape();
-    assert.equal(valueOf(s, name, { namespace: 'prod', deployment: 'api' }), 180);
-    assert.equal(valueOf(s, name, { namespace: 'prod', deployment: 'web' }), 90);
+    assert.equal(sampleValue(s, name, { namespace: 'prod', deployment: 'api' }), 180);
+    assert.equal(sampleValue(s, name, { namespace: 'prod', deployment: 'web' }), 90);
   });
 
   it('drops a Deployment the source no longer returns', async () => {
@@ -192,7 +192,7 @@ describe('fargateSeconds', () => {
 
   it('counts a migrated-at in the future (clock skew) as zero', async () => {
     stays = [{ namespace: 'prod', deployment: 'api', since: new Date(clock.getTime() + 5_000) }];
-    assert.equal(valueOf(await ops.scrape(), name, { namespace: 'prod', deployment: 'api' }), 0);
+    assert.equal(sampleValue(await ops.scrape(), name, { namespace: 'prod', deployment: 'api' }), 0);
   });
 });
 
@@ -203,7 +203,7 @@ describe('addFargateTime', () => {
     metrics.addFargateTime('prod', 'api', -5);
     metrics.addFargateTime('prod', 'api', Number.NaN);
     const s = parseExposition(await metrics.registry.metrics());
-    assert.equal(valueOf(s, `${P}fargate_stay_seconds_total`, { namespace: 'prod', deployment: 'api' }), 10);
+    assert.equal(sampleValue(s, `${P}fargate_stay_seconds_total`, { namespace: 'prod', deployment: 'api' }), 10);
   });
 });
 
@@ -229,7 +229,7 @@ describe('a scrape-time source that throws', () => {
     metrics.setStateSource(() => ({ spot: 1, fargate: 0 }));
     const s = parseExposition(await metrics.registry.metrics());
     assert.deepEqual(seriesOf(s, `${P}fargate_current_stay_seconds`), []);
-    assert.equal(valueOf(s, `${P}state_deployments`, { state: 'spot' }), 1);
+    assert.equal(sampleValue(s, `${P}state_deployments`, { state: 'spot' }), 1);
     assert.deepEqual(reported, [`${P}fargate_current_stay_seconds`]);
   });
 });

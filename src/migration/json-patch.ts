@@ -155,7 +155,7 @@ function isObject(v: unknown): v is Record<string, unknown> {
 }
 
 function hasOwn(o: object, key: string): boolean {
-  return Object.prototype.hasOwnProperty.call(o, key);
+  return Object.hasOwn(o, key);
 }
 
 // defineProperty, not assignment: a member named "__proto__" must become data, not a prototype.

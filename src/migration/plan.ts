@@ -100,7 +100,7 @@ export function planMigration(deployment: V1Deployment, input: MigrationInput): 
     const phase = annotations[MANAGED_ANNOTATIONS.phase];
     return skip(
       'already_on_fargate',
-      `deployment ${where} already has template label ${key}=${fargateLabel} and state fargate` + (phase !== undefined ? ` (phase ${phase})` : ''),
+      `deployment ${where} already has template label ${key}=${fargateLabel} and state fargate${phase !== undefined ? ` (phase ${phase})` : ''}`,
     );
   }
   if (!input.allowFargate) {

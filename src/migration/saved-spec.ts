@@ -41,24 +41,24 @@ export function parseSavedSpec(raw: string | undefined, where: string, annotatio
     return fail(`not valid JSON (${cause instanceof Error ? cause.message : String(cause)})`);
   }
   if (!isRecord(data)) return fail('not a JSON object');
-  if (data['version'] !== 1) return fail(`unsupported version ${JSON.stringify(data['version'])}, expected 1`);
+  if (data.version !== 1) return fail(`unsupported version ${JSON.stringify(data.version)}, expected 1`);
 
-  const label = data['label'];
-  if (!isRecord(label) || typeof label['key'] !== 'string' || label['key'] === '') {
+  const label = data.label;
+  if (!isRecord(label) || typeof label.key !== 'string' || label.key === '') {
     return fail('"label.key" must be a non-empty string');
   }
-  if (label['value'] !== undefined && typeof label['value'] !== 'string') return fail('"label.value" must be a string');
+  if (label.value !== undefined && typeof label.value !== 'string') return fail('"label.value" must be a string');
 
-  const ns = data['nodeSelector'];
+  const ns = data.nodeSelector;
   if (ns !== undefined && !(isRecord(ns) && Object.values(ns).every((v) => typeof v === 'string'))) {
     return fail('"nodeSelector" must be an object of strings');
   }
-  if (data['affinity'] !== undefined && !isRecord(data['affinity'])) return fail('"affinity" must be an object');
-  const tol = data['tolerations'];
+  if (data.affinity !== undefined && !isRecord(data.affinity)) return fail('"affinity" must be an object');
+  const tol = data.tolerations;
   if (tol !== undefined && !(Array.isArray(tol) && tol.every(isRecord))) {
     return fail('"tolerations" must be an array of objects');
   }
-  if (data['strategy'] !== undefined && !isRecord(data['strategy'])) return fail('"strategy" must be an object');
+  if (data.strategy !== undefined && !isRecord(data.strategy)) return fail('"strategy" must be an object');
 
   return { ok: true, saved: data as unknown as SavedSpec };
 }

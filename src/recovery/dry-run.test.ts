@@ -47,16 +47,16 @@ describe('recover --dry-run report', () => {
     const text = lines.join('\n');
     assert.match(text, /spot capacity: 1 healthy of 1 spot node\(s\) \(spot-a-0\)/);
     assert.match(text, /managed Deployments: 4/);
-    assert.match(text, /  api: RECOVER  would recover now: 1 healthy spot node\(s\) fit, e\.g\. spot-a-0/);
+    assert.match(text, / {2}api: RECOVER {2}would recover now: 1 healthy spot node\(s\) fit, e\.g\. spot-a-0/);
     assert.match(
       text,
-      /  web: wait     not now \(cooldown\): cooldown 2h0m0s \(annotation spot-orchestrator\/recovery-cooldown\).*; next eligible at 2025-03-14T11:00:00\.000Z/,
+      / {2}web: wait {5}not now \(cooldown\): cooldown 2h0m0s \(annotation spot-orchestrator\/recovery-cooldown\).*; next eligible at 2025-03-14T11:00:00\.000Z/,
     );
     assert.match(
       text,
-      /  worker: wait     not now \(backoff\): backoff 30m0s after 2 failed attempt\(s\).*next eligible at 2025-03-14T10:20:00\.000Z.*failed attempts 2/,
+      / {2}worker: wait {5}not now \(backoff\): backoff 30m0s after 2 failed attempt\(s\).*next eligible at 2025-03-14T10:20:00\.000Z.*failed attempts 2/,
     );
-    assert.match(text, /  cache: wait     not now \(not_on_fargate\)/);
+    assert.match(text, / {2}cache: wait {5}not now \(not_on_fargate\)/);
     assert.doesNotMatch(text, /other/);
     assert.equal(lines.at(-1), '1 would recover now');
     // Eligible first.
@@ -65,7 +65,7 @@ describe('recover --dry-run report', () => {
 
   it('without healthy spot capacity nothing would recover', () => {
     const text = recoveryDryRunReport(config, [], [deployment('api')], NOW).join('\n');
-    assert.match(text, /api: wait     not now \(no_spot_capacity\): no healthy spot node/);
+    assert.match(text, /api: wait {5}not now \(no_spot_capacity\): no healthy spot node/);
     assert.match(text, /0 would recover now$/);
   });
 });

@@ -59,6 +59,7 @@ describe('fault: bad input', () => {
           assert.ok([...EVENT_KINDS, 'malformed'].includes(classify(result)));
           if (!result.ok) {
             assert.ok(result.reason.length > 0 && result.reason.length <= MAX_REASON_LENGTH);
+            // biome-ignore lint/suspicious/noControlCharactersInRegex: a reason must carry no control character
             assert.doesNotMatch(result.reason, /[\u0000-\u001f]/);
           }
         }),

@@ -130,7 +130,7 @@ describe('fault: controller killed at random points of phase 1 and phase 2', () 
         await injector.terminateNode(fleet.nodes[0]!);
       }
       for (const line of journal) console.log(`# ${line}`);
-      points.forEach((p, i) => ledger.note(`kill ${i + 1}`, p));
+      for (const [i, p] of points.entries()) ledger.note(`kill ${i + 1}`, p);
       const leaks = await scanForSecrets(t, ledger, secrets, controllers, [namespace]);
       assert.deepEqual(leaks, []);
     }));

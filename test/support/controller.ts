@@ -127,6 +127,8 @@ export function watchDeployments(t: TestGround, namespace: string, onDeployment:
     onEvent: (type, obj) => {
       if (type !== 'DELETED') onDeployment(obj as V1Deployment);
     },
-    onRelist: (items) => items.forEach((obj) => onDeployment(obj as V1Deployment)),
+    onRelist: (items) => {
+      for (const obj of items) onDeployment(obj as V1Deployment);
+    },
   });
 }

@@ -88,11 +88,11 @@ export const garbageBody: fc.Arbitrary<string> = fc.oneof(
 export function hugeBodies(): string[] {
   const spot = SAMPLES[0]!;
   const over = sampleObject(spot);
-  (over.detail as Record<string, unknown>)['instance-id'] = 'i-' + '0'.repeat(300_000);
+  (over.detail as Record<string, unknown>)['instance-id'] = `i-${'0'.repeat(300_000)}`;
   const under = sampleObject(spot);
-  (under.detail as Record<string, unknown>)['padding'] = 'é'.repeat(100_000);
+  (under.detail as Record<string, unknown>).padding = 'é'.repeat(100_000);
   (under.detail as Record<string, unknown>)['instance-id'] = 42;
-  return [JSON.stringify(over), 'x'.repeat(900_000), JSON.stringify(under), wrapInSns('{"source": "aws.ec2", "detail-type": ' + '['.repeat(50_000))];
+  return [JSON.stringify(over), 'x'.repeat(900_000), JSON.stringify(under), wrapInSns(`{"source": "aws.ec2", "detail-type": ${'['.repeat(50_000)}`)];
 }
 
 /** Hand-picked nasties beside the generated ones. */

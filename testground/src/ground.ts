@@ -1,6 +1,6 @@
 // What cluster-up wrote about the running test ground, and clients bound to it.
 import { readFileSync } from 'node:fs';
-import { AppsV1Api, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { AppsV1Api, CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { PooledKubeConfig } from '../../src/kube/api.js';
 
 export interface Ground {
