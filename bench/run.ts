@@ -19,7 +19,7 @@ import { controllerStrategy } from './strategies/controller.js';
 import { drainStrategy } from './strategies/drain.js';
 import { noneStrategy } from './strategies/none.js';
 import { sequentialStrategy } from './strategies/sequential.js';
-import type { Strategy } from './strategies/strategy.js';
+import type { Strategy } from './lib/strategy.js';
 
 function stampOf(d: Date): string {
   const p = (n: number) => String(n).padStart(2, '0');

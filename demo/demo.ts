@@ -4,7 +4,7 @@
 import { pino } from 'pino';
 import type { V1Deployment } from '@kubernetes/client-node';
 import { loadConfig } from '../src/config/load.js';
-import { Controller } from '../src/controller/controller.js';
+import { Controller } from '../src/manager.js';
 import { createMetrics } from '../src/metrics/metrics.js';
 import { NO_ALERTS } from '../src/alerts/alert.js';
 import { ensureQueueAndRule, removeQueueAndRule } from '../testground/src/aws.js';

@@ -3,15 +3,14 @@
 // test can call; one handler at the bottom turns errors into exit codes.
 import { readFileSync, realpathSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { hostname } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { AppsV1Api, CoordinationV1Api, loadAllYaml, type V1Deployment } from '@kubernetes/client-node';
+import { AppsV1Api, loadAllYaml, type V1Deployment } from '@kubernetes/client-node';
 import { SendMessageCommand } from '@aws-sdk/client-sqs';
 import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import { createAlerter, sampleAlerts } from './alerts/index.js';
 import { buildRebalanceRecommendation, buildSpotInterruption } from './events/build.js';
 import { parseProviderId } from './events/provider-id.js';
-import { sqsClientFor } from './controller/controller.js';
+import { runController, sqsClientFor } from './manager.js';
 import {
   ConfigError,
   loadConfigFor,
@@ -23,14 +22,10 @@ import {
 } from './config/load.js';
 import { resolveDeploymentSettingsWithProvenance, type OverriddenConfig } from './config/overrides.js';
 import { SCHEMA, type Config } from './config/config.js';
-import { Controller } from './controller/controller.js';
 import { CoreV1Api } from '@kubernetes/client-node';
-import { isManaged } from './controller/scope.js';
+import { isManaged } from './config/scope.js';
 import { loadKubeConfig, MERGE_PATCH, messageOf } from './kube/api.js';
-import { LeaderElector } from './kube/leader-election.js';
 import { createLogger } from './log.js';
-import { createMetrics } from './metrics/metrics.js';
-import { LoopHeartbeat, startOpsServer } from './metrics/server.js';
 import { formatTimestamp } from './migration/plan.js';
 import { MANAGED_ANNOTATIONS, REASONS, STATES } from './state/annotations.js';
 import { recoveryDryRun } from './recovery/dry-run.js';
@@ -67,79 +62,7 @@ const NEEDS = {
 } as const satisfies Record<string, ConfigNeeds<keyof Config>>;
 
 export async function runCommand(config: Config, configWarnings: readonly ConfigProblem[] = []): Promise<void> {
-  const log = createLogger(config.logging);
-  for (const warning of configWarnings) {
-    if (warning.warning === 'no_effect')
-      log.warn({ key: warning.key, source: warning.source, detail: warning.message }, 'setting accepted from the Go original has no effect');
-    else log.warn({ key: warning.key, file: warning.source, expected: warning.expected }, 'unknown config.toml key ignored');
-  }
-  const metrics = createMetrics();
-  const alerter = createAlerter(config, log);
-  const kc = loadKubeConfig();
-  const controller = new Controller({ config, kc, log, metrics, alerter });
-  const elector = config.controller.leader_elect
-    ? new LeaderElector({
-        api: kc.makeApiClient(CoordinationV1Api),
-        name: config.controller.lease_name,
-        namespace: config.controller.lease_namespace ?? config.kubernetes.namespace,
-        identity: process.env.POD_NAME ?? `${hostname()}-${process.pid}`,
-        leaseDurationMs: config.controller.lease_duration,
-        renewDeadlineMs: config.controller.renew_deadline,
-        retryPeriodMs: config.controller.retry_period,
-        log,
-      })
-    : undefined;
-  const heartbeat = new LoopHeartbeat();
-  const beat = setInterval(() => {
-    // A standby's queue loop is stopped on purpose; only the acting replica's loop must turn.
-    if (controller.acting && Date.now() - controller.lastQueueTick.getTime() < 25_000 + config.monitoring.check_interval * 10) heartbeat.beat('queue');
-  }, 1000);
-  beat.unref();
-  const ops = await startOpsServer({
-    port: config.controller.metrics_port,
-    registry: metrics.registry,
-    logger: log,
-    health: () => ({
-      loops: heartbeat.report(),
-      ready: {
-        cachesSynced: controller.ctx.view.synced,
-        queueReachable: controller.acting ? controller.queueReachable : true,
-        detail: controller.acting ? controller.lastQueueError : 'standby: waiting for the lease',
-      },
-    }),
-  });
-  log.info({ port: ops.port }, 'metrics and health on /metrics, /healthz, /readyz');
-  await controller.startWatching();
-  const act = () => {
-    heartbeat.register('queue', Math.max(60_000, config.monitoring.check_interval * 20));
-    heartbeat.beat('queue');
-    metrics.leader.set(1);
-    controller.startActing();
-  };
-  const stopped = new Promise<number>((resolve) => {
-    const shutdown = (signal: string) => {
-      log.info({ signal }, 'draining in-flight work and stopping');
-      void controller
-        .stop()
-        .then(() => elector?.stop())
-        .then(() => ops.close())
-        .then(() => resolve(0));
-    };
-    process.once('SIGTERM', () => shutdown('SIGTERM'));
-    process.once('SIGINT', () => shutdown('SIGINT'));
-  });
-  if (!elector) act();
-  else {
-    log.info({ lease: config.controller.lease_name }, 'standing by for the lease');
-    void elector.run(act).then((how) => {
-      if (how !== 'lost') return;
-      // Another replica may already act: stop at once, and let the restart campaign again.
-      log.error('leadership lost; exiting so that only one replica acts');
-      process.exit(1);
-    });
-  }
-  await stopped;
-  clearInterval(beat);
+  await runController(config, configWarnings);
 }
 
 /** Publishes a sample event in the exact EventBridge format to the configured queue. */

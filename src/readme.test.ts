@@ -69,3 +69,19 @@ describe('README troubleshooting', () => {
     assert.deepEqual(quotedLogLines(`\n${readme}`), ['one', 'two']);
   });
 });
+
+describe('README Kubernetes Events', () => {
+  it('lists exactly the Event reasons the controller records', () => {
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    const start = readme.indexOf('\n### Kubernetes Events\n');
+    assert.ok(start >= 0, 'the README has a Kubernetes Events section');
+    const section = readme.slice(start + 1, readme.indexOf('\n#', start + 1));
+    const listed = [...section.matchAll(/^\| `([A-Za-z]+)` \|/gm)].map((m) => m[1]!).sort();
+    // recorder.record(target, 'Normal' | 'Warning', reason, message): the reason argument follows the
+    // type, a literal or a choice of literals.
+    const reasonArguments = [...sources().matchAll(/'(?:Normal|Warning)',\s*([^,]+),/g)].map((m) => m[1]!);
+    const recorded = [...new Set(reasonArguments.flatMap((arg) => [...arg.matchAll(/'([A-Z][A-Za-z]+)'/g)].map((m) => m[1]!)))].sort();
+    assert.ok(recorded.length >= 15, `found ${recorded.length} reasons in src/; the pattern must have stopped matching`);
+    assert.deepEqual(listed, recorded);
+  });
+});

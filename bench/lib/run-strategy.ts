@@ -4,7 +4,7 @@ import { writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { InterruptionInjector, WARNING_WINDOW_MS } from '../../testground/src/injector.js';
-import type { ControllerStats, Strategy, StrategyRun } from '../strategies/strategy.js';
+import type { ControllerStats, Strategy, StrategyRun } from './strategy.js';
 import { type Bench, sleep } from './context.js';
 import { mainSpec, setUp, tearDown, terminateNodes, type ScenarioSpec } from './scenario.js';
 import { PodTracker } from './trackers.js';

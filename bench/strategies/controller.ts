@@ -1,7 +1,7 @@
 // This controller, two-phase: the real `spot-orchestrator run` in its own process, namespace mode,
 // reading the warning from its own SQS queue fed by the EventBridge rule.
 import { startController, type ProcSample, type RunningController } from '../lib/controller-process.js';
-import type { Strategy, StrategyOutcome, StrategyRun } from './strategy.js';
+import type { Strategy, StrategyOutcome, StrategyRun } from '../lib/strategy.js';
 
 export function controllerStrategy(entry: string | undefined): Strategy {
   let running: RunningController | undefined;

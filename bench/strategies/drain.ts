@@ -6,7 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { join, relative } from 'node:path';
 import { PROJECT_DIR } from '../lib/controller-process.js';
-import type { Strategy, StrategyRun } from './strategy.js';
+import type { Strategy, StrategyRun } from '../lib/strategy.js';
 
 export function drainStrategy(): Strategy {
   const children: ChildProcess[] = [];

@@ -1,6 +1,6 @@
 // Doing nothing: the pods die with their instances and the ReplicaSets replace them afterwards,
 // where capacity is left.
-import type { Strategy } from './strategy.js';
+import type { Strategy } from '../lib/strategy.js';
 
 export function noneStrategy(): Strategy {
   return {

@@ -5,7 +5,7 @@ import { JSON_PATCH, MERGE_PATCH } from '../../src/kube/api.js';
 import { benchMigrationPlan } from '../lib/plan.js';
 import { retrying } from '../lib/context.js';
 import { rolloutComplete } from '../lib/trackers.js';
-import type { Strategy, StrategyRun } from './strategy.js';
+import type { Strategy, StrategyRun } from '../lib/strategy.js';
 
 export function sequentialStrategy(): Strategy {
   let patched = 0;

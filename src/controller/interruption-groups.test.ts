@@ -2,14 +2,21 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Alert, Alerter, DeploymentOutcome } from '../alerts/alert.js';
-import { InterruptionGroups, type GroupClock } from './interruption-groups.js';
+import type { Clock } from '../clock.js';
+import { InterruptionGroups } from './interruption-groups.js';
 
 function harness() {
   const alerts: Alert[] = [];
   const alerter: Alerter = { notify: (a) => void alerts.push(a), flush: async () => {} };
   let now = Date.parse('2026-11-25T10:00:00Z');
   const timers: { at: number; fn: () => void }[] = [];
-  const clock: GroupClock = { now: () => new Date(now), setTimer: (fn, ms) => void timers.push({ at: now + ms, fn }) };
+  const clock: Pick<Clock, 'now' | 'setTimer'> = {
+    now: () => new Date(now),
+    setTimer: (fn, ms) => {
+      timers.push({ at: now + ms, fn });
+      return { cancel: () => {} };
+    },
+  };
   const advance = async (ms: number) => {
     now += ms;
     for (const t of timers.filter((t) => t.at <= now)) {

@@ -3,6 +3,7 @@
 // phase 1 without waiting for the others; only the alerts are grouped: warnings that arrive within
 // GROUP_WINDOW_MS of the first make one group, announced once when the window closes, and summed
 // up once when the phase 2 of every member has settled.
+import { type Clock, systemClock } from '../clock.js';
 import type { Alerter, DeploymentOutcome, DeploymentRef, InterruptionInstance } from '../alerts/alert.js';
 
 /** Long enough for the warnings of one reclaim (sent within a second) to arrive; short next to the two minutes. */
@@ -21,13 +22,6 @@ export interface GroupMember {
  * outcome is the one to report.
  */
 export type MemberOutcomes = { ref: DeploymentRef; outcome: Promise<DeploymentOutcome>; joined?: boolean }[];
-
-export interface GroupClock {
-  now: () => Date;
-  setTimer: (fn: () => void, ms: number) => void;
-}
-
-const REAL_CLOCK: GroupClock = { now: () => new Date(), setTimer: (fn, ms) => void setTimeout(fn, ms) };
 
 class Group {
   readonly eventIds: string[] = [];
@@ -55,7 +49,7 @@ export class InterruptionGroups {
 
   constructor(
     private readonly alerter: Alerter,
-    private readonly clock: GroupClock = REAL_CLOCK,
+    private readonly clock: Pick<Clock, 'now' | 'setTimer'> = systemClock,
     private readonly windowMs = GROUP_WINDOW_MS,
   ) {}
 

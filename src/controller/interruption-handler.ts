@@ -13,10 +13,10 @@ import type { StateChangeEvent } from '../events/kinds/state-change.js';
 import { MERGE_PATCH, messageOf, withRetry } from '../kube/api.js';
 import { keyOf } from '../kube/cluster-view.js';
 import { NODE_ANNOTATIONS } from '../state/annotations.js';
-import type { ControllerContext } from './context.js';
-import { InterruptionGroups, type GroupClock } from './interruption-groups.js';
+import type { ControllerContext } from '../moves/context.js';
+import { InterruptionGroups } from './interruption-groups.js';
 import type { MigrationFlow, PhaseOneResult } from './migration-flow.js';
-import { isManaged } from './scope.js';
+import { isManaged } from '../config/scope.js';
 
 export interface HandleResult {
   /** Safe to delete the message: phase 1 is done, or the event does not concern this cluster. */
@@ -35,10 +35,9 @@ export class InterruptionHandler {
   constructor(
     private readonly ctx: ControllerContext,
     private readonly flow: MigrationFlow,
-    groupClock?: GroupClock,
   ) {
     this.limit = pLimit(ctx.config.controller.max_concurrent_patches);
-    this.groups = new InterruptionGroups(ctx.alerter, groupClock);
+    this.groups = new InterruptionGroups(ctx.alerter, ctx.clock);
   }
 
   async handle(event: ParsedEvent): Promise<HandleResult> {
@@ -106,7 +105,7 @@ export class InterruptionHandler {
   }
 
   private async onSpotInterruption(event: SpotInterruptedEvent): Promise<HandleResult> {
-    const started = this.ctx.now();
+    const started = this.ctx.clock.now();
     const log = this.ctx.log.child({ eventId: event.id });
     const found = this.nodesOf(event.instanceIds);
     if (found.length === 0) {
@@ -156,12 +155,12 @@ export class InterruptionHandler {
         results.map((r) => ({
           ref: refOf(r.key),
           outcome: settledOutcome(r),
-          joined: r.outcome.result === 'skipped' && r.outcome.reason === 'already_on_fargate',
+          joined: r.joined === true || (r.outcome.result === 'skipped' && r.outcome.reason === 'already_on_fargate'),
         })),
       );
     }
     await marking;
-    const phase1Done = this.ctx.now();
+    const phase1Done = this.ctx.clock.now();
     const phase1Seconds = (phase1Done.getTime() - started.getTime()) / 1000;
     this.ctx.metrics.phase1Seconds.observe(phase1Seconds);
     const retry = results.some((r) => r.retry);
@@ -176,7 +175,7 @@ export class InterruptionHandler {
   /** Waits for this message's phase 2 (the group's summary is sent by InterruptionGroups). */
   private async phaseTwo(event: SpotInterruptedEvent, results: PhaseOneResult[], phase1Done: Date): Promise<void> {
     const outcomes = await Promise.all(results.map(settledOutcome));
-    this.ctx.metrics.phase2Seconds.observe((this.ctx.now().getTime() - phase1Done.getTime()) / 1000);
+    this.ctx.metrics.phase2Seconds.observe((this.ctx.clock.now().getTime() - phase1Done.getTime()) / 1000);
     this.ctx.log.info({ eventId: event.id, outcomes: countBy(outcomes.map((o) => o.result)) }, 'phase 2 done: every rollout settled');
   }
 }

@@ -1,19 +1,21 @@
-// Moving one Deployment to Fargate and seeing it through: phase 1 (the patch) and phase 2 (observe,
-// verify, then give the Deployment its own strategy back, or roll it back on failure).
+// One Deployment's trip to Fargate: phase 1 (the patch) and phase 2 (observe, verify, then give the
+// Deployment its own strategy back, or roll it back to spot on failure). The trip is one move in the
+// MoveRegistry, from the patch to the end of the observation: a second warning for the same
+// Deployment joins it, and it supersedes a recovery in flight.
 import type { V1Deployment } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { DeploymentOutcome } from '../alerts/alert.js';
-import { resolveDeploymentSettings, type DeploymentSettings } from '../config/overrides.js';
+import { fits } from '../capacity/node-fit.js';
+import { healthySpotNodes } from '../capacity/spot-nodes.js';
 import { deploymentLogger } from '../log.js';
-import { planFinish, planMigration, planRestoreToSpot } from '../migration/plan.js';
-import { MANAGED_ANNOTATIONS } from '../state/annotations.js';
 import { escapePointerToken } from '../migration/json-patch.js';
-import { healthySpotNodes } from './capacity.js';
+import { planFinish, planMigration, planRestoreToSpot } from '../migration/plan.js';
 import { parseSavedSpec } from '../migration/saved-spec.js';
-import { fits } from '../recovery/node-fit.js';
-import type { ControllerContext } from './context.js';
-import type { PatchOutcome } from './patcher.js';
-import type { Purpose } from './rollout-observer.js';
+import type { ControllerContext } from '../moves/context.js';
+import type { PatchOutcome } from '../moves/patcher.js';
+import type { MoveHandle } from '../moves/registry.js';
+import { settingsFor } from '../moves/settings.js';
+import { MANAGED_ANNOTATIONS } from '../state/annotations.js';
 
 export interface MigrationRequest {
   eventId: string;
@@ -30,52 +32,48 @@ export interface PhaseOneResult {
   /** A transient API failure: the message must stay in the queue so the work is retried. */
   retry: boolean;
   settled?: Promise<DeploymentOutcome>;
+  /** This warning found the move already in flight (another warning's) and joined it. */
+  joined?: boolean;
 }
 
-/** How long the end of a move is retried through transient API failures before giving up. */
-const FINISH_RETRY_MS = 10 * 60_000;
+type ToFargate = 'migration' | 'rollback';
 
 const ref = (d: V1Deployment) => ({ namespace: d.metadata!.namespace!, name: d.metadata!.name! });
 const keyOf = (d: V1Deployment) => `${d.metadata!.namespace}/${d.metadata!.name}`;
 
 export class MigrationFlow {
-  /** Phase 2 pipelines in flight, so a duplicate delivery or a resume joins instead of repeating. */
-  private readonly observing = new Map<string, Promise<DeploymentOutcome>>();
-  /**
-   * Phase 1 patches in flight. Warnings for several instances arrive as several messages handled at
-   * once, and a Deployment with pods on two of them is found by both: the second joins the first's
-   * patch instead of sending one that its stale copy is bound to fail.
-   */
-  private readonly patching = new Map<string, Promise<PhaseOneResult>>();
-
   constructor(private readonly ctx: ControllerContext) {}
 
-  settingsFor(d: V1Deployment, log: Logger): DeploymentSettings {
-    const { settings, invalid } = resolveDeploymentSettings(this.ctx.config, d.metadata?.annotations);
-    for (const problem of invalid) {
-      log.warn({ annotation: problem.annotation, value: problem.value }, problem.message);
-      this.ctx.recorder.record({ kind: 'Deployment', ...ref(d), uid: d.metadata?.uid }, 'Warning', 'InvalidOverride', problem.message);
-    }
-    return settings;
-  }
-
-  /** Phase 1 for one Deployment: patch it onto Fargate (never waiting for its rollout). */
+  /**
+   * Phase 1 for one Deployment: patch it onto Fargate (never waiting for its rollout). Warnings for
+   * several instances arrive as several messages handled at once, and a Deployment with pods on two
+   * of them is found by both: the second joins the first's move instead of sending a patch of its own.
+   */
   migrate(found: V1Deployment, request: MigrationRequest): Promise<PhaseOneResult> {
     const key = keyOf(found);
-    const existing = this.patching.get(key);
-    if (existing) return existing;
-    // The watch cache may have moved on since the handler looked (a queue of patches, another
-    // message's patch): start from its newest copy so the resourceVersion test is not bound to fail.
-    const cached = this.ctx.view.deployment(found.metadata!.name!) ?? found;
-    const work = this.migrateOnce(cached, request).finally(() => this.patching.delete(key));
-    this.patching.set(key, work);
-    return work;
+    const started = this.ctx.moves.start(key, 'migration', (move) => {
+      // The watch cache may have moved on since the handler looked (a queue of patches, another
+      // message's patch): start from its newest copy so the resourceVersion test is not bound to fail.
+      const phaseOne = this.migrateOnce(this.ctx.view.deployment(found.metadata!.name!) ?? found, request, move);
+      return { value: phaseOne, done: phaseOne.then((r) => r.settled) };
+    });
+    if ('busy' in started) throw new Error(`${key}: a ${started.busy} is in flight and a migration does not supersede it`);
+    return started.joined ? started.value.then((r) => ({ ...r, joined: true })) : started.value;
   }
 
-  private async migrateOnce(cached: V1Deployment, request: MigrationRequest): Promise<PhaseOneResult> {
+  /** A move to Fargate that a previous process, or a failed last step, left in flight: phase 2 from where its phase says. */
+  resume(d: V1Deployment, phase: 'migrating' | 'rolling-back', request: MigrationRequest): void {
+    const kind: ToFargate = phase === 'migrating' ? 'migration' : 'rollback';
+    this.ctx.moves.start(keyOf(d), kind, (move) => {
+      const settled = this.observe(d, kind, request, move);
+      return { value: settled, done: settled };
+    });
+  }
+
+  private async migrateOnce(cached: V1Deployment, request: MigrationRequest, move: MoveHandle): Promise<PhaseOneResult> {
     const key = keyOf(cached);
     const log = deploymentLogger(this.ctx.log, key, request.eventId);
-    const settings = this.settingsFor(cached, log);
+    const settings = settingsFor(this.ctx, cached, log);
     const { compute } = this.ctx.config;
     let skipReason = '';
     const result: PatchOutcome = await this.ctx.patcher.apply(cached.metadata!.namespace!, cached.metadata!.name!, cached, (d) => {
@@ -84,7 +82,7 @@ export class MigrationFlow {
         spotLabel: compute.spot_label,
         fargateLabel: compute.fargate_label,
         allowFargate: settings.allowFargate,
-        now: this.ctx.now(),
+        now: this.ctx.clock.now(),
         reason: request.reason,
         eventId: request.eventId,
         instanceIds: request.instanceIds,
@@ -112,7 +110,7 @@ export class MigrationFlow {
             key,
             outcome: { result: 'skipped', reason: skipReason, detail: result.why },
             retry: false,
-            settled: inFlight ? this.observe(result.deployment, 'migration', request) : undefined,
+            settled: inFlight ? this.observe(result.deployment, 'migration', request, move) : undefined,
           };
         }
         log.warn({ reason: skipReason, detail: result.why }, 'not moving this Deployment to Fargate');
@@ -137,36 +135,35 @@ export class MigrationFlow {
           'MigratingToFargate',
           `spot interruption of ${request.instanceIds.join(', ')} (event ${request.eventId}): moving to Fargate`,
         );
-        return { key, outcome: { result: 'in_progress' }, retry: false, settled: this.observe(result.deployment, 'migration', request) };
+        return { key, outcome: { result: 'in_progress' }, retry: false, settled: this.observe(result.deployment, 'migration', request, move) };
       }
     }
   }
 
-  /** Phase 2 for one Deployment; also how a restarted controller picks up a move in flight. */
-  observe(d: V1Deployment, purpose: Extract<Purpose, 'migration' | 'rollback'>, request: MigrationRequest): Promise<DeploymentOutcome> {
-    const id = `${keyOf(d)}:${purpose}`;
-    const existing = this.observing.get(id);
-    if (existing) return existing;
-    const pipeline = this.observeOnce(d, purpose, request).finally(() => this.observing.delete(id));
-    this.observing.set(id, pipeline);
-    return pipeline;
-  }
-
-  private async observeOnce(d: V1Deployment, purpose: Extract<Purpose, 'migration' | 'rollback'>, request: MigrationRequest): Promise<DeploymentOutcome> {
+  /** Phase 2 for one Deployment: observe the rollout, then finish the move or roll it back. */
+  private async observe(d: V1Deployment, purpose: ToFargate, request: MigrationRequest, move: MoveHandle): Promise<DeploymentOutcome> {
     const key = keyOf(d);
     const log = deploymentLogger(this.ctx.log, key, request.eventId);
-    const settings = this.settingsFor(d, log);
+    const settings = settingsFor(this.ctx, d, log);
+    const now = this.ctx.clock.now();
     const migratedAt = Date.parse(d.metadata?.annotations?.[MANAGED_ANNOTATIONS.migratedAt] ?? '');
-    const startedAt = purpose === 'migration' && Number.isFinite(migratedAt) ? new Date(Math.min(migratedAt, this.ctx.now().getTime())) : this.ctx.now();
-    const settlement = await this.ctx.observer.track({
-      ...ref(d),
-      purpose,
-      minGeneration: d.metadata?.generation ?? 0,
-      startedAt,
-      timeoutMs: settings.rolloutTimeout,
-      verificationDelayMs: settings.verificationDelay,
-      log,
-    });
+    const startedAt = purpose === 'migration' && Number.isFinite(migratedAt) ? new Date(Math.min(migratedAt, now.getTime())) : now;
+    const settlement = await this.ctx.observer.track(
+      {
+        ...ref(d),
+        purpose,
+        minGeneration: d.metadata?.generation ?? 0,
+        startedAt,
+        timeoutMs: settings.rolloutTimeout,
+        verificationDelayMs: settings.verificationDelay,
+        log,
+      },
+      move.signal,
+    );
+    if (settlement.result === 'failed' && settlement.reason === 'stood-down') {
+      log.info({ purpose, why: settlement.detail }, 'move to Fargate stood down');
+      return { result: 'failed', reason: `stood down (${settlement.detail})`, rolledBack: false };
+    }
     if (purpose === 'rollback') return this.finishRollback(key, settlement.result === 'complete' ? undefined : settlement.detail, log);
     if (settlement.result === 'complete') {
       const done = await this.finish(key, { kind: 'migrated' }, log);
@@ -183,29 +180,27 @@ export class MigrationFlow {
       }
       return { result: 'failed', reason: 'could not restore the Deployment strategy', rolledBack: false };
     }
-    return this.onMigrationFailed(d, settlement.detail, request, log);
+    return this.onMigrationFailed(d, settlement.detail, request, log, move);
   }
 
   /**
-   * Records the end of a move (the Deployment's own strategy back, the phase cleared). A transient
-   * failure (API server away or throttling past the patcher's retries) is retried for up to
-   * FINISH_RETRY_MS: giving up would leave the Deployment marked in flight with the surge strategy
-   * until the next restart of the controller.
+   * Records the end of a move (the Deployment's own strategy back, the phase cleared), on the freshest
+   * copy and only while the phase is still this move's. The patcher retries throttling and server
+   * errors; a failure past that ends the move with its phase still set, and the registry's next
+   * resync pass resumes it: nothing waits here for the API server to come back.
    */
-  private async finish(key: string, outcome: Parameters<typeof planFinish>[1], log: Logger): Promise<boolean> {
+  private async finish(key: string, outcome: { kind: 'migrated' | 'rolled-back' }, log: Logger): Promise<boolean> {
     const [namespace, name] = key.split('/') as [string, string];
-    const giveUpAt = Date.now() + FINISH_RETRY_MS;
-    for (let waitMs = 1000; ; waitMs = Math.min(waitMs * 2, 30_000)) {
-      const result = await this.ctx.patcher.apply(namespace, name, this.ctx.view.deployment(name), (d) => {
-        const plan = planFinish(d, outcome);
-        return 'error' in plan ? { error: plan.error } : { ops: plan.ops };
-      });
-      if (result.outcome === 'patched') return true;
-      const retry = result.outcome === 'error' && result.transient && Date.now() + waitMs < giveUpAt;
-      log.error({ result, ...(retry ? { retryInMs: waitMs } : {}) }, `could not record the end of the move (${outcome.kind})`);
-      if (!retry) return false;
-      await new Promise((r) => setTimeout(r, waitMs));
-    }
+    const expected = outcome.kind === 'migrated' ? 'migrating' : 'rolling-back';
+    const result = await this.ctx.patcher.apply(namespace, name, this.ctx.view.deployment(name), (d) => {
+      const phase = d.metadata?.annotations?.[MANAGED_ANNOTATIONS.phase];
+      if (phase !== expected) return { skip: `phase is ${phase ?? 'none'}, not ${expected}` };
+      const plan = planFinish(d, outcome);
+      return 'error' in plan ? { error: plan.error } : { ops: plan.ops };
+    });
+    if (result.outcome === 'patched') return true;
+    log.error({ result }, `could not record the end of the move (${outcome.kind})`);
+    return false;
   }
 
   /**
@@ -213,7 +208,7 @@ export class MigrationFlow {
    * capacity exists outside the dying instances; otherwise the Fargate template stays (the old
    * pods die with their instance anyway, and maxUnavailable 0 keeps every pod that still runs).
    */
-  private async onMigrationFailed(d: V1Deployment, detail: string, request: MigrationRequest, log: Logger): Promise<DeploymentOutcome> {
+  private async onMigrationFailed(d: V1Deployment, detail: string, request: MigrationRequest, log: Logger, move: MoveHandle): Promise<DeploymentOutcome> {
     const key = keyOf(d);
     this.ctx.metrics.deploymentsFailed.inc({ reason: 'rollout_failed' });
     this.ctx.alerter.notify({ kind: 'migration_failed', eventId: request.eventId, deployment: ref(d), reason: detail });
@@ -221,7 +216,7 @@ export class MigrationFlow {
     // affinity and tolerations, as saved at migration).
     const saved = parseSavedSpec(d.metadata?.annotations?.[MANAGED_ANNOTATIONS.savedSpec], key, MANAGED_ANNOTATIONS.savedSpec);
     const spot = healthySpotNodes(this.ctx.view.listNodes(), this.ctx.config.compute).filter((n) => !saved.ok || fits(n, saved.saved));
-    const pastDeadline = request.deadline !== undefined && this.ctx.now() >= request.deadline;
+    const pastDeadline = request.deadline !== undefined && this.ctx.clock.now() >= request.deadline;
     if (spot.length === 0) {
       log.error({ detail, pastDeadline }, 'migration failed and no healthy spot capacity is left to roll back to; staying on the Fargate template');
       this.ctx.metrics.rollbacks.inc({ to: 'none' });
@@ -241,9 +236,10 @@ export class MigrationFlow {
       return { result: 'failed', reason: detail, rolledBack: false };
     }
     log.warn({ detail, spotNodes: spot.length }, 'migration failed; rolling back to spot');
+    move.become('rollback');
     const [namespace, name] = key.split('/') as [string, string];
     const result = await this.ctx.patcher.apply(namespace, name, this.ctx.view.deployment(name), (cur) => {
-      const plan = planRestoreToSpot(cur, { purpose: 'rollback', now: this.ctx.now() });
+      const plan = planRestoreToSpot(cur, { purpose: 'rollback', now: this.ctx.clock.now() });
       return 'error' in plan ? { error: plan.error } : { ops: plan.ops };
     });
     if (result.outcome !== 'patched') {
@@ -256,7 +252,7 @@ export class MigrationFlow {
       'RollingBack',
       `migration failed (${detail}); restoring the spot template`,
     );
-    await this.observe(result.deployment, 'rollback', request);
+    await this.observe(result.deployment, 'rollback', request, move);
     return { result: 'failed', reason: detail, rolledBack: true };
   }
 

@@ -3,7 +3,7 @@
 import { AppsV1Api, CoreV1Api, type KubeConfig, type V1Deployment, type V1Node } from '@kubernetes/client-node';
 import type { Config } from '../config/config.js';
 import { formatDuration } from '../config/duration.js';
-import { isManaged } from '../controller/scope.js';
+import { isManaged } from '../config/scope.js';
 import { MANAGED_ANNOTATIONS } from '../state/annotations.js';
 import { describeVerdict, judgePass } from './eligibility.js';
 

@@ -23,10 +23,10 @@ import type { V1Deployment, V1Node } from '@kubernetes/client-node';
 import type { Config } from '../config/config.js';
 import { formatDuration } from '../config/duration.js';
 import { resolveDeploymentSettings } from '../config/overrides.js';
-import { healthySpotNodes, isSpotNode } from '../controller/capacity.js';
+import { healthySpotNodes, isSpotNode } from '../capacity/spot-nodes.js';
 import { readRestoreRecord } from '../migration/saved-spec.js';
 import { MANAGED_ANNOTATIONS, USER_ANNOTATIONS } from '../state/annotations.js';
-import { fits } from './node-fit.js';
+import { fits } from '../capacity/node-fit.js';
 
 export const INELIGIBLE_REASONS = [
   'not_on_fargate',

@@ -7,16 +7,17 @@ import { pino } from 'pino';
 import type { Alert, Alerter } from '../alerts/alert.js';
 import type { Config } from '../config/config.js';
 import { loadConfig } from '../config/load.js';
-import { resolveDeploymentSettings } from '../config/overrides.js';
-import type { ControllerContext } from '../controller/context.js';
-import type { MigrationFlow } from '../controller/migration-flow.js';
-import type { PatchDecision, PatchOutcome } from '../controller/patcher.js';
-import type { Purpose, Settlement, TrackRequest } from '../controller/rollout-observer.js';
+import { ManualClock } from '../clock-test-support.js';
+import type { ControllerContext } from '../moves/context.js';
+import type { PatchDecision, PatchOutcome } from '../moves/patcher.js';
+import { MoveRegistry } from '../moves/registry.js';
+import type { Purpose, Settlement, TrackRequest } from '../moves/rollout-observer.js';
 import type { ChangeType } from '../kube/cluster-view.js';
 import { createMetrics } from '../metrics/metrics.js';
 import { formatTimestamp, planFinish, planMigration } from '../migration/plan.js';
 import { migrationInput, serverApply, spotDeployment } from '../migration/test-fixtures.js';
 import { MANAGED_ANNOTATIONS as A } from '../state/annotations.js';
+import { RecoveryFlow } from './recovery-flow.js';
 import { RecoveryLoop } from './recovery-loop.js';
 
 const MIGRATED = new Date('2025-03-14T09:00:00Z');
@@ -47,6 +48,8 @@ class FakeCluster {
   readonly tracked = new Map<string, { request: TrackRequest; settle: (s: Settlement) => void }>();
   readonly patches: string[] = [];
   maxRecoveriesTracked = 0;
+  readonly clock = new ManualClock(NOW);
+  readonly moves = new MoveRegistry(this.clock, pino({ level: 'silent' }));
   private nodeListeners: ((n: V1Node, c: ChangeType) => void)[] = [];
 
   constructor(deployments: V1Deployment[]) {
@@ -58,7 +61,8 @@ class FakeCluster {
     return {
       config,
       log: pino({ level: 'silent' }),
-      now: () => NOW,
+      clock: this.clock,
+      moves: this.moves,
       view: {
         listDeployments: () => [...this.store.values()],
         deployment: (name: string) => this.store.get(name),
@@ -67,10 +71,7 @@ class FakeCluster {
       },
       core: {},
       patcher: { apply: async (_ns: string, name: string, _cached: unknown, decide: (d: V1Deployment) => PatchDecision) => this.apply(name, decide) },
-      observer: {
-        isTracked: (key: string) => this.tracked.has(key),
-        track: (request: TrackRequest) => this.track(request),
-      },
+      observer: { track: (request: TrackRequest, signal?: AbortSignal) => this.track(request, signal) },
       recorder: { record() {} },
       alerter,
       metrics: createMetrics(),
@@ -95,16 +96,16 @@ class FakeCluster {
     return { outcome: 'patched', deployment: next, dryRun: false };
   }
 
-  /** Like RolloutObserver.track: another purpose supersedes the tracking in place. */
-  track(request: TrackRequest): Promise<Settlement> {
+  /** Like RolloutObserver.track: an aborted signal settles the observation as stood down. */
+  track(request: TrackRequest, signal?: AbortSignal): Promise<Settlement> {
     const key = `${request.namespace}/${request.name}`;
-    const existing = this.tracked.get(key);
-    if (existing) {
-      this.tracked.delete(key);
-      existing.settle({ result: 'failed', detail: `superseded by ${request.purpose}`, supersededBy: request.purpose });
-    }
     return new Promise((settle) => {
-      this.tracked.set(key, { request, settle });
+      const entry = { request, settle };
+      signal?.addEventListener('abort', () => {
+        if (this.tracked.get(key) === entry) this.tracked.delete(key);
+        settle({ result: 'failed', reason: 'stood-down', detail: String(signal.reason) });
+      });
+      this.tracked.set(key, entry);
       this.maxRecoveriesTracked = Math.max(this.maxRecoveriesTracked, [...this.tracked.values()].filter((t) => t.request.purpose === 'recovery').length);
     });
   }
@@ -123,9 +124,6 @@ class FakeCluster {
       .sort();
   }
 }
-
-const flow = (config: Config) =>
-  ({ settingsFor: (d: V1Deployment) => resolveDeploymentSettings(config, d.metadata?.annotations).settings }) as unknown as MigrationFlow;
 
 async function until(what: string, cond: () => boolean, timeoutMs = 2000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -148,7 +146,8 @@ async function withLoop(
   const config = o.config ?? configWith();
   const cluster = new FakeCluster(o.deployments);
   cluster.nodes = o.nodes;
-  const loop = new RecoveryLoop(cluster.context(config), flow(config), { debounceMs: 5 });
+  const ctx = cluster.context(config);
+  const loop = new RecoveryLoop(ctx, new RecoveryFlow(ctx), { debounceMs: 5 });
   loop.start();
   try {
     await body(cluster, loop);
@@ -197,7 +196,7 @@ describe('recovery loop', () => {
       const recovering = cluster.store.get('api')!;
       assert.deepEqual(recovering.spec?.template.spec?.nodeSelector, original.spec?.template.spec?.nodeSelector);
       assert.deepEqual(recovering.spec?.strategy?.rollingUpdate?.maxUnavailable, 0, 'maxUnavailable 0 during the move');
-      cluster.settle('api', 'recovery', { result: 'failed', detail: 'rollout not healthy within 180000 ms: 1/3 available' });
+      cluster.settle('api', 'recovery', { result: 'failed', reason: 'timeout', detail: 'rollout not healthy within 180000 ms: 1/3 available' });
       await until('rollback observed', () => cluster.trackedFor('recovery-rollback').length === 1);
       const failed = cluster.store.get('api')!;
       const a = failed.metadata!.annotations!;
@@ -231,8 +230,12 @@ describe('recovery loop', () => {
       const recovering = cluster.store.get('api')!;
       const plan = planMigration(recovering, migrationInput({ now: NOW, eventId: 'evt-2' }));
       assert.equal(plan.action, 'patch', 'planMigration does not skip a Deployment in phase recovering');
-      cluster.store.set('api', serverApply(recovering, plan.action === 'patch' ? plan.ops : []));
-      void cluster.track({ namespace: 'prod', name: 'api', purpose: 'migration' } as TrackRequest);
+      const migration = cluster.moves.start('prod/api', 'migration', (move) => {
+        cluster.store.set('api', serverApply(recovering, plan.action === 'patch' ? plan.ops : []));
+        const settled = cluster.track({ namespace: 'prod', name: 'api', purpose: 'migration' } as TrackRequest, move.signal);
+        return { value: settled, done: settled };
+      });
+      assert.ok(!('busy' in migration) && !migration.joined, 'the migration supersedes the recovery');
       const report = await loop.settled('prod/api');
       assert.equal(report?.result, 'preempted');
       const d = cluster.store.get('api')!;
@@ -250,6 +253,8 @@ describe('recovery loop', () => {
       const first = loop.lastPass?.verdicts.get('prod/api');
       assert.ok(first && !first.eligible && first.reason === 'no_spot_capacity');
       cluster.addNode(spotNode('spot-new'));
+      assert.equal(cluster.trackedFor('recovery').length, 0, 'not before the debounce');
+      await cluster.clock.advance(5);
       await until('recovery in flight', () => cluster.trackedFor('recovery').length === 1);
       assert.equal(loop.lastPass?.trigger, 'spot node spot-new healthy');
     });

@@ -1,4 +1,5 @@
-// Recovery: bringing Deployments back from Fargate to spot once it is safe.
+// Recovery's scheduling: when to bring Deployments back from Fargate to spot, and how many at once.
+// One Deployment's trip back is recovery-flow.ts.
 //
 // When a pass runs
 //   - every recovery.interval;
@@ -26,52 +27,20 @@
 //     spot pods are Ready, so availability is never traded for savings.
 //   - Never while a migration is in flight: the phase annotation is checked when judging and again on
 //     the freshest copy inside the optimistic-concurrency patch.
-//   - An interruption during a recovery wins: MigrationFlow re-applies the Fargate template (the
-//     phase is recovering, the template label spot, so planMigration does not skip it), its rollout
-//     observation supersedes ours, and every patch here first checks that the phase is still ours.
+//   - An interruption during a recovery wins: the move registry tells the recovery to stand down,
+//     MigrationFlow re-applies the Fargate template (the phase is recovering, the template label
+//     spot, so planMigration does not skip it), and every patch of the recovery first checks that
+//     the phase is still its own (recovery-flow.ts).
 import type { V1Deployment, V1Node } from '@kubernetes/client-node';
 import pLimit from 'p-limit';
-import type { Logger } from 'pino';
 import type { DeploymentRef } from '../alerts/alert.js';
-import type { DeploymentSettings } from '../config/overrides.js';
-import type { ControllerContext } from '../controller/context.js';
-import type { MigrationFlow } from '../controller/migration-flow.js';
-import type { Settlement } from '../controller/rollout-observer.js';
-import { isManaged } from '../controller/scope.js';
+import type { Timer } from '../clock.js';
+import { isManaged } from '../config/scope.js';
 import { deploymentLogger } from '../log.js';
-import { planFinish, planRestoreToSpot, type FinishOutcome } from '../migration/plan.js';
+import type { ControllerContext } from '../moves/context.js';
 import { MANAGED_ANNOTATIONS } from '../state/annotations.js';
-import {
-  assessSpotCapacity,
-  legacyRestoreLabel,
-  backoffDelayMs,
-  describeVerdict,
-  failedAttempts,
-  judgePass,
-  judgeRecovery,
-  type SpotCapacity,
-  type Verdict,
-} from './eligibility.js';
-
-export type RecoveryResult =
-  /** Back on spot and healthy. */
-  | 'recovered'
-  /** The move back failed; the Fargate template is back and healthy. */
-  | 'rolled_back'
-  /** The move back failed and could not be undone cleanly (see the logs and alerts). */
-  | 'failed'
-  /** An interruption (a migration) took the Deployment over; it stays on Fargate. */
-  | 'preempted'
-  /** No longer eligible when its turn came, or nothing to do. */
-  | 'skipped'
-  /** The controller stopped first. */
-  | 'cancelled';
-
-export interface RecoveryReport {
-  key: string;
-  result: RecoveryResult;
-  detail: string;
-}
+import { assessSpotCapacity, describeVerdict, judgePass, type SpotCapacity, type Verdict } from './eligibility.js';
+import type { RecoveryFlow, RecoveryReport } from './recovery-flow.js';
 
 export interface PassReport {
   at: Date;
@@ -87,10 +56,6 @@ export interface RecoveryLoopOptions {
   debounceMs?: number;
 }
 
-/** The recovery-reason annotation after a success. */
-/** The Go original's value for a recovery that succeeded, kept so dashboards and queries carry over. */
-export const RECOVERED_REASON = 'successful-recovery';
-
 const ref = (key: string): DeploymentRef => {
   const [namespace, name] = key.split('/') as [string, string];
   return { namespace, name };
@@ -99,7 +64,7 @@ const keyOf = (d: V1Deployment) => `${d.metadata?.namespace ?? ''}/${d.metadata?
 
 export class RecoveryLoop {
   private readonly limit;
-  /** Deployments queued or being moved by this controller. */
+  /** Deployments waiting for a slot or being moved back, by this loop. */
   private readonly active = new Map<string, Promise<RecoveryReport>>();
   private readonly healthySpot = new Set<string>();
   private readonly lastReason = new Map<string, string>();
@@ -107,15 +72,15 @@ export class RecoveryLoop {
   private readonly debounceMs: number;
   /** Passes run between start() and stop(). */
   private running = false;
-  /** Set by stop(): moves in flight make no further change. */
+  /** Set by stop(): queued trips never start. */
   private stopped = false;
-  private interval?: NodeJS.Timeout;
-  private soon?: { timer: NodeJS.Timeout; due: number };
+  private interval?: Timer;
+  private soon?: { timer: Timer; due: number };
   lastPass?: PassReport;
 
   constructor(
     private readonly ctx: ControllerContext,
-    private readonly flow: MigrationFlow,
+    private readonly flow: RecoveryFlow,
     options: RecoveryLoopOptions = {},
   ) {
     this.limit = pLimit({ concurrency: ctx.config.controller.max_concurrent_recoveries, rejectOnClear: true });
@@ -129,17 +94,16 @@ export class RecoveryLoop {
     this.running = true;
     this.stopped = false;
     for (const n of assessSpotCapacity(this.ctx.view.listNodes(), this.ctx.config.compute).healthy) this.healthySpot.add(n.metadata!.name!);
-    this.interval = setInterval(() => this.pass('interval'), this.ctx.config.recovery.interval);
-    this.interval.unref();
+    this.interval = this.ctx.clock.setRepeating(() => this.pass('interval'), this.ctx.config.recovery.interval);
     this.pass('start');
   }
 
-  /** No new pass or move; moves in flight stop at their next step (queued ones are dropped). */
+  /** No new pass or trip; queued trips are dropped (the trips in flight stand down through the move registry). */
   stop(): void {
     this.running = false;
     this.stopped = true;
-    clearInterval(this.interval);
-    if (this.soon) clearTimeout(this.soon.timer);
+    this.interval?.cancel();
+    this.soon?.timer.cancel();
     this.soon = undefined;
     this.limit.clearQueue();
   }
@@ -148,7 +112,7 @@ export class RecoveryLoop {
     return this.active.size;
   }
 
-  /** The move of this Deployment queued or in flight here, if any (tests and shutdown wait on it). */
+  /** The trip of this Deployment queued or in flight here, if any (tests and shutdown wait on it). */
   settled(key: string): Promise<RecoveryReport> | undefined {
     return this.active.get(key);
   }
@@ -168,31 +132,30 @@ export class RecoveryLoop {
   /** A pass within delayMs (an earlier one already scheduled is kept). */
   private scheduleIn(delayMs: number, trigger: string): void {
     if (!this.running) return;
-    const due = Date.now() + Math.max(0, delayMs);
+    const due = this.ctx.clock.now().getTime() + Math.max(0, delayMs);
     if (this.soon && this.soon.due <= due) return;
-    if (this.soon) clearTimeout(this.soon.timer);
-    const timer = setTimeout(
-      () => {
-        this.soon = undefined;
-        this.pass(trigger);
-      },
-      Math.max(0, delayMs),
-    );
-    timer.unref();
+    this.soon?.timer.cancel();
+    const timer = this.ctx.clock.setTimer(() => {
+      this.soon = undefined;
+      this.pass(trigger);
+    }, delayMs);
     this.soon = { timer, due };
   }
 
   /** One pass over the managed Deployments on Fargate; queues the eligible ones and returns at once. */
   pass(trigger: string): PassReport | undefined {
     if (!this.running) return undefined;
-    const { config, view, observer, log } = this.ctx;
-    const now = this.ctx.now();
+    const { config, view, moves, log } = this.ctx;
+    const now = this.ctx.clock.now();
     const onFargate = view.listDeployments().filter((d) => isManaged(config, d) && d.metadata?.annotations?.[MANAGED_ANNOTATIONS.state] === 'fargate');
     const { capacity, verdicts } = judgePass(onFargate, view.listNodes(), {
       config,
       now,
-      inFlight: (key) =>
-        this.active.has(key) ? 'a recovery of it is queued or running' : observer.isTracked(key) ? 'a rollout of it is being observed' : undefined,
+      inFlight: (key) => {
+        if (this.active.has(key)) return 'a recovery of it is queued or running';
+        const move = moves.current(key);
+        return move ? `a ${move} of it is in flight` : undefined;
+      },
     });
     const report: PassReport = {
       at: now,
@@ -207,7 +170,7 @@ export class RecoveryLoop {
       this.noteVerdict(key, verdict);
       if (verdict.eligible) {
         report.queued.push(key);
-        this.enqueue(key, () => this.recover(key));
+        this.enqueue(key, () => this.flow.recover(key));
         continue;
       }
       if (verdict.reason !== 'in_flight' && verdict.reason !== 'phase_in_flight') this.ctx.metrics.recoveries.inc({ outcome: 'ineligible' });
@@ -239,31 +202,24 @@ export class RecoveryLoop {
     return report;
   }
 
-  /** A move left with phase recovering by a previous process: observe it to the end. */
+  /** A trip back that a previous process (or a failed last step) left with phase recovering: it takes a slot like any other. */
   resume(d: V1Deployment): Promise<RecoveryReport> {
-    const key = keyOf(d);
-    return this.enqueue(key, async () => {
-      const log = deploymentLogger(this.ctx.log, key);
-      if (this.ctx.observer.isTracked(key)) return { key, result: 'skipped', detail: 'already observed' };
-      const settings = this.flow.settingsFor(d, log);
-      const startedAt = this.ctx.now();
-      log.info({ timeoutMs: this.ctx.config.recovery.timeout }, 'resuming a recovery left in flight');
-      const settlement = await this.track(d, 'recovery', startedAt, this.ctx.config.recovery.timeout, settings, log);
-      return this.settle(key, settlement, startedAt, settings, log);
-    });
+    return this.enqueue(keyOf(d), () => this.flow.resume(d));
   }
 
   private enqueue(key: string, job: () => Promise<RecoveryReport>): Promise<RecoveryReport> {
     const existing = this.active.get(key);
     if (existing) return existing;
-    const task: Promise<RecoveryReport> = this.limit(job)
+    const task: Promise<RecoveryReport> = this.limit(() =>
+      this.stopped ? Promise.resolve<RecoveryReport>({ key, result: 'cancelled', detail: 'controller stopping' }) : job(),
+    )
       .catch((err: unknown): RecoveryReport => {
         if (!this.stopped) this.ctx.log.error({ deployment: key, err: String(err) }, 'recovery task failed');
         return { key, result: this.stopped ? 'cancelled' : 'failed', detail: String(err) };
       })
       .then((report) => {
         if (this.active.get(key) === task) this.active.delete(key);
-        // A settled move may start a backoff, or free a slot for capacity that is waiting: look again
+        // A settled trip may start a backoff, or free a slot for capacity that is waiting: look again
         // soon. Not after a skip or an API error, which would only repeat itself.
         if (report.result === 'recovered' || report.result === 'rolled_back' || report.result === 'preempted')
           this.scheduleIn(this.debounceMs, `recovery of ${key} settled`);
@@ -271,210 +227,6 @@ export class RecoveryLoop {
       });
     this.active.set(key, task);
     return task;
-  }
-
-  /** The move back for one Deployment: re-judge, restore the spot template, observe, finish. */
-  private async recover(key: string): Promise<RecoveryReport> {
-    const { name, namespace } = ref(key);
-    const log = deploymentLogger(this.ctx.log, key);
-    const skip = (detail: string): RecoveryReport => {
-      log.info({ detail }, 'recovery skipped');
-      return { key, result: 'skipped', detail };
-    };
-    if (this.stopped) return { key, result: 'cancelled', detail: 'controller stopping' };
-    const cached = this.ctx.view.deployment(name);
-    if (!cached) return skip('the Deployment is gone');
-    // Things may have changed while it waited for a slot: judge again on fresh capacity.
-    const verdict = judgeRecovery(cached, {
-      config: this.ctx.config,
-      now: this.ctx.now(),
-      capacity: assessSpotCapacity(this.ctx.view.listNodes(), this.ctx.config.compute),
-      inFlight: this.ctx.observer.isTracked(key) ? 'a rollout of it is being observed' : undefined,
-    });
-    if (!verdict.eligible) return skip(describeVerdict(verdict));
-    const settings = this.flow.settingsFor(cached, log);
-    const startedAt = this.ctx.now();
-    const legacy = legacyRestoreLabel(this.ctx.config);
-    let goOriginalNote: string | undefined;
-    const result = await this.ctx.patcher.apply(namespace, name, cached, (cur) => {
-      const a = cur.metadata?.annotations ?? {};
-      if (a[MANAGED_ANNOTATIONS.state] !== 'fargate') return { skip: `state is ${a[MANAGED_ANNOTATIONS.state]}` };
-      if (a[MANAGED_ANNOTATIONS.phase] !== undefined) return { skip: `a move is in flight (phase ${a[MANAGED_ANNOTATIONS.phase]})` };
-      const plan = planRestoreToSpot(cur, { purpose: 'recovery', now: startedAt, legacy });
-      goOriginalNote = 'note' in plan ? plan.note : undefined;
-      return 'error' in plan ? { error: plan.error } : { ops: plan.ops };
-    });
-    switch (result.outcome) {
-      case 'not_found':
-        return skip('the Deployment is gone');
-      case 'skipped':
-        return skip(result.why);
-      case 'error':
-        log.error({ err: result.error, transient: result.transient }, 'could not restore the spot template; will try again on a later pass');
-        this.ctx.metrics.recoveries.inc({ outcome: 'failed' });
-        return { key, result: 'failed', detail: result.error };
-      case 'patched':
-        break;
-    }
-    if (result.dryRun) {
-      log.info({ verdict: verdict.detail }, 'dry run: would move back to spot');
-      return { key, result: 'skipped', detail: 'dry run' };
-    }
-    const d = result.deployment;
-    log.info({ candidates: verdict.candidates.slice(0, 5), timeoutMs: this.ctx.config.recovery.timeout }, 'spot template restored; recovery rollout started');
-    if (goOriginalNote !== undefined) {
-      log.info({ note: goOriginalNote }, 'recovering a Deployment the Go original moved');
-      this.ctx.recorder.record({ kind: 'Deployment', namespace, name, uid: d.metadata?.uid }, 'Normal', 'RecoveringByGoOriginalConvention', goOriginalNote);
-    }
-    this.ctx.recorder.record(
-      { kind: 'Deployment', namespace, name, uid: d.metadata?.uid },
-      'Normal',
-      'RecoveringToSpot',
-      `spot capacity healthy (${verdict.detail}): moving back to spot`,
-    );
-    if (this.stopped) return { key, result: 'cancelled', detail: 'controller stopping' };
-    // An interruption that got in between the patch and here owns the observation: leave it alone.
-    if (this.ctx.observer.isTracked(key)) return this.preempted(key, 'another move of it is being observed', log);
-    const settlement = await this.track(d, 'recovery', startedAt, this.ctx.config.recovery.timeout, settings, log);
-    return this.settle(key, settlement, startedAt, settings, log);
-  }
-
-  private track(
-    d: V1Deployment,
-    purpose: 'recovery' | 'recovery-rollback',
-    startedAt: Date,
-    timeoutMs: number,
-    settings: DeploymentSettings,
-    log: Logger,
-  ): Promise<Settlement> {
-    return this.ctx.observer.track({
-      namespace: d.metadata!.namespace!,
-      name: d.metadata!.name!,
-      purpose,
-      minGeneration: d.metadata?.generation ?? 0,
-      startedAt,
-      timeoutMs,
-      verificationDelayMs: settings.verificationDelay,
-      log,
-    });
-  }
-
-  /** Ends a recovery rollout: success records it, failure puts the Fargate template back. */
-  private async settle(key: string, settlement: Settlement, startedAt: Date, settings: DeploymentSettings, log: Logger): Promise<RecoveryReport> {
-    if (settlement.result === 'failed' && settlement.supersededBy) return this.preempted(key, settlement.detail, log);
-    if (this.stopped) return { key, result: 'cancelled', detail: 'controller stopping' };
-    const { namespace, name } = ref(key);
-    const now = this.ctx.now();
-    const migratedAt = Date.parse(this.ctx.view.deployment(name)?.metadata?.annotations?.[MANAGED_ANNOTATIONS.migratedAt] ?? '');
-
-    if (settlement.result === 'complete') {
-      const finished = await this.finish(key, 'recovering', { kind: 'recovered', now, recoveryReason: RECOVERED_REASON });
-      if (finished.outcome === 'skipped') return this.preempted(key, finished.why, log);
-      if (finished.outcome === 'not_found') return { key, result: 'skipped', detail: 'the Deployment is gone' };
-      if (finished.outcome !== 'patched') {
-        log.error({ result: finished }, 'healthy on spot, but could not record the end of the recovery');
-        this.ctx.metrics.recoveries.inc({ outcome: 'failed' });
-        return { key, result: 'failed', detail: 'could not record the end of the recovery' };
-      }
-      const durationMs = now.getTime() - startedAt.getTime();
-      this.ctx.metrics.recoveries.inc({ outcome: 'recovered' });
-      this.ctx.metrics.recoverySeconds.observe(durationMs / 1000);
-      if (Number.isFinite(migratedAt)) this.ctx.metrics.addFargateTime(namespace, name, (now.getTime() - migratedAt) / 1000);
-      this.ctx.recorder.record(
-        { kind: 'Deployment', namespace, name, uid: finished.deployment.metadata?.uid },
-        'Normal',
-        'RecoveredToSpot',
-        `back on spot and healthy after ${(durationMs / 1000).toFixed(1)} s`,
-      );
-      this.ctx.alerter.notify({ kind: 'recovery_completed', deployment: ref(key), durationMs });
-      log.info({ durationMs }, 'recovered: back on spot');
-      return { key, result: 'recovered', detail: `healthy on spot after ${durationMs} ms` };
-    }
-
-    // Failed: back to the Fargate template, one more failed attempt, and the backoff that follows.
-    const reason = recoveryFailureReason(settlement.detail);
-    const { compute } = this.ctx.config;
-    const failed = await this.finish(key, 'recovering', {
-      kind: 'recovery-failed',
-      now,
-      recoveryReason: reason,
-      computeLabelKey: compute.compute_label_key,
-      spotLabel: compute.spot_label,
-      fargateLabel: compute.fargate_label,
-    });
-    if (failed.outcome === 'skipped') return this.preempted(key, failed.why, log);
-    if (failed.outcome === 'not_found') return { key, result: 'skipped', detail: 'the Deployment is gone' };
-    if (failed.outcome !== 'patched') {
-      log.error({ detail: settlement.detail, result: failed }, 'recovery failed and the Fargate template could not be put back');
-      this.ctx.metrics.recoveries.inc({ outcome: 'failed' });
-      this.ctx.alerter.notify({
-        kind: 'recovery_failed',
-        deployment: ref(key),
-        reason: `${reason}; could not put the Fargate template back`,
-        attempts: failedAttempts(this.ctx.view.deployment(name)?.metadata?.annotations),
-      });
-      return { key, result: 'failed', detail: settlement.detail };
-    }
-    const a = failed.deployment.metadata?.annotations;
-    const attempts = failedAttempts(a);
-    const last = Date.parse(a?.[MANAGED_ANNOTATIONS.lastRecoveredAt] ?? '') || now.getTime();
-    const nextAttemptAt = new Date(last + backoffDelayMs(attempts, this.ctx.config.recovery));
-    log.warn({ detail: settlement.detail, attempts, nextAttemptAt: nextAttemptAt.toISOString() }, 'recovery failed; back to the Fargate template');
-    this.ctx.recorder.record(
-      { kind: 'Deployment', namespace, name, uid: failed.deployment.metadata?.uid },
-      'Warning',
-      'RecoveryFailed',
-      `${reason}; back to Fargate (failed attempt ${attempts}, next attempt not before ${nextAttemptAt.toISOString()})`,
-    );
-    this.ctx.alerter.notify({ kind: 'recovery_failed', deployment: ref(key), reason, attempts, nextAttemptAt });
-
-    if (this.ctx.observer.isTracked(key)) return this.preempted(key, 'another move of it is being observed', log);
-    const rollback = await this.track(failed.deployment, 'recovery-rollback', now, settings.rolloutTimeout, settings, log);
-    if (rollback.result === 'failed' && rollback.supersededBy) return this.preempted(key, rollback.detail, log);
-    if (this.stopped) return { key, result: 'cancelled', detail: 'controller stopping' };
-    // Healthy or not, the move is over: the phase goes (so the backoff governs the next attempt) and
-    // the Deployment gets its own strategy back.
-    const done = await this.finish(key, 'migrating', { kind: 'migrated' });
-    if (done.outcome === 'error' || done.outcome === 'not_found') log.error({ result: done }, 'could not record the end of the rollback to Fargate');
-    if (rollback.result === 'failed') {
-      log.error({ detail: rollback.detail }, 'the Fargate template did not become healthy again after a failed recovery');
-      this.ctx.metrics.recoveries.inc({ outcome: 'failed' });
-      this.ctx.alerter.notify({
-        kind: 'rollback',
-        deployment: ref(key),
-        reason: `after a failed recovery (${reason}), Fargate did not become healthy: ${rollback.detail}`,
-        to: 'fargate',
-      });
-      return { key, result: 'failed', detail: rollback.detail };
-    }
-    this.ctx.metrics.recoveries.inc({ outcome: 'rolled_back' });
-    this.ctx.recorder.record(
-      { kind: 'Deployment', namespace, name, uid: failed.deployment.metadata?.uid },
-      'Normal',
-      'RecoveryRolledBack',
-      'healthy on Fargate again after a failed recovery',
-    );
-    log.info({ attempts }, 'healthy on Fargate again after a failed recovery');
-    return { key, result: 'rolled_back', detail: reason };
-  }
-
-  /** planFinish on the freshest copy, only while the phase is still `phase` (ours). */
-  private finish(key: string, phase: 'recovering' | 'migrating', outcome: FinishOutcome) {
-    const { namespace, name } = ref(key);
-    return this.ctx.patcher.apply(namespace, name, this.ctx.view.deployment(name), (cur) => {
-      const current = cur.metadata?.annotations?.[MANAGED_ANNOTATIONS.phase];
-      if (current !== phase) return { skip: `phase is ${current ?? 'none'}, not ${phase}: another move took over` };
-      const plan = planFinish(cur, outcome);
-      return 'error' in plan ? { error: plan.error } : { ops: plan.ops };
-    });
-  }
-
-  private preempted(key: string, detail: string, log: Logger): RecoveryReport {
-    log.info({ detail }, 'recovery preempted: another move (an interruption) took over; staying on Fargate');
-    const { namespace, name } = ref(key);
-    const d = this.ctx.view.deployment(name);
-    this.ctx.recorder.record({ kind: 'Deployment', namespace, name, uid: d?.metadata?.uid }, 'Normal', 'RecoveryPreempted', `recovery abandoned: ${detail}`);
-    return { key, result: 'preempted', detail };
   }
 
   private noteVerdict(key: string, verdict: Verdict): void {
@@ -493,19 +245,6 @@ export class RecoveryLoop {
       `recovery: ${describeVerdict(verdict)}`,
     );
   }
-}
-
-/** The recovery-reason annotation after a failure: a short code, then the observer's detail. */
-export function recoveryFailureReason(detail: string): string {
-  const code = /^rollout not healthy within/.test(detail)
-    ? 'rollout-timeout'
-    : /^health check failed/.test(detail)
-      ? 'health-check-failed'
-      : /^progress deadline exceeded/.test(detail)
-        ? 'progress-deadline-exceeded'
-        : 'rollout-failed';
-  const text = `${code}: ${detail}`;
-  return text.length > 300 ? `${text.slice(0, 299)}…` : text;
 }
 
 export type { SpotCapacity };

@@ -515,7 +515,7 @@ function controllerSources(): string[] {
     seen.add(file);
     for (const m of readFileSync(file, 'utf8').matchAll(/from\s+'(\.{1,2}\/[^']+)\.js'/g)) visit(join(file, '..', `${m[1]}.ts`));
   };
-  visit(join(PROJECT_DIR, 'src/controller/controller.ts'));
+  visit(join(PROJECT_DIR, 'src/manager.ts'));
   visit(join(PROJECT_DIR, 'src/kube/leader-election.ts'));
   return [...seen];
 }

@@ -5,7 +5,7 @@ import type { V1Deployment } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import type { Alert, Alerter } from '../../src/alerts/alert.js';
 import { loadConfig } from '../../src/config/load.js';
-import { Controller } from '../../src/controller/controller.js';
+import { Controller } from '../../src/manager.js';
 import { createMetrics } from '../../src/metrics/metrics.js';
 import { ensureQueueAndRule, removeQueueAndRule } from '../../testground/src/aws.js';
 import { CollectionWatch, type RawObject } from '../../testground/src/collection-watch.js';

@@ -1,10 +1,10 @@
 // A way of answering a spot interruption warning. The harness builds the scenario, calls prepare
 // (before the warning), sends the warning, calls act, and at the end of the observation aborts the
 // signal, calls finish, and tears the scenario down.
-import type { Bench } from '../lib/context.js';
-import type { StrategyName } from '../lib/options.js';
-import type { Scenario } from '../lib/scenario.js';
-import type { PodTracker } from '../lib/trackers.js';
+import type { Bench } from './context.js';
+import type { StrategyName } from './options.js';
+import type { Scenario } from './scenario.js';
+import type { PodTracker } from './trackers.js';
 
 export interface StrategyRun {
   bench: Bench;

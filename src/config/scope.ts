@@ -1,8 +1,8 @@
 // Which Deployments the controller may touch. single: the one named Deployment, no annotation
 // needed. namespace: every Deployment of the namespace whose opt-in annotation is "true".
 import type { V1Deployment } from '@kubernetes/client-node';
-import type { Config } from '../config/config.js';
-import { isOptedIn } from '../config/overrides.js';
+import type { Config } from './config.js';
+import { isOptedIn } from './overrides.js';
 
 export function isManaged(config: Pick<Config, 'kubernetes'>, d: V1Deployment): boolean {
   if (d.metadata?.namespace !== config.kubernetes.namespace) return false;

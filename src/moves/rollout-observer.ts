@@ -4,6 +4,7 @@
 // behind a Service, listed as ready endpoints; health checks retry per health_check_retries.
 import type { V1Deployment, V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import type { Clock, Timer } from '../clock.js';
 import type { Config } from '../config/config.js';
 import { evaluateRollout } from '../migration/rollout.js';
 import { isPodReady, keyOf, type ClusterView } from '../kube/cluster-view.js';
@@ -22,23 +23,31 @@ export interface TrackRequest {
   log: Logger;
 }
 
-export type Settlement =
-  | { result: 'complete'; durationMs: number }
-  /** supersededBy: another move of the Deployment took over the observation (e.g. an interruption during a recovery). */
-  | { result: 'failed'; detail: string; supersededBy?: Purpose };
+/** Why a rollout did not become healthy, for code to act on (the detail is for people). */
+export type RolloutFailure =
+  /** Not healthy within the rollout timeout. */
+  | 'timeout'
+  /** Kubernetes gave up on it: the Progressing condition says ProgressDeadlineExceeded. */
+  | 'progress-deadline-exceeded'
+  /** Complete, then not healthy on every verification attempt. */
+  | 'health-check-failed'
+  | 'deleted'
+  /** The move stood down (superseded by another move, or the controller stopping). */
+  | 'stood-down';
+
+export type Settlement = { result: 'complete'; durationMs: number } | { result: 'failed'; reason: RolloutFailure; detail: string };
 
 interface Tracking {
   request: TrackRequest;
   settle: (s: Settlement) => void;
-  promise: Promise<Settlement>;
-  timer: NodeJS.Timeout;
+  timer: Timer;
   verifying: boolean;
 }
 
 export interface ObserverDeps {
   view: ClusterView;
   config: Config;
-  now: () => Date;
+  clock: Clock;
   onHealthCheckFailed?: (key: string, attempt: number, of: number, detail: string) => void;
 }
 
@@ -49,7 +58,7 @@ export class RolloutObserver {
     deps.view.onDeployment((d, change) => {
       const t = this.tracked.get(keyOf(d));
       if (!t) return;
-      if (change === 'delete') this.finish(t, { result: 'failed', detail: 'the Deployment was deleted' });
+      if (change === 'delete') this.finish(t, { result: 'failed', reason: 'deleted', detail: 'the Deployment was deleted' });
       else this.evaluate(t, d);
     });
   }
@@ -58,59 +67,60 @@ export class RolloutObserver {
     return this.tracked.size;
   }
 
-  isTracked(key: string): boolean {
-    return this.tracked.has(key);
-  }
-
-  /** Observes until the rollout settles. Tracking the same Deployment twice returns the first promise. */
-  track(request: TrackRequest): Promise<Settlement> {
+  /**
+   * Observes until the rollout settles, or until `signal` aborts (the move stood down). One
+   * Deployment has one move at a time (MoveRegistry), so it is observed for one purpose at a time:
+   * a new observation replaces an older one, which settles as stood down.
+   */
+  track(request: TrackRequest, signal?: AbortSignal): Promise<Settlement> {
     const key = `${request.namespace}/${request.name}`;
     const existing = this.tracked.get(key);
-    if (existing && existing.request.purpose === request.purpose) return existing.promise;
-    if (existing) this.finish(existing, { result: 'failed', detail: `superseded by ${request.purpose}`, supersededBy: request.purpose });
-    let settle!: (s: Settlement) => void;
-    const promise = new Promise<Settlement>((r) => (settle = r));
-    const remaining = Math.max(0, request.startedAt.getTime() + request.timeoutMs - this.deps.now().getTime());
-    const tracking: Tracking = {
-      request,
-      settle,
-      promise,
-      verifying: false,
-      timer: setTimeout(() => {
-        const d = this.deps.view.deployment(request.name);
-        const detail = d ? evaluateRollout(d, this.clock(request)).detail : 'Deployment not found';
-        this.finish(tracking, { result: 'failed', detail: `rollout not healthy within ${request.timeoutMs} ms: ${detail}` });
-      }, remaining),
-    };
-    this.tracked.set(key, tracking);
-    const current = this.deps.view.deployment(request.name);
-    if (current) this.evaluate(tracking, current);
-    return promise;
+    if (existing) this.finish(existing, { result: 'failed', reason: 'stood-down', detail: `replaced by a ${request.purpose} observation` });
+    return new Promise<Settlement>((settle) => {
+      if (signal?.aborted) return settle({ result: 'failed', reason: 'stood-down', detail: String(signal.reason) });
+      const remaining = request.startedAt.getTime() + request.timeoutMs - this.deps.clock.now().getTime();
+      const tracking: Tracking = {
+        request,
+        settle,
+        verifying: false,
+        timer: this.deps.clock.setTimer(() => {
+          const d = this.deps.view.deployment(request.name);
+          const detail = d ? evaluateRollout(d, this.evaluationClock(request)).detail : 'Deployment not found';
+          this.finish(tracking, { result: 'failed', reason: 'timeout', detail: `rollout not healthy within ${request.timeoutMs} ms: ${detail}` });
+        }, remaining),
+      };
+      this.tracked.set(key, tracking);
+      signal?.addEventListener('abort', () => this.finish(tracking, { result: 'failed', reason: 'stood-down', detail: String(signal.reason) }), { once: true });
+      const current = this.deps.view.deployment(request.name);
+      if (current) this.evaluate(tracking, current);
+    });
   }
 
+  /** Stops observing; the observations in flight never settle (the controller is going away). */
   stop(): void {
-    for (const t of this.tracked.values()) clearTimeout(t.timer);
+    for (const t of this.tracked.values()) t.timer.cancel();
     this.tracked.clear();
   }
 
-  private clock(request: Pick<TrackRequest, 'startedAt'>) {
+  private evaluationClock(request: Pick<TrackRequest, 'startedAt'>) {
     // The timeout is enforced by the timer, so evaluation never fails a rollout for time alone.
-    return { startedAt: request.startedAt, now: this.deps.now(), timeoutMs: Number.MAX_SAFE_INTEGER };
+    return { startedAt: request.startedAt, now: this.deps.clock.now(), timeoutMs: Number.MAX_SAFE_INTEGER };
   }
 
   private finish(t: Tracking, s: Settlement) {
     const key = `${t.request.namespace}/${t.request.name}`;
     if (this.tracked.get(key) !== t) return;
-    clearTimeout(t.timer);
+    t.timer.cancel();
     this.tracked.delete(key);
     t.settle(s);
   }
 
   private evaluate(t: Tracking, d: V1Deployment) {
     if (t.verifying || (d.metadata?.generation ?? 0) < t.request.minGeneration) return;
-    const evaluation = evaluateRollout(d, this.clock(t.request));
+    const evaluation = evaluateRollout(d, this.evaluationClock(t.request));
     if (evaluation.status === 'failed') {
-      this.finish(t, { result: 'failed', detail: evaluation.detail });
+      // The timeout is the timer's, so a failed evaluation is Kubernetes' own progress deadline.
+      this.finish(t, { result: 'failed', reason: 'progress-deadline-exceeded', detail: evaluation.detail });
     } else if (evaluation.status === 'complete') {
       t.verifying = true;
       t.request.log.debug({ purpose: t.request.purpose }, 'rollout complete; verifying health');
@@ -120,18 +130,19 @@ export class RolloutObserver {
 
   private async verify(t: Tracking) {
     const { health_check_retries: retries, health_check_interval: interval } = this.deps.config.monitoring;
-    await sleep(t.request.verificationDelayMs);
+    const key = `${t.request.namespace}/${t.request.name}`;
+    await this.deps.clock.sleep(t.request.verificationDelayMs);
     for (let attempt = 1; attempt <= retries; attempt++) {
-      if (!this.tracked.has(`${t.request.namespace}/${t.request.name}`)) return; // timed out meanwhile
+      if (this.tracked.get(key) !== t) return; // timed out or stood down meanwhile
       const problem = this.healthProblem(t.request.name, t.request.minGeneration);
       if (!problem) {
-        this.finish(t, { result: 'complete', durationMs: this.deps.now().getTime() - t.request.startedAt.getTime() });
+        this.finish(t, { result: 'complete', durationMs: this.deps.clock.now().getTime() - t.request.startedAt.getTime() });
         return;
       }
       this.deps.onHealthCheckFailed?.(`${t.request.namespace}/${t.request.name}`, attempt, retries, problem);
       t.request.log.warn({ attempt, of: retries, problem }, 'health check failed');
-      if (attempt < retries) await sleep(interval);
-      else this.finish(t, { result: 'failed', detail: `health check failed ${retries} times: ${problem}` });
+      if (attempt < retries) await this.deps.clock.sleep(interval);
+      else this.finish(t, { result: 'failed', reason: 'health-check-failed', detail: `health check failed ${retries} times: ${problem}` });
     }
   }
 
@@ -141,7 +152,7 @@ export class RolloutObserver {
     const d = view.deployment(name);
     if (!d) return 'Deployment not found';
     if ((d.metadata?.generation ?? 0) < minGeneration) return 'the watch has not delivered the patched Deployment yet';
-    const evaluation = evaluateRollout(d, this.clock({ startedAt: this.deps.now() }));
+    const evaluation = evaluateRollout(d, this.evaluationClock({ startedAt: this.deps.clock.now() }));
     if (evaluation.status !== 'complete') return `rollout no longer complete: ${evaluation.detail}`;
     const rs = view.currentReplicaSet(d);
     if (!rs) return 'current ReplicaSet not seen yet';
@@ -167,5 +178,3 @@ function notServing(pods: V1Pod[], slices: ReturnType<ClusterView['endpointSlice
   }
   return pods.map((p) => p.metadata!.name!).filter((n) => !serving.has(n));
 }
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

@@ -1,0 +1,220 @@
+// From a parsed event to action, against an in-memory cluster: which nodes are marked and how, which
+// Deployments get phase 1 (once each, bounded), and when the message may be deleted. Phase 1 itself
+// is a fake MigrationFlow here; the real one runs end to end in test/e2e/migration.test.ts.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { CoreV1Api, V1Deployment, V1Node, V1Pod } from '@kubernetes/client-node';
+import { pino } from 'pino';
+import type { DeploymentOutcome } from '../alerts/alert.js';
+import { ManualClock } from '../clock-test-support.js';
+import { loadConfig } from '../config/load.js';
+import { buildRebalanceRecommendation, buildSpotInterruption, buildStateChange } from '../events/build.js';
+import type { InstanceState } from '../events/kinds/state-change.js';
+import { type ParsedEvent, parseMessage } from '../events/parse.js';
+import type { ClusterView } from '../kube/cluster-view.js';
+import { createMetrics } from '../metrics/metrics.js';
+import type { ControllerContext } from '../moves/context.js';
+import { NODE_ANNOTATIONS } from '../state/annotations.js';
+import { InterruptionHandler } from './interruption-handler.js';
+import type { MigrationFlow, MigrationRequest, PhaseOneResult } from './migration-flow.js';
+
+const WARNED_AT = new Date('2026-11-30T10:00:00Z');
+
+function parsed(body: string): ParsedEvent {
+  const result = parseMessage(body);
+  assert.ok(result.ok, JSON.stringify(result));
+  return result.event;
+}
+
+const spotWarning = (instanceId: string) => parsed(buildSpotInterruption({ instanceId, time: WARNED_AT, region: 'eu-west-1', account: '210987654321' }));
+
+const node = (name: string, instanceId: string): V1Node => ({
+  metadata: { name, uid: `uid-${name}` },
+  spec: { providerID: `aws:///eu-west-1a/${instanceId}` },
+});
+
+const deployment = (name: string, optedIn: boolean): V1Deployment => ({
+  metadata: { namespace: 'prod', name, annotations: optedIn ? { 'spot-orchestrator/enabled': 'true' } : {} },
+});
+
+/** Nodes by instance, pods by node, and the Deployment of each pod. */
+class FakeCluster {
+  readonly nodes = new Map<string, V1Node>();
+  readonly podsByNode = new Map<string, { pod: V1Pod; owner: V1Deployment }[]>();
+  readonly nodePatches: { name: string; body: unknown }[] = [];
+  readonly events: string[] = [];
+
+  place(nodeName: string, instanceId: string, ...owners: V1Deployment[]): void {
+    this.nodes.set(instanceId, node(nodeName, instanceId));
+    this.podsByNode.set(
+      nodeName,
+      owners.map((owner, i) => ({ pod: { metadata: { name: `${owner.metadata!.name}-${nodeName}-${i}`, namespace: 'prod' } }, owner })),
+    );
+  }
+
+  context(env: Record<string, string> = {}): ControllerContext {
+    const config = loadConfig({ env: { SQS_QUEUE_URL: 'http://localhost:9324/000000000000/q', MODE: 'namespace', NAMESPACE: 'prod', ...env } });
+    const owners = new Map<V1Pod, V1Deployment>();
+    for (const placed of this.podsByNode.values()) for (const p of placed) owners.set(p.pod, p.owner);
+    const view = {
+      nodeForInstance: (id: string) => this.nodes.get(id),
+      podsOnNode: (name: string) => (this.podsByNode.get(name) ?? []).map((p) => p.pod),
+      deploymentOfPod: (pod: V1Pod) => owners.get(pod),
+    };
+    const core = {
+      patchNode: async (req: { name: string; body: unknown }) => {
+        this.nodePatches.push(req);
+        return {};
+      },
+    };
+    return {
+      config,
+      log: pino({ level: 'silent' }),
+      clock: new ManualClock(WARNED_AT),
+      view: view as unknown as ClusterView,
+      core: core as unknown as CoreV1Api,
+      recorder: { record: (target: { name: string }, _type: string, reason: string) => void this.events.push(`${reason} ${target.name}`) },
+      alerter: { notify() {}, flush: async () => {} },
+      metrics: createMetrics(),
+    } as unknown as ControllerContext;
+  }
+}
+
+/** A MigrationFlow whose phase 1 ends when the test says, counting how many run at once. */
+class FakeFlow {
+  readonly started: { name: string; request: MigrationRequest }[] = [];
+  readonly releases: (() => void)[] = [];
+  running = 0;
+  maxRunning = 0;
+  result: (name: string) => Omit<PhaseOneResult, 'key'> = () => ({
+    outcome: { result: 'in_progress' },
+    retry: false,
+    settled: Promise.resolve<DeploymentOutcome>({ result: 'migrated', durationMs: 1 }),
+  });
+  hold = false;
+
+  migrate(d: V1Deployment, request: MigrationRequest): Promise<PhaseOneResult> {
+    const name = d.metadata!.name!;
+    this.started.push({ name, request });
+    this.running++;
+    this.maxRunning = Math.max(this.maxRunning, this.running);
+    return new Promise((resolve) => {
+      const done = () => {
+        this.running--;
+        resolve({ key: `prod/${name}`, ...this.result(name) });
+      };
+      if (this.hold) this.releases.push(done);
+      else done();
+    });
+  }
+}
+
+const handlerFor = (cluster: FakeCluster, flow: FakeFlow, env: Record<string, string> = {}) =>
+  new InterruptionHandler(cluster.context(env), flow as unknown as MigrationFlow);
+
+describe('InterruptionHandler', () => {
+  it('a spot warning cordons and marks the node, and runs phase 1 once for each opted-in Deployment on it', async () => {
+    const cluster = new FakeCluster();
+    const api = deployment('api', true);
+    cluster.place('spot-a', 'i-0a1b2c3d4e5f60718', api, api, deployment('batch', false), deployment('web', true));
+    const flow = new FakeFlow();
+    const result = await handlerFor(cluster, flow).handle(spotWarning('i-0a1b2c3d4e5f60718'));
+    assert.equal(result.ack, true);
+    assert.equal(result.outcome, 'migrated');
+    assert.deepEqual(flow.started.map((s) => s.name).sort(), ['api', 'web'], 'once each, opted-in only');
+    const request = flow.started[0]!.request;
+    assert.deepEqual(request.instanceIds, ['i-0a1b2c3d4e5f60718']);
+    assert.equal(request.reason, 'spot-interruption');
+    assert.deepEqual(request.deadline, new Date(WARNED_AT.getTime() + 120_000));
+    assert.deepEqual(cluster.nodePatches, [
+      {
+        name: 'spot-a',
+        body: {
+          metadata: {
+            annotations: { [NODE_ANNOTATIONS.interruptedAt]: WARNED_AT.toISOString(), [NODE_ANNOTATIONS.terminationDeadline]: request.deadline!.toISOString() },
+          },
+          spec: { unschedulable: true },
+        },
+      },
+    ]);
+    assert.deepEqual(cluster.events, ['SpotInterruption spot-a']);
+    await result.settled;
+  });
+
+  it('a warning for an instance outside this cluster changes nothing and may be deleted', async () => {
+    const cluster = new FakeCluster();
+    cluster.place('spot-a', 'i-0a1b2c3d4e5f60718', deployment('api', true));
+    const flow = new FakeFlow();
+    const result = await handlerFor(cluster, flow).handle(spotWarning('i-0ffffffffffffffff'));
+    assert.deepEqual({ ack: result.ack, outcome: result.outcome }, { ack: true, outcome: 'foreign' });
+    assert.equal(flow.started.length, 0);
+    assert.equal(cluster.nodePatches.length, 0);
+  });
+
+  it('keeps the message when a phase 1 failed for a transient reason, so the warning comes back', async () => {
+    const cluster = new FakeCluster();
+    cluster.place('spot-a', 'i-0a1b2c3d4e5f60718', deployment('api', true), deployment('web', true));
+    const flow = new FakeFlow();
+    flow.result = (name) =>
+      name === 'web'
+        ? { outcome: { result: 'failed', reason: 'API server away', rolledBack: false }, retry: true }
+        : { outcome: { result: 'in_progress' }, retry: false };
+    const result = await handlerFor(cluster, flow).handle(spotWarning('i-0a1b2c3d4e5f60718'));
+    assert.deepEqual({ ack: result.ack, outcome: result.outcome }, { ack: false, outcome: 'partial' });
+  });
+
+  it('runs at most max_concurrent_patches phase 1s at once', async () => {
+    const cluster = new FakeCluster();
+    cluster.place('spot-a', 'i-0a1b2c3d4e5f60718', ...['a', 'b', 'c', 'd', 'e'].map((n) => deployment(n, true)));
+    const flow = new FakeFlow();
+    flow.hold = true;
+    const handling = handlerFor(cluster, flow, { MAX_CONCURRENT_PATCHES: '2' }).handle(spotWarning('i-0a1b2c3d4e5f60718'));
+    for (let released = 0; released < 5; released++) {
+      while (flow.releases.length === 0) await new Promise((r) => setImmediate(r));
+      flow.releases.shift()!();
+    }
+    const result = await handling;
+    assert.equal(result.ack, true);
+    assert.equal(flow.started.length, 5);
+    assert.equal(flow.maxRunning, 2);
+  });
+
+  it('a rebalance recommendation marks the node without cordoning it and moves nothing', async () => {
+    const cluster = new FakeCluster();
+    cluster.place('spot-a', 'i-0a1b2c3d4e5f60718', deployment('api', true));
+    const flow = new FakeFlow();
+    const event = parsed(buildRebalanceRecommendation({ instanceId: 'i-0a1b2c3d4e5f60718', time: WARNED_AT, region: 'eu-west-1', account: '210987654321' }));
+    const result = await handlerFor(cluster, flow).handle(event);
+    assert.deepEqual({ ack: result.ack, outcome: result.outcome }, { ack: true, outcome: 'noted' });
+    assert.equal(flow.started.length, 0);
+    assert.deepEqual(cluster.nodePatches, [
+      { name: 'spot-a', body: { metadata: { annotations: { [NODE_ANNOTATIONS.rebalanceRecommendedAt]: WARNED_AT.toISOString() } } } },
+    ]);
+    assert.deepEqual(cluster.events, ['RebalanceRecommended spot-a']);
+  });
+
+  it('an instance going away without a warning is cordoned and marked; one starting up is ignored', async () => {
+    const cluster = new FakeCluster();
+    cluster.place('spot-a', 'i-0a1b2c3d4e5f60718', deployment('api', true));
+    const flow = new FakeFlow();
+    const handler = handlerFor(cluster, flow);
+    const change = (state: InstanceState) =>
+      parsed(buildStateChange({ instanceId: 'i-0a1b2c3d4e5f60718', state, time: WARNED_AT, region: 'eu-west-1', account: '210987654321' }));
+    assert.equal((await handler.handle(change('running'))).outcome, 'nothing_to_do');
+    assert.equal(cluster.nodePatches.length, 0);
+    assert.equal((await handler.handle(change('shutting-down'))).outcome, 'noted');
+    assert.deepEqual(cluster.nodePatches, [
+      { name: 'spot-a', body: { metadata: { annotations: { [NODE_ANNOTATIONS.interruptedAt]: WARNED_AT.toISOString() } }, spec: { unschedulable: true } } },
+    ]);
+    assert.equal(flow.started.length, 0, 'the warning, not the state change, moves Deployments');
+  });
+
+  it('in dry run, marks no node', async () => {
+    const cluster = new FakeCluster();
+    cluster.place('spot-a', 'i-0a1b2c3d4e5f60718', deployment('api', true));
+    const flow = new FakeFlow();
+    await handlerFor(cluster, flow, { DRY_RUN: 'true' }).handle(spotWarning('i-0a1b2c3d4e5f60718'));
+    assert.equal(cluster.nodePatches.length, 0);
+    assert.equal(flow.started.length, 1, 'phase 1 runs; the patcher is what stays dry');
+  });
+});

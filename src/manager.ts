@@ -1,0 +1,276 @@
+// The composition root. `Controller` puts the parts together (caches, the move registry, both flows,
+// the interruption handler, the recovery loop and the queue) and resumes what the annotations say is
+// in flight; `runController` is the process around it: leader election, the health and metrics
+// server, the liveness heartbeat and signals. Nothing below this file builds another part.
+import { hostname } from 'node:os';
+import { SQSClient } from '@aws-sdk/client-sqs';
+import { AppsV1Api, CoordinationV1Api, CoreV1Api, type KubeConfig, type V1Deployment } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import type { Alerter } from './alerts/alert.js';
+import { createAlerter } from './alerts/index.js';
+import { type Clock, systemClock } from './clock.js';
+import type { Config } from './config/config.js';
+import type { ConfigProblem } from './config/load.js';
+import { isManaged } from './config/scope.js';
+import { type HandleResult, InterruptionHandler } from './controller/interruption-handler.js';
+import { MigrationFlow } from './controller/migration-flow.js';
+import { type QueueClient, QueueSource } from './intake/queue-source.js';
+import { loadKubeConfig, messageOf } from './kube/api.js';
+import { ClusterView } from './kube/cluster-view.js';
+import { LeaderElector } from './kube/leader-election.js';
+import { EventRecorder } from './kube/recorder.js';
+import { createLogger } from './log.js';
+import { createMetrics, type Metrics } from './metrics/metrics.js';
+import { LoopHeartbeat, startOpsServer } from './metrics/server.js';
+import type { ControllerContext } from './moves/context.js';
+import { DeploymentPatcher } from './moves/patcher.js';
+import { type InFlightPhase, MoveRegistry } from './moves/registry.js';
+import { RolloutObserver } from './moves/rollout-observer.js';
+import { RecoveryFlow } from './recovery/recovery-flow.js';
+import { RecoveryLoop } from './recovery/recovery-loop.js';
+import { MANAGED_ANNOTATIONS } from './state/annotations.js';
+
+export interface ControllerDeps {
+  config: Config;
+  kc: KubeConfig;
+  log: Logger;
+  metrics: Metrics;
+  alerter: Alerter;
+  clock?: Clock;
+  sqs?: QueueClient;
+  /** Called with each handled event's result (tests wait on `settled`). */
+  onHandled?: (eventId: string, result: HandleResult) => void;
+  /** Called after every receive from the queue, failed or not (the liveness heartbeat). */
+  onQueueTick?: () => void;
+}
+
+export function sqsClientFor(config: Pick<Config, 'aws'>): SQSClient {
+  // endpoint_url comes from AWS_ENDPOINT_URL_SQS / AWS_ENDPOINT_URL, as for any SDK client.
+  return new SQSClient({ region: config.aws.region, ...(config.aws.endpoint_url ? { endpoint: config.aws.endpoint_url } : {}) });
+}
+
+/** What /readyz reports of the controller. */
+export interface ControllerReadiness {
+  cachesSynced: boolean;
+  acting: boolean;
+  queueReachable: boolean;
+  lastQueueError?: string;
+}
+
+export class Controller {
+  readonly ctx: ControllerContext;
+  readonly flow: MigrationFlow;
+  readonly handler: InterruptionHandler;
+  readonly queue: QueueSource;
+  readonly recovery: RecoveryLoop;
+  private acting = false;
+  private queueReachable = false;
+  private lastQueueError?: string;
+
+  constructor(private readonly deps: ControllerDeps) {
+    const { config, kc, log, metrics, alerter } = deps;
+    const clock = deps.clock ?? systemClock;
+    const core = kc.makeApiClient(CoreV1Api);
+    const view = new ClusterView(kc, config.kubernetes.namespace, log);
+    const observer = new RolloutObserver({
+      view,
+      config,
+      clock,
+      onHealthCheckFailed: (key, attempt, of, detail) => {
+        const [namespace, name] = key.split('/') as [string, string];
+        alerter.notify({ kind: 'health_check_failed', deployment: { namespace, name }, attempt, of, detail });
+      },
+    });
+    const patcher = new DeploymentPatcher(kc.makeApiClient(AppsV1Api), log, {
+      dryRun: config.controller.dry_run,
+      onApiError: (verb, code) => metrics.apiErrors.inc({ verb, code: code === 'network' ? 'network' : Number(code) }),
+    });
+    const recorder = new EventRecorder(core, log, 'default', config.controller.dry_run);
+    const moves = new MoveRegistry(clock, log);
+    this.ctx = { config, log, clock, view, core, patcher, observer, moves, recorder, alerter, metrics };
+    this.flow = new MigrationFlow(this.ctx);
+    this.handler = new InterruptionHandler(this.ctx, this.flow);
+    this.recovery = new RecoveryLoop(this.ctx, new RecoveryFlow(this.ctx));
+    this.queue = new QueueSource({
+      sqs: deps.sqs ?? sqsClientFor(config),
+      queueUrl: config.aws.sqs_queue_url,
+      log,
+      metrics,
+      errorBackoffMs: config.monitoring.check_interval,
+      visibilityTimeoutSeconds: config.aws.visibility_timeout / 1000,
+      dryRun: config.controller.dry_run,
+      onTick: (ok, error) => {
+        this.queueReachable = ok;
+        this.lastQueueError = error;
+        deps.onQueueTick?.();
+      },
+      handle: async (event, messageId) => {
+        const result = await this.handler.handle(event);
+        deps.onHandled?.(event.id, result);
+        log.debug({ messageId, eventId: event.id, outcome: result.outcome, ack: result.ack }, 'message handled');
+        return result;
+      },
+    });
+    const managed = () => view.listDeployments().filter((d) => isManaged(config, d));
+    const stateOf = (d: V1Deployment) => d.metadata?.annotations?.[MANAGED_ANNOTATIONS.state];
+    metrics.setStateSource(() => {
+      const counts = { spot: 0, fargate: 0 };
+      for (const d of managed()) counts[stateOf(d) === 'fargate' ? 'fargate' : 'spot']++;
+      return counts;
+    });
+    metrics.setFargateSource(() =>
+      managed()
+        .filter((d) => stateOf(d) === 'fargate')
+        .map((d) => ({
+          namespace: d.metadata!.namespace!,
+          deployment: d.metadata!.name!,
+          since: new Date(d.metadata?.annotations?.[MANAGED_ANNOTATIONS.migratedAt] ?? clock.now().getTime()),
+        })),
+    );
+  }
+
+  get readiness(): ControllerReadiness {
+    return { cachesSynced: this.ctx.view.synced, acting: this.acting, queueReachable: this.queueReachable, lastQueueError: this.lastQueueError };
+  }
+
+  /** Syncs the caches, picks up moves a previous process left in flight, then starts receiving. */
+  async start(): Promise<void> {
+    await this.startWatching();
+    this.startActing();
+  }
+
+  /** Caches only: what a standby replica does, so it can act at once when elected. */
+  async startWatching(): Promise<void> {
+    try {
+      await this.ctx.view.start();
+    } catch (cause) {
+      const server = this.deps.kc.getCurrentCluster()?.server ?? '(no cluster in the kubeconfig)';
+      throw new Error(`listing Nodes, Pods, ReplicaSets, Deployments, Services and EndpointSlices from the Kubernetes API at ${server}: ${messageOf(cause)}`, {
+        cause,
+      });
+    }
+  }
+
+  /** Acting: only the leader (or the single replica) does this. */
+  startActing(): void {
+    this.acting = true;
+    const { config, view, moves } = this.ctx;
+    moves.startResync({
+      list: () => view.listDeployments().filter((d) => isManaged(config, d)),
+      resume: (d, phase) => this.resume(d, phase),
+      intervalMs: config.monitoring.check_interval,
+    });
+    this.queue.start();
+    this.recovery.start();
+    this.ctx.log.info({ namespace: config.kubernetes.namespace, mode: config.kubernetes.mode, dryRun: config.controller.dry_run }, 'controller started');
+  }
+
+  async stop(): Promise<void> {
+    this.ctx.moves.stop();
+    this.recovery.stop();
+    await this.queue.stop();
+    this.ctx.observer.stop();
+    await this.ctx.view.stop();
+    await this.deps.alerter.flush(5000);
+  }
+
+  /** Level-triggered: the phase annotation says which move was in flight, and the flow that owns it finishes it. */
+  private resume(d: V1Deployment, phase: InFlightPhase): void {
+    const deployment = `${d.metadata!.namespace}/${d.metadata!.name}`;
+    if (phase === 'recovering') {
+      this.ctx.log.info({ deployment, phase }, 'resuming a recovery left in flight');
+      void this.recovery.resume(d);
+      return;
+    }
+    let interruption: { eventId?: string; instanceIds?: string[] } = {};
+    try {
+      interruption = JSON.parse(d.metadata?.annotations?.[MANAGED_ANNOTATIONS.interruption] ?? '{}');
+    } catch {
+      // A damaged note only costs the event id in the logs.
+    }
+    const request = { eventId: interruption.eventId ?? 'resumed', instanceIds: interruption.instanceIds ?? [], reason: 'spot-interruption' as const };
+    this.ctx.log.info({ deployment, phase, eventId: request.eventId }, 'resuming a move left in flight');
+    this.flow.resume(d, phase, request);
+  }
+}
+
+/** SQS holds a receive for up to 20 s (long polling); a failed one waits check_interval before the next. */
+const QUEUE_LONG_POLL_MS = 20_000;
+/** The queue loop is live while it turns: it may miss this many rounds before /healthz fails. */
+const QUEUE_ROUNDS_MISSED_BEFORE_UNHEALTHY = 3;
+/** Never less than this, so a slow API round trip at start does not restart a healthy pod. */
+const MIN_QUEUE_SILENCE_MS = 60_000;
+
+/** The controller as a process: until SIGTERM or SIGINT (resolves) or a lost lease (exits 1). */
+export async function runController(config: Config, configWarnings: readonly ConfigProblem[] = []): Promise<void> {
+  const log = createLogger(config.logging);
+  for (const warning of configWarnings) {
+    if (warning.warning === 'no_effect')
+      log.warn({ key: warning.key, source: warning.source, detail: warning.message }, 'setting accepted from the Go original has no effect');
+    else log.warn({ key: warning.key, file: warning.source, expected: warning.expected }, 'unknown config.toml key ignored');
+  }
+  const metrics = createMetrics();
+  const kc = loadKubeConfig();
+  const heartbeat = new LoopHeartbeat();
+  const controller = new Controller({ config, kc, log, metrics, alerter: createAlerter(config, log), onQueueTick: () => heartbeat.beat('queue') });
+  const elector = config.controller.leader_elect
+    ? new LeaderElector({
+        api: kc.makeApiClient(CoordinationV1Api),
+        name: config.controller.lease_name,
+        namespace: config.controller.lease_namespace ?? config.kubernetes.namespace,
+        identity: process.env.POD_NAME ?? `${hostname()}-${process.pid}`,
+        leaseDurationMs: config.controller.lease_duration,
+        renewDeadlineMs: config.controller.renew_deadline,
+        retryPeriodMs: config.controller.retry_period,
+        log,
+      })
+    : undefined;
+  const ops = await startOpsServer({
+    port: config.controller.metrics_port,
+    registry: metrics.registry,
+    logger: log,
+    health: () => {
+      const r = controller.readiness;
+      return {
+        loops: heartbeat.report(),
+        // A standby's queue loop is stopped on purpose: only the acting replica must reach the queue.
+        ready: {
+          cachesSynced: r.cachesSynced,
+          queueReachable: r.acting ? r.queueReachable : true,
+          detail: r.acting ? r.lastQueueError : 'standby: waiting for the lease',
+        },
+      };
+    },
+  });
+  log.info({ port: ops.port }, 'metrics and health on /metrics, /healthz, /readyz');
+  await controller.startWatching();
+  const act = () => {
+    const round = QUEUE_LONG_POLL_MS + config.monitoring.check_interval;
+    heartbeat.register('queue', Math.max(MIN_QUEUE_SILENCE_MS, QUEUE_ROUNDS_MISSED_BEFORE_UNHEALTHY * round));
+    metrics.leader.set(1);
+    controller.startActing();
+  };
+  const stopped = new Promise<void>((resolve) => {
+    const shutdown = (signal: string) => {
+      log.info({ signal }, 'draining in-flight work and stopping');
+      void controller
+        .stop()
+        .then(() => elector?.stop())
+        .then(() => ops.close())
+        .then(() => resolve());
+    };
+    process.once('SIGTERM', () => shutdown('SIGTERM'));
+    process.once('SIGINT', () => shutdown('SIGINT'));
+  });
+  if (!elector) act();
+  else {
+    log.info({ lease: config.controller.lease_name }, 'standing by for the lease');
+    void elector.run(act).then((how) => {
+      if (how !== 'lost') return;
+      // Another replica may already act: stop at once, and let the restart campaign again.
+      log.error('leadership lost; exiting so that only one replica acts');
+      process.exit(1);
+    });
+  }
+  await stopped;
+}

@@ -1,0 +1,205 @@
+// Phase 2's observer against an in-memory cache and a hand-driven clock: each way a rollout settles,
+// with its typed reason. (The real thing runs end to end in test/e2e/migration.test.ts.)
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { V1Deployment, V1EndpointSlice, V1Pod, V1ReplicaSet, V1Service } from '@kubernetes/client-node';
+import { pino } from 'pino';
+import { ManualClock } from '../clock-test-support.js';
+import { loadConfig } from '../config/load.js';
+import type { ChangeType, ClusterView } from '../kube/cluster-view.js';
+import { RolloutObserver, type Settlement, type TrackRequest } from './rollout-observer.js';
+
+const config = loadConfig({
+  env: { SQS_QUEUE_URL: 'http://localhost:9324/000000000000/q', MODE: 'namespace', NAMESPACE: 'prod', HEALTH_CHECK_RETRIES: '3', HEALTH_CHECK_INTERVAL: '2s' },
+});
+
+/** A Deployment at `generation`, whose status says how far its rollout got. */
+function deployment(o: { generation?: number; ready?: number; replicas?: number; deadlineExceeded?: boolean }): V1Deployment {
+  const replicas = o.replicas ?? 2;
+  const ready = o.ready ?? 0;
+  const generation = o.generation ?? 2;
+  return {
+    metadata: { namespace: 'prod', name: 'api', generation, uid: 'uid-api' },
+    spec: { replicas, selector: { matchLabels: { app: 'api' } }, template: { metadata: { labels: { app: 'api' } } } },
+    status: {
+      observedGeneration: generation,
+      replicas,
+      updatedReplicas: ready,
+      availableReplicas: ready,
+      readyReplicas: ready,
+      unavailableReplicas: replicas - ready,
+      conditions: o.deadlineExceeded ? [{ type: 'Progressing', status: 'False', reason: 'ProgressDeadlineExceeded', message: 'too slow' }] : [],
+    },
+  };
+}
+
+const pod = (name: string, ready: boolean): V1Pod => ({
+  metadata: { name, namespace: 'prod', labels: { app: 'api' } },
+  status: { conditions: [{ type: 'Ready', status: ready ? 'True' : 'False' }] },
+});
+
+class FakeView {
+  current?: V1Deployment;
+  pods: V1Pod[] = [];
+  services: V1Service[] = [];
+  slices: V1EndpointSlice[] = [];
+  private listeners: ((d: V1Deployment, c: ChangeType) => void)[] = [];
+
+  onDeployment(l: (d: V1Deployment, c: ChangeType) => void) {
+    this.listeners.push(l);
+  }
+  deployment() {
+    return this.current;
+  }
+  currentReplicaSet(): V1ReplicaSet {
+    return { metadata: { name: 'api-new', namespace: 'prod' } };
+  }
+  podsOfReplicaSet() {
+    return this.pods;
+  }
+  servicesFor() {
+    return this.services;
+  }
+  endpointSlicesOf() {
+    return this.slices;
+  }
+  /** What the watch delivers. */
+  deliver(d: V1Deployment, change: ChangeType = 'update') {
+    this.current = change === 'delete' ? undefined : d;
+    for (const l of this.listeners) l(d, change);
+  }
+}
+
+function setUp() {
+  const clock = new ManualClock();
+  const view = new FakeView();
+  const healthFailures: string[] = [];
+  const observer = new RolloutObserver({
+    view: view as unknown as ClusterView,
+    config,
+    clock,
+    onHealthCheckFailed: (key, attempt, of, detail) => healthFailures.push(`${key} ${attempt}/${of}: ${detail}`),
+  });
+  const request = (o: Partial<TrackRequest> = {}): TrackRequest => ({
+    namespace: 'prod',
+    name: 'api',
+    purpose: 'migration',
+    minGeneration: 2,
+    startedAt: clock.now(),
+    timeoutMs: 60_000,
+    verificationDelayMs: 1000,
+    log: pino({ level: 'silent' }),
+    ...o,
+  });
+  return { clock, view, observer, request, healthFailures };
+}
+
+/** The settlement, or undefined while it is still open. */
+function peek(p: Promise<Settlement>): { value?: Settlement } {
+  const box: { value?: Settlement } = {};
+  void p.then((v) => {
+    box.value = v;
+  });
+  return box;
+}
+
+describe('RolloutObserver', () => {
+  it('settles complete once the rollout is done and the new pods stay Ready through verification', async () => {
+    const { clock, view, observer, request } = setUp();
+    view.current = deployment({ ready: 0 });
+    const result = peek(observer.track(request()));
+    await clock.advance(5000);
+    assert.equal(result.value, undefined, 'still progressing');
+    view.pods = [pod('api-1', true), pod('api-2', true)];
+    view.deliver(deployment({ ready: 2 }));
+    await clock.advance(999);
+    assert.equal(result.value, undefined, 'verification waits its delay');
+    await clock.advance(1);
+    assert.deepEqual(result.value, { result: 'complete', durationMs: 6000 });
+    assert.equal(observer.inFlight, 0);
+  });
+
+  it('ignores what the watch says of an older generation than the patch made', async () => {
+    const { clock, view, observer, request } = setUp();
+    view.current = deployment({ generation: 1, ready: 2 });
+    view.pods = [pod('api-1', true), pod('api-2', true)];
+    const result = peek(observer.track(request({ minGeneration: 2 })));
+    await clock.advance(5000);
+    assert.equal(result.value, undefined, 'generation 1 complete says nothing about our rollout');
+  });
+
+  it('fails with reason timeout when not healthy within the rollout timeout', async () => {
+    const { clock, view, observer, request } = setUp();
+    view.current = deployment({ ready: 1 });
+    const result = peek(observer.track(request({ timeoutMs: 30_000 })));
+    await clock.advance(30_000);
+    assert.equal(result.value?.result, 'failed');
+    assert.ok(result.value?.result === 'failed' && result.value.reason === 'timeout');
+    assert.match(result.value.detail, /^rollout not healthy within 30000 ms: .*1\/2 available/);
+  });
+
+  it('fails with reason progress-deadline-exceeded when Kubernetes gives up on the rollout', async () => {
+    const { clock, view, observer, request } = setUp();
+    view.current = deployment({ ready: 0 });
+    const result = peek(observer.track(request()));
+    view.deliver(deployment({ ready: 0, deadlineExceeded: true }));
+    await clock.advance(0);
+    assert.ok(result.value?.result === 'failed' && result.value.reason === 'progress-deadline-exceeded', JSON.stringify(result.value));
+    assert.equal(clock.timers, 0, 'its timeout timer is cancelled');
+  });
+
+  it('fails with reason health-check-failed after every retry, telling each failed attempt', async () => {
+    const { clock, view, observer, request, healthFailures } = setUp();
+    view.pods = [pod('api-1', true), pod('api-2', false)];
+    view.current = deployment({ ready: 2 });
+    const result = peek(observer.track(request()));
+    await clock.advance(1000 + 2000 + 2000);
+    assert.ok(result.value?.result === 'failed' && result.value.reason === 'health-check-failed', JSON.stringify(result.value));
+    assert.match(result.value.detail, /^health check failed 3 times: 1\/2 new pods Ready/);
+    assert.deepEqual(
+      healthFailures.map((f) => f.split(':')[0]),
+      ['prod/api 1/3', 'prod/api 2/3', 'prod/api 3/3'],
+    );
+  });
+
+  it('a Deployment behind a Service is healthy only when its new pods are ready endpoints', async () => {
+    const { clock, view, observer, request } = setUp();
+    view.pods = [pod('api-1', true), pod('api-2', true)];
+    view.services = [{ metadata: { name: 'api', namespace: 'prod' }, spec: { selector: { app: 'api' } } }];
+    view.slices = [{ addressType: 'IPv4', endpoints: [{ addresses: ['10.0.0.1'], targetRef: { kind: 'Pod', name: 'api-1' }, conditions: { ready: true } }] }];
+    view.current = deployment({ ready: 2 });
+    const result = peek(observer.track(request()));
+    await clock.advance(1000);
+    assert.equal(result.value, undefined);
+    assert.match(observer.healthProblem('api', 2) ?? '', /service api has no ready endpoint for 1 new pod\(s\), e\.g\. api-2/);
+    view.slices[0]!.endpoints!.push({ addresses: ['10.0.0.2'], targetRef: { kind: 'Pod', name: 'api-2' }, conditions: { ready: true } });
+    await clock.advance(2000);
+    assert.equal((result.value as Settlement | undefined)?.result, 'complete');
+  });
+
+  it('settles stood-down when the move’s signal aborts, or when a new observation replaces it', async () => {
+    const { clock, view, observer, request } = setUp();
+    view.current = deployment({ ready: 0 });
+    const abort = new AbortController();
+    const first = peek(observer.track(request({ purpose: 'recovery' }), abort.signal));
+    abort.abort('superseded');
+    await clock.advance(0);
+    assert.deepEqual(first.value, { result: 'failed', reason: 'stood-down', detail: 'superseded' });
+    const second = peek(observer.track(request({ purpose: 'recovery' })));
+    const third = peek(observer.track(request({ purpose: 'migration' })));
+    await clock.advance(0);
+    assert.ok(second.value?.result === 'failed' && second.value.reason === 'stood-down');
+    assert.equal(third.value, undefined);
+    assert.equal(observer.inFlight, 1);
+  });
+
+  it('fails with reason deleted when the Deployment goes away', async () => {
+    const { clock, view, observer, request } = setUp();
+    const d = deployment({ ready: 0 });
+    view.current = d;
+    const result = peek(observer.track(request()));
+    view.deliver(d, 'delete');
+    await clock.advance(0);
+    assert.ok(result.value?.result === 'failed' && result.value.reason === 'deleted');
+  });
+});
