@@ -85,7 +85,7 @@ export class Controller {
       dryRun: config.controller.dry_run,
       onApiError: (verb, code) => metrics.apiErrors.inc({ verb, code: code === 'network' ? 'network' : Number(code) }),
     });
-    const recorder = new EventRecorder(core, log, 'default', config.controller.dry_run);
+    const recorder = new EventRecorder(core, log, 'default', config.controller.dry_run, undefined, clock);
     const moves = new MoveRegistry(clock, log);
     this.ctx = { config, log, clock, view, core, patcher, observer, moves, recorder, alerter, metrics };
     this.flow = new MigrationFlow(this.ctx);
@@ -99,6 +99,7 @@ export class Controller {
       errorBackoffMs: config.monitoring.check_interval,
       visibilityTimeoutSeconds: config.aws.visibility_timeout / 1000,
       dryRun: config.controller.dry_run,
+      clock,
       onTick: (ok, error) => {
         this.queueReachable = ok;
         this.lastQueueError = error;

@@ -37,8 +37,11 @@ function alerterFor(url: string, options: Partial<SlackAlerterOptions> = {}) {
     webhookUrl: url,
     logger: logs.logger,
     clusterName: 'test-cluster',
-    sleep: async (ms) => {
-      delays.push(ms);
+    clock: {
+      now: () => new Date(),
+      sleep: async (ms) => {
+        delays.push(ms);
+      },
     },
     ...options,
   });
@@ -243,7 +246,7 @@ describe('SlackAlerter against a local webhook', () => {
       webhookUrl,
       logger: logs.logger,
       maxAttempts: 2,
-      sleep: async () => {},
+      clock: { now: () => new Date(), sleep: async () => {} },
       fetch: async (input) => {
         const url = String(input);
         throw new TypeError(`fetch failed for ${url}`, {

@@ -3,6 +3,7 @@
 // a migration. The webhook URL is a credential: it is kept in a private field and never logged
 // (errors are logged as redacted text, and the URL only ever as "slack webhook").
 
+import { type Clock, systemClock } from '../clock.js';
 import type { Logger } from 'pino';
 
 import type { Alert, Alerter } from './alert.js';
@@ -17,10 +18,8 @@ export interface SlackAlerterOptions {
   clusterName?: string;
   /** Test seam; the global fetch otherwise. */
   fetch?: typeof fetch;
-  /** Test seam for retry delays; a timer that does not keep the process alive otherwise. */
-  sleep?: (ms: number) => Promise<void>;
-  /** Test seam: when an alert counts as raised ("seconds left" is counted from it). */
-  now?: () => Date;
+  /** Retry delays and when an alert counts as raised ("seconds left" is counted from it). */
+  clock?: Pick<Clock, 'now' | 'sleep'>;
   /** Tries per alert, the first included, before it is dropped. */
   maxAttempts?: number;
   /** Alerts waiting to be sent; past it the oldest is dropped. */
@@ -94,8 +93,9 @@ export class SlackAlerter implements Alerter {
     this.#log = options.logger.child({ component: 'alerts', sink: 'slack webhook' });
     this.#clusterName = options.clusterName;
     this.#fetch = options.fetch ?? ((input, init) => fetch(input, init));
-    this.#sleep = options.sleep ?? unrefSleep;
-    this.#now = options.now ?? (() => new Date());
+    const clock = options.clock ?? systemClock;
+    this.#sleep = (ms) => clock.sleep(ms);
+    this.#now = () => clock.now();
     this.#maxAttempts = atLeast(1, options.maxAttempts ?? SLACK_DEFAULTS.maxAttempts);
     this.#maxQueue = atLeast(1, options.maxQueue ?? SLACK_DEFAULTS.maxQueue);
     this.#backoffBaseMs = atLeast(0, options.backoffBaseMs ?? SLACK_DEFAULTS.backoffBaseMs);
@@ -292,9 +292,4 @@ function snapshot(alert: Alert): Alert {
   } catch {
     return alert;
   }
-}
-
-/** A delay that does not hold the process open: on shutdown, flush() is what waits for alerts. */
-function unrefSleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }

@@ -6,6 +6,7 @@
 // While a message is handled its visibility is extended (a heartbeat), so a phase 1 longer than the
 // visibility timeout does not hand the same warning to a second worker; if the controller dies, the
 // message comes back within one timeout.
+import { type Clock, systemClock } from '../clock.js';
 import { ChangeMessageVisibilityCommand, DeleteMessageBatchCommand, ReceiveMessageCommand, type Message, type SQSClient } from '@aws-sdk/client-sqs';
 import type { Logger } from 'pino';
 import { classify, parseMessage, type ParsedEvent } from '../events/parse.js';
@@ -37,7 +38,8 @@ export interface QueueSourceOptions {
   dryRun?: boolean;
   /** Called after every receive attempt, so /healthz can see the loop turning. */
   onTick?: (ok: boolean, error?: string) => void;
-  sleep?: (ms: number) => Promise<void>;
+  /** Waits between failed receives (cut short by stop()) and paces the visibility renewals. */
+  clock?: Pick<Clock, 'sleep' | 'setRepeating'>;
 }
 
 export class QueueSource {
@@ -66,7 +68,8 @@ export class QueueSource {
   }
 
   private async run(): Promise<void> {
-    const sleep = this.o.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+    const clock = this.o.clock ?? systemClock;
+    const sleep = (ms: number) => clock.sleep(ms, this.abort.signal);
     const maxInFlight = this.o.maxInFlight ?? 100;
     let backoff = this.o.errorBackoffMs;
     // The first receive, and the first after a failure, does not wait for messages: an empty queue
@@ -124,7 +127,7 @@ export class QueueSource {
       return;
     }
     let verdict: HandlerVerdict;
-    const heartbeat = setInterval(() => void this.extendVisibility(message), (this.visibilitySeconds * 1000) / 3);
+    const heartbeat = (this.o.clock ?? systemClock).setRepeating(() => void this.extendVisibility(message), (this.visibilitySeconds * 1000) / 3);
     try {
       verdict = await this.o.handle(parsed.event, messageId);
     } catch (err) {
@@ -132,7 +135,7 @@ export class QueueSource {
       this.o.metrics.messagesFailed.inc({ kind, stage: 'handle' });
       return;
     } finally {
-      clearInterval(heartbeat);
+      heartbeat.cancel();
     }
     if (verdict.ack) await this.delete(message, kind);
     else {

@@ -3,6 +3,7 @@
 import { createHash } from 'node:crypto';
 import type https from 'node:https';
 import { KubeConfig, PatchStrategy, setHeaderOptions, type RequestContext } from '@kubernetes/client-node';
+import { systemClock } from '../clock.js';
 import { Agent } from 'undici';
 
 /** Request options that pick the patch format (client-node sends JSON Patch unless told). */
@@ -130,7 +131,7 @@ export interface RetryOptions {
   onRetry?: (err: unknown, attempt: number, delayMs: number) => void;
 }
 
-const realSleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+const realSleep = (ms: number) => systemClock.sleep(ms);
 
 /** Retries transient failures with doubling backoff; any other error is thrown at once. */
 export async function withRetry<T>(fn: () => Promise<T>, o: RetryOptions = {}): Promise<T> {

@@ -1,6 +1,7 @@
 // Kubernetes Events for every decision, on the Deployment or Node it concerns. A repeat of the same
 // event (same object, reason and message) bumps count and lastTimestamp as kubelet's recorder does,
 // instead of piling up new objects.
+import { type Clock, systemClock } from '../clock.js';
 import type { CoreV1Api, V1ObjectReference } from '@kubernetes/client-node';
 import pLimit from 'p-limit';
 import type { Logger } from 'pino';
@@ -45,6 +46,7 @@ export class EventRecorder implements Recorder {
     private readonly nodeEventNamespace = 'default',
     private readonly dryRun = false,
     private readonly limits: EventWriteLimits = DEFAULT_LIMITS,
+    private readonly clock: Pick<Clock, 'now'> = systemClock,
   ) {
     this.limit = pLimit(limits.writesAtOnce);
   }
@@ -68,7 +70,7 @@ export class EventRecorder implements Recorder {
   private async write(target: EventTarget, type: EventType, reason: string, message: string): Promise<void> {
     const namespace = target.namespace ?? this.nodeEventNamespace;
     const key = `${target.kind}/${namespace}/${target.name}/${target.uid ?? ''}/${reason}/${message}`;
-    const now = new Date();
+    const now = this.clock.now();
     const previous = this.seen.get(key);
     if (previous) {
       previous.count++;

@@ -154,7 +154,7 @@ describe('metric names', () => {
 describe('fargateSeconds', () => {
   let clock = new Date('2025-01-01T12:00:00Z');
   let stays: FargateStay[] = [];
-  const metrics = createMetrics(new Registry(), { now: () => clock });
+  const metrics = createMetrics(new Registry(), { clock: { now: () => clock } });
   const ops = opsFixture(metrics.registry);
   const name = `${P}fargate_current_stay_seconds`;
 

@@ -1,6 +1,7 @@
 // Every Prometheus metric the controller exposes, created in one place so names, labels and buckets
 // stay consistent and the dashboard can be checked against them. Names follow
 // `spot_orchestrator_<subsystem>_<thing>`, counters end in `_total`, durations in `_seconds`.
+import { type Clock, systemClock } from '../clock.js';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 export const PREFIX = 'spot_orchestrator_';
@@ -53,8 +54,8 @@ export interface FargateStay {
 }
 
 export interface MetricsOptions {
-  /** Test seam: the clock used to compute time on Fargate at scrape time. */
-  now?: () => Date;
+  /** The clock time on Fargate is computed with at scrape time. */
+  clock?: Pick<Clock, 'now'>;
   /**
    * Called when a scrape-time source (`setStateSource`, `setFargateSource`) throws; that metric then
    * shows no series for this scrape and the rest are still served. Without it the scrape fails with the error.
@@ -109,7 +110,7 @@ export interface Metrics {
  * Throws (from prom-client) if `registry` already holds any of them: call it once per registry.
  */
 export function createMetrics(registry: Registry = new Registry(), options: MetricsOptions = {}): Metrics {
-  const now = options.now ?? (() => new Date());
+  const now = () => (options.clock ?? systemClock).now();
   const registers = [registry];
 
   collectDefaultMetrics({ register: registry, prefix: PREFIX });

@@ -13,7 +13,7 @@ describe('ops server', () => {
   const advance = (ms: number): void => {
     clock = new Date(clock.getTime() + ms);
   };
-  const heartbeat = new LoopHeartbeat({ now });
+  const heartbeat = new LoopHeartbeat({ clock: { now } });
   let ready: Readiness = { cachesSynced: false, queueReachable: false };
   let healthThrows = false;
   const health = (): HealthReport => {
@@ -30,7 +30,7 @@ describe('ops server', () => {
   };
 
   before(async () => {
-    server = await startOpsServer({ port: 0, host: '127.0.0.1', registry: new Registry(), health, logger: silent, now });
+    server = await startOpsServer({ port: 0, host: '127.0.0.1', registry: new Registry(), health, logger: silent, clock: { now } });
   });
   after(() => server.close());
 
@@ -227,7 +227,7 @@ describe('LoopHeartbeat', () => {
 
   it('reports a copy that later beats do not change', () => {
     let clock = start;
-    const heartbeat = new LoopHeartbeat({ now: () => clock });
+    const heartbeat = new LoopHeartbeat({ clock: { now: () => clock } });
     heartbeat.register('queue', 1_000);
     const report = heartbeat.report();
     clock = new Date(start.getTime() + 500);

@@ -1,5 +1,6 @@
 // The operations endpoint: Prometheus scrapes /metrics, the kubelet probes /healthz (liveness:
 // restart when a loop is stuck) and /readyz (readiness: caches synced and the queue reachable).
+import { type Clock, systemClock } from '../clock.js';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
@@ -34,8 +35,8 @@ export interface OpsServerOptions {
   /** Read on every probe; if it throws, the probe answers 503. */
   health: () => HealthReport;
   logger: OpsLogger;
-  /** Test seam: the clock /healthz compares tick times with. */
-  now?: () => Date;
+  /** The clock /healthz compares tick times with. */
+  clock?: Pick<Clock, 'now'>;
 }
 
 export interface OpsServer {
@@ -48,7 +49,7 @@ export interface OpsServer {
 /** Rejects if the port cannot be listened on. */
 export async function startOpsServer(options: OpsServerOptions): Promise<OpsServer> {
   const { port, host = '0.0.0.0', registry, health, logger } = options;
-  const now = options.now ?? (() => new Date());
+  const now = () => (options.clock ?? systemClock).now();
 
   const routes: Record<string, (res: ServerResponse) => Promise<void> | void> = {
     '/metrics': async (res) => {
@@ -167,8 +168,9 @@ export class LoopHeartbeat {
   readonly #loops = new Map<string, LoopHealth>();
   readonly #now: () => Date;
 
-  constructor(options: { now?: () => Date } = {}) {
-    this.#now = options.now ?? (() => new Date());
+  constructor(options: { clock?: Pick<Clock, 'now'> } = {}) {
+    const clock = options.clock ?? systemClock;
+    this.#now = () => clock.now();
   }
 
   /** Starts watching a loop; the silence allowance runs from now, so it has time for a first tick. */
