@@ -4,6 +4,7 @@
 // carry the resourceVersion they were computed from, so two candidates never both win.
 import type { CoordinationV1Api, V1Lease } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { type Clock, systemClock } from '../clock.js';
 import { isConflict, isNotFound, MERGE_PATCH, messageOf } from './api.js';
 
 export interface LeaderElectionOptions {
@@ -15,7 +16,8 @@ export interface LeaderElectionOptions {
   renewDeadlineMs: number;
   retryPeriodMs: number;
   log: Logger;
-  now?: () => Date;
+  /** Every time reading and every wait (default: the system clock). */
+  clock?: Clock;
 }
 
 /** The API server wants MicroTime with exactly six fractional digits; Date#toISOString gives three. */
@@ -26,26 +28,20 @@ export function microTime(d: Date): string {
 export class LeaderElector {
   private stopped = false;
   private leading = false;
-  private wake?: () => void;
+  /** Aborted by stop(), which wakes a sleeping loop. */
+  private readonly stopping = new AbortController();
+  private readonly clock: Clock;
 
-  constructor(private readonly o: LeaderElectionOptions) {}
+  constructor(private readonly o: LeaderElectionOptions) {
+    this.clock = o.clock ?? systemClock;
+  }
 
   get isLeader(): boolean {
     return this.leading;
   }
 
-  private now(): Date {
-    return this.o.now?.() ?? new Date();
-  }
-
   private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(resolve, ms);
-      this.wake = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-    });
+    return this.clock.sleep(ms, this.stopping.signal);
   }
 
   /**
@@ -58,12 +54,12 @@ export class LeaderElector {
     this.leading = true;
     this.o.log.info({ lease: `${this.o.namespace}/${this.o.name}`, identity: this.o.identity }, 'became the leader');
     lead();
-    let lastRenew = Date.now();
+    let lastRenew = this.clock.now().getTime();
     while (!this.stopped) {
       await this.sleep(this.o.retryPeriodMs);
       if (this.stopped) break;
-      if (await this.tryAcquireOrRenew()) lastRenew = Date.now();
-      else if (Date.now() - lastRenew > this.o.renewDeadlineMs) {
+      if (await this.tryAcquireOrRenew()) lastRenew = this.clock.now().getTime();
+      else if (this.clock.now().getTime() - lastRenew > this.o.renewDeadlineMs) {
         this.leading = false;
         this.o.log.error({ lease: this.o.name }, 'could not renew the lease in time; no longer the leader');
         return 'lost';
@@ -75,7 +71,7 @@ export class LeaderElector {
   /** Stops campaigning; a leader hands the Lease back so a standby takes over at once. */
   async stop(): Promise<void> {
     this.stopped = true;
-    this.wake?.();
+    this.stopping.abort();
     if (!this.leading) return;
     this.leading = false;
     try {
@@ -97,7 +93,7 @@ export class LeaderElector {
 
   private async tryAcquireOrRenew(): Promise<boolean> {
     const { api, name, namespace, identity } = this.o;
-    const now = this.now();
+    const now = this.clock.now();
     try {
       let lease: V1Lease;
       try {

@@ -3,6 +3,7 @@
 // the other writer's change is kept. Throttling and server errors are retried with backoff.
 import type { AppsV1Api, V1Deployment } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { type Clock, systemClock } from '../clock.js';
 import type { JsonPatchOp } from '../migration/json-patch.js';
 import { isConflict, isInvalid, isNotFound, JSON_PATCH, messageOf, statusOf, withRetry } from '../kube/api.js';
 
@@ -19,6 +20,8 @@ export interface PatcherOptions {
   dryRun: boolean;
   maxConflictRetries?: number;
   onApiError?: (verb: string, code: string) => void;
+  /** Waits out the backoff between retries (default: the system clock). */
+  clock?: Clock;
 }
 
 export class DeploymentPatcher {
@@ -82,6 +85,7 @@ export class DeploymentPatcher {
 
   private retryOptions(verb: string) {
     return {
+      sleep: (ms: number) => (this.options.clock ?? systemClock).sleep(ms),
       onRetry: (err: unknown, attempt: number, delayMs: number) => {
         this.options.onApiError?.(verb, String(statusOf(err) ?? 'network'));
         this.log.warn({ err: messageOf(err), attempt, delayMs, verb }, 'Kubernetes API call failed; retrying');
