@@ -83,6 +83,7 @@ export class Controller {
     });
     const patcher = new DeploymentPatcher(kc.makeApiClient(AppsV1Api), log, {
       dryRun: config.controller.dry_run,
+      clock,
       onApiError: (verb, code) => metrics.apiErrors.inc({ verb, code: code === 'network' ? 'network' : Number(code) }),
     });
     const recorder = new EventRecorder(core, log, 'default', config.controller.dry_run, undefined, clock);
