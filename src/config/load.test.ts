@@ -676,3 +676,16 @@ describe('readConfigFile', () => {
     });
   });
 });
+
+describe('leader election timings', () => {
+  it('refuse a lease that expires before a leader notices it cannot renew', () => {
+    const { problems } = resolveWithProvenance({ env: { ...MINIMAL_ENV, LEASE_DURATION: '12s', RENEW_DEADLINE: '10s', RETRY_PERIOD: '2s' } });
+    assert.equal(problems.length, 1);
+    assert.equal(problems[0]!.key, 'controller.lease_duration');
+    assert.match(
+      problems[0]!.message,
+      /longer than controller\.renew_deadline \(10s from env RENEW_DEADLINE\) plus controller\.retry_period \(2s from env RETRY_PERIOD\)/,
+    );
+    assert.deepEqual(resolveWithProvenance({ env: { ...MINIMAL_ENV, LEASE_DURATION: '13s', RENEW_DEADLINE: '10s', RETRY_PERIOD: '2s' } }).problems, []);
+  });
+});

@@ -227,6 +227,20 @@ function checkAcrossSettings(settings: ConfigProvenance): void {
     });
   }
 
+  // A leader notices it can no longer renew at most one retry period after the renew deadline; a
+  // standby takes the Lease at its expiry. Expiring first would let two replicas act at once.
+  const lease = settings['controller.lease_duration'];
+  const renew = settings['controller.renew_deadline'];
+  const retry = settings['controller.retry_period'];
+  if (typeof lease.value === 'number' && typeof renew.value === 'number' && typeof retry.value === 'number' && lease.value <= renew.value + retry.value) {
+    lease.problem = makeProblem({
+      key: lease.key,
+      source: lease.source,
+      value: lease.display,
+      expected: `a duration longer than controller.renew_deadline (${renew.display} from ${renew.source}) plus controller.retry_period (${retry.display} from ${retry.source}), or two replicas could act at once`,
+    });
+  }
+
   // The webhook only matters while alerts are on; checked here so a stale value cannot block a start with alerts off.
   const alertsEnabled = settings['alerts.enabled'];
   const webhook = settings['alerts.slack_webhook_url'];

@@ -49,6 +49,8 @@ class FakeLeases {
   readonly reads: string[] = [];
   /** Clients whose calls fail (an unreachable API server). */
   readonly cut = new Set<string>();
+  /** Clients whose calls never answer (a connection that hangs). */
+  readonly hung = new Set<string>();
 
   /**
    * A Lease someone else wrote (stamped with a resourceVersion). Times are MicroTime strings: client-node
@@ -67,6 +69,7 @@ class FakeLeases {
     const reachable = async () => {
       await Promise.resolve(); // answers arrive later, so candidates interleave
       if (this.cut.has(by)) throw Object.assign(new TypeError('fetch failed'), { cause: new Error('connect ETIMEDOUT') });
+      if (this.hung.has(by)) await new Promise<never>(() => {});
     };
     return {
       readNamespacedLease: async ({ name, namespace }: { name: string; namespace: string }) => {
@@ -429,5 +432,20 @@ describe('LeaderElector', () => {
     assert.equal(await a.done, 'stopped');
     assert.equal(fake.spec.holderIdentity, 'a');
     assert.ok(lines.some((l) => l.msg === 'could not release the lease; a standby takes over when it expires'));
+  });
+
+  it('a renewal that hangs does not keep a leader past the renew deadline (no two leaders)', async () => {
+    const clock = new ManualClock();
+    const fake = new FakeLeases();
+    const a = candidate(fake, clock, 'a');
+    await clock.advance(0);
+    const b = candidate(fake, clock, 'b');
+    fake.hung.add('a');
+    await clock.advance(12_000);
+    assert.equal(a.result, 'lost', 'given up at the first look past the deadline, though the call never answered');
+    assert.equal(a.elector.isLeader, false);
+    await clock.advance(4_000);
+    assert.equal(b.elector.isLeader, true, 'the standby takes over once the Lease expires');
+    await b.elector.stop();
   });
 });

@@ -58,7 +58,12 @@ export class LeaderElector {
     while (!this.stopped) {
       await this.sleep(this.o.retryPeriodMs);
       if (this.stopped) break;
-      if (await this.tryAcquireOrRenew()) lastRenew = this.clock.now().getTime();
+      // A renewal that hangs must not keep this replica leading: a standby takes the Lease once it
+      // expires. The attempt gets until the deadline plus one retry period, the latest a failure is
+      // noticed anyway, which config loading keeps short of the lease duration.
+      const left = Math.max(0, lastRenew + this.o.renewDeadlineMs - this.clock.now().getTime());
+      const renewed = await this.renewWithin(left + this.o.retryPeriodMs);
+      if (renewed) lastRenew = this.clock.now().getTime();
       else if (this.clock.now().getTime() - lastRenew > this.o.renewDeadlineMs) {
         this.leading = false;
         this.o.log.error({ lease: this.o.name }, 'could not renew the lease in time; no longer the leader');
@@ -66,6 +71,17 @@ export class LeaderElector {
       }
     }
     return 'stopped';
+  }
+
+  /** One renewal attempt, given up (false) once `ms` have passed without an answer. */
+  private async renewWithin(ms: number): Promise<boolean> {
+    const timeUp = new AbortController();
+    const deadline = this.clock.sleep(ms, timeUp.signal).then(() => false);
+    try {
+      return await Promise.race([this.tryAcquireOrRenew(), deadline]);
+    } finally {
+      timeUp.abort();
+    }
   }
 
   /** Stops campaigning; a leader hands the Lease back so a standby takes over at once. */
