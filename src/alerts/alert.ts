@@ -21,7 +21,15 @@ export type Alert =
   | { kind: 'interruption_detected'; eventId: string; instances: InterruptionInstance[]; deadline: Date; deployments: number }
   | { kind: 'migration_started'; eventId: string; deployments: DeploymentRef[] }
   /** One per interruption once phase 2 settles: every Deployment with its outcome (long tail folded). */
-  | { kind: 'migration_summary'; eventId: string; instances: InterruptionInstance[]; outcomes: (DeploymentRef & DeploymentOutcome)[]; durationMs: number }
+  | {
+      kind: 'migration_summary';
+      eventId: string;
+      instances: InterruptionInstance[];
+      outcomes: (DeploymentRef & DeploymentOutcome)[];
+      durationMs: number;
+      /** Deployments that AWS's Fargate launch throttle was expected to make late, and why (moved all the same, last). */
+      expectedLate?: (DeploymentRef & { why: string })[];
+    }
   | { kind: 'migration_failed'; eventId: string; deployment: DeploymentRef; reason: string }
   | { kind: 'rollback'; deployment: DeploymentRef; reason: string; to: 'spot' | 'fargate' | 'none' }
   | { kind: 'health_check_failed'; deployment: DeploymentRef; attempt: number; of: number; detail: string }

@@ -240,3 +240,23 @@ describe('foldedList', () => {
     assert.equal(truncate('abc', 3), 'abc');
   });
 });
+
+describe('migration summary: Deployments expected late', () => {
+  it('names each with why, folding a long list within Slack limits', () => {
+    const late = Array.from({ length: 300 }, (_, i) => ({ ...ref(i), why: `its 3 Fargate launch(es) come after ${1200 + i * 3} others` }));
+    const message = formatSlackMessage({ ...summary(manyOutcomes(300)), expectedLate: late }, ctx);
+    assertWithinSlackLimits(message);
+    const section = sectionTexts(message).find((t) => t.startsWith('*Expected late (Fargate launch throttle)*'));
+    assert.ok(section, 'a section for the late ones');
+    assert.match(section, /`team-0\/service-0000`: its 3 Fargate launch\(es\) come after 1200 others/);
+    assert.match(section, /more expected late\)$/);
+  });
+
+  it('has no such section when the forecast expects every Deployment in time', () => {
+    const message = formatSlackMessage(summary(manyOutcomes(3)), ctx);
+    assert.equal(
+      sectionTexts(message).some((t) => t.includes('Expected late')),
+      false,
+    );
+  });
+});

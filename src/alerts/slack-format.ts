@@ -221,9 +221,20 @@ function summaryMessage(alert: Extract<Alert, { kind: 'migration_summary' }>, ct
       `in ${humanDuration(alert.durationMs)}` +
       (failedNames.length > 0 ? `. Failed: ${namesForText(failedNames)}` : ''),
     fields: fieldPairs,
-    sections: total > 0 ? [`*Deployments*\n${list}`] : [],
+    sections: [
+      ...(total > 0 ? [`*Deployments*\n${list}`] : []),
+      ...(alert.expectedLate && alert.expectedLate.length > 0 ? [`*Expected late (Fargate launch throttle)*\n${lateList(alert.expectedLate)}`] : []),
+    ],
     eventId: alert.eventId,
   });
+}
+
+function lateList(late: readonly (DeploymentRef & { why: string })[]): string {
+  return foldedList(
+    late.map((l) => `:hourglass: ${refCode(l)}: ${escapeMrkdwn(l.why)}`),
+    MAX_LISTED_DEPLOYMENTS,
+    (shown) => `(${late.length - shown} more expected late)`,
+  );
 }
 
 function compareOutcomes(a: Outcome, b: Outcome): number {

@@ -16,12 +16,16 @@
 // | controller.lease_duration            | 15s     | LEASE_DURATION                               | a standby takes over this long after renewals stop   |
 // | controller.renew_deadline            | 10s     | RENEW_DEADLINE                               | the leader gives up if it cannot renew for this long |
 // | controller.retry_period              | 2s      | RETRY_PERIOD                                 | how often standbys try and the leader renews         |
+// | migration.triage                     | true    | MIGRATION_TRIAGE                             | phase 1 in order of what is at stake, not arrival   |
+// | migration.fargate_launch_burst       | 20      | FARGATE_LAUNCH_BURST                         | AWS's Fargate launch throttle: bucket size           |
+// | migration.fargate_launch_rate        | 20/s    | FARGATE_LAUNCH_RATE                          | ... and its refill rate                              |
+// | migration.fargate_start_estimate     | 60s     | FARGATE_START_ESTIMATE                       | from a Fargate launch to the pod Ready               |
 // | aws.endpoint_url                     | (unset) | AWS_ENDPOINT_URL_SQS, else AWS_ENDPOINT_URL  | SQS endpoint override (the AWS SDK's own variables,  |
 // |                                      |         |                                              | so a local SQS server needs no special wiring)       |
 // | aws.visibility_timeout               | 30s     | SQS_VISIBILITY_TIMEOUT                       | a received message stays hidden this long, renewed   |
 // |                                      |         |                                              | while it is handled (whole seconds, at most 12h)     |
 
-import { booleanType, durationType, enumType, httpUrlType, integerType, textType, type ValueType } from './value-types.js';
+import { booleanType, durationType, enumType, httpUrlType, integerType, ratePerSecondType, textType, type ValueType } from './value-types.js';
 
 export const MODES = ['single', 'namespace'] as const;
 export type Mode = (typeof MODES)[number];
@@ -53,6 +57,14 @@ export interface Config {
   migration: {
     rollout_timeout: number;
     verification_delay: number;
+    /** Phase 1 patches in order of what is at stake (controller/triage.ts); false: in arrival order. */
+    triage: boolean;
+    /** AWS's Fargate launch throttle for the account (token bucket), for the per-interruption forecast. */
+    fargate_launch_burst: number;
+    /** Launches per second. */
+    fargate_launch_rate: number;
+    /** From a Fargate launch to the pod Ready. */
+    fargate_start_estimate: number;
   };
   recovery: {
     enabled: boolean;
@@ -155,6 +167,11 @@ export const SCHEMA: Schema = {
   migration: {
     rollout_timeout: setting(positiveDuration, 'ROLLOUT_TIMEOUT', { default: '120s' }),
     verification_delay: setting(nonNegativeDuration, 'VERIFICATION_DELAY', { default: '5s' }),
+    triage: setting(booleanType, 'MIGRATION_TRIAGE', { default: true }),
+    // AWS's documented throttle for accounts that launch only EKS pods (other accounts get a burst of 100).
+    fargate_launch_burst: setting(integerType(1), 'FARGATE_LAUNCH_BURST', { default: 20 }),
+    fargate_launch_rate: setting(ratePerSecondType, 'FARGATE_LAUNCH_RATE', { default: '20/s' }),
+    fargate_start_estimate: setting(positiveDuration, 'FARGATE_START_ESTIMATE', { default: '60s' }),
   },
   recovery: {
     enabled: setting(booleanType, 'RECOVERY_ENABLED', { default: true }),

@@ -38,7 +38,14 @@ describe('loadConfig defaults', () => {
         service_label_selector: 'app',
       },
       monitoring: { check_interval: 5_000, health_check_retries: 3, health_check_interval: 2_000 },
-      migration: { rollout_timeout: 120_000, verification_delay: 5_000 },
+      migration: {
+        rollout_timeout: 120_000,
+        verification_delay: 5_000,
+        triage: true,
+        fargate_launch_burst: 20,
+        fargate_launch_rate: 20,
+        fargate_start_estimate: 60_000,
+      },
       recovery: {
         enabled: true,
         interval: 300_000,
@@ -90,6 +97,10 @@ const ENV_NAMES: Array<[env: string, key: ConfigKey, raw: string, value: unknown
   ['HEALTH_CHECK_INTERVAL', 'monitoring.health_check_interval', '500ms', 500],
   ['ROLLOUT_TIMEOUT', 'migration.rollout_timeout', '10m', 600_000],
   ['VERIFICATION_DELAY', 'migration.verification_delay', '0s', 0],
+  ['MIGRATION_TRIAGE', 'migration.triage', 'false', false],
+  ['FARGATE_LAUNCH_BURST', 'migration.fargate_launch_burst', '100', 100],
+  ['FARGATE_LAUNCH_RATE', 'migration.fargate_launch_rate', '2.5/s', 2.5],
+  ['FARGATE_START_ESTIMATE', 'migration.fargate_start_estimate', '75s', 75_000],
   ['LOG_LEVEL', 'logging.level', 'DEBUG', 'debug'],
   ['LOG_FORMAT', 'logging.format', 'json', 'json'],
   ['SLACK_WEBHOOK_URL', 'alerts.slack_webhook_url', WEBHOOK, WEBHOOK],
@@ -462,7 +473,7 @@ describe('validation', () => {
         [
           'migration.rollout_timout',
           '/etc/sfo/config.toml',
-          '/etc/sfo/config.toml: unknown key migration.rollout_timout, ignored; expected one of the keys of [migration]: rollout_timeout, verification_delay',
+          '/etc/sfo/config.toml: unknown key migration.rollout_timout, ignored; expected one of the keys of [migration]: rollout_timeout, verification_delay, triage, fargate_launch_burst, fargate_launch_rate, fargate_start_estimate',
         ],
         [
           'monitor',

@@ -13,6 +13,7 @@ const GLOBAL_SETTINGS: DeploymentSettings = {
   recoveryCooldown: 2_700_000,
   rolloutTimeout: 120_000,
   verificationDelay: 5_000,
+  priority: undefined,
 };
 
 describe('resolveDeploymentSettings', () => {
@@ -33,9 +34,10 @@ describe('resolveDeploymentSettings', () => {
       [USER_ANNOTATIONS.recoveryCooldown]: '0s', // zero cooldown: recover at once
       [USER_ANNOTATIONS.rolloutTimeout]: '5m',
       [USER_ANNOTATIONS.verificationDelay]: '1.5s',
+      [USER_ANNOTATIONS.priority]: '-3',
     };
     assert.deepEqual(resolveDeploymentSettings(config, annotations), {
-      settings: { allowFargate: false, recoveryEnabled: false, recoveryCooldown: 0, rolloutTimeout: 300_000, verificationDelay: 1_500 },
+      settings: { allowFargate: false, recoveryEnabled: false, recoveryCooldown: 0, rolloutTimeout: 300_000, verificationDelay: 1_500, priority: -3 },
       invalid: [],
     });
   });
@@ -179,8 +181,23 @@ describe('resolveDeploymentSettingsWithProvenance', () => {
       recoveryCooldown: ['toml', 'config.toml', '1h0m0s'],
       rolloutTimeout: ['env', 'env ROLLOUT_TIMEOUT', '3m0s'],
       verificationDelay: ['annotation', `annotation ${USER_ANNOTATIONS.verificationDelay}`, '20s'],
+      priority: ['default', 'default', "the pods' priority"],
     });
     assert.equal(explained.recoveryEnabled.invalid?.value, 'perhaps');
     assert.equal(explained.verificationDelay.value, 20_000);
+  });
+});
+
+describe('the priority annotation', () => {
+  it('takes a 32-bit integer, negative allowed; anything else is reported and the pods decide', () => {
+    assert.equal(resolveDeploymentSettings(config, { 'spot-orchestrator/priority': '1000' }).settings.priority, 1000);
+    assert.equal(resolveDeploymentSettings(config, { 'spot-orchestrator/priority': '-5' }).settings.priority, -5);
+    const bad = resolveDeploymentSettings(config, { 'spot-orchestrator/priority': 'high' });
+    assert.equal(bad.settings.priority, undefined);
+    assert.match(
+      bad.invalid[0]!.message,
+      /^ignoring annotation spot-orchestrator\/priority="high": expected a whole number .*; using the default the pods' priority$/,
+    );
+    assert.equal(resolveDeploymentSettings(config, { 'spot-orchestrator/priority': '99999999999' }).settings.priority, undefined);
   });
 });

@@ -5,7 +5,7 @@
 import { USER_ANNOTATIONS } from '../state/annotations.js';
 import { SCHEMA, type Config, type ConfigKey } from './config.js';
 import type { ConfigLayer, ConfigProvenance } from './load.js';
-import { booleanType, type ValueType } from './value-types.js';
+import { booleanType, priorityType, type ValueType } from './value-types.js';
 
 export interface DeploymentSettings {
   /** false: never move this Deployment to Fargate (annotation allow-fargate; default true). */
@@ -18,6 +18,8 @@ export interface DeploymentSettings {
   rolloutTimeout: number;
   /** Milliseconds to wait after a rollout before checking health (default migration.verification_delay). */
   verificationDelay: number;
+  /** Its rank in phase 1 when Fargate launches are scarce; undefined: its pods' priority (annotation only). */
+  priority: number | undefined;
 }
 
 /** An annotation whose value was ignored. `message` is ready for a log line and a Kubernetes Event. */
@@ -83,6 +85,11 @@ const OVERRIDES: { [K in keyof DeploymentSettings]: Override<DeploymentSettings[
     globalKey: 'migration.verification_delay',
     globalValue: (config) => config.migration.verification_delay,
   },
+  priority: {
+    annotation: USER_ANNOTATIONS.priority,
+    type: priorityType,
+    globalValue: () => undefined,
+  },
 };
 
 type Annotations = Readonly<Record<string, string>> | undefined;
@@ -100,6 +107,7 @@ export function resolveDeploymentSettings(config: OverriddenConfig, annotations:
     recoveryCooldown: pick(OVERRIDES.recoveryCooldown),
     rolloutTimeout: pick(OVERRIDES.rolloutTimeout),
     verificationDelay: pick(OVERRIDES.verificationDelay),
+    priority: pick(OVERRIDES.priority),
   };
   return { settings, invalid };
 }
@@ -123,6 +131,7 @@ export function resolveDeploymentSettingsWithProvenance(
     recoveryCooldown: explain(OVERRIDES.recoveryCooldown),
     rolloutTimeout: explain(OVERRIDES.rolloutTimeout),
     verificationDelay: explain(OVERRIDES.verificationDelay),
+    priority: explain(OVERRIDES.priority),
   };
 }
 

@@ -50,6 +50,30 @@ export function integerType(min: number, max = Number.MAX_SAFE_INTEGER): ValueTy
   };
 }
 
+/** A rate per second greater than zero, written "20" or "20/s" (fractions allowed: "0.5/s"). */
+export const ratePerSecondType: ValueType<number> = {
+  expected: 'a rate per second greater than zero, such as "20/s" or "20"',
+  parse(raw) {
+    const text = typeof raw === 'number' ? String(raw) : typeof raw === 'string' ? raw.trim().replace(/\s*\/\s*s$/, '') : '';
+    const value = /^\d+(\.\d+)?$/.test(text) ? Number(text) : Number.NaN;
+    return Number.isFinite(value) && value > 0 ? { ok: true, value } : { ok: false, expected: ratePerSecondType.expected };
+  },
+  format: (value) => `${value}/s`,
+};
+
+/** A Kubernetes priority value (a 32-bit integer, negative allowed); unset means "from the pods". */
+export const priorityType: ValueType<number | undefined> = {
+  expected: 'a whole number from -2147483648 to 2147483647, as a PriorityClass value',
+  parse(raw) {
+    const value = typeof raw === 'string' && /^\s*-?\d+\s*$/.test(raw) ? Number(raw) : raw;
+    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < -2147483648 || value > 2147483647) {
+      return { ok: false, expected: priorityType.expected };
+    }
+    return { ok: true, value };
+  },
+  format: (value) => (value === undefined ? "the pods' priority" : String(value)),
+};
+
 /** Go-style duration in milliseconds; zero only where "no wait" means something. */
 export function durationType(options: { allowZero: boolean }): ValueType<number> {
   const expected = options.allowZero ? 'a duration of zero or more, such as "0s", "5s" or "1h30m"' : 'a duration greater than zero, such as "5s" or "1h30m"';

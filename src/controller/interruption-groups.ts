@@ -14,6 +14,8 @@ export interface GroupMember {
   instances: InterruptionInstance[];
   deadline: Date;
   deployments: DeploymentRef[];
+  /** Deployments the Fargate launch forecast expects late, and why. */
+  expectedLate?: (DeploymentRef & { why: string })[];
 }
 
 /**
@@ -27,6 +29,7 @@ class Group {
   readonly eventIds: string[] = [];
   readonly instances = new Map<string, InterruptionInstance>();
   readonly deployments = new Map<string, DeploymentRef>();
+  readonly expectedLate = new Map<string, DeploymentRef & { why: string }>();
   readonly outcomes = new Map<string, MemberOutcomes[number]>();
   deadline?: Date;
   open = true;
@@ -62,6 +65,7 @@ export class InterruptionGroups {
     group.eventIds.push(member.eventId);
     for (const i of member.instances) group.instances.set(i.instanceId, i);
     for (const d of member.deployments) group.deployments.set(keyOf(d), d);
+    for (const l of member.expectedLate ?? []) group.expectedLate.set(keyOf(l), l);
     if (!group.deadline || member.deadline < group.deadline) group.deadline = member.deadline;
     group.waiting++;
     let reported = false;
@@ -108,6 +112,7 @@ export class InterruptionGroups {
           instances: [...group.instances.values()],
           durationMs: this.clock.now().getTime() - group.startedAt.getTime(),
           outcomes: members.map((m, i) => ({ ...m.ref, ...outcomes[i]! })),
+          ...(group.expectedLate.size > 0 ? { expectedLate: [...group.expectedLate.values()] } : {}),
         });
       },
     );

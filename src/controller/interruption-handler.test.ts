@@ -43,6 +43,25 @@ class FakeCluster {
   readonly podsByNode = new Map<string, { pod: V1Pod; owner: V1Deployment }[]>();
   readonly nodePatches: { name: string; body: unknown }[] = [];
   readonly events: string[] = [];
+  readonly served = new Set<string>();
+
+  readonly metrics = createMetrics();
+
+  /** Pods with their readiness and admitted priority, in the order given. */
+  placePods(nodeName: string, instanceId: string, pods: { owner: V1Deployment; ready: boolean; priority?: number }[]): void {
+    this.nodes.set(instanceId, node(nodeName, instanceId));
+    this.podsByNode.set(
+      nodeName,
+      pods.map((p, i) => ({
+        pod: {
+          metadata: { name: `${p.owner.metadata!.name}-${nodeName}-${i}`, namespace: 'prod' },
+          spec: { containers: [], priority: p.priority },
+          status: { conditions: [{ type: 'Ready', status: p.ready ? 'True' : 'False' }] },
+        },
+        owner: p.owner,
+      })),
+    );
+  }
 
   place(nodeName: string, instanceId: string, ...owners: V1Deployment[]): void {
     this.nodes.set(instanceId, node(nodeName, instanceId));
@@ -60,6 +79,7 @@ class FakeCluster {
       nodeForInstance: (id: string) => this.nodes.get(id),
       podsOnNode: (name: string) => (this.podsByNode.get(name) ?? []).map((p) => p.pod),
       deploymentOfPod: (pod: V1Pod) => owners.get(pod),
+      servicesFor: (d: V1Deployment) => (this.served.has(d.metadata!.name!) ? [{ metadata: { name: d.metadata!.name } }] : []),
     };
     const core = {
       patchNode: async (req: { name: string; body: unknown }) => {
@@ -75,7 +95,7 @@ class FakeCluster {
       core: core as unknown as CoreV1Api,
       recorder: { record: (target: { name: string }, _type: string, reason: string) => void this.events.push(`${reason} ${target.name}`) },
       alerter: { notify() {}, flush: async () => {} },
-      metrics: createMetrics(),
+      metrics: this.metrics,
     } as unknown as ControllerContext;
   }
 }
@@ -170,7 +190,10 @@ describe('InterruptionHandler', () => {
     flow.hold = true;
     const handling = handlerFor(cluster, flow, { MAX_CONCURRENT_PATCHES: '2' }).handle(spotWarning('i-0a1b2c3d4e5f60718'));
     for (let released = 0; released < 5; released++) {
-      while (flow.releases.length === 0) await new Promise((r) => setImmediate(r));
+      for (let spins = 0; flow.releases.length === 0; spins++) {
+        assert.ok(spins < 1000, 'phase 1 never started');
+        await new Promise((r) => setImmediate(r));
+      }
       flow.releases.shift()!();
     }
     const result = await handling;
@@ -216,5 +239,59 @@ describe('InterruptionHandler', () => {
     await handlerFor(cluster, flow, { DRY_RUN: 'true' }).handle(spotWarning('i-0a1b2c3d4e5f60718'));
     assert.equal(cluster.nodePatches.length, 0);
     assert.equal(flow.started.length, 1, 'phase 1 runs; the patcher is what stays dry');
+  });
+});
+
+describe('phase 1 triage under the Fargate launch throttle', () => {
+  const sized = (name: string, replicas: number, annotations: Record<string, string> = {}): V1Deployment => ({
+    metadata: { namespace: 'prod', name, annotations: { 'spot-orchestrator/enabled': 'true', ...annotations } },
+    spec: { replicas, selector: {}, template: {} },
+    status: { readyReplicas: replicas },
+  });
+  const many = sized('many', 4);
+  const pair = sized('pair', 2);
+  const served = sized('served', 3);
+  const important = sized('important', 3);
+  const single = sized('single', 1, { 'spot-orchestrator/priority': '5' });
+  function cluster(): FakeCluster {
+    const c = new FakeCluster();
+    c.served.add('served');
+    c.placePods('spot-a', 'i-0a1b2c3d4e5f60718', [
+      { owner: many, ready: true },
+      { owner: pair, ready: true },
+      { owner: served, ready: true },
+      { owner: important, ready: true, priority: 1000 },
+      { owner: pair, ready: true },
+      { owner: single, ready: true },
+    ]);
+    return c;
+  }
+
+  it('patches what would hit zero first, then what is behind a Service, then by priority, then fewer replicas first', async () => {
+    const flow = new FakeFlow();
+    await handlerFor(cluster(), flow, { MAX_CONCURRENT_PATCHES: '1' }).handle(spotWarning('i-0a1b2c3d4e5f60718'));
+    assert.deepEqual(
+      flow.started.map((s) => s.name),
+      ['single', 'pair', 'served', 'important', 'many'],
+    );
+  });
+
+  it('with triage off, patches in the order the Deployments were found', async () => {
+    const flow = new FakeFlow();
+    await handlerFor(cluster(), flow, { MAX_CONCURRENT_PATCHES: '1', MIGRATION_TRIAGE: 'false' }).handle(spotWarning('i-0a1b2c3d4e5f60718'));
+    assert.deepEqual(
+      flow.started.map((s) => s.name),
+      ['many', 'pair', 'served', 'important', 'single'],
+    );
+  });
+
+  it('forecasts which Deployments the launch throttle makes late, and exports it', async () => {
+    const c = cluster();
+    // Launch order single(1) pair(2) served(3) important(3) many(4): tokens at 0, 1, 4, 7 and 11 s
+    // for each one's last pod; Ready 115 s later; the instance dies at 120 s.
+    const env = { FARGATE_LAUNCH_BURST: '2', FARGATE_LAUNCH_RATE: '1/s', FARGATE_START_ESTIMATE: '115s' };
+    await handlerFor(c, new FakeFlow(), env).handle(spotWarning('i-0a1b2c3d4e5f60718'));
+    const values = Object.fromEntries((await c.metrics.fargateForecast.get()).values.map((v) => [v.labels.what, v.value]));
+    assert.deepEqual(values, { launches_needed: 13, launches_in_time: 7, deployments_whole: 3, deployments_late: 2 });
   });
 });

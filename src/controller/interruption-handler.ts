@@ -5,16 +5,20 @@
 // The caller deletes the message only when this reports it safe to.
 import type { V1Deployment, V1Node } from '@kubernetes/client-node';
 import pLimit from 'p-limit';
+import type { Logger } from 'pino';
 import type { DeploymentOutcome, DeploymentRef, InterruptionInstance } from '../alerts/alert.js';
 import type { ParsedEvent } from '../events/parse.js';
 import type { RebalanceRecommendationEvent } from '../events/kinds/rebalance-recommendation.js';
 import type { SpotInterruptedEvent } from '../events/kinds/spot-interruption.js';
 import type { StateChangeEvent } from '../events/kinds/state-change.js';
 import { MERGE_PATCH, messageOf, withRetry } from '../kube/api.js';
-import { keyOf } from '../kube/cluster-view.js';
+import { forecastLaunches } from '../capacity/fargate-budget.js';
+import { resolveDeploymentSettings } from '../config/overrides.js';
+import { isPodReady, keyOf } from '../kube/cluster-view.js';
 import { NODE_ANNOTATIONS } from '../state/annotations.js';
 import type { ControllerContext } from '../moves/context.js';
 import { InterruptionGroups } from './interruption-groups.js';
+import { type Stakes, stakeReason, triageOrder } from './triage.js';
 import type { MigrationFlow, PhaseOneResult } from './migration-flow.js';
 import { isManaged } from '../config/scope.js';
 
@@ -115,33 +119,32 @@ export class InterruptionHandler {
     }
     const nodes = found.map((f) => f.node);
     const instances: InterruptionInstance[] = found.map((f) => ({ instanceId: f.instanceId, node: f.node.metadata!.name! }));
-    const marking = this.markNodes(
-      nodes,
-      { [NODE_ANNOTATIONS.interruptedAt]: event.time.toISOString(), [NODE_ANNOTATIONS.terminationDeadline]: event.deadline.toISOString() },
-      true,
-    );
+    // Cordoning and marking the nodes come behind the patches: the patches are what the deadline is for.
+    const markNodes = () =>
+      this.markNodes(
+        nodes,
+        { [NODE_ANNOTATIONS.interruptedAt]: event.time.toISOString(), [NODE_ANNOTATIONS.terminationDeadline]: event.deadline.toISOString() },
+        true,
+      );
 
-    const deployments = new Map<string, V1Deployment>();
-    for (const node of nodes) {
-      for (const pod of this.ctx.view.podsOnNode(node.metadata!.name!)) {
-        const d = this.ctx.view.deploymentOfPod(pod);
-        if (d && isManaged(this.ctx.config, d)) deployments.set(keyOf(d), d);
-      }
-    }
-    log.info({ instances, deployments: deployments.size, deadline: event.deadline.toISOString() }, 'spot interruption warning');
-    const refs = [...deployments.values()].map((d) => ({ namespace: d.metadata!.namespace!, name: d.metadata!.name! }));
-    const reportToGroup = this.groups.join({ eventId: event.id, instances, deadline: event.deadline, deployments: refs });
+    const affected = this.atStake(nodes);
+    const order = this.ctx.config.migration.triage ? triageOrder(affected) : affected;
+    const deployments = order.map((s) => s.deployment);
+    const forecast = this.forecast(order, event.deadline, log);
+    log.info({ instances, deployments: deployments.length, deadline: event.deadline.toISOString() }, 'spot interruption warning');
+    const refs = deployments.map((d) => ({ namespace: d.metadata!.namespace!, name: d.metadata!.name! }));
+    const reportToGroup = this.groups.join({ eventId: event.id, instances, deadline: event.deadline, deployments: refs, expectedLate: forecast.late });
     for (const node of nodes) {
       this.ctx.recorder.record(
         { kind: 'Node', name: node.metadata!.name!, uid: node.metadata?.uid },
         'Warning',
         'SpotInterruption',
-        `spot interruption warning (event ${event.id}); instance terminates at ${event.deadline.toISOString()}; cordoned, ${deployments.size} managed Deployment(s) moving to Fargate`,
+        `spot interruption warning (event ${event.id}); instance terminates at ${event.deadline.toISOString()}; cordoned, ${deployments.length} managed Deployment(s) moving to Fargate`,
       );
     }
-    if (deployments.size === 0) {
+    if (deployments.length === 0) {
       reportToGroup([]);
-      await marking;
+      await markNodes();
       this.ctx.metrics.interruptionsHandled.inc({ outcome: 'nothing_to_do' });
       return { ack: true, outcome: 'nothing_to_do', settled: DONE };
     }
@@ -149,7 +152,8 @@ export class InterruptionHandler {
     const request = { eventId: event.id, instanceIds: event.instanceIds, reason: 'spot-interruption' as const, deadline: event.deadline };
     let results: PhaseOneResult[] = [];
     try {
-      results = await Promise.all([...deployments.values()].map((d) => this.limit(() => this.flow.migrate(d, request))));
+      // p-limit starts queued work in the order it was queued: the triage order is the patch order.
+      results = await Promise.all(deployments.map((d) => this.limit(() => this.flow.migrate(d, request))));
     } finally {
       reportToGroup(
         results.map((r) => ({
@@ -159,8 +163,8 @@ export class InterruptionHandler {
         })),
       );
     }
-    await marking;
     const phase1Done = this.ctx.clock.now();
+    await markNodes();
     const phase1Seconds = (phase1Done.getTime() - started.getTime()) / 1000;
     this.ctx.metrics.phase1Seconds.observe(phase1Seconds);
     const retry = results.some((r) => r.retry);
@@ -170,6 +174,85 @@ export class InterruptionHandler {
     const outcome = retry ? 'partial' : 'migrated';
     this.ctx.metrics.interruptionsHandled.inc({ outcome });
     return { ack: !retry, outcome, settled };
+  }
+
+  /** The managed Deployments with pods on the doomed nodes, with what each has at stake there. */
+  private atStake(nodes: V1Node[]): (Stakes & { deployment: V1Deployment })[] {
+    const { config, view } = this.ctx;
+    const serviceName = config.kubernetes.mode === 'single' ? config.kubernetes.service_name : undefined;
+    const found = new Map<string, { deployment: V1Deployment; readyOnDoomed: number; podPriority?: number }>();
+    for (const node of nodes) {
+      for (const pod of view.podsOnNode(node.metadata!.name!)) {
+        const deployment = view.deploymentOfPod(pod);
+        if (!deployment || !isManaged(config, deployment)) continue;
+        const key = keyOf(deployment);
+        const entry = found.get(key) ?? { deployment, readyOnDoomed: 0 };
+        found.set(key, entry);
+        if (isPodReady(pod)) entry.readyOnDoomed++;
+        // The value of its PriorityClass, which admission wrote on each pod.
+        const podPriority = pod.spec?.priority;
+        if (podPriority !== undefined) entry.podPriority = Math.max(entry.podPriority ?? podPriority, podPriority);
+      }
+    }
+    return [...found].map(([key, { deployment: d, readyOnDoomed, podPriority }]) => ({
+      key,
+      deployment: d,
+      replicas: d.spec?.replicas ?? 1,
+      ready: d.status?.readyReplicas ?? 0,
+      readyOnDoomed,
+      behindService: view.servicesFor(d, serviceName).length > 0,
+      // A bad annotation is reported by the migration flow's settings; here it only falls back.
+      priority: resolveDeploymentSettings(config, d.metadata?.annotations).settings.priority ?? podPriority ?? 0,
+    }));
+  }
+
+  /**
+   * What AWS's Fargate launch throttle lets through before the deadline, in this order: logged,
+   * exported, and the late ones named (with why) in the interruption's summary.
+   */
+  private forecast(order: readonly Stakes[], deadline: Date, log: Logger): { late: (DeploymentRef & { why: string })[] } {
+    const { migration } = this.ctx.config;
+    const budget = { burst: migration.fargate_launch_burst, ratePerSecond: migration.fargate_launch_rate, startEstimateMs: migration.fargate_start_estimate };
+    const windowMs = deadline.getTime() - this.ctx.clock.now().getTime();
+    const f = forecastLaunches(
+      order.map((s) => ({ key: s.key, launches: s.replicas })),
+      budget,
+      windowMs,
+    );
+    const m = this.ctx.metrics.fargateForecast;
+    m.set({ what: 'launches_needed' }, f.launchesNeeded);
+    m.set({ what: 'launches_in_time' }, f.launchesInTime);
+    m.set({ what: 'deployments_whole' }, f.expectedWhole);
+    m.set({ what: 'deployments_late' }, f.expectedLate);
+    const stakes = new Map(order.map((s) => [s.key, s]));
+    let before = 0;
+    const late: (DeploymentRef & { why: string })[] = [];
+    for (const d of f.deployments) {
+      if (!d.whole) {
+        const s = stakes.get(d.key)!;
+        late.push({
+          ...refOf(d.key),
+          why:
+            `its ${d.launches} Fargate launch(es) come after ${before} others (${stakeReason(s)}, priority ${s.priority}): ` +
+            `Ready about ${Math.round(d.readyAfterMs / 1000)} s after the warning, the instance dies at ${Math.round(windowMs / 1000)} s ` +
+            `(AWS launches ${budget.burst} at once, then ${budget.ratePerSecond}/s)`,
+        });
+      }
+      before += d.launches;
+    }
+    const level = f.expectedLate > 0 ? 'warn' : 'info';
+    log[level](
+      {
+        launchesNeeded: f.launchesNeeded,
+        launchesInTime: f.launchesInTime,
+        expectedWhole: f.expectedWhole,
+        expectedLate: f.expectedLate,
+        triage: migration.triage,
+        late: late.slice(0, 20).map((l) => `${l.namespace}/${l.name}`),
+      },
+      'Fargate launch forecast',
+    );
+    return { late };
   }
 
   /** Waits for this message's phase 2 (the group's summary is sent by InterruptionGroups). */

@@ -81,6 +81,8 @@ export interface Metrics {
   readonly phase1Seconds: Histogram;
   /** Phase 1 end -> last rollout settled. */
   readonly phase2Seconds: Histogram;
+  /** The last interruption's Fargate launch forecast (controller/triage.ts, capacity/fargate-budget.ts). */
+  readonly fargateForecast: Gauge<'what'>;
 
   readonly recoveries: CounterOf<{ outcome: RecoveryOutcome }>;
   readonly recoverySeconds: Histogram;
@@ -193,6 +195,13 @@ export function createMetrics(registry: Registry = new Registry(), options: Metr
     registers,
   });
 
+  const fargateForecast = new Gauge({
+    name: `${PREFIX}interruption_fargate_forecast`,
+    help: "The last interruption's forecast under AWS's Fargate launch throttle: launches_needed, launches_in_time (Ready before the deadline), deployments_whole and deployments_late.",
+    labelNames: ['what'],
+    registers,
+  });
+
   const recoveries = new Counter({
     name: `${PREFIX}recovery_outcomes_total`,
     help: 'Returns from Fargate to spot, by outcome (ineligible: not attempted).',
@@ -283,6 +292,7 @@ export function createMetrics(registry: Registry = new Registry(), options: Metr
     rollbacks,
     phase1Seconds,
     phase2Seconds,
+    fargateForecast,
     recoveries,
     recoverySeconds,
     deploymentsByState,

@@ -9,6 +9,8 @@ export const USER_ANNOTATIONS = {
   recoveryEnabled: 'spot-orchestrator/recovery-enabled',
   rolloutTimeout: 'spot-orchestrator/rollout-timeout',
   verificationDelay: 'spot-orchestrator/verification-delay',
+  /** Its rank in phase 1 under Fargate's launch throttle, over its pods' PriorityClass value. */
+  priority: 'spot-orchestrator/priority',
 } as const;
 
 /** Written by the controller: the state machine of a Deployment lives here. */
