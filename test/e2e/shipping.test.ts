@@ -197,7 +197,18 @@ describe('the Helm chart', () => {
         const text = await renderChart(uniqueName('dry'), namespace, set);
         const objects = parseManifests(text);
         const kinds = new Set(objects.map((o) => o.kind));
-        for (const kind of ['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding', 'ConfigMap', 'Deployment', 'Service']) {
+        for (const kind of [
+          'ServiceAccount',
+          'ClusterRole',
+          'ClusterRoleBinding',
+          'Role',
+          'RoleBinding',
+          'ConfigMap',
+          'Deployment',
+          'Service',
+          'FlowSchema',
+          'PriorityLevelConfiguration',
+        ]) {
           assert.ok(kinds.has(kind), `renders a ${kind}`);
         }
         if (set.replicaCount === undefined) assert.ok(kinds.has('PodDisruptionBudget'));
@@ -270,7 +281,9 @@ async function startUnderServiceAccount(drop?: { resource: string; verb: string 
       'rbac.nodeEventsNamespace': 'default',
     }),
   );
-  const rbac = objects.filter((o) => ['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding'].includes(o.kind!));
+  const rbac = objects.filter((o) =>
+    ['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding', 'FlowSchema', 'PriorityLevelConfiguration'].includes(o.kind!),
+  );
   if (drop) {
     let dropped = false;
     for (const role of ofKind<V1Role>(rbac, 'Role')) {
@@ -285,7 +298,11 @@ async function startUnderServiceAccount(drop?: { resource: string; verb: string 
   }
   const applied = await kubectl(t, ['apply', '-f', '-'], toManifest(rbac));
   assert.equal(applied.code, 0, applied.stderr);
-  const clusterScoped = toManifest(rbac.filter((o) => o.kind!.startsWith('Cluster') || o.metadata?.namespace === 'default'));
+  const clusterScoped = toManifest(
+    rbac.filter(
+      (o) => o.kind!.startsWith('Cluster') || o.kind === 'FlowSchema' || o.kind === 'PriorityLevelConfiguration' || o.metadata?.namespace === 'default',
+    ),
+  );
 
   const [sa] = ofKind(rbac, 'ServiceAccount');
   const kubeconfig = await serviceAccountKubeconfig(t, controllerNamespace, sa!.metadata!.name!);
@@ -397,6 +414,17 @@ describe("RBAC: the real controller under the chart's ServiceAccount, RBAC enfor
       .makeApiClient(CoordinationV1Api)
       .readNamespacedLease({ name: `${r.release}-spot-fargate-orchestrator`, namespace: r.controllerNamespace });
     assert.equal(lease.spec?.holderIdentity, `${r.release}-0`);
+    // Its requests ran under the chart's own API Priority and Fairness level.
+    const fullname = `${r.release}-spot-fargate-orchestrator`;
+    const apiMetrics = await kubectl(t, ['get', '--raw', '/metrics']);
+    const dispatched = apiMetrics.stdout
+      .split('\n')
+      .filter((l) => l.startsWith('apiserver_flowcontrol_dispatched_requests_total{') && l.includes(`flow_schema="${fullname}"`));
+    assert.ok(dispatched.length > 0, 'requests dispatched under the FlowSchema');
+    assert.ok(
+      dispatched.every((l) => l.includes(`priority_level="${fullname}"`)),
+      dispatched.join('\n'),
+    );
 
     assert.doesNotMatch(await scrape(r.metricsPort), /spot_orchestrator_kube_api_errors_total\{[^}]*code="403"/, 'no 403 counted');
     const code = await stopProcess(r.process, 'SIGTERM');
