@@ -153,7 +153,9 @@ export class InterruptionHandler {
     let results: PhaseOneResult[] = [];
     try {
       // p-limit starts queued work in the order it was queued: the triage order is the patch order.
-      results = await Promise.all(deployments.map((d) => this.limit(() => this.flow.migrate(d, request))));
+      const phaseOne = Promise.all(deployments.map((d) => this.limit(() => this.flow.migrate(d, request))));
+      this.ctx.recorder.holdWhile?.(phaseOne);
+      results = await phaseOne;
     } finally {
       reportToGroup(
         results.map((r) => ({

@@ -117,4 +117,30 @@ describe('EventRecorder', () => {
     await settle(recorder);
     assert.equal(fake.created.length, 0);
   });
+
+  it('holds every write while phase 1 is in flight, then writes what was recorded meanwhile', async () => {
+    const fake = fakeCore();
+    fake.release();
+    const recorder = new EventRecorder(fake.core, capturingLog().log);
+    let endFirst!: () => void;
+    let endSecond!: () => void;
+    recorder.holdWhile(new Promise<void>((r) => (endFirst = r)));
+    recorder.holdWhile(new Promise<void>((r) => (endSecond = r)));
+    recorder.record({ kind: 'Deployment', namespace: 'shop', name: 'cart' }, 'Normal', 'MigratingToFargate', 'moving');
+    await new Promise((r) => setTimeout(r, 10));
+    assert.equal(fake.created.length, 0, 'nothing written while a phase 1 is in flight');
+    endFirst();
+    await new Promise((r) => setTimeout(r, 10));
+    assert.equal(fake.created.length, 0, 'nor while another one still is');
+    endSecond();
+    await settle(recorder);
+    assert.deepEqual(
+      fake.created.map((e) => e.reason),
+      ['MigratingToFargate'],
+    );
+    recorder.holdWhile(Promise.reject(new Error('phase 1 failed')));
+    recorder.record({ kind: 'Deployment', namespace: 'shop', name: 'cart' }, 'Warning', 'MigrationSkipped', 'skipped');
+    await settle(recorder);
+    assert.equal(fake.created.length, 2, 'a failed phase 1 releases the hold too');
+  });
 });

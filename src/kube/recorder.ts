@@ -18,6 +18,11 @@ export interface EventTarget {
 
 export interface Recorder {
   record(target: EventTarget, type: EventType, reason: string, message: string): void;
+  /**
+   * Writes nothing until `work` settles (Events recorded meanwhile wait): phase 1's patches are the
+   * only writes on its critical path, and the Events that describe them follow.
+   */
+  holdWhile?(work: Promise<unknown>): void;
 }
 
 const COMPONENT = 'spot-fargate-orchestrator';
@@ -38,6 +43,9 @@ export class EventRecorder implements Recorder {
   private readonly seen = new Map<string, { name: string; namespace: string; count: number }>();
   private readonly limit;
   private dropped = 0;
+  private holds = 0;
+  private released: Promise<void> = Promise.resolve();
+  private release: () => void = () => {};
 
   constructor(
     private readonly core: CoreV1Api,
@@ -62,9 +70,20 @@ export class EventRecorder implements Recorder {
       if (this.dropped++ % 1000 === 0) this.log.warn({ reason, dropped: this.dropped }, 'too many Kubernetes Events waiting to be written; dropping');
       return;
     }
-    void this.limit(() => this.write(target, type, reason, message.slice(0, MAX_MESSAGE))).catch((err) =>
+    void this.limit(async () => {
+      await this.released;
+      await this.write(target, type, reason, message.slice(0, MAX_MESSAGE));
+    }).catch((err) =>
       this.log.warn({ err: messageOf(err), reason, object: `${target.kind}/${target.namespace ?? ''}/${target.name}` }, 'could not record a Kubernetes Event'),
     );
+  }
+
+  holdWhile(work: Promise<unknown>): void {
+    if (this.holds++ === 0) this.released = new Promise<void>((resolve) => (this.release = resolve));
+    const done = () => {
+      if (--this.holds === 0) this.release();
+    };
+    work.then(done, done);
   }
 
   private async write(target: EventTarget, type: EventType, reason: string, message: string): Promise<void> {
