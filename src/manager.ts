@@ -177,12 +177,14 @@ export class Controller {
   }
 
   /** Level-triggered: the phase annotation says which move was in flight, and the flow that owns it finishes it. */
-  private resume(d: V1Deployment, phase: InFlightPhase): void {
+  private resume(d: V1Deployment, phase: InFlightPhase): boolean {
     const deployment = `${d.metadata!.namespace}/${d.metadata!.name}`;
     if (phase === 'recovering') {
+      // Resumed already, and waiting for a recovery slot.
+      if (this.recovery.settled(deployment)) return false;
       this.ctx.log.info({ deployment, phase }, 'resuming a recovery left in flight');
       void this.recovery.resume(d);
-      return;
+      return true;
     }
     let interruption: { eventId?: string; instanceIds?: string[] } = {};
     try {
@@ -193,6 +195,7 @@ export class Controller {
     const request = { eventId: interruption.eventId ?? 'resumed', instanceIds: interruption.instanceIds ?? [], reason: 'spot-interruption' as const };
     this.ctx.log.info({ deployment, phase, eventId: request.eventId }, 'resuming a move left in flight');
     this.flow.resume(d, phase, request);
+    return true;
   }
 }
 

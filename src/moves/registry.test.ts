@@ -84,7 +84,14 @@ describe('MoveRegistry', () => {
     const owned = pending();
     moves.start('prod/owned', 'rollback', owned.begin);
     const resumed: string[] = [];
-    moves.startResync({ list: () => cluster, resume: (d, phase: InFlightPhase) => resumed.push(`${d.metadata!.name}:${phase}`), intervalMs: 1000 });
+    moves.startResync({
+      list: () => cluster,
+      resume: (d, phase: InFlightPhase) => {
+        resumed.push(`${d.metadata!.name}:${phase}`);
+        return true;
+      },
+      intervalMs: 1000,
+    });
     assert.deepEqual(resumed, ['migrating:migrating', 'recovering:recovering'], 'at start, at once; never one a move here owns');
 
     // A move whose last patch failed: it ends with its phase still set.

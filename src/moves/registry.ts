@@ -44,8 +44,11 @@ interface Entry {
 export interface ResyncOptions {
   /** The managed Deployments, from the cache. */
   list: () => V1Deployment[];
-  /** Starts the move a phase annotation says is in flight (through the flow that owns it). */
-  resume: (d: V1Deployment, phase: InFlightPhase) => void;
+  /**
+   * Starts the move a phase annotation says is in flight, through the flow that owns it; false when
+   * that flow already has it in hand (a resumed recovery waiting for a slot), so nothing is said.
+   */
+  resume: (d: V1Deployment, phase: InFlightPhase) => boolean;
   intervalMs: number;
 }
 
@@ -134,8 +137,9 @@ export class MoveRegistry {
         continue;
       }
       this.orphans.delete(key);
-      if (!immediate) this.log.warn({ deployment: key, phase }, 'the phase annotation says a move is in flight, and no move here owns it; resuming it');
-      this.resync.options.resume(d, phase as InFlightPhase);
+      const started = this.resync.options.resume(d, phase as InFlightPhase);
+      if (started && !immediate)
+        this.log.warn({ deployment: key, phase }, 'the phase annotation says a move is in flight, and no move here owns it; resuming it');
     }
     for (const key of this.orphans.keys()) if (!seen.has(key)) this.orphans.delete(key);
   }
