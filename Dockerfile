@@ -38,8 +38,5 @@ EXPOSE 8080
 # --max-semi-space-size=16: Node 24 sizes V8's young generation from the machine's memory (up to 64 MiB
 # per semi-space on a large node, against 16 on Node 20), which on its own added about 100 MiB of peak
 # RSS at 1000 Deployments in the benchmark; 16 keeps Node 20's footprint (bench/results/2026-11-30-node24.md).
-# --optimize-for-size: V8 collects the old generation before growing it, so resident memory follows what
-# the controller holds (about 50 MiB of heap at 1000 Deployments) instead of the garbage of a patch
-# storm (bench/results/2026-11-30-cache-trim.md).
-ENTRYPOINT ["/usr/bin/tini", "--", "node", "--max-semi-space-size=16", "--optimize-for-size", "dist/src/cli.js"]
+ENTRYPOINT ["/usr/bin/tini", "--", "node", "--max-semi-space-size=16", "dist/src/cli.js"]
 CMD ["run"]
