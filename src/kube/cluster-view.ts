@@ -1,5 +1,7 @@
 // What the controller knows of the cluster, fed by watches so that handling an event costs no LIST:
-// instance id -> Node (spec.providerID) -> pods on it -> ReplicaSet -> Deployment.
+// instance id -> Node (spec.providerID) -> pods on it -> ReplicaSet -> Deployment. The cached objects
+// are trimmed to the fields the controller reads (trim.ts): a new reader of a field not kept there
+// finds it undefined, so add it to trim.ts (and its test) first.
 import {
   AppsV1Api,
   CoreV1Api,
@@ -16,6 +18,7 @@ import {
 import type { Logger } from 'pino';
 import { parseProviderId } from '../events/provider-id.js';
 import { resilientInformer, type ResilientInformer } from './informer.js';
+import { REVISION_ANNOTATION, SERVICE_NAME_LABEL, trimDeployment, trimEndpointSlice, trimNode, trimPod, trimReplicaSet, trimService } from './trim.js';
 
 export type ChangeType = 'add' | 'update' | 'delete';
 type Listener<T> = (obj: T, change: ChangeType) => void;
@@ -92,22 +95,29 @@ export class ClusterView {
     const discovery = kc.makeApiClient(DiscoveryV1Api);
     const onError = (what: string) => (err: unknown, retryInMs: number) => log.warn({ err: String(err), retryInMs }, `watch of ${what} failed; relisting`);
     const ns = namespace;
-    this.nodes = resilientInformer(kc, '/api/v1/nodes', () => core.listNode(), { onError: onError('nodes') });
-    this.pods = resilientInformer(kc, `/api/v1/namespaces/${ns}/pods`, () => core.listNamespacedPod({ namespace: ns }), { onError: onError('pods') });
+    // Each cache keeps only what the controller reads of its objects (trim.ts says what and why).
+    this.nodes = resilientInformer(kc, '/api/v1/nodes', () => core.listNode(), { onError: onError('nodes'), transform: trimNode });
+    this.pods = resilientInformer(kc, `/api/v1/namespaces/${ns}/pods`, () => core.listNamespacedPod({ namespace: ns }), {
+      onError: onError('pods'),
+      transform: trimPod,
+    });
     this.replicaSets = resilientInformer(kc, `/apis/apps/v1/namespaces/${ns}/replicasets`, () => apps.listNamespacedReplicaSet({ namespace: ns }), {
       onError: onError('replicasets'),
+      transform: trimReplicaSet,
     });
     this.deployments = resilientInformer(kc, `/apis/apps/v1/namespaces/${ns}/deployments`, () => apps.listNamespacedDeployment({ namespace: ns }), {
       onError: onError('deployments'),
+      transform: trimDeployment,
     });
     this.services = resilientInformer(kc, `/api/v1/namespaces/${ns}/services`, () => core.listNamespacedService({ namespace: ns }), {
       onError: onError('services'),
+      transform: trimService,
     });
     this.endpointSlices = resilientInformer(
       kc,
       `/apis/discovery.k8s.io/v1/namespaces/${ns}/endpointslices`,
       () => discovery.listNamespacedEndpointSlice({ namespace: ns }),
-      { onError: onError('endpointslices') },
+      { onError: onError('endpointslices'), transform: trimEndpointSlice },
     );
 
     this.nodes.cache.on('add', (n) => this.indexNode(n, 'add'));
@@ -219,9 +229,9 @@ export class ClusterView {
 
   /** The ReplicaSet that carries the Deployment's current template (same revision annotation). */
   currentReplicaSet(deployment: V1Deployment): V1ReplicaSet | undefined {
-    const revision = deployment.metadata?.annotations?.['deployment.kubernetes.io/revision'];
+    const revision = deployment.metadata?.annotations?.[REVISION_ANNOTATION];
     return this.cached(this.replicaSets, this.replicaSetsByDeployment.keysOf(deployment.metadata?.uid)).find(
-      (rs) => rs.metadata?.annotations?.['deployment.kubernetes.io/revision'] === revision,
+      (rs) => rs.metadata?.annotations?.[REVISION_ANNOTATION] === revision,
     );
   }
 
@@ -248,7 +258,7 @@ export class ClusterView {
   }
 
   endpointSlicesOf(serviceName: string): V1EndpointSlice[] {
-    return this.endpointSlices.cache.list(this.namespace).filter((s) => s.metadata?.labels?.['kubernetes.io/service-name'] === serviceName);
+    return this.endpointSlices.cache.list(this.namespace).filter((s) => s.metadata?.labels?.[SERVICE_NAME_LABEL] === serviceName);
   }
 
   listNodes(): readonly V1Node[] {
