@@ -1,31 +1,81 @@
-// The fargate-scheduler as EKS runs it: every pod handed to it gets a micro-VM of its own, which
-// appears as a node (fargate-ip-…) after a provisioning delay; the pod is bound to it and the node
-// goes when the pod goes. A pod Fargate cannot run stays Pending with an Event that says why.
+// The fargate-scheduler as EKS runs it. A pod handed to it asks AWS for a launch; launches are
+// throttled per account by a token bucket (token-bucket.ts), so a pod that finds the bucket empty
+// stays Pending, with a FargateLaunchThrottled Event, until a token frees, and pods launch in
+// creation order. A launched pod gets a micro-VM of its own after a start-up time drawn from a
+// seeded distribution (timing.ts); the micro-VM appears as a node (fargate-ip-…), the pod is bound to
+// it, and the node goes when the pod goes. A pod Fargate cannot run stays Pending with an Event that
+// says why.
 import { CoreV1Api, type KubeConfig, type V1Node, type V1Pod } from '@kubernetes/client-node';
 import pLimit from 'p-limit';
+import { type Clock, systemClock, type Timer } from '../../../src/clock.js';
 import { resilientInformer, type ResilientInformer } from '../../../src/kube/informer.js';
 import { KWOK_ANNOTATION } from '../nodes.js';
+import { LaunchQueue } from './launch-queue.js';
+import { type Random, seededRandom } from './random.js';
 import { fargateRejects } from './refusal.js';
+import { type FargateSettings, realThrottle } from './settings.js';
+import { drawStartMs } from './timing.js';
+import { TokenBucket } from './token-bucket.js';
 import { FARGATE_SCHEDULER } from './webhook.js';
 
 export const FARGATE_NODE_LABEL = 'eks.amazonaws.com/compute-type';
+export const THROTTLED_REASON = 'FargateLaunchThrottled';
+/** On each Fargate node: the pod it was made for (namespace/name). */
+export const NODE_POD_ANNOTATION = 'testground.spot-fargate.io/pod';
 
 export interface FargateSchedulerOptions {
-  /** Time from a pod's arrival to its node existing and the pod being bound to it (scaled). */
-  provisioningDelayMs: number;
+  settings: FargateSettings;
+  /** The ground's time scale: start-up times and the throttle's refill are simulated time. */
+  timeScale: number;
+  /**
+   * Pods with this schedulerName are this scheduler's (default fargate-scheduler, which the webhook
+   * sets). A test can run a scheduler of its own beside the ground's under another name.
+   */
+  schedulerName?: string;
+  /** First two octets of the node IPs, so two schedulers on one ground never name a node alike. */
+  subnet?: string;
   log?: (line: string) => void;
   /** Concurrent API calls, so a wave of thousands of pods does not flood the API server. */
   concurrency?: number;
+  clock?: Clock;
+}
+
+function nodeConditions(now: Date) {
+  const condition = (type: string, status: 'True' | 'False', reason: string, message: string) => ({
+    type,
+    status,
+    reason,
+    message,
+    lastHeartbeatTime: now,
+    lastTransitionTime: now,
+  });
+  return [
+    condition('Ready', 'True', 'KubeletReady', 'kubelet is posting ready status'),
+    condition('MemoryPressure', 'False', 'KubeletHasSufficientMemory', 'kubelet has sufficient memory available'),
+    condition('DiskPressure', 'False', 'KubeletHasNoDiskPressure', 'kubelet has no disk pressure'),
+    condition('PIDPressure', 'False', 'KubeletHasSufficientPID', 'kubelet has sufficient PID available'),
+    condition('NetworkUnavailable', 'False', 'RouteCreated', 'RouteController created a route'),
+  ];
 }
 
 const key = (pod: V1Pod) => `${pod.metadata?.namespace}/${pod.metadata?.name}`;
+const isConflict = (err: unknown) => (err as { code?: number }).code === 409;
 
 export class FargateScheduler {
   private readonly core: CoreV1Api;
   private readonly informer: ResilientInformer<V1Pod>;
-  private readonly pending = new Map<string, NodeJS.Timeout>();
+  private readonly clock: Clock;
+  private readonly queue: LaunchQueue<V1Pod>;
+  private readonly random: Random;
+  /** Launched pods whose micro-VM is starting. */
+  private readonly starting = new Map<string, Timer>();
   private readonly refused = new Set<string>();
+  /** Pods told they are throttled: one Event each, not one per retry. */
+  private readonly throttled = new Set<string>();
   private readonly limit;
+  private readonly schedulerName: string;
+  private readonly subnet: string;
+  private pumpTimer: Timer | undefined;
   private nextIp = 0;
 
   constructor(
@@ -33,6 +83,11 @@ export class FargateScheduler {
     private readonly options: FargateSchedulerOptions,
   ) {
     this.core = kc.makeApiClient(CoreV1Api);
+    this.clock = options.clock ?? systemClock;
+    this.schedulerName = options.schedulerName ?? FARGATE_SCHEDULER;
+    this.subnet = options.subnet ?? '10.200';
+    this.queue = new LaunchQueue(new TokenBucket(realThrottle(options.settings.throttle, options.timeScale), this.clock.now().getTime()));
+    this.random = seededRandom(options.settings.seed);
     this.limit = pLimit(options.concurrency ?? 50);
     this.informer = resilientInformer<V1Pod>(kc, '/api/v1/pods', () => this.core.listPodForAllNamespaces(), {
       onError: (err, wait) => this.log(`pod watch failed, restarting in ${wait} ms: ${String(err)}`),
@@ -47,8 +102,9 @@ export class FargateScheduler {
   }
 
   async stop(): Promise<void> {
-    for (const timer of this.pending.values()) clearTimeout(timer);
-    this.pending.clear();
+    for (const timer of this.starting.values()) timer.cancel();
+    this.starting.clear();
+    this.pumpTimer?.cancel();
     await this.informer.stop();
   }
 
@@ -56,31 +112,58 @@ export class FargateScheduler {
     this.options.log?.(line);
   }
 
+  private scaled(realMs: number): number {
+    return Math.max(1, Math.round(realMs * this.options.timeScale));
+  }
+
   private consider(pod: V1Pod): void {
     const k = key(pod);
-    if (pod.spec?.schedulerName !== FARGATE_SCHEDULER || pod.spec.nodeName || pod.metadata?.deletionTimestamp) return;
-    if (this.pending.has(k) || this.refused.has(k)) return;
+    if (pod.spec?.schedulerName !== this.schedulerName || pod.spec.nodeName || pod.metadata?.deletionTimestamp) return;
+    if (this.starting.has(k) || this.refused.has(k) || this.queue.has(k)) return;
     const why = fargateRejects(pod);
     if (why) {
       this.refused.add(k);
       void this.limit(() => this.refuse(pod, why));
       return;
     }
-    this.pending.set(
+    const created = pod.metadata?.creationTimestamp ? new Date(pod.metadata.creationTimestamp).getTime() : this.clock.now().getTime();
+    this.queue.add(k, pod, created);
+    this.pump();
+    if (this.queue.has(k) && !this.throttled.has(k)) {
+      this.throttled.add(k);
+      void this.limit(() => this.recordThrottled(pod));
+    }
+  }
+
+  /** Launches what the bucket allows and wakes up when the next token frees. */
+  private pump(): void {
+    const { launch, retryInMs } = this.queue.launchable(this.clock.now().getTime());
+    for (const pod of launch) this.launch(pod);
+    if (retryInMs !== undefined && !this.pumpTimer) {
+      this.pumpTimer = this.clock.setTimer(() => {
+        this.pumpTimer = undefined;
+        this.pump();
+      }, retryInMs);
+    }
+  }
+
+  private launch(pod: V1Pod): void {
+    const k = key(pod);
+    // Drawn in launch order, which is creation order: the same seed and pods give the same times.
+    const startMs = this.scaled(drawStartMs(this.options.settings.start, this.random));
+    this.starting.set(
       k,
-      setTimeout(() => {
-        this.pending.delete(k);
-        void this.limit(() => this.provision(pod));
-      }, this.options.provisioningDelayMs),
+      this.clock.setTimer(() => void this.limit(() => this.provision(pod)), startMs),
     );
   }
 
   private forget(pod: V1Pod): void {
     const k = key(pod);
-    const timer = this.pending.get(k);
-    if (timer) clearTimeout(timer);
-    this.pending.delete(k);
+    this.starting.get(k)?.cancel();
+    this.starting.delete(k);
+    this.queue.remove(k);
     this.refused.delete(k);
+    this.throttled.delete(k);
     const node = pod.spec?.nodeName;
     if (node?.startsWith('fargate-')) {
       void this.limit(async () => {
@@ -95,7 +178,7 @@ export class FargateScheduler {
 
   private fargateNode(pod: V1Pod): V1Node {
     const n = this.nextIp++;
-    const ip = `10.200.${(n >> 8) & 255}.${n & 255}`;
+    const ip = `${this.subnet}.${(n >> 8) & 255}.${n & 255}`;
     const zone = ['us-east-1a', 'us-east-1b', 'us-east-1c'][n % 3]!;
     const name = `fargate-ip-${ip.replaceAll('.', '-')}.ec2.internal`;
     return {
@@ -103,11 +186,16 @@ export class FargateScheduler {
       kind: 'Node',
       metadata: {
         name,
-        annotations: { ...KWOK_ANNOTATION, 'testground.spot-fargate.io/pod': key(pod) },
+        annotations: { ...KWOK_ANNOTATION, [NODE_POD_ANNOTATION]: key(pod) },
+        // The labels a kubelet registers with (the beta ones too), so the controller-manager has
+        // none to add: a patch fewer per pod.
         labels: {
           [FARGATE_NODE_LABEL]: 'fargate',
           'kubernetes.io/hostname': name,
           'kubernetes.io/os': 'linux',
+          'kubernetes.io/arch': 'amd64',
+          'beta.kubernetes.io/os': 'linux',
+          'beta.kubernetes.io/arch': 'amd64',
           'topology.kubernetes.io/zone': zone,
           type: 'kwok',
         },
@@ -116,9 +204,30 @@ export class FargateScheduler {
         providerID: `aws:///${zone}/fargate-${n.toString(16).padStart(8, '0')}`,
         taints: [{ key: FARGATE_NODE_LABEL, value: 'fargate', effect: 'NoSchedule' }],
       },
+      // Registered Ready with its status, as a kubelet registers a node it has started: the micro-VM
+      // is up by the time it appears. KWOK's node-initialize stage (which acts on nodes not Ready)
+      // then has nothing to write; its heartbeat and lease keep the node Ready from here.
       status: {
         allocatable: { cpu: '4', memory: '30Gi', pods: '1' },
         capacity: { cpu: '4', memory: '30Gi', pods: '1' },
+        addresses: [
+          { type: 'InternalIP', address: ip },
+          { type: 'Hostname', address: name },
+        ],
+        conditions: nodeConditions(this.clock.now()),
+        nodeInfo: {
+          architecture: 'amd64',
+          operatingSystem: 'linux',
+          kubeletVersion: 'v1.34.4-eks-fargate',
+          kubeProxyVersion: '',
+          containerRuntimeVersion: 'containerd://1.7',
+          kernelVersion: '',
+          osImage: 'Amazon Linux 2',
+          bootID: '',
+          machineID: '',
+          systemUUID: '',
+        },
+        phase: 'Running',
       },
     };
   }
@@ -126,51 +235,69 @@ export class FargateScheduler {
   private async provision(pod: V1Pod): Promise<void> {
     const namespace = pod.metadata!.namespace!;
     const name = pod.metadata!.name!;
+    const k = key(pod);
     const current = this.informer.cache.get(name, namespace);
-    if (!current || current.spec?.nodeName || current.metadata?.deletionTimestamp) return;
+    if (!this.starting.has(k)) return;
+    if (!current || current.spec?.nodeName || current.metadata?.deletionTimestamp) {
+      this.starting.delete(k);
+      return;
+    }
     const node = this.fargateNode(pod);
+    let created = false;
     try {
       await this.core.createNode({ body: node });
+      created = true;
       await this.core.createNamespacedBinding({
         namespace,
         body: { apiVersion: 'v1', kind: 'Binding', metadata: { name, namespace }, target: { apiVersion: 'v1', kind: 'Node', name: node.metadata!.name! } },
       });
+      this.starting.delete(k);
     } catch (err) {
-      this.log(`provisioning Fargate capacity for ${namespace}/${name}, retrying in 1 s: ${String(err)}`);
-      await this.core.deleteNode({ name: node.metadata!.name! }).catch(() => undefined);
-      const k = key(pod);
-      this.pending.set(
+      // A name taken (by a node another scheduler made) only moves this pod to the next address.
+      if (!isConflict(err) || created) this.log(`provisioning Fargate capacity for ${k}, retrying in 1 s: ${String(err)}`);
+      if (created) await this.core.deleteNode({ name: node.metadata!.name! }).catch(() => undefined);
+      this.starting.set(
         k,
-        setTimeout(() => {
-          this.pending.delete(k);
-          void this.limit(() => this.provision(pod));
-        }, 1000),
+        this.clock.setTimer(() => void this.limit(() => this.provision(pod)), isConflict(err) && !created ? 0 : 1000),
       );
     }
   }
 
+  private async recordThrottled(pod: V1Pod): Promise<void> {
+    const { burst, perSecond } = this.options.settings.throttle;
+    await this.event(
+      pod,
+      THROTTLED_REASON,
+      `Fargate launch throttled: the account's launch token bucket (burst ${burst}, ${perSecond} launches/s) is empty; the pod launches when a token frees, in creation order`,
+    );
+  }
+
   private async refuse(pod: V1Pod, why: string): Promise<void> {
+    this.log(`refusing ${key(pod)}: ${why}`);
+    await this.event(pod, 'FailedScheduling', `Pod not supported on Fargate: ${why}`);
+  }
+
+  private async event(pod: V1Pod, reason: string, message: string): Promise<void> {
     const namespace = pod.metadata!.namespace!;
     const name = pod.metadata!.name!;
-    this.log(`refusing ${namespace}/${name}: ${why}`);
-    const now = new Date();
+    const now = this.clock.now();
     try {
       await this.core.createNamespacedEvent({
         namespace,
         body: {
           metadata: { generateName: `${name}.`, namespace },
           involvedObject: { kind: 'Pod', namespace, name, uid: pod.metadata?.uid, apiVersion: 'v1' },
-          reason: 'FailedScheduling',
-          message: `Pod not supported on Fargate: ${why}`,
+          reason,
+          message,
           type: 'Warning',
-          source: { component: FARGATE_SCHEDULER },
+          source: { component: this.schedulerName },
           firstTimestamp: now,
           lastTimestamp: now,
           count: 1,
         },
       });
     } catch (err) {
-      this.log(`recording the refusal of ${namespace}/${name}: ${String(err)}`);
+      this.log(`recording ${reason} for ${namespace}/${name}: ${String(err)}`);
     }
   }
 }
