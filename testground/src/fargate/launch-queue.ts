@@ -8,12 +8,12 @@ interface Waiting<T> {
   key: string;
   item: T;
   createdAt: number;
-  seq: number;
 }
 
 export class LaunchQueue<T> {
   private readonly waiting: Waiting<T>[] = [];
-  private seq = 0;
+  /** The keys in `waiting`: every pod update asks, so the answer must not cost a scan. */
+  private readonly keys = new Set<string>();
 
   constructor(private readonly bucket: TokenBucket) {}
 
@@ -22,23 +22,26 @@ export class LaunchQueue<T> {
   }
 
   has(key: string): boolean {
-    return this.waiting.some((w) => w.key === key);
+    return this.keys.has(key);
   }
 
   /** Queues `item` behind every pod created before it (no-op if `key` already waits). */
   add(key: string, item: T, createdAt: number): void {
-    if (this.has(key)) return;
-    const entry = { key, item, createdAt, seq: this.seq++ };
-    // Nearly always the newest: search from the back.
+    if (this.keys.has(key)) return;
+    this.keys.add(key);
+    const entry = { key, item, createdAt };
+    // Nearly always the newest: search from the back, and stop at an equal time so ties keep arrival order.
     let at = this.waiting.length;
     while (at > 0 && this.waiting[at - 1]!.createdAt > createdAt) at--;
     this.waiting.splice(at, 0, entry);
   }
 
   remove(key: string): boolean {
+    if (!this.keys.has(key)) return false;
     const at = this.waiting.findIndex((w) => w.key === key);
     if (at < 0) return false;
     this.waiting.splice(at, 1);
+    this.keys.delete(key);
     return true;
   }
 
@@ -46,7 +49,9 @@ export class LaunchQueue<T> {
   launchable(now: number): { launch: T[]; retryInMs?: number } {
     let n = 0;
     while (n < this.waiting.length && this.bucket.tryTake(now)) n++;
-    const launch = this.waiting.splice(0, n).map((w) => w.item);
+    const launched = this.waiting.splice(0, n);
+    for (const w of launched) this.keys.delete(w.key);
+    const launch = launched.map((w) => w.item);
     return this.waiting.length === 0 ? { launch } : { launch, retryInMs: this.bucket.msUntilToken(now) };
   }
 }
