@@ -3,9 +3,9 @@
 // stays Pending, with a FargateLaunchThrottled Event, until a token frees, and pods launch in
 // creation order. A launched pod gets a micro-VM of its own after a start-up time drawn from a
 // seeded distribution (timing.ts); the micro-VM appears as a node (fargate-ip-…), the pod is bound to
-// it, and the node goes when the pod goes. A pod Fargate cannot run stays Pending with an Event that
-// says why.
-import { CoreV1Api, type KubeConfig, type V1Node, type V1Pod } from '@kubernetes/client-node';
+// it once its kubelet (KWOK) heartbeats, and the node goes when the pod goes. A pod Fargate cannot run
+// stays Pending with an Event that says why.
+import { CoordinationV1Api, CoreV1Api, type KubeConfig, type V1Lease, type V1Node, type V1Pod } from '@kubernetes/client-node';
 import pLimit from 'p-limit';
 import { type Clock, systemClock, type Timer } from '../../../src/clock.js';
 import { resilientInformer, type ResilientInformer } from '../../../src/kube/informer.js';
@@ -58,12 +58,18 @@ function nodeConditions(now: Date) {
   ];
 }
 
+/** How long a created node may wait for KWOK to take it before the pod is bound regardless. */
+const NODE_HEARTBEAT_WAIT_MS = 120_000;
+
 const key = (pod: V1Pod) => `${pod.metadata?.namespace}/${pod.metadata?.name}`;
 const isConflict = (err: unknown) => (err as { code?: number }).code === 409;
 
 export class FargateScheduler {
   private readonly core: CoreV1Api;
   private readonly informer: ResilientInformer<V1Pod>;
+  /** Node Leases: KWOK holds a node's Lease once it plays that node's kubelet. */
+  private readonly leases: ResilientInformer<V1Lease>;
+  private readonly leaseWaiters = new Map<string, () => void>();
   private readonly clock: Clock;
   private readonly queue: LaunchQueue<V1Pod>;
   private readonly random: Random;
@@ -95,9 +101,25 @@ export class FargateScheduler {
     this.informer.cache.on('add', (pod) => this.consider(pod));
     this.informer.cache.on('update', (pod) => this.consider(pod));
     this.informer.cache.on('delete', (pod) => this.forget(pod));
+    const coordination = kc.makeApiClient(CoordinationV1Api);
+    this.leases = resilientInformer<V1Lease>(
+      kc,
+      '/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases',
+      () => coordination.listNamespacedLease({ namespace: 'kube-node-lease' }),
+      { onError: (err, wait) => this.log(`lease watch failed, restarting in ${wait} ms: ${String(err)}`) },
+    );
+    const heldLease = (lease: V1Lease) => {
+      const name = lease.metadata?.name;
+      const waiter = name ? this.leaseWaiters.get(name) : undefined;
+      if (waiter && lease.spec?.holderIdentity) waiter();
+    };
+    this.leases.cache.on('add', heldLease);
+    this.leases.cache.on('update', heldLease);
   }
 
   async start(): Promise<void> {
+    // Leases first: the pod informer's first list can already provision.
+    await this.leases.start();
     await this.informer.start();
   }
 
@@ -105,7 +127,9 @@ export class FargateScheduler {
     for (const timer of this.starting.values()) timer.cancel();
     this.starting.clear();
     this.pumpTimer?.cancel();
+    for (const wake of this.leaseWaiters.values()) wake();
     await this.informer.stop();
+    await this.leases.stop();
   }
 
   private log(line: string) {
@@ -153,8 +177,30 @@ export class FargateScheduler {
     const startMs = this.scaled(drawStartMs(this.options.settings.start, this.random));
     this.starting.set(
       k,
-      this.clock.setTimer(() => void this.limit(() => this.provision(pod)), startMs),
+      this.clock.setTimer(() => void this.provision(pod), startMs),
     );
+  }
+
+  /**
+   * Resolves once KWOK holds the node's Lease (it then plays the node's kubelet), or after a bound.
+   * A pod bound before that can be missed: KWOK skips pods on a node it does not manage yet, and
+   * when it takes the node over it lists that node's pods from a cache that may still show the pod
+   * unbound. So, as EKS binds a pod to its micro-VM once the kubelet there is up, the bind waits.
+   */
+  private nodeHeartbeating(node: string): Promise<void> {
+    if (this.leases.cache.get(node, 'kube-node-lease')?.spec?.holderIdentity) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const timer = this.clock.setTimer(() => {
+        this.log(`no Lease for ${node} after ${NODE_HEARTBEAT_WAIT_MS} ms; binding its pod anyway`);
+        done();
+      }, NODE_HEARTBEAT_WAIT_MS);
+      const done = () => {
+        timer.cancel();
+        this.leaseWaiters.delete(node);
+        resolve();
+      };
+      this.leaseWaiters.set(node, done);
+    });
   }
 
   private forget(pod: V1Pod): void {
@@ -232,33 +278,49 @@ export class FargateScheduler {
     };
   }
 
+  // The API calls go through `limit`; the wait for KWOK does not hold a slot, since it can be long
+  // under load and thousands of pods wait at once.
   private async provision(pod: V1Pod): Promise<void> {
     const namespace = pod.metadata!.namespace!;
     const name = pod.metadata!.name!;
     const k = key(pod);
-    const current = this.informer.cache.get(name, namespace);
-    if (!this.starting.has(k)) return;
-    if (!current || current.spec?.nodeName || current.metadata?.deletionTimestamp) {
+    const stillWanted = () => {
+      const current = this.informer.cache.get(name, namespace);
+      return this.starting.has(k) && current !== undefined && !current.spec?.nodeName && !current.metadata?.deletionTimestamp;
+    };
+    if (!stillWanted()) {
       this.starting.delete(k);
       return;
     }
     const node = this.fargateNode(pod);
+    const nodeName = node.metadata!.name!;
     let created = false;
     try {
-      await this.core.createNode({ body: node });
+      await this.limit(() => this.core.createNode({ body: node }));
       created = true;
-      await this.core.createNamespacedBinding({
-        namespace,
-        body: { apiVersion: 'v1', kind: 'Binding', metadata: { name, namespace }, target: { apiVersion: 'v1', kind: 'Node', name: node.metadata!.name! } },
-      });
+      await this.nodeHeartbeating(nodeName);
+      if (!stillWanted()) {
+        // The pod went while its node started: the node goes too.
+        this.starting.delete(k);
+        await this.limit(() => this.core.deleteNode({ name: nodeName })).catch(() => undefined);
+        return;
+      }
+      await this.limit(() =>
+        this.core.createNamespacedBinding({
+          namespace,
+          body: { apiVersion: 'v1', kind: 'Binding', metadata: { name, namespace }, target: { apiVersion: 'v1', kind: 'Node', name: nodeName } },
+        }),
+      );
       this.starting.delete(k);
     } catch (err) {
       // A name taken (by a node another scheduler made) only moves this pod to the next address.
-      if (!isConflict(err) || created) this.log(`provisioning Fargate capacity for ${k}, retrying in 1 s: ${String(err)}`);
-      if (created) await this.core.deleteNode({ name: node.metadata!.name! }).catch(() => undefined);
+      const taken = isConflict(err) && !created;
+      if (!taken) this.log(`provisioning Fargate capacity for ${k}, retrying in 1 s: ${String(err)}`);
+      if (created) await this.limit(() => this.core.deleteNode({ name: nodeName })).catch(() => undefined);
+      if (!this.starting.has(k)) return;
       this.starting.set(
         k,
-        this.clock.setTimer(() => void this.limit(() => this.provision(pod)), isConflict(err) && !created ? 0 : 1000),
+        this.clock.setTimer(() => void this.provision(pod), taken ? 0 : 1000),
       );
     }
   }
