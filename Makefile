@@ -1,7 +1,7 @@
 # Entry points. The README explains each; the scripts under testground/scripts do the work.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-# Tests run simulated time 10x faster: Fargate's 45 s start takes 4.5 s, the 120 s warning 12 s. (The
+# Tests run simulated time 10x faster: Fargate's 50-75 s start takes 5-7.5 s, the 120 s warning 12 s. (The
 # controller's own costs, API round trips and verification, do not shrink with it, so a faster scale
 # would test an unfairly short window.)
 TEST_TIME_SCALE ?= 0.1

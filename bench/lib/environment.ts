@@ -1,10 +1,10 @@
 // What the figures were measured on: the machine, the versions, the ground's timings.
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { cpus, loadavg, release, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { VersionApi } from '@kubernetes/client-node';
-import { FARGATE_PROVISIONING_MS } from '../../testground/src/fargate/timing.js';
+import { describeFargate, groundFargateSettings, meanStartMs } from '../../testground/src/ground.js';
 import { WARNING_WINDOW_MS } from '../../testground/src/injector.js';
 import type { Bench } from './context.js';
 import { PROJECT_DIR } from './controller-process.js';
@@ -61,16 +61,10 @@ export async function captureEnvironment(b: Bench): Promise<Environment> {
   } catch {
     // reported as ?
   }
-  let fargateDelayMs = Math.round(FARGATE_PROVISIONING_MS * b.ground.timeScale);
-  let fargateDelaySource = '45 s x time scale (simulator log not found)';
-  const simulatorLog = join(b.ground.logDir, 'eks-simulator.log');
-  if (existsSync(simulatorLog)) {
-    const m = /provisioning in (\d+) ms/.exec(readFileSync(simulatorLog, 'utf8'));
-    if (m) {
-      fargateDelayMs = Number(m[1]);
-      fargateDelaySource = 'eks-simulator log';
-    }
-  }
+  // The simulator's settings are in ground.json (cluster-up wrote them); a start-up time is drawn per pod.
+  const fargate = groundFargateSettings(b.ground);
+  const fargateDelayMs = meanStartMs(fargate, b.ground.timeScale);
+  const fargateDelaySource = `mean; ${describeFargate(fargate, b.ground.timeScale)}`;
   const cpu = cpus();
   return {
     date: new Date().toISOString(),

@@ -74,7 +74,7 @@ function environmentTable(e: Environment, o: BenchOptions): string {
     ['Kubernetes (API server, controller-manager, scheduler; kubectl)', `${e.kubernetesServer}; kubectl ${e.kubectl}`],
     ['etcd / KWOK / moto', `${e.etcd} / ${e.kwok} / ${e.moto}`],
     ['ground time scale', `${e.timeScale} (fixed at cluster-up, read from ground.json)`],
-    ['Fargate start (simulated 45 s)', `${(e.fargateDelayMs / 1000).toFixed(2)} s wall clock (${e.fargateDelaySource})`],
+    ['Fargate start (drawn per pod)', `${(e.fargateDelayMs / 1000).toFixed(2)} s wall clock (${e.fargateDelaySource})`],
     ['warning window (simulated 120 s)', `${(e.windowMs / 1000).toFixed(2)} s wall clock`],
     ['observation', `warning → deadline + ${o.tailSeconds} simulated s`],
     ['N Deployments / replicas / Services+PDBs', `${o.n} / ${o.replicasMin}-${o.replicasMax} in turn / ${Math.round(o.serviceShare * 100)} % of Deployments`],
@@ -160,9 +160,9 @@ export function renderResults(r: BenchResults): string {
     out.push('  is the bottleneck and every strategy is slowed by it, including the reaction of the cluster to its own actions (the');
     out.push("  controller's patches start rollouts that create pods while it is still patching).");
     out.push('- The Fargate simulator, as EKS does, gives every Fargate pod a node of its own; KWOK keeps each one alive with lease');
-    out.push("  and status updates, so a thousand Fargate pods are a thousand more nodes for the API server. Every pod's (scaled)");
-    out.push('  45 s runs in parallel; after it the simulator creates the node and binds the pod with at most 50 API calls in flight,');
-    out.push('  so with thousands of pods the API server, not the 45 s, sets the pace. A real cluster has no such queue.');
+    out.push("  and status updates, so a thousand Fargate pods are a thousand more nodes for the API server. Launches pass AWS's");
+    out.push("  token bucket (see the ground's settings above), then each pod's drawn (scaled) start-up runs in parallel; after it");
+    out.push('  the simulator creates the node and binds the pod with at most 50 API calls in flight.');
     out.push('- KWOK makes a pod Ready the moment it is bound: no image pull, no start-up, no readiness probe. Pods rescheduled onto');
     out.push('  surviving spot nodes (drain, none, sequential) are therefore ready sooner than in a real cluster.');
     out.push('- `status.readyReplicas` is written by the deployment controller; under load it lags behind the pods, which is why the');

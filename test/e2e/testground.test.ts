@@ -4,12 +4,12 @@ import { execFileSync } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { ensureQueueAndRule, removeQueueAndRule } from '../../testground/src/aws.js';
-import { awsClientConfig, scaled } from '../../testground/src/ground.js';
+import { awsClientConfig, groundFargateSettings, startBoundsMs } from '../../testground/src/ground.js';
 import { InterruptionInjector } from '../../testground/src/injector.js';
-import { FARGATE_PROVISIONING_MS } from '../../testground/src/fargate/timing.js';
 import { appDeployment, createNamespace, deleteNamespace, eventually, isPodReady, podsOf, testGround, uniqueName } from '../support/ground.js';
 
 const t = testGround();
+const start = startBoundsMs(groundFargateSettings(t.ground), t.ground.timeScale);
 
 describe('local test ground', () => {
   let namespace: string;
@@ -41,7 +41,7 @@ describe('local test ground', () => {
     }
   });
 
-  it('runs pods selected by a Fargate profile on a node of their own, after the provisioning delay', async () => {
+  it('runs pods selected by a Fargate profile on a node of their own, after the start-up time', async () => {
     const name = uniqueName('fg');
     const created = Date.now();
     await t.apps.createNamespacedDeployment({ namespace, body: appDeployment({ namespace, name, replicas: 2, podLabels: { 'compute-type': 'fargate' } }) });
@@ -50,7 +50,7 @@ describe('local test ground', () => {
       return ps.length === 2 && ps.every(isPodReady) ? ps : undefined;
     });
     const elapsed = Date.now() - created;
-    assert.ok(elapsed >= scaled(t.ground, FARGATE_PROVISIONING_MS), `pods Ready after ${elapsed} ms, before the provisioning delay`);
+    assert.ok(elapsed >= start.min, `pods Ready after ${elapsed} ms, before the shortest start-up (${start.min} ms)`);
     const nodeNames = pods.map((p) => p.spec!.nodeName!);
     assert.equal(new Set(nodeNames).size, 2, 'each Fargate pod gets a node of its own');
     for (const pod of pods) {
@@ -88,7 +88,7 @@ describe('local test ground', () => {
       return events.items.find((e) => e.reason === 'FailedScheduling');
     });
     assert.match(event.message ?? '', /privileged container "app" is not supported on Fargate/);
-    await new Promise((r) => setTimeout(r, scaled(t.ground, FARGATE_PROVISIONING_MS) + 500));
+    await new Promise((r) => setTimeout(r, start.max + 500));
     const after = await t.core.readNamespacedPod({ name: pod.metadata!.name!, namespace });
     assert.equal(after.status?.phase, 'Pending');
     assert.equal(after.spec?.nodeName, undefined);

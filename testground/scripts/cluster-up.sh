@@ -9,9 +9,21 @@ source "$(dirname "${BASH_SOURCE[0]}")/pki.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/kwok-stages.sh"
 
 TIME_SCALE="${TESTGROUND_TIME_SCALE:-1}"
+# The Fargate simulator (testground/src/fargate/settings.ts): AWS's launch throttle for EKS-only
+# accounts (burst 20, 20 launches per simulated second) and start-up times of 50-75 s at time scale 1,
+# drawn from a seed that is printed so a run can be replayed with TESTGROUND_FARGATE_SEED.
+FARGATE_BURST="${TESTGROUND_FARGATE_BURST:-20}"
+FARGATE_RATE="${TESTGROUND_FARGATE_RATE:-20}"
+FARGATE_START="${TESTGROUND_FARGATE_START:-uniform:50-75}"
+FARGATE_SEED="${TESTGROUND_FARGATE_SEED:-$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}"
+for value in "$FARGATE_BURST" "$FARGATE_RATE" "$FARGATE_START" "$FARGATE_SEED"; do
+  # Written into ground.json as strings; the simulator checks the values themselves.
+  [[ "$value" =~ ^[A-Za-z0-9:.-]+$ ]] || { echo "TESTGROUND_FARGATE_*: \"$value\" is not a setting (letters, digits and : . - only)" >&2; exit 1; }
+done
 
 if [[ -f "$STATE_DIR/ground.json" ]] && bash "$TESTGROUND_DIR/scripts/cluster-status.sh" >/dev/null 2>&1; then
   echo "test ground already up"
+  grep -m1 -o 'fargate-scheduler: .*' "$LOG_DIR/eks-simulator.log" || true
   echo "kubeconfig: $ADMIN_KUBECONFIG"
   exit 0
 fi
@@ -85,6 +97,9 @@ wait_until kube-apiserver 90 "${curl_admin[@]}" "https://127.0.0.1:$PORT_APISERV
 
 # Client rate limits are raised from the defaults (20 qps) so that, at thousands of Deployments,
 # the deployment controller reflects what the API server can do rather than a client throttle.
+# The ttl controller is off: its annotation only tunes a real kubelet's Secret cache (KWOK has none),
+# and it cost a patch per Fargate node plus one of every node each time the count crossed 100, 500
+# or 1000 (measured with testground/src/measure-fargate-main.ts).
 start kube-controller-manager "$K8S_BIN/kube-controller-manager" \
   --kubeconfig "$PKI_DIR/controller-manager.kubeconfig" \
   --authentication-kubeconfig "$PKI_DIR/controller-manager.kubeconfig" \
@@ -92,7 +107,7 @@ start kube-controller-manager "$K8S_BIN/kube-controller-manager" \
   --bind-address 127.0.0.1 --secure-port "$PORT_KCM" --leader-elect=false \
   --service-account-private-key-file "$PKI_DIR/sa.key" --root-ca-file "$PKI_DIR/ca.crt" \
   --use-service-account-credentials=true \
-  --kube-api-qps 200 --kube-api-burst 400 \
+  --kube-api-qps 200 --kube-api-burst 400 --controllers '*,-ttl' \
   --concurrent-deployment-syncs 10 --concurrent-replicaset-syncs 10
 wait_until kube-controller-manager 60 curl -skf "https://127.0.0.1:$PORT_KCM/healthz"
 
@@ -123,6 +138,7 @@ cat > "$STATE_DIR/ground.json" <<JSON
   "webhookKey": "$PKI_DIR/webhook.key",
   "webhookCA": "$PKI_DIR/webhook-ca.crt",
   "timeScale": $TIME_SCALE,
+  "fargate": { "burst": "$FARGATE_BURST", "rate": "$FARGATE_RATE", "start": "$FARGATE_START", "seed": "$FARGATE_SEED" },
   "region": "us-east-1",
   "account": "123456789012",
   "kubectl": "$K8S_BIN/kubectl",
@@ -143,5 +159,6 @@ fi
 cat "$LOG_DIR/setup.log"
 
 echo "test ground up in $((SECONDS - started_at)) s (time scale $TIME_SCALE)"
+grep -m1 -o 'fargate-scheduler: .*' "$LOG_DIR/eks-simulator.log" || true
 echo "kubeconfig: $ADMIN_KUBECONFIG"
 echo "kubectl:    $STATE_DIR/bin/kubectl --kubeconfig $ADMIN_KUBECONFIG get nodes"

@@ -92,6 +92,19 @@ write_kwok_lease_node_stages() { # write_kwok_lease_node_stages <path>
 
 write_kwok_stages() { # write_kwok_stages <path>
   {
+    # KWOK runs 4 workers each for node leases, node stages and pod stages by default. With one node
+    # per Fargate pod, 1500 nodes need 150 lease renewals a second; at 4 in flight and the API server's
+    # latency under a launch wave, renewals fell behind and the node lifecycle controller marked
+    # Fargate nodes and their pods NotReady (measured with testground/src/measure-fargate-main.ts).
+    # More in flight costs no more writes: each lease is still renewed once per interval.
+    cat <<'CONFIG'
+apiVersion: config.kwok.x-k8s.io/v1alpha1
+kind: KwokConfiguration
+options:
+  nodeLeaseParallelism: 32
+  nodePlayStageParallelism: 16
+  podPlayStageParallelism: 16
+CONFIG
     pod_stage pod-ready True "$(expr "$NEVER_READY" DoesNotExist)"
     pod_stage pod-ready-off-fargate True "$(expr "$NEVER_READY" In fargate; expr "$ON_FARGATE" NotIn fargate)"
     pod_stage pod-ready-on-fargate True "$(expr "$NEVER_READY" In spot; expr "$ON_FARGATE" In fargate)"

@@ -2,6 +2,8 @@
 import { readFileSync } from 'node:fs';
 import { AppsV1Api, CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { PooledKubeConfig } from '../../src/kube/api.js';
+import { type FargateSettings, parseFargateSettings, type RawFargateSettings, realThrottle } from './fargate/settings.js';
+import { describeStart, type StartDistribution } from './fargate/timing.js';
 
 export interface Ground {
   kubeconfig: string;
@@ -12,8 +14,10 @@ export interface Ground {
   webhookCert: string;
   webhookKey: string;
   webhookCA: string;
-  /** Multiplies every simulated delay: 0.05 turns Fargate's 45 s start into 2.25 s. */
+  /** Multiplies every simulated delay: 0.1 turns a 60 s Fargate start into 6 s and 20 launches/s into 200. */
   timeScale: number;
+  /** The Fargate simulator's settings as cluster-up resolved them (parse with groundFargateSettings). */
+  fargate?: RawFargateSettings;
   region: string;
   account: string;
   kubectl: string;
@@ -56,6 +60,39 @@ export function groundClients(kubeconfigPath: string): GroundClients {
 /** Simulated durations shrink by the ground's time scale; never below 1 ms so timers still order. */
 export function scaled(ground: Pick<Ground, 'timeScale'>, realMs: number): number {
   return Math.max(1, Math.round(realMs * ground.timeScale));
+}
+
+/** The Fargate simulator's settings on this ground (a ground.json without them has the defaults and seed 0). */
+export function groundFargateSettings(ground: Pick<Ground, 'fargate'>): FargateSettings {
+  return parseFargateSettings({ seed: '0', ...ground.fargate });
+}
+
+function scaledStart(d: StartDistribution, timeScale: number): StartDistribution {
+  const s = (ms: number) => Math.round(ms * timeScale);
+  return d.kind === 'fixed' ? { kind: 'fixed', ms: s(d.ms) } : { kind: 'uniform', minMs: s(d.minMs), maxMs: s(d.maxMs) };
+}
+
+/** The mean Fargate start-up on this ground, in real milliseconds. */
+export function meanStartMs(settings: FargateSettings, timeScale: number): number {
+  const d = scaledStart(settings.start, timeScale);
+  return d.kind === 'fixed' ? d.ms : Math.round((d.minMs + d.maxMs) / 2);
+}
+
+/** The shortest and the longest Fargate start-up on this ground, in real milliseconds. */
+export function startBoundsMs(settings: FargateSettings, timeScale: number): { min: number; max: number } {
+  const d = scaledStart(settings.start, timeScale);
+  return d.kind === 'fixed' ? { min: d.ms, max: d.ms } : { min: d.minMs, max: d.maxMs };
+}
+
+/** One line for logs: what the simulator does, in simulated and in real time, and the seed to replay it. */
+export function describeFargate(settings: FargateSettings, timeScale: number): string {
+  const { burst, perSecond } = settings.throttle;
+  const real = realThrottle(settings.throttle, timeScale);
+  return (
+    `launch throttle burst ${burst}, ${perSecond} launches/s simulated (${real.perSecond} real); ` +
+    `start-up ${describeStart(settings.start)} simulated (${describeStart(scaledStart(settings.start, timeScale))} real, mean start-up ${meanStartMs(settings, timeScale)} ms); ` +
+    `seed ${settings.seed} (replay with TESTGROUND_FARGATE_SEED=${settings.seed})`
+  );
 }
 
 /** AWS SDK settings that reach the ground's SQS/EventBridge server, exactly as a user would set them. */
