@@ -201,3 +201,16 @@ describe('the priority annotation', () => {
     assert.equal(resolveDeploymentSettings(config, { 'spot-orchestrator/priority': '99999999999' }).settings.priority, undefined);
   });
 });
+
+describe('durations past what a timer holds', () => {
+  it('are refused with the limit named, in the environment and in an annotation alike', () => {
+    const { problems } = resolveWithProvenance({ env: { ...BASE_ENV, RECOVERY_INTERVAL: '600h' } });
+    assert.equal(problems.length, 1);
+    assert.equal(problems[0]!.key, 'recovery.interval');
+    assert.match(problems[0]!.message, /longer than 596h31m23\.647s, the longest wait a timer can hold/);
+    const { settings, invalid } = resolveDeploymentSettings(config, { [USER_ANNOTATIONS.rolloutTimeout]: '600h' });
+    assert.equal(settings.rolloutTimeout, 120_000, 'the global value, not a timeout that fires at once');
+    assert.match(invalid[0]!.message, /^ignoring annotation spot-orchestrator\/rollout-timeout="600h" \(longer than 596h31m23\.647s/);
+    assert.equal(resolveDeploymentSettings(config, { [USER_ANNOTATIONS.rolloutTimeout]: '596h' }).settings.rolloutTimeout, 596 * 3_600_000);
+  });
+});

@@ -74,6 +74,12 @@ export const priorityType: ValueType<number | undefined> = {
   format: (value) => (value === undefined ? "the pods' priority" : String(value)),
 };
 
+/**
+ * The longest wait Node's timers hold (2^31 - 1 ms, about 24.8 days): a longer one fires after 1 ms,
+ * so a "600h" rollout timeout would time out at once and a long interval would become a busy loop.
+ */
+export const MAX_DURATION_MS = 2 ** 31 - 1;
+
 /** Go-style duration in milliseconds; zero only where "no wait" means something. */
 export function durationType(options: { allowZero: boolean }): ValueType<number> {
   const expected = options.allowZero ? 'a duration of zero or more, such as "0s", "5s" or "1h30m"' : 'a duration greater than zero, such as "5s" or "1h30m"';
@@ -94,6 +100,7 @@ export function durationType(options: { allowZero: boolean }): ValueType<number>
         throw error;
       }
       if (value === 0 && !options.allowZero) return { ok: false, expected, reason: 'zero is not allowed here' };
+      if (value > MAX_DURATION_MS) return { ok: false, expected, reason: `longer than ${formatDuration(MAX_DURATION_MS)}, the longest wait a timer can hold` };
       return { ok: true, value };
     },
     format: formatDuration,

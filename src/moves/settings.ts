@@ -6,10 +6,14 @@ import type { Logger } from 'pino';
 import { type DeploymentSettings, resolveDeploymentSettings } from '../config/overrides.js';
 import type { ControllerContext } from './context.js';
 
+const MAX_LOGGED_VALUE = 100;
+
 export function settingsFor(ctx: Pick<ControllerContext, 'config' | 'recorder'>, d: V1Deployment, log: Logger): DeploymentSettings {
   const { settings, invalid } = resolveDeploymentSettings(ctx.config, d.metadata?.annotations);
   for (const problem of invalid) {
-    log.warn({ annotation: problem.annotation, value: problem.value }, problem.message);
+    // The value is a tenant's input of any length: the log gets as much of it as the Event does.
+    const value = problem.value.length > MAX_LOGGED_VALUE ? `${problem.value.slice(0, MAX_LOGGED_VALUE)}…` : problem.value;
+    log.warn({ annotation: problem.annotation, value }, problem.message);
     ctx.recorder.record(
       { kind: 'Deployment', namespace: d.metadata?.namespace ?? '', name: d.metadata?.name ?? '', uid: d.metadata?.uid },
       'Warning',
