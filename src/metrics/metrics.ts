@@ -6,7 +6,15 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 
 export const PREFIX = 'spot_orchestrator_';
 
-export const MESSAGE_KINDS = ['spot_interrupted', 'rebalance_recommendation', 'state_change', 'unknown', 'malformed'] as const;
+export const MESSAGE_KINDS = [
+  'spot_interrupted',
+  'capacity_reservation_interrupted',
+  'scheduled_change',
+  'rebalance_recommendation',
+  'state_change',
+  'unknown',
+  'malformed',
+] as const;
 export type MessageKind = (typeof MESSAGE_KINDS)[number];
 
 /** Where handling a queue message failed: reading it, acting on it, or removing it from the queue. */

@@ -43,4 +43,19 @@ export const NODE_ANNOTATIONS = {
   interruptedAt: 'spot-orchestrator/interrupted-at',
   terminationDeadline: 'spot-orchestrator/termination-deadline',
   rebalanceRecommendedAt: 'spot-orchestrator/rebalance-recommended-at',
+  /** An AWS Health scheduled change's startTime: the move is due `scheduled_change_lead` before it. */
+  scheduledChangeAt: 'spot-orchestrator/scheduled-change-at',
+  /** The Health event that announced it (its id), so the move and its summary name it. */
+  scheduledChangeEvent: 'spot-orchestrator/scheduled-change-event',
+  /** The scheduled-change-at value the move was made for: a restart does not move it again. */
+  scheduledChangeMoved: 'spot-orchestrator/scheduled-change-moved',
+  /** JSON of what the controller added when it sealed the node (taint, label, cordon): only that is taken back. */
+  sealed: 'spot-orchestrator/sealed',
+  /** When the controller found the sealed node alive well after its deadline and took its marks back. */
+  survivedAt: 'spot-orchestrator/survived-at',
 } as const;
+
+/** The controller's own taint on a doomed node: nothing new is scheduled there. */
+export const INTERRUPTED_TAINT_KEY = 'spot-orchestrator/interrupted';
+/** Well-known label: the cloud's service controller takes the node out of external load balancers. */
+export const EXCLUDE_FROM_LB_LABEL = 'node.kubernetes.io/exclude-from-external-load-balancers';
