@@ -228,6 +228,71 @@ describe('InterruptionHandler', () => {
     assert.deepEqual(cluster.events, ['RebalanceRecommended spot-a']);
   });
 
+  describe('moving on a rebalance recommendation (opt-in)', () => {
+    const recommendation = (instanceId: string, time = WARNED_AT) =>
+      parsed(buildRebalanceRecommendation({ instanceId, time, region: 'eu-west-1', account: '210987654321' }));
+
+    it('with migration.on_rebalance, moves the managed Deployments at once, seals the node and notes the move', async () => {
+      const cluster = new FakeCluster();
+      cluster.place('spot-a', 'i-0a1b2c3d4e5f60718', deployment('api', true), deployment('batch', false));
+      const flow = new FakeFlow();
+      const result = await handlerFor(cluster, flow, { MIGRATION_ON_REBALANCE: 'true' }).handle(recommendation('i-0a1b2c3d4e5f60718'));
+      assert.deepEqual({ ack: result.ack, outcome: result.outcome }, { ack: true, outcome: 'migrated' });
+      assert.deepEqual(
+        flow.started.map((s) => s.name),
+        ['api'],
+      );
+      const seal = cluster.nodePatches[1]!.body as { metadata: { annotations: Record<string, string> }; spec: { taints: unknown[] } };
+      assert.equal(seal.metadata.annotations[NODE_ANNOTATIONS.rebalanceMovedAt], WARNED_AT.toISOString());
+      assert.equal(seal.metadata.annotations[NODE_ANNOTATIONS.interruptedAt], undefined, 'not interrupted: only recommended');
+      assert.equal(seal.spec.taints.length, 1);
+      assert.deepEqual(cluster.events, ['RebalanceRecommended spot-a', 'RebalanceMove spot-a']);
+    });
+
+    it('per Deployment: the annotation moves one when the global switch is off, and keeps one when it is on', async () => {
+      const cluster = new FakeCluster();
+      const eager = {
+        metadata: { namespace: 'prod', name: 'eager', annotations: { 'spot-orchestrator/enabled': 'true', 'spot-orchestrator/move-on-rebalance': 'true' } },
+      };
+      const calm = {
+        metadata: { namespace: 'prod', name: 'calm', annotations: { 'spot-orchestrator/enabled': 'true', 'spot-orchestrator/move-on-rebalance': 'false' } },
+      };
+      cluster.place('spot-a', 'i-0a1b2c3d4e5f60718', eager, calm, deployment('api', true));
+      const off = new FakeFlow();
+      await handlerFor(cluster, off).handle(recommendation('i-0a1b2c3d4e5f60718'));
+      assert.deepEqual(
+        off.started.map((s) => s.name),
+        ['eager'],
+      );
+      const on = new FakeFlow();
+      await handlerFor(cluster, on, { MIGRATION_ON_REBALANCE: 'true' }).handle(recommendation('i-0a1b2c3d4e5f60718'));
+      assert.deepEqual(on.started.map((s) => s.name).sort(), ['api', 'eager']);
+    });
+
+    it("a node's recommendation moves its Deployments once", async () => {
+      const cluster = new FakeCluster();
+      cluster.place('spot-a', 'i-0a1b2c3d4e5f60718', deployment('api', true));
+      cluster.nodes.get('i-0a1b2c3d4e5f60718')!.metadata!.annotations = { [NODE_ANNOTATIONS.rebalanceMovedAt]: '2026-11-30T09:00:00.000Z' };
+      const flow = new FakeFlow();
+      const result = await handlerFor(cluster, flow, { MIGRATION_ON_REBALANCE: 'true' }).handle(recommendation('i-0a1b2c3d4e5f60718'));
+      assert.equal(result.outcome, 'noted');
+      assert.equal(flow.started.length, 0);
+    });
+
+    it('counts a rebalance move that a warning followed, at the first warning only', async () => {
+      const cluster = new FakeCluster();
+      cluster.place('spot-a', 'i-0a1b2c3d4e5f60718', deployment('api', true));
+      const n = cluster.nodes.get('i-0a1b2c3d4e5f60718')!;
+      n.metadata!.annotations = { [NODE_ANNOTATIONS.rebalanceMovedAt]: '2026-11-30T09:58:00.000Z' };
+      const handler = handlerFor(cluster, new FakeFlow());
+      await handler.handle(spotWarning('i-0a1b2c3d4e5f60718'));
+      n.metadata!.annotations[NODE_ANNOTATIONS.interruptedAt] = WARNED_AT.toISOString();
+      await handler.handle(spotWarning('i-0a1b2c3d4e5f60718'));
+      const values = (await cluster.metrics.rebalanceMoves.get()).values.map((v) => [v.labels.followed_by_warning, v.value]);
+      assert.deepEqual(values, [['true', 1]]);
+    });
+  });
+
   it('an instance going away without a warning is cordoned and marked; one starting up is ignored', async () => {
     const cluster = new FakeCluster();
     cluster.place('spot-a', 'i-0a1b2c3d4e5f60718', deployment('api', true));

@@ -13,7 +13,7 @@ import type { ParsedEvent } from '../events/parse.js';
 import type { RebalanceRecommendationEvent } from '../events/kinds/rebalance-recommendation.js';
 import type { CapacityReservationInterruptedEvent } from '../events/kinds/capacity-reservation-interruption.js';
 import type { ScheduledChangeEvent } from '../events/kinds/scheduled-change.js';
-import type { SpotInterruptedEvent } from '../events/kinds/spot-interruption.js';
+import { SPOT_INTERRUPTION_NOTICE_MS, type SpotInterruptedEvent } from '../events/kinds/spot-interruption.js';
 import type { StateChangeEvent } from '../events/kinds/state-change.js';
 import { forecastLaunches } from '../capacity/fargate-budget.js';
 import { resolveDeploymentSettings } from '../config/overrides.js';
@@ -39,7 +39,7 @@ const DONE: Promise<void> = Promise.resolve();
 
 /** What phase 1 needs to know of a warning, or of a scheduled change whose lead time has come. */
 interface Doom {
-  kind: 'spot_interrupted' | 'capacity_reservation_interrupted' | 'scheduled_change';
+  kind: 'spot_interrupted' | 'capacity_reservation_interrupted' | 'scheduled_change' | 'rebalance_recommendation';
   eventId: string;
   found: { node: V1Node; instanceId: string }[];
   /** Noted on the nodes as interrupted-at. */
@@ -47,8 +47,12 @@ interface Doom {
   deadline: Date;
   /** For logs and Events: "spot interruption warning". */
   what: string;
-  /** Node marks written only once phase 1 is done (no retry); the message-less scheduled change needs them. */
+  /** Node marks written only once phase 1 is done (no retry): what says the move was made. */
   doneMarks?: Record<string, string>;
+  /** Node marks written with the seal; default interrupted-at and termination-deadline. */
+  marks?: Record<string, string>;
+  /** Only these of the managed Deployments on the nodes move (a rebalance moves those that opted in). */
+  only?: (d: V1Deployment) => boolean;
 }
 
 export class InterruptionHandler {
@@ -75,7 +79,7 @@ export class InterruptionHandler {
       case 'scheduled_change':
         return this.onScheduledChange(event);
       case 'rebalance_recommendation':
-        return this.onAtRisk(event, { [NODE_ANNOTATIONS.rebalanceRecommendedAt]: event.time.toISOString() }, false);
+        return this.onRebalance(event);
       case 'state_change':
         return this.onStateChange(event);
       case 'unknown':
@@ -192,8 +196,40 @@ export class InterruptionHandler {
     return { ack: marked, outcome: 'noted', settled: DONE };
   }
 
+  /**
+   * Noted on the node, as always; and when migration.on_rebalance or a Deployment's move-on-rebalance
+   * says so, the Deployments that want it move now, once per node: the node's rebalance-moved-at mark
+   * keeps a repeated or later recommendation from moving them again (no thrash).
+   */
+  private async onRebalance(event: RebalanceRecommendationEvent): Promise<HandleResult> {
+    const noted = await this.onAtRisk(event, { [NODE_ANNOTATIONS.rebalanceRecommendedAt]: event.time.toISOString() }, false);
+    if (noted.outcome === 'foreign') return noted;
+    const found = this.nodesOf(event.instanceIds).filter((f) => f.node.metadata?.annotations?.[NODE_ANNOTATIONS.rebalanceMovedAt] === undefined);
+    const wants = (d: V1Deployment) => resolveDeploymentSettings(this.ctx.config, d.metadata?.annotations).settings.moveOnRebalance;
+    if (found.length === 0 || !this.atStake(found.map((f) => f.node)).some((s) => wants(s.deployment))) return noted;
+    return this.interrupt({
+      kind: 'rebalance_recommendation',
+      eventId: event.id,
+      found,
+      warnedAt: event.time,
+      // No deadline comes with a recommendation: the soonest the instance could go is a warning now.
+      deadline: new Date(event.time.getTime() + SPOT_INTERRUPTION_NOTICE_MS),
+      what: 'rebalance recommendation, moving the Deployments that opted in',
+      marks: {},
+      doneMarks: { [NODE_ANNOTATIONS.rebalanceMovedAt]: event.time.toISOString() },
+      only: wants,
+    });
+  }
+
   private onWarning(event: SpotInterruptedEvent | CapacityReservationInterruptedEvent): Promise<HandleResult> {
     const found = this.nodesOf(event.instanceIds);
+    for (const { node } of found) {
+      const a = node.metadata?.annotations ?? {};
+      // The first warning for a node whose Deployments a recommendation moved: that move was worth it.
+      if (a[NODE_ANNOTATIONS.rebalanceMovedAt] !== undefined && a[NODE_ANNOTATIONS.interruptedAt] === undefined) {
+        this.ctx.metrics.rebalanceMoves.inc({ followed_by_warning: 'true' });
+      }
+    }
     const what = event.kind === 'spot_interrupted' ? 'spot interruption warning' : 'capacity reservation interruption warning';
     if (found.length === 0) {
       this.ctx.log.info({ eventId: event.id, kind: event.kind, instances: event.instanceIds }, 'interruption for instances not in this cluster; ignoring');
@@ -211,13 +247,16 @@ export class InterruptionHandler {
     const instanceIds = found.map((f) => f.instanceId);
     const nodes = found.map((f) => f.node);
     const instances: InterruptionInstance[] = found.map((f) => ({ instanceId: f.instanceId, node: f.node.metadata!.name! }));
-    const marks = { [NODE_ANNOTATIONS.interruptedAt]: doom.warnedAt.toISOString(), [NODE_ANNOTATIONS.terminationDeadline]: doom.deadline.toISOString() };
+    const marks = doom.marks ?? {
+      [NODE_ANNOTATIONS.interruptedAt]: doom.warnedAt.toISOString(),
+      [NODE_ANNOTATIONS.terminationDeadline]: doom.deadline.toISOString(),
+    };
     // Sealing the nodes off comes behind the patches: the patches are what the deadline is for. The
     // nodes' pods keep serving until then, and the taint only keeps new pods off, which the
     // patches' Fargate template already does for the moved Deployments.
     const markNodes = (done: boolean) => this.markNodes(nodes, done ? { ...marks, ...doom.doneMarks } : marks, 'seal');
 
-    const affected = this.atStake(nodes);
+    const affected = this.atStake(nodes).filter((s) => doom.only?.(s.deployment) ?? true);
     const order = this.ctx.config.migration.triage ? triageOrder(affected) : affected;
     const deployments = order.map((s) => s.deployment);
     const forecast = this.forecast(order, doom.deadline, log);
@@ -232,7 +271,9 @@ export class InterruptionHandler {
           ? 'SpotInterruption'
           : doom.kind === 'capacity_reservation_interrupted'
             ? 'CapacityReservationInterruption'
-            : 'ScheduledChangeDue',
+            : doom.kind === 'scheduled_change'
+              ? 'ScheduledChangeDue'
+              : 'RebalanceMove',
         `${doom.what} (event ${doom.eventId}); the instance goes at ${doom.deadline.toISOString()}; sealed off (cordoned, tainted, out of external load balancers), ${deployments.length} managed Deployment(s) moving to Fargate`,
       );
     }

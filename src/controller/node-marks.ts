@@ -65,10 +65,13 @@ export function planMark(annotations: Record<string, string>, cordon: boolean): 
   return { metadata: { annotations }, ...(cordon ? { spec: { unschedulable: true } } : {}) };
 }
 
-/** When a sealed node should be gone by: its termination deadline, else when it was marked interrupted. */
+/**
+ * When a sealed node should be gone by: its termination deadline, else when it was marked interrupted,
+ * else (sealed by a rebalance move that no warning followed) when its recommendation came.
+ */
 export function deadlineOf(node: V1Node): Date | undefined {
   const a = node.metadata?.annotations ?? {};
-  const text = a[NODE_ANNOTATIONS.terminationDeadline] ?? a[NODE_ANNOTATIONS.interruptedAt];
+  const text = a[NODE_ANNOTATIONS.terminationDeadline] ?? a[NODE_ANNOTATIONS.interruptedAt] ?? a[NODE_ANNOTATIONS.rebalanceMovedAt];
   const at = text === undefined ? Number.NaN : Date.parse(text);
   return Number.isNaN(at) ? undefined : new Date(at);
 }
@@ -85,6 +88,7 @@ export function survivors(nodes: readonly V1Node[], now: Date, graceMs: number):
 /**
  * Takes back from a survivor what the controller added (and only that) and the marks that say it is
  * doomed, so recovery may use it again; notes when. undefined when there is nothing to take back.
+ * rebalance-moved-at stays: the node's recommendation has had its move.
  */
 export function planUnseal(node: V1Node, now: Date): NodePatch | undefined {
   const record = readSealRecord(node);

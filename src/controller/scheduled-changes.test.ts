@@ -7,6 +7,7 @@ import { pino } from 'pino';
 import { ManualClock } from '../clock-test-support.js';
 import { loadConfig } from '../config/load.js';
 import type { ClusterView } from '../kube/cluster-view.js';
+import { createMetrics } from '../metrics/metrics.js';
 import type { ControllerContext } from '../moves/context.js';
 import { NODE_ANNOTATIONS } from '../state/annotations.js';
 import type { HandleResult } from './interruption-handler.js';
@@ -58,6 +59,7 @@ class Nodes {
         readNode: async ({ name }: { name: string }) => this.byName.get(name),
       } as unknown as CoreV1Api,
       recorder: { record: (target: { name: string }, _type: string, reason: string) => void this.events.push(`${reason} ${target.name}`) },
+      metrics: createMetrics(),
     } as unknown as ControllerContext;
   }
 }
@@ -188,6 +190,39 @@ describe('ScheduledChanges', () => {
     assert.equal(after.spec!.taints, undefined);
     assert.deepEqual(Object.keys(after.metadata!.annotations!), [NODE_ANNOTATIONS.survivedAt]);
     assert.deepEqual(nodes.events, ['NodeSurvived spot-a']);
+    sweep.stop();
+  });
+
+  it('a node sealed by a rebalance move that no warning followed gets its seal back, counted as not followed', async () => {
+    const clock = new ManualClock(START);
+    const nodes = new Nodes();
+    nodes.add(
+      'spot-a',
+      {
+        [NODE_ANNOTATIONS.rebalanceRecommendedAt]: START.toISOString(),
+        [NODE_ANNOTATIONS.rebalanceMovedAt]: START.toISOString(),
+        [NODE_ANNOTATIONS.sealed]: '{"taint":true,"label":false,"cordon":true}',
+      },
+      { unschedulable: true, taints: [{ key: 'spot-orchestrator/interrupted', effect: 'NoSchedule' }] },
+    );
+    const ctx = nodes.context(clock, { SURVIVOR_GRACE: '10m' });
+    const sweep = new ScheduledChanges(ctx, new Mover(nodes, clock));
+    sweep.start();
+    await clock.advance(9 * 60_000);
+    assert.equal(nodes.byName.get('spot-a')!.spec!.unschedulable, true);
+    await clock.advance(60_000);
+    const after = nodes.byName.get('spot-a')!;
+    assert.equal(after.spec!.unschedulable, undefined);
+    assert.equal(after.metadata!.annotations![NODE_ANNOTATIONS.rebalanceMovedAt], START.toISOString(), 'moved once: the mark stays');
+    assert.equal(after.metadata!.annotations![NODE_ANNOTATIONS.rebalanceRecommendedAt], START.toISOString(), 'recovery still avoids it');
+    const values = (await ctx.metrics.rebalanceMoves.get()).values.map((v) => [v.labels.followed_by_warning, v.value]);
+    assert.deepEqual(values, [['false', 1]]);
+    await clock.advance(60_000);
+    assert.deepEqual(
+      (await ctx.metrics.rebalanceMoves.get()).values.map((v) => v.value),
+      [1],
+      'counted once',
+    );
     sweep.stop();
   });
 });

@@ -6,6 +6,7 @@
 import type { Clock, Timer } from '../clock.js';
 import type { ControllerContext } from '../moves/context.js';
 import type { HandleResult } from './interruption-handler.js';
+import { NODE_ANNOTATIONS } from '../state/annotations.js';
 import { NodeMarker } from './node-marker.js';
 import { type DueChange, dueScheduledChanges, planUnseal, survivors } from './node-marks.js';
 
@@ -88,6 +89,10 @@ export class ScheduledChanges {
       const name = node.metadata!.name!;
       const ok = await this.marker.write(node, (n) => planUnseal(n, this.clock.now()), 'take the seal back from a node that survived');
       if (!ok) continue;
+      const a = node.metadata?.annotations ?? {};
+      if (a[NODE_ANNOTATIONS.rebalanceMovedAt] !== undefined && a[NODE_ANNOTATIONS.interruptedAt] === undefined) {
+        this.ctx.metrics.rebalanceMoves.inc({ followed_by_warning: 'false' });
+      }
       log.info({ node: name }, 'the node is still Ready well after its deadline: took back the taint, label and cordon the controller added');
       this.ctx.recorder.record(
         { kind: 'Node', name, uid: node.metadata?.uid },

@@ -11,6 +11,8 @@ export const USER_ANNOTATIONS = {
   verificationDelay: 'spot-orchestrator/verification-delay',
   /** Its rank in phase 1 under Fargate's launch throttle, over its pods' PriorityClass value. */
   priority: 'spot-orchestrator/priority',
+  /** Move it on a rebalance recommendation for a node it has pods on, over migration.on_rebalance. */
+  moveOnRebalance: 'spot-orchestrator/move-on-rebalance',
 } as const;
 
 /** Written by the controller: the state machine of a Deployment lives here. */
@@ -43,6 +45,8 @@ export const NODE_ANNOTATIONS = {
   interruptedAt: 'spot-orchestrator/interrupted-at',
   terminationDeadline: 'spot-orchestrator/termination-deadline',
   rebalanceRecommendedAt: 'spot-orchestrator/rebalance-recommended-at',
+  /** The recommendation whose move was made (its time): a node's recommendation moves its Deployments once. */
+  rebalanceMovedAt: 'spot-orchestrator/rebalance-moved-at',
   /** An AWS Health scheduled change's startTime: the move is due `scheduled_change_lead` before it. */
   scheduledChangeAt: 'spot-orchestrator/scheduled-change-at',
   /** The Health event that announced it (its id), so the move and its summary name it. */
