@@ -387,7 +387,7 @@ describe('InterruptionHandler', () => {
     assert.deepEqual({ ack: result.ack, outcome: result.outcome }, { ack: true, outcome: 'migrated' });
     assert.deepEqual(flow.started[0]!.request, { eventId: 'health-1', instanceIds: ['i-0a1b2c3d4e5f60718'], reason: 'spot-interruption', deadline: startTime });
     const annotations = (cluster.nodePatches[0]!.body as { metadata: { annotations: Record<string, string> } }).metadata.annotations;
-    assert.equal(annotations[NODE_ANNOTATIONS.scheduledChangeMoved], startTime.toISOString());
+    assert.deepEqual(JSON.parse(annotations[NODE_ANNOTATIONS.scheduledChangeMoved]!), { prod: startTime.toISOString() }, 'moved, for this scope');
     assert.equal(annotations[NODE_ANNOTATIONS.terminationDeadline], startTime.toISOString());
     assert.deepEqual(cluster.events, ['ScheduledChangeDue spot-a']);
 

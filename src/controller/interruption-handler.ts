@@ -22,7 +22,7 @@ import { NODE_ANNOTATIONS } from '../state/annotations.js';
 import type { ControllerContext } from '../moves/context.js';
 import { InterruptionGroups } from './interruption-groups.js';
 import { NodeMarker } from './node-marker.js';
-import { type DueChange, planMark, planSeal } from './node-marks.js';
+import { type DueChange, planMark, planSeal, scopeOf, withMovedScope } from './node-marks.js';
 import { type Stakes, stakeReason, triageOrder } from './triage.js';
 import type { MigrationFlow, PhaseOneResult } from './migration-flow.js';
 import { isManaged } from '../config/scope.js';
@@ -37,6 +37,10 @@ export interface HandleResult {
 
 const DONE: Promise<void> = Promise.resolve();
 
+/** Node annotations, or how to make them from the node's newest copy (a mark that merges with others'). */
+type Marks = Record<string, string> | ((node: V1Node) => Record<string, string>);
+const marksFor = (marks: Marks | undefined, node: V1Node) => (typeof marks === 'function' ? marks(node) : (marks ?? {}));
+
 /** What phase 1 needs to know of a warning, or of a scheduled change whose lead time has come. */
 interface Doom {
   kind: 'spot_interrupted' | 'capacity_reservation_interrupted' | 'scheduled_change' | 'rebalance_recommendation';
@@ -48,7 +52,7 @@ interface Doom {
   /** For logs and Events: "spot interruption warning". */
   what: string;
   /** Node marks written only once phase 1 is done (no retry): what says the move was made. */
-  doneMarks?: Record<string, string>;
+  doneMarks?: Marks;
   /** Node marks written with the seal; default interrupted-at and termination-deadline. */
   marks?: Record<string, string>;
   /** Only these of the managed Deployments on the nodes move (a rebalance moves those that opted in). */
@@ -101,7 +105,7 @@ export class InterruptionHandler {
       deadline: change.startTime,
       what: 'AWS Health scheduled change',
       // Written only once phase 1 is done: until then a restart, or the next sweep, moves it again.
-      doneMarks: { [NODE_ANNOTATIONS.scheduledChangeMoved]: at },
+      doneMarks: (node) => ({ [NODE_ANNOTATIONS.scheduledChangeMoved]: withMovedScope(node, scopeOf(this.ctx.config.kubernetes), at) }),
     });
   }
 
@@ -116,13 +120,13 @@ export class InterruptionHandler {
    * Annotates the nodes (cordons when asked), so the verdict outlives this process; doomed nodes are
    * sealed off as well (node-marks.ts). True when every node was written.
    */
-  private async markNodes(nodes: V1Node[], annotations: Record<string, string>, how: 'note' | 'cordon' | 'seal'): Promise<boolean> {
+  private async markNodes(nodes: V1Node[], annotations: Marks, how: 'note' | 'cordon' | 'seal'): Promise<boolean> {
     const now = this.ctx.clock.now();
     const written = await Promise.all(
       nodes.map((node) =>
         how === 'seal'
-          ? this.marker.write(node, (n) => planSeal(n, annotations, now), 'seal off the node')
-          : this.marker.write(node, () => planMark(annotations, how === 'cordon'), 'mark the node'),
+          ? this.marker.write(node, (n) => planSeal(n, marksFor(annotations, n), now), 'seal off the node')
+          : this.marker.write(node, (n) => planMark(marksFor(annotations, n), how === 'cordon'), 'mark the node'),
       ),
     );
     return written.every(Boolean);
@@ -254,7 +258,7 @@ export class InterruptionHandler {
     // Sealing the nodes off comes behind the patches: the patches are what the deadline is for. The
     // nodes' pods keep serving until then, and the taint only keeps new pods off, which the
     // patches' Fargate template already does for the moved Deployments.
-    const markNodes = (done: boolean) => this.markNodes(nodes, done ? { ...marks, ...doom.doneMarks } : marks, 'seal');
+    const markNodes = (done: boolean) => this.markNodes(nodes, done ? (n: V1Node) => ({ ...marks, ...marksFor(doom.doneMarks, n) }) : marks, 'seal');
 
     const affected = this.atStake(nodes).filter((s) => doom.only?.(s.deployment) ?? true);
     const order = this.ctx.config.migration.triage ? triageOrder(affected) : affected;

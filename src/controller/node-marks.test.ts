@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { V1Node, V1Taint } from '@kubernetes/client-node';
 import { EXCLUDE_FROM_LB_LABEL, INTERRUPTED_TAINT_KEY, NODE_ANNOTATIONS } from '../state/annotations.js';
-import { dueScheduledChanges, planSeal, planUnseal, readSealRecord, survivors } from './node-marks.js';
+import { dueScheduledChanges, planSeal, planUnseal, readSealRecord, scopeOf, survivors, withMovedScope } from './node-marks.js';
 
 const NOW = new Date('2026-11-30T10:00:00Z');
 const theirs = { key: 'dedicated', value: 'gpu', effect: 'NoSchedule' };
@@ -127,7 +127,7 @@ describe('scheduled changes due', () => {
       annotations: {
         [NODE_ANNOTATIONS.scheduledChangeAt]: at,
         [NODE_ANNOTATIONS.scheduledChangeEvent]: event,
-        ...(moved ? { [NODE_ANNOTATIONS.scheduledChangeMoved]: moved } : {}),
+        ...(moved ? { [NODE_ANNOTATIONS.scheduledChangeMoved]: JSON.stringify({ prod: moved }) } : {}),
       },
     });
 
@@ -143,6 +143,7 @@ describe('scheduled changes due', () => {
       ],
       NOW,
       lead,
+      'prod',
     );
     assert.deepEqual(
       due.map((c) => [c.eventId, c.startTime.toISOString(), c.nodes.map((n) => n.node.metadata!.name)]),
@@ -157,7 +158,16 @@ describe('scheduled changes due', () => {
 
   it('a change already moved is not due again; a new startTime on the same node is', () => {
     const at = '2026-11-30T10:05:00.000Z';
-    assert.equal(dueScheduledChanges([marked('n1', at, 'h-1', at)], NOW, lead).due.length, 0);
-    assert.equal(dueScheduledChanges([marked('n1', at, 'h-2', '2026-11-01T00:00:00.000Z')], NOW, lead).due.length, 1);
+    assert.equal(dueScheduledChanges([marked('n1', at, 'h-1', at)], NOW, lead, 'prod').due.length, 0);
+    assert.equal(dueScheduledChanges([marked('n1', at, 'h-2', '2026-11-01T00:00:00.000Z')], NOW, lead, 'prod').due.length, 1);
+  });
+
+  it("another install's move (another scope) does not stand in for this one's, and a new move keeps it", () => {
+    const at = '2026-11-30T10:05:00.000Z';
+    const n = marked('n1', at, 'h-1', at);
+    assert.equal(dueScheduledChanges([n], NOW, lead, 'staging').due.length, 1);
+    assert.deepEqual(JSON.parse(withMovedScope(n, 'staging', at)), { prod: at, staging: at });
+    assert.equal(scopeOf({ namespace: 'prod', mode: 'single', deployment_name: 'api' }), 'prod/api');
+    assert.equal(scopeOf({ namespace: 'prod', mode: 'namespace' }), 'prod');
   });
 });

@@ -5,6 +5,7 @@
 // computed from a stale copy would drop a taint someone else added in between; the API server refuses
 // it instead (409) and the caller plans again from a fresh read.
 import type { V1Node, V1Taint } from '@kubernetes/client-node';
+import type { Config } from '../config/config.js';
 import { parseProviderId } from '../events/provider-id.js';
 import { isNodeReady } from '../kube/cluster-view.js';
 import { EXCLUDE_FROM_LB_LABEL, INTERRUPTED_TAINT_KEY, NODE_ANNOTATIONS } from '../state/annotations.js';
@@ -116,6 +117,29 @@ export function planUnseal(node: V1Node, now: Date): NodePatch | undefined {
   return patch;
 }
 
+/** What this controller is on scoped node marks: its namespace, and its Deployment in single mode. */
+export function scopeOf(kubernetes: Pick<Config['kubernetes'], 'namespace' | 'mode' | 'deployment_name'>): string {
+  return kubernetes.mode === 'single' ? `${kubernetes.namespace}/${kubernetes.deployment_name ?? ''}` : kubernetes.namespace;
+}
+
+/** scheduled-change-moved: scope -> the startTime moved for. A damaged value counts as no move made. */
+export function movedScopes(node: V1Node): Record<string, string> {
+  const text = node.metadata?.annotations?.[NODE_ANNOTATIONS.scheduledChangeMoved];
+  try {
+    const value = text === undefined ? {} : (JSON.parse(text) as unknown);
+    return typeof value === 'object' && value !== null && !Array.isArray(value)
+      ? Object.fromEntries(Object.entries(value).filter((e): e is [string, string] => typeof e[1] === 'string'))
+      : {};
+  } catch {
+    return {};
+  }
+}
+
+/** The scheduled-change-moved value with this scope's move added, the other scopes' kept. */
+export function withMovedScope(node: V1Node, scope: string, startTime: string): string {
+  return JSON.stringify({ ...movedScopes(node), [scope]: startTime });
+}
+
 /** The nodes one Health event marked whose move is due now, with the instances behind them. */
 export interface DueChange {
   eventId: string;
@@ -127,13 +151,13 @@ export interface DueChange {
  * Scheduled changes whose lead time has come (startTime - leadMs <= now) and whose move was not made,
  * one per Health event and startTime; and when the next one not yet due comes due.
  */
-export function dueScheduledChanges(nodes: readonly V1Node[], now: Date, leadMs: number): { due: DueChange[]; nextAt?: Date } {
+export function dueScheduledChanges(nodes: readonly V1Node[], now: Date, leadMs: number, scope: string): { due: DueChange[]; nextAt?: Date } {
   const due = new Map<string, DueChange>();
   let nextAt: number | undefined;
   for (const node of nodes) {
     const a = node.metadata?.annotations ?? {};
     const text = a[NODE_ANNOTATIONS.scheduledChangeAt];
-    if (text === undefined || a[NODE_ANNOTATIONS.scheduledChangeMoved] === text) continue;
+    if (text === undefined || movedScopes(node)[scope] === text) continue;
     const startTime = Date.parse(text);
     const instanceId = parseProviderId(node.spec?.providerID)?.instanceId;
     if (Number.isNaN(startTime) || instanceId === undefined) continue;

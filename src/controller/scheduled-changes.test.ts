@@ -80,7 +80,7 @@ class Mover {
         this.nodes.patch(node.metadata!.name!, {
           metadata: {
             annotations: {
-              [NODE_ANNOTATIONS.scheduledChangeMoved]: change.startTime.toISOString(),
+              [NODE_ANNOTATIONS.scheduledChangeMoved]: JSON.stringify({ prod: change.startTime.toISOString() }),
               [NODE_ANNOTATIONS.terminationDeadline]: change.startTime.toISOString(),
               [NODE_ANNOTATIONS.sealed]: '{"taint":true,"label":true,"cordon":true}',
             },

@@ -51,7 +51,11 @@ export const NODE_ANNOTATIONS = {
   scheduledChangeAt: 'spot-orchestrator/scheduled-change-at',
   /** The Health event that announced it (its id), so the move and its summary name it. */
   scheduledChangeEvent: 'spot-orchestrator/scheduled-change-event',
-  /** The scheduled-change-at value the move was made for: a restart does not move it again. */
+  /**
+   * JSON: for each controller scope (its namespace; namespace/deployment in single mode), the
+   * scheduled-change-at value its move was made for, so a restart does not move it again and another
+   * install's move does not stand in for this one's.
+   */
   scheduledChangeMoved: 'spot-orchestrator/scheduled-change-moved',
   /** JSON of what the controller added when it sealed the node (taint, label, cordon): only that is taken back. */
   sealed: 'spot-orchestrator/sealed',

@@ -36,19 +36,24 @@ async function freshNodeWith(namespace: string): Promise<{ node: string; name: s
 
 describe('the doomed node sealed off', () => {
   let namespace: string;
-  let c: TestController | undefined;
+  const started: TestController[] = [];
+  const start = async (env: Record<string, string> = {}) => {
+    const controller = await startController(t, namespace, env);
+    started.push(controller);
+    return controller;
+  };
   before(async () => {
     namespace = await createNamespace(t, 'seal');
   });
   after(async () => {
     injector.cancel();
-    await c?.stop();
+    for (const controller of started) await controller.stop().catch(() => undefined);
     await deleteNamespace(t, namespace);
   });
 
   it('an interrupted node gets the taint and the load-balancer label, behind the patches', async () => {
     const { node, name } = await freshNodeWith(namespace);
-    c = await startController(t, namespace);
+    await start();
     await injector.interrupt([node], { windowMs: 600_000, terminate: false });
     const n = await eventually('the node sealed off', async () => {
       const got = await t.core.readNode({ name: node });
@@ -60,8 +65,6 @@ describe('the doomed node sealed off', () => {
     assert.equal(d.spec?.template.metadata?.labels?.['compute-type'], 'fargate');
     const patchedAt = Date.parse(d.metadata!.annotations!['spot-orchestrator/migrated-at']!);
     assert.ok(patchedAt <= new Date(ourTaint(n)!.timeAdded!).getTime() + 1000, 'the seal comes behind the patch');
-    await c.stop();
-    c = undefined;
     await injector.terminateNode(node);
   });
 
@@ -69,7 +72,7 @@ describe('the doomed node sealed off', () => {
     const { node } = await freshNodeWith(namespace);
     // Someone else's taint, there before: the controller's writes must keep it.
     await t.core.patchNode({ name: node, body: { spec: { taints: [USER_TAINT] } } }, MERGE_PATCH);
-    c = await startController(t, namespace, { SCHEDULED_CHANGE_LEAD: '5s', SURVIVOR_GRACE: '4s' });
+    await start({ SCHEDULED_CHANGE_LEAD: '5s', SURVIVOR_GRACE: '4s' });
     const { startTime } = await injector.scheduleChange([node], new Date(Date.now() + 12_000), {
       eventTypeCode: 'AWS_EC2_SYSTEM_REBOOT_MAINTENANCE_SCHEDULED',
     });
@@ -109,8 +112,6 @@ describe('the doomed node sealed off', () => {
     }
     const reasons = (await t.core.listNamespacedEvent({ namespace: 'default', fieldSelector: `involvedObject.name=${node}` })).items.map((e) => e.reason);
     assert.ok(reasons.includes('NodeSurvived'), `events: ${reasons.join(', ')}`);
-    await c.stop();
-    c = undefined;
     await injector.terminateNode(node);
   });
 });

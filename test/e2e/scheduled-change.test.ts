@@ -107,7 +107,7 @@ describe('Capacity Reservation interruption warnings and AWS Health scheduled ch
     // migrated-at is written in whole seconds by phase 1.
     const migratedAt = Date.parse(moved.metadata!.annotations!['spot-orchestrator/migrated-at']!);
     assert.ok(migratedAt >= startTime.getTime() - leadMs - 1000, `moved ${startTime.getTime() - migratedAt} ms before startTime, more than the lead`);
-    assert.equal(await nodeAnnotation(node, NODE_ANNOTATIONS.scheduledChangeMoved), startTime.toISOString());
+    assert.deepEqual(JSON.parse((await nodeAnnotation(node, NODE_ANNOTATIONS.scheduledChangeMoved)) ?? '{}'), { [namespace]: startTime.toISOString() });
     assert.equal(await nodeAnnotation(node, NODE_ANNOTATIONS.terminationDeadline), startTime.toISOString());
     assert.ok((await nodeEvents(node)).includes('ScheduledChangeDue'));
     assert.equal(said(c, 'scheduled change: the lead time has come; moving its Deployments'), 1, 'moved once');
@@ -141,7 +141,7 @@ describe('Capacity Reservation interruption warnings and AWS Health scheduled ch
     assert.ok(Date.now() < startTime.getTime(), 'before startTime');
     assert.equal(said(second, 'AWS Health scheduled change noted on the nodes'), 0, 'the second process never saw the event');
     assert.equal(said(second, 'scheduled change: the lead time has come; moving its Deployments'), 1);
-    assert.equal(await nodeAnnotation(node, NODE_ANNOTATIONS.scheduledChangeMoved), startTime.toISOString());
+    assert.deepEqual(JSON.parse((await nodeAnnotation(node, NODE_ANNOTATIONS.scheduledChangeMoved)) ?? '{}'), { [namespace]: startTime.toISOString() });
     await second.stop();
     controllers.pop();
     await injector.terminateNode(node);
