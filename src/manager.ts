@@ -14,6 +14,7 @@ import type { ConfigProblem } from './config/load.js';
 import { isManaged } from './config/scope.js';
 import { type HandleResult, InterruptionHandler } from './controller/interruption-handler.js';
 import { MigrationFlow } from './controller/migration-flow.js';
+import { ScheduledChanges } from './controller/scheduled-changes.js';
 import { type QueueClient, QueueSource } from './intake/queue-source.js';
 import { loadKubeConfig, messageOf } from './kube/api.js';
 import { ClusterView } from './kube/cluster-view.js';
@@ -63,6 +64,8 @@ export class Controller {
   readonly handler: InterruptionHandler;
   readonly queue: QueueSource;
   readonly recovery: RecoveryLoop;
+  /** Scheduled changes due and sealed nodes that survived, from the node marks. */
+  readonly scheduledChanges: ScheduledChanges;
   private acting = false;
   private queueReachable = false;
   private lastQueueError?: string;
@@ -90,7 +93,8 @@ export class Controller {
     const moves = new MoveRegistry(clock, log);
     this.ctx = { config, log, clock, view, core, patcher, observer, moves, recorder, alerter, metrics };
     this.flow = new MigrationFlow(this.ctx);
-    this.handler = new InterruptionHandler(this.ctx, this.flow);
+    this.handler = new InterruptionHandler(this.ctx, this.flow, () => this.scheduledChanges.wake());
+    this.scheduledChanges = new ScheduledChanges(this.ctx, this.handler);
     this.recovery = new RecoveryLoop(this.ctx, new RecoveryFlow(this.ctx));
     this.queue = new QueueSource({
       sqs: deps.sqs ?? sqsClientFor(config),
@@ -163,12 +167,14 @@ export class Controller {
       intervalMs: config.monitoring.check_interval,
     });
     this.queue.start();
+    this.scheduledChanges.start();
     this.recovery.start();
     this.ctx.log.info({ namespace: config.kubernetes.namespace, mode: config.kubernetes.mode, dryRun: config.controller.dry_run }, 'controller started');
   }
 
   async stop(): Promise<void> {
     this.ctx.moves.stop();
+    this.scheduledChanges.stop();
     this.recovery.stop();
     await this.queue.stop();
     this.ctx.observer.stop();

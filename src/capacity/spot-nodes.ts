@@ -1,5 +1,6 @@
 // Judging spot capacity from the Node cache and what the controller wrote on Nodes, so the verdict
-// survives a restart: a node under an interruption warning or a rebalance recommendation is at risk.
+// survives a restart: a node under an interruption warning, a scheduled change or a rebalance
+// recommendation is at risk.
 import type { V1Node } from '@kubernetes/client-node';
 import type { Config } from '../config/config.js';
 import { NODE_ANNOTATIONS } from '../state/annotations.js';
@@ -17,6 +18,7 @@ export function isSpotNode(node: V1Node, compute: Config['compute']): boolean {
 export function atRiskReason(node: V1Node): string | undefined {
   const a = node.metadata?.annotations ?? {};
   if (a[NODE_ANNOTATIONS.interruptedAt]) return `interruption warning at ${a[NODE_ANNOTATIONS.interruptedAt]}`;
+  if (a[NODE_ANNOTATIONS.scheduledChangeAt]) return `AWS Health scheduled change at ${a[NODE_ANNOTATIONS.scheduledChangeAt]}`;
   if (a[NODE_ANNOTATIONS.rebalanceRecommendedAt]) return `rebalance recommendation at ${a[NODE_ANNOTATIONS.rebalanceRecommendedAt]}`;
   return undefined;
 }

@@ -20,6 +20,11 @@
 // | migration.fargate_launch_burst       | 20      | FARGATE_LAUNCH_BURST                         | AWS's Fargate launch throttle: bucket size           |
 // | migration.fargate_launch_rate        | 20/s    | FARGATE_LAUNCH_RATE                          | ... and its refill rate                              |
 // | migration.fargate_start_estimate     | 60s     | FARGATE_START_ESTIMATE                       | from a Fargate launch to the pod Ready               |
+// | migration.on_rebalance             | false   | MIGRATION_ON_REBALANCE                       | move on a rebalance recommendation (per Deployment:  |
+// |                                      |         |                                              | spot-orchestrator/move-on-rebalance)                 |
+// | migration.scheduled_change_lead    | 10m     | SCHEDULED_CHANGE_LEAD                        | move this long before an AWS Health scheduled change |
+// | migration.survivor_grace             | 10m     | SURVIVOR_GRACE                               | a sealed node Ready this long past its deadline      |
+// |                                      |         |                                              | survived: its seal is taken back                     |
 // | aws.endpoint_url                     | (unset) | AWS_ENDPOINT_URL_SQS, else AWS_ENDPOINT_URL  | SQS endpoint override (the AWS SDK's own variables,  |
 // |                                      |         |                                              | so a local SQS server needs no special wiring)       |
 // | aws.visibility_timeout               | 30s     | SQS_VISIBILITY_TIMEOUT                       | a received message stays hidden this long, renewed   |
@@ -65,6 +70,12 @@ export interface Config {
     fargate_launch_rate: number;
     /** From a Fargate launch to the pod Ready. */
     fargate_start_estimate: number;
+    /** Move a node's Deployments on its rebalance recommendation (once per node); annotation move-on-rebalance overrides. */
+    on_rebalance: boolean;
+    /** An AWS Health scheduled change's nodes are moved off this long before its startTime. */
+    scheduled_change_lead: number;
+    /** A sealed node still Ready this long after its deadline survived: the controller takes its seal back. */
+    survivor_grace: number;
   };
   recovery: {
     enabled: boolean;
@@ -172,6 +183,10 @@ export const SCHEMA: Schema = {
     fargate_launch_burst: setting(integerType(1), 'FARGATE_LAUNCH_BURST', { default: 20 }),
     fargate_launch_rate: setting(ratePerSecondType, 'FARGATE_LAUNCH_RATE', { default: '20/s' }),
     fargate_start_estimate: setting(positiveDuration, 'FARGATE_START_ESTIMATE', { default: '60s' }),
+    on_rebalance: setting(booleanType, 'MIGRATION_ON_REBALANCE', { default: false }),
+    // Zero is meaningful: move at the change's startTime itself.
+    scheduled_change_lead: setting(nonNegativeDuration, 'SCHEDULED_CHANGE_LEAD', { default: '10m' }),
+    survivor_grace: setting(nonNegativeDuration, 'SURVIVOR_GRACE', { default: '10m' }),
   },
   recovery: {
     enabled: setting(booleanType, 'RECOVERY_ENABLED', { default: true }),

@@ -45,6 +45,9 @@ describe('loadConfig defaults', () => {
         fargate_launch_burst: 20,
         fargate_launch_rate: 20,
         fargate_start_estimate: 60_000,
+        on_rebalance: false,
+        scheduled_change_lead: 600_000,
+        survivor_grace: 600_000,
       },
       recovery: {
         enabled: true,
@@ -101,6 +104,9 @@ const ENV_NAMES: Array<[env: string, key: ConfigKey, raw: string, value: unknown
   ['FARGATE_LAUNCH_BURST', 'migration.fargate_launch_burst', '100', 100],
   ['FARGATE_LAUNCH_RATE', 'migration.fargate_launch_rate', '2.5/s', 2.5],
   ['FARGATE_START_ESTIMATE', 'migration.fargate_start_estimate', '75s', 75_000],
+  ['MIGRATION_ON_REBALANCE', 'migration.on_rebalance', 'true', true],
+  ['SCHEDULED_CHANGE_LEAD', 'migration.scheduled_change_lead', '30m', 1_800_000],
+  ['SURVIVOR_GRACE', 'migration.survivor_grace', '0', 0],
   ['LOG_LEVEL', 'logging.level', 'DEBUG', 'debug'],
   ['LOG_FORMAT', 'logging.format', 'json', 'json'],
   ['SLACK_WEBHOOK_URL', 'alerts.slack_webhook_url', WEBHOOK, WEBHOOK],
@@ -473,7 +479,7 @@ describe('validation', () => {
         [
           'migration.rollout_timout',
           '/etc/sfo/config.toml',
-          '/etc/sfo/config.toml: unknown key migration.rollout_timout, ignored; expected one of the keys of [migration]: rollout_timeout, verification_delay, triage, fargate_launch_burst, fargate_launch_rate, fargate_start_estimate',
+          '/etc/sfo/config.toml: unknown key migration.rollout_timout, ignored; expected one of the keys of [migration]: rollout_timeout, verification_delay, triage, fargate_launch_burst, fargate_launch_rate, fargate_start_estimate, on_rebalance, scheduled_change_lead, survivor_grace',
         ],
         [
           'monitor',

@@ -14,6 +14,7 @@ const GLOBAL_SETTINGS: DeploymentSettings = {
   rolloutTimeout: 120_000,
   verificationDelay: 5_000,
   priority: undefined,
+  moveOnRebalance: false,
 };
 
 describe('resolveDeploymentSettings', () => {
@@ -35,9 +36,18 @@ describe('resolveDeploymentSettings', () => {
       [USER_ANNOTATIONS.rolloutTimeout]: '5m',
       [USER_ANNOTATIONS.verificationDelay]: '1.5s',
       [USER_ANNOTATIONS.priority]: '-3',
+      [USER_ANNOTATIONS.moveOnRebalance]: 'true',
     };
     assert.deepEqual(resolveDeploymentSettings(config, annotations), {
-      settings: { allowFargate: false, recoveryEnabled: false, recoveryCooldown: 0, rolloutTimeout: 300_000, verificationDelay: 1_500, priority: -3 },
+      settings: {
+        allowFargate: false,
+        recoveryEnabled: false,
+        recoveryCooldown: 0,
+        rolloutTimeout: 300_000,
+        verificationDelay: 1_500,
+        priority: -3,
+        moveOnRebalance: true,
+      },
       invalid: [],
     });
   });
@@ -46,6 +56,12 @@ describe('resolveDeploymentSettings', () => {
     const recoveryOff = loadConfig({ env: { ...BASE_ENV, RECOVERY_ENABLED: 'false' } });
     const { settings } = resolveDeploymentSettings(recoveryOff, { [USER_ANNOTATIONS.recoveryEnabled]: 'true' });
     assert.equal(settings.recoveryEnabled, true);
+  });
+
+  it('takes move-on-rebalance from migration.on_rebalance, and a Deployment may opt out of it', () => {
+    const on = loadConfig({ env: { ...BASE_ENV, MIGRATION_ON_REBALANCE: 'true' } });
+    assert.equal(resolveDeploymentSettings(on, {}).settings.moveOnRebalance, true);
+    assert.equal(resolveDeploymentSettings(on, { [USER_ANNOTATIONS.moveOnRebalance]: 'false' }).settings.moveOnRebalance, false);
   });
 
   it('treats an empty annotation as unset', () => {
@@ -182,6 +198,7 @@ describe('resolveDeploymentSettingsWithProvenance', () => {
       rolloutTimeout: ['env', 'env ROLLOUT_TIMEOUT', '3m0s'],
       verificationDelay: ['annotation', `annotation ${USER_ANNOTATIONS.verificationDelay}`, '20s'],
       priority: ['default', 'default', "the pods' priority"],
+      moveOnRebalance: ['default', 'default', 'false'],
     });
     assert.equal(explained.recoveryEnabled.invalid?.value, 'perhaps');
     assert.equal(explained.verificationDelay.value, 20_000);

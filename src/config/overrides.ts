@@ -20,6 +20,8 @@ export interface DeploymentSettings {
   verificationDelay: number;
   /** Its rank in phase 1 when Fargate launches are scarce; undefined: its pods' priority (annotation only). */
   priority: number | undefined;
+  /** Move it on a rebalance recommendation, not only on a warning (default migration.on_rebalance). */
+  moveOnRebalance: boolean;
 }
 
 /** An annotation whose value was ignored. `message` is ready for a log line and a Kubernetes Event. */
@@ -90,6 +92,12 @@ const OVERRIDES: { [K in keyof DeploymentSettings]: Override<DeploymentSettings[
     type: priorityType,
     globalValue: () => undefined,
   },
+  moveOnRebalance: {
+    annotation: USER_ANNOTATIONS.moveOnRebalance,
+    type: booleanType,
+    globalKey: 'migration.on_rebalance',
+    globalValue: (config) => config.migration.on_rebalance,
+  },
 };
 
 type Annotations = Readonly<Record<string, string>> | undefined;
@@ -108,6 +116,7 @@ export function resolveDeploymentSettings(config: OverriddenConfig, annotations:
     rolloutTimeout: pick(OVERRIDES.rolloutTimeout),
     verificationDelay: pick(OVERRIDES.verificationDelay),
     priority: pick(OVERRIDES.priority),
+    moveOnRebalance: pick(OVERRIDES.moveOnRebalance),
   };
   return { settings, invalid };
 }
@@ -132,6 +141,7 @@ export function resolveDeploymentSettingsWithProvenance(
     rolloutTimeout: explain(OVERRIDES.rolloutTimeout),
     verificationDelay: explain(OVERRIDES.verificationDelay),
     priority: explain(OVERRIDES.priority),
+    moveOnRebalance: explain(OVERRIDES.moveOnRebalance),
   };
 }
 

@@ -8,7 +8,13 @@ import { pino } from 'pino';
 import type { DeploymentOutcome } from '../alerts/alert.js';
 import { ManualClock } from '../clock-test-support.js';
 import { loadConfig } from '../config/load.js';
-import { buildRebalanceRecommendation, buildSpotInterruption, buildStateChange } from '../events/build.js';
+import {
+  buildCapacityReservationInterruption,
+  buildRebalanceRecommendation,
+  buildScheduledChange,
+  buildSpotInterruption,
+  buildStateChange,
+} from '../events/build.js';
 import type { InstanceState } from '../events/kinds/state-change.js';
 import { type ParsedEvent, parseMessage } from '../events/parse.js';
 import type { ClusterView } from '../kube/cluster-view.js';
@@ -29,7 +35,7 @@ function parsed(body: string): ParsedEvent {
 const spotWarning = (instanceId: string) => parsed(buildSpotInterruption({ instanceId, time: WARNED_AT, region: 'eu-west-1', account: '210987654321' }));
 
 const node = (name: string, instanceId: string): V1Node => ({
-  metadata: { name, uid: `uid-${name}` },
+  metadata: { name, uid: `uid-${name}`, resourceVersion: '7' },
   spec: { providerID: `aws:///eu-west-1a/${instanceId}` },
 });
 
@@ -133,7 +139,7 @@ const handlerFor = (cluster: FakeCluster, flow: FakeFlow, env: Record<string, st
   new InterruptionHandler(cluster.context(env), flow as unknown as MigrationFlow);
 
 describe('InterruptionHandler', () => {
-  it('a spot warning cordons and marks the node, and runs phase 1 once for each opted-in Deployment on it', async () => {
+  it('a spot warning runs phase 1 once for each opted-in Deployment on the node, then seals the node off', async () => {
     const cluster = new FakeCluster();
     const api = deployment('api', true);
     cluster.place('spot-a', 'i-0a1b2c3d4e5f60718', api, api, deployment('batch', false), deployment('web', true));
@@ -151,9 +157,15 @@ describe('InterruptionHandler', () => {
         name: 'spot-a',
         body: {
           metadata: {
-            annotations: { [NODE_ANNOTATIONS.interruptedAt]: WARNED_AT.toISOString(), [NODE_ANNOTATIONS.terminationDeadline]: request.deadline!.toISOString() },
+            resourceVersion: '7',
+            annotations: {
+              [NODE_ANNOTATIONS.interruptedAt]: WARNED_AT.toISOString(),
+              [NODE_ANNOTATIONS.terminationDeadline]: request.deadline!.toISOString(),
+              [NODE_ANNOTATIONS.sealed]: '{"taint":true,"label":true,"cordon":true}',
+            },
+            labels: { 'node.kubernetes.io/exclude-from-external-load-balancers': 'true' },
           },
-          spec: { unschedulable: true },
+          spec: { unschedulable: true, taints: [{ key: 'spot-orchestrator/interrupted', value: 'true', effect: 'NoSchedule', timeAdded: WARNED_AT }] },
         },
       },
     ]);
@@ -216,6 +228,71 @@ describe('InterruptionHandler', () => {
     assert.deepEqual(cluster.events, ['RebalanceRecommended spot-a']);
   });
 
+  describe('moving on a rebalance recommendation (opt-in)', () => {
+    const recommendation = (instanceId: string, time = WARNED_AT) =>
+      parsed(buildRebalanceRecommendation({ instanceId, time, region: 'eu-west-1', account: '210987654321' }));
+
+    it('with migration.on_rebalance, moves the managed Deployments at once, seals the node and notes the move', async () => {
+      const cluster = new FakeCluster();
+      cluster.place('spot-a', 'i-0a1b2c3d4e5f60718', deployment('api', true), deployment('batch', false));
+      const flow = new FakeFlow();
+      const result = await handlerFor(cluster, flow, { MIGRATION_ON_REBALANCE: 'true' }).handle(recommendation('i-0a1b2c3d4e5f60718'));
+      assert.deepEqual({ ack: result.ack, outcome: result.outcome }, { ack: true, outcome: 'migrated' });
+      assert.deepEqual(
+        flow.started.map((s) => s.name),
+        ['api'],
+      );
+      const seal = cluster.nodePatches[1]!.body as { metadata: { annotations: Record<string, string> }; spec: { taints: unknown[] } };
+      assert.equal(seal.metadata.annotations[NODE_ANNOTATIONS.rebalanceMovedAt], WARNED_AT.toISOString());
+      assert.equal(seal.metadata.annotations[NODE_ANNOTATIONS.interruptedAt], undefined, 'not interrupted: only recommended');
+      assert.equal(seal.spec.taints.length, 1);
+      assert.deepEqual(cluster.events, ['RebalanceRecommended spot-a', 'RebalanceMove spot-a']);
+    });
+
+    it('per Deployment: the annotation moves one when the global switch is off, and keeps one when it is on', async () => {
+      const cluster = new FakeCluster();
+      const eager = {
+        metadata: { namespace: 'prod', name: 'eager', annotations: { 'spot-orchestrator/enabled': 'true', 'spot-orchestrator/move-on-rebalance': 'true' } },
+      };
+      const calm = {
+        metadata: { namespace: 'prod', name: 'calm', annotations: { 'spot-orchestrator/enabled': 'true', 'spot-orchestrator/move-on-rebalance': 'false' } },
+      };
+      cluster.place('spot-a', 'i-0a1b2c3d4e5f60718', eager, calm, deployment('api', true));
+      const off = new FakeFlow();
+      await handlerFor(cluster, off).handle(recommendation('i-0a1b2c3d4e5f60718'));
+      assert.deepEqual(
+        off.started.map((s) => s.name),
+        ['eager'],
+      );
+      const on = new FakeFlow();
+      await handlerFor(cluster, on, { MIGRATION_ON_REBALANCE: 'true' }).handle(recommendation('i-0a1b2c3d4e5f60718'));
+      assert.deepEqual(on.started.map((s) => s.name).sort(), ['api', 'eager']);
+    });
+
+    it("a node's recommendation moves its Deployments once", async () => {
+      const cluster = new FakeCluster();
+      cluster.place('spot-a', 'i-0a1b2c3d4e5f60718', deployment('api', true));
+      cluster.nodes.get('i-0a1b2c3d4e5f60718')!.metadata!.annotations = { [NODE_ANNOTATIONS.rebalanceMovedAt]: '2026-11-30T09:00:00.000Z' };
+      const flow = new FakeFlow();
+      const result = await handlerFor(cluster, flow, { MIGRATION_ON_REBALANCE: 'true' }).handle(recommendation('i-0a1b2c3d4e5f60718'));
+      assert.equal(result.outcome, 'noted');
+      assert.equal(flow.started.length, 0);
+    });
+
+    it('counts a rebalance move that a warning followed, at the first warning only', async () => {
+      const cluster = new FakeCluster();
+      cluster.place('spot-a', 'i-0a1b2c3d4e5f60718', deployment('api', true));
+      const n = cluster.nodes.get('i-0a1b2c3d4e5f60718')!;
+      n.metadata!.annotations = { [NODE_ANNOTATIONS.rebalanceMovedAt]: '2026-11-30T09:58:00.000Z' };
+      const handler = handlerFor(cluster, new FakeFlow());
+      await handler.handle(spotWarning('i-0a1b2c3d4e5f60718'));
+      n.metadata!.annotations[NODE_ANNOTATIONS.interruptedAt] = WARNED_AT.toISOString();
+      await handler.handle(spotWarning('i-0a1b2c3d4e5f60718'));
+      const values = (await cluster.metrics.rebalanceMoves.get()).values.map((v) => [v.labels.followed_by_warning, v.value]);
+      assert.deepEqual(values, [['true', 1]]);
+    });
+  });
+
   it('an instance going away without a warning is cordoned and marked; one starting up is ignored', async () => {
     const cluster = new FakeCluster();
     cluster.place('spot-a', 'i-0a1b2c3d4e5f60718', deployment('api', true));
@@ -226,10 +303,106 @@ describe('InterruptionHandler', () => {
     assert.equal((await handler.handle(change('running'))).outcome, 'nothing_to_do');
     assert.equal(cluster.nodePatches.length, 0);
     assert.equal((await handler.handle(change('shutting-down'))).outcome, 'noted');
-    assert.deepEqual(cluster.nodePatches, [
-      { name: 'spot-a', body: { metadata: { annotations: { [NODE_ANNOTATIONS.interruptedAt]: WARNED_AT.toISOString() } }, spec: { unschedulable: true } } },
-    ]);
+    assert.equal(cluster.nodePatches.length, 1);
+    const { body } = cluster.nodePatches[0] as {
+      body: { metadata: { annotations: Record<string, string> }; spec: { unschedulable: boolean; taints: unknown[] } };
+    };
+    assert.equal(body.metadata.annotations[NODE_ANNOTATIONS.interruptedAt], WARNED_AT.toISOString());
+    assert.equal(body.spec.unschedulable, true);
+    assert.equal(body.spec.taints.length, 1, 'sealed off like a warned node');
     assert.equal(flow.started.length, 0, 'the warning, not the state change, moves Deployments');
+  });
+
+  it('a capacity-reservation warning gets the same phase 1, with its own deadline, and the node is sealed off', async () => {
+    const cluster = new FakeCluster();
+    cluster.place('od-a', 'i-0a1b2c3d4e5f60718', deployment('api', true));
+    const flow = new FakeFlow();
+    const warnedAt = new Date(WARNED_AT.getTime() + 5_000);
+    const event = parsed(
+      buildCapacityReservationInterruption({ instanceId: 'i-0a1b2c3d4e5f60718', time: warnedAt, region: 'eu-west-1', account: '210987654321' }),
+    );
+    const result = await handlerFor(cluster, flow).handle(event);
+    assert.deepEqual({ ack: result.ack, outcome: result.outcome }, { ack: true, outcome: 'migrated' });
+    assert.deepEqual(
+      flow.started.map((s) => [s.name, s.request.deadline?.toISOString()]),
+      [['api', new Date(warnedAt.getTime() + 120_000).toISOString()]],
+    );
+    assert.equal(cluster.nodePatches.length, 1);
+    assert.deepEqual(cluster.events, ['CapacityReservationInterruption od-a']);
+  });
+
+  it('a scheduled change only marks its nodes with startTime and the event, and may be deleted then', async () => {
+    const cluster = new FakeCluster();
+    cluster.place('spot-a', 'i-0a1b2c3d4e5f60718', deployment('api', true));
+    cluster.place('spot-b', 'i-0b1b2c3d4e5f60718', deployment('web', true));
+    const flow = new FakeFlow();
+    let noted = 0;
+    const handler = new InterruptionHandler(cluster.context(), flow as unknown as MigrationFlow, () => noted++);
+    const startTime = new Date(WARNED_AT.getTime() + 3600_000);
+    const event = parsed(
+      buildScheduledChange({
+        id: 'health-1',
+        instanceIds: ['i-0a1b2c3d4e5f60718', 'i-0b1b2c3d4e5f60718', 'i-0ffffffffffffffff'],
+        startTime,
+        time: WARNED_AT,
+        region: 'eu-west-1',
+        account: '210987654321',
+      }),
+    );
+    const result = await handler.handle(event);
+    assert.deepEqual({ ack: result.ack, outcome: result.outcome }, { ack: true, outcome: 'noted' });
+    assert.equal(flow.started.length, 0, 'nothing moves before the lead time');
+    assert.equal(noted, 1, 'the sweep is told');
+    const marks = { [NODE_ANNOTATIONS.scheduledChangeAt]: startTime.toISOString(), [NODE_ANNOTATIONS.scheduledChangeEvent]: 'health-1' };
+    assert.deepEqual(cluster.nodePatches, [
+      { name: 'spot-a', body: { metadata: { annotations: marks } } },
+      { name: 'spot-b', body: { metadata: { annotations: marks } } },
+    ]);
+    assert.deepEqual(cluster.events, ['ScheduledChange spot-a', 'ScheduledChange spot-b']);
+  });
+
+  it('a scheduled change stays in the queue when a node could not be marked', async () => {
+    const cluster = new FakeCluster();
+    cluster.place('spot-a', 'i-0a1b2c3d4e5f60718', deployment('api', true));
+    const ctx = cluster.context();
+    (ctx.core as unknown as { patchNode: () => Promise<never> }).patchNode = () => Promise.reject(Object.assign(new Error('forbidden'), { code: 403 }));
+    const handler = new InterruptionHandler(ctx, new FakeFlow() as unknown as MigrationFlow);
+    const event = parsed(
+      buildScheduledChange({ instanceIds: ['i-0a1b2c3d4e5f60718'], startTime: WARNED_AT, time: WARNED_AT, region: 'eu-west-1', account: '210987654321' }),
+    );
+    assert.equal((await handler.handle(event)).ack, false);
+  });
+
+  it('moving a due scheduled change: phase 1 with startTime as the deadline, and the done mark only after it', async () => {
+    const cluster = new FakeCluster();
+    cluster.place('spot-a', 'i-0a1b2c3d4e5f60718', deployment('api', true));
+    const flow = new FakeFlow();
+    const handler = handlerFor(cluster, flow);
+    const startTime = new Date(WARNED_AT.getTime() + 600_000);
+    const result = await handler.moveScheduledChange({
+      eventId: 'health-1',
+      startTime,
+      nodes: [{ node: cluster.nodes.get('i-0a1b2c3d4e5f60718')!, instanceId: 'i-0a1b2c3d4e5f60718' }],
+    });
+    assert.deepEqual({ ack: result.ack, outcome: result.outcome }, { ack: true, outcome: 'migrated' });
+    assert.deepEqual(flow.started[0]!.request, { eventId: 'health-1', instanceIds: ['i-0a1b2c3d4e5f60718'], reason: 'spot-interruption', deadline: startTime });
+    const annotations = (cluster.nodePatches[0]!.body as { metadata: { annotations: Record<string, string> } }).metadata.annotations;
+    assert.deepEqual(JSON.parse(annotations[NODE_ANNOTATIONS.scheduledChangeMoved]!), { prod: startTime.toISOString() }, 'moved, for this scope');
+    assert.equal(annotations[NODE_ANNOTATIONS.terminationDeadline], startTime.toISOString());
+    assert.deepEqual(cluster.events, ['ScheduledChangeDue spot-a']);
+
+    const retrying = new FakeCluster();
+    retrying.place('spot-a', 'i-0a1b2c3d4e5f60718', deployment('api', true));
+    const failing = new FakeFlow();
+    failing.result = () => ({ outcome: { result: 'failed', reason: 'API server away', rolledBack: false }, retry: true });
+    const again = await handlerFor(retrying, failing).moveScheduledChange({
+      eventId: 'health-1',
+      startTime,
+      nodes: [{ node: retrying.nodes.get('i-0a1b2c3d4e5f60718')!, instanceId: 'i-0a1b2c3d4e5f60718' }],
+    });
+    assert.equal(again.ack, false);
+    const marks = (retrying.nodePatches[0]!.body as { metadata: { annotations: Record<string, string> } }).metadata.annotations;
+    assert.equal(marks[NODE_ANNOTATIONS.scheduledChangeMoved], undefined, 'no done mark: the next sweep tries again');
   });
 
   it('in dry run, marks no node', async () => {

@@ -1,7 +1,9 @@
-// From a parsed EC2 event to action. A spot interruption warning cordons and marks the doomed
-// nodes, finds every managed Deployment with pods on them, and runs phase 1 for all of them at
-// once with bounded concurrency; phase 2 continues in the background, and one summary is sent when
-// every rollout has settled (warnings that arrive together share one; see interruption-groups.ts).
+// From a parsed EC2 event to action. A spot (or capacity-reservation) interruption warning finds every
+// managed Deployment with pods on the doomed nodes, runs phase 1 for all of them at once with bounded
+// concurrency, then seals the nodes off (node-marks.ts). An AWS Health scheduled change only marks its
+// nodes; scheduled-changes.ts starts the same phase 1 when the lead time comes. Phase 2 continues in
+// the background, and one summary is sent when every rollout has settled (warnings that arrive
+// together share one; see interruption-groups.ts).
 // The caller deletes the message only when this reports it safe to.
 import type { V1Deployment, V1Node } from '@kubernetes/client-node';
 import pLimit from 'p-limit';
@@ -9,15 +11,18 @@ import type { Logger } from 'pino';
 import type { DeploymentOutcome, DeploymentRef, InterruptionInstance } from '../alerts/alert.js';
 import type { ParsedEvent } from '../events/parse.js';
 import type { RebalanceRecommendationEvent } from '../events/kinds/rebalance-recommendation.js';
-import type { SpotInterruptedEvent } from '../events/kinds/spot-interruption.js';
+import type { CapacityReservationInterruptedEvent } from '../events/kinds/capacity-reservation-interruption.js';
+import type { ScheduledChangeEvent } from '../events/kinds/scheduled-change.js';
+import { SPOT_INTERRUPTION_NOTICE_MS, type SpotInterruptedEvent } from '../events/kinds/spot-interruption.js';
 import type { StateChangeEvent } from '../events/kinds/state-change.js';
-import { MERGE_PATCH, messageOf, withRetry } from '../kube/api.js';
 import { forecastLaunches } from '../capacity/fargate-budget.js';
 import { resolveDeploymentSettings } from '../config/overrides.js';
 import { isPodReady, keyOf } from '../kube/cluster-view.js';
 import { NODE_ANNOTATIONS } from '../state/annotations.js';
 import type { ControllerContext } from '../moves/context.js';
 import { InterruptionGroups } from './interruption-groups.js';
+import { NodeMarker } from './node-marker.js';
+import { type DueChange, planMark, planSeal, scopeOf, withMovedScope } from './node-marks.js';
 import { type Stakes, stakeReason, triageOrder } from './triage.js';
 import type { MigrationFlow, PhaseOneResult } from './migration-flow.js';
 import { isManaged } from '../config/scope.js';
@@ -32,29 +37,76 @@ export interface HandleResult {
 
 const DONE: Promise<void> = Promise.resolve();
 
+/** Node annotations, or how to make them from the node's newest copy (a mark that merges with others'). */
+type Marks = Record<string, string> | ((node: V1Node) => Record<string, string>);
+const marksFor = (marks: Marks | undefined, node: V1Node) => (typeof marks === 'function' ? marks(node) : (marks ?? {}));
+
+/** What phase 1 needs to know of a warning, or of a scheduled change whose lead time has come. */
+interface Doom {
+  kind: 'spot_interrupted' | 'capacity_reservation_interrupted' | 'scheduled_change' | 'rebalance_recommendation';
+  eventId: string;
+  found: { node: V1Node; instanceId: string }[];
+  /** Noted on the nodes as interrupted-at. */
+  warnedAt: Date;
+  deadline: Date;
+  /** For logs and Events: "spot interruption warning". */
+  what: string;
+  /** Node marks written only once phase 1 is done (no retry): what says the move was made. */
+  doneMarks?: Marks;
+  /** Node marks written with the seal; default interrupted-at and termination-deadline. */
+  marks?: Record<string, string>;
+  /** Only these of the managed Deployments on the nodes move (a rebalance moves those that opted in). */
+  only?: (d: V1Deployment) => boolean;
+}
+
 export class InterruptionHandler {
   private readonly limit;
   private readonly groups: InterruptionGroups;
+  private readonly marker: NodeMarker;
 
+  /** onScheduledChangeNoted: the nodes of a scheduled change were marked (the sweep may want to look now). */
   constructor(
     private readonly ctx: ControllerContext,
     private readonly flow: MigrationFlow,
+    private readonly onScheduledChangeNoted: () => void = () => {},
   ) {
     this.limit = pLimit(ctx.config.controller.max_concurrent_patches);
     this.groups = new InterruptionGroups(ctx.alerter, ctx.clock);
+    this.marker = new NodeMarker(ctx);
   }
 
   async handle(event: ParsedEvent): Promise<HandleResult> {
     switch (event.kind) {
       case 'spot_interrupted':
-        return this.onSpotInterruption(event);
+      case 'capacity_reservation_interrupted':
+        return this.onWarning(event);
+      case 'scheduled_change':
+        return this.onScheduledChange(event);
       case 'rebalance_recommendation':
-        return this.onAtRisk(event, { [NODE_ANNOTATIONS.rebalanceRecommendedAt]: event.time.toISOString() }, false);
+        return this.onRebalance(event);
       case 'state_change':
         return this.onStateChange(event);
       case 'unknown':
         return { ack: true, outcome: 'nothing_to_do', settled: DONE };
     }
+  }
+
+  /**
+   * A scheduled change's lead time has come (the ScheduledChanges sweep says so, from the node marks):
+   * phase 1 for its nodes, as for a warning whose deadline is the change's startTime.
+   */
+  moveScheduledChange(change: DueChange): Promise<HandleResult> {
+    const at = change.startTime.toISOString();
+    return this.interrupt({
+      kind: 'scheduled_change',
+      eventId: change.eventId,
+      found: change.nodes,
+      warnedAt: this.ctx.clock.now(),
+      deadline: change.startTime,
+      what: 'AWS Health scheduled change',
+      // Written only once phase 1 is done: until then a restart, or the next sweep, moves it again.
+      doneMarks: (node) => ({ [NODE_ANNOTATIONS.scheduledChangeMoved]: withMovedScope(node, scopeOf(this.ctx.config.kubernetes), at) }),
+    });
   }
 
   private nodesOf(instanceIds: string[]): { node: V1Node; instanceId: string }[] {
@@ -64,30 +116,29 @@ export class InterruptionHandler {
     });
   }
 
-  /** Cordons (when asked) and annotates the nodes, so the verdict outlives this process. */
-  private async markNodes(nodes: V1Node[], annotations: Record<string, string>, cordon: boolean): Promise<void> {
-    if (this.ctx.config.controller.dry_run) return;
-    await Promise.all(
-      nodes.map(async (node) => {
-        const name = node.metadata!.name!;
-        try {
-          await withRetry(() =>
-            this.ctx.core.patchNode({ name, body: { metadata: { annotations }, ...(cordon ? { spec: { unschedulable: true } } : {}) } }, MERGE_PATCH),
-          );
-        } catch (err) {
-          this.ctx.log.warn({ node: name, err: messageOf(err) }, 'could not mark the node');
-        }
-      }),
+  /**
+   * Annotates the nodes (cordons when asked), so the verdict outlives this process; doomed nodes are
+   * sealed off as well (node-marks.ts). True when every node was written.
+   */
+  private async markNodes(nodes: V1Node[], annotations: Marks, how: 'note' | 'cordon' | 'seal'): Promise<boolean> {
+    const now = this.ctx.clock.now();
+    const written = await Promise.all(
+      nodes.map((node) =>
+        how === 'seal'
+          ? this.marker.write(node, (n) => planSeal(n, marksFor(annotations, n), now), 'seal off the node')
+          : this.marker.write(node, (n) => planMark(marksFor(annotations, n), how === 'cordon'), 'mark the node'),
+      ),
     );
+    return written.every(Boolean);
   }
 
-  private async onAtRisk(event: RebalanceRecommendationEvent | StateChangeEvent, annotations: Record<string, string>, cordon: boolean): Promise<HandleResult> {
+  private async onAtRisk(event: RebalanceRecommendationEvent | StateChangeEvent, annotations: Record<string, string>, seal: boolean): Promise<HandleResult> {
     const found = this.nodesOf(event.instanceIds);
     if (found.length === 0) return { ack: true, outcome: 'foreign', settled: DONE };
     await this.markNodes(
       found.map((f) => f.node),
       annotations,
-      cordon,
+      seal ? 'seal' : 'note',
     );
     for (const { node } of found) {
       this.ctx.recorder.record(
@@ -108,48 +159,137 @@ export class InterruptionHandler {
     return this.onAtRisk(event, { [NODE_ANNOTATIONS.interruptedAt]: event.time.toISOString() }, true);
   }
 
-  private async onSpotInterruption(event: SpotInterruptedEvent): Promise<HandleResult> {
-    const started = this.ctx.clock.now();
+  /**
+   * The nodes get the change's startTime, and that is all until the lead time comes: the node mark is
+   * what makes the move happen, after a restart too, so the message may go once every node has it.
+   */
+  private async onScheduledChange(event: ScheduledChangeEvent): Promise<HandleResult> {
     const log = this.ctx.log.child({ eventId: event.id });
     const found = this.nodesOf(event.instanceIds);
     if (found.length === 0) {
-      log.info({ instances: event.instanceIds }, 'interruption for instances not in this cluster; ignoring');
-      this.ctx.metrics.interruptionsHandled.inc({ outcome: 'foreign' });
+      log.info({ instances: event.instanceIds }, 'scheduled change for instances not in this cluster; ignoring');
       return { ack: true, outcome: 'foreign', settled: DONE };
     }
+    const lead = this.ctx.config.migration.scheduled_change_lead;
+    const moveAt = new Date(Math.max(this.ctx.clock.now().getTime(), event.startTime.getTime() - lead));
+    const marked = await this.markNodes(
+      found.map((f) => f.node),
+      { [NODE_ANNOTATIONS.scheduledChangeAt]: event.startTime.toISOString(), [NODE_ANNOTATIONS.scheduledChangeEvent]: event.id },
+      'note',
+    );
+    for (const { node } of found) {
+      this.ctx.recorder.record(
+        { kind: 'Node', name: node.metadata!.name!, uid: node.metadata?.uid },
+        'Warning',
+        'ScheduledChange',
+        `AWS Health ${event.eventTypeCode} (event ${event.id}) at ${event.startTime.toISOString()}; its managed Deployments move to Fargate at ${moveAt.toISOString()}`,
+      );
+    }
+    log.info(
+      {
+        instances: event.instanceIds,
+        nodes: found.map((f) => f.node.metadata!.name),
+        type: event.eventTypeCode,
+        startTime: event.startTime.toISOString(),
+        moveAt: moveAt.toISOString(),
+        marked,
+      },
+      'AWS Health scheduled change noted on the nodes',
+    );
+    this.onScheduledChangeNoted();
+    return { ack: marked, outcome: 'noted', settled: DONE };
+  }
+
+  /**
+   * Noted on the node, as always; and when migration.on_rebalance or a Deployment's move-on-rebalance
+   * says so, the Deployments that want it move now, once per node: the node's rebalance-moved-at mark
+   * keeps a repeated or later recommendation from moving them again (no thrash).
+   */
+  private async onRebalance(event: RebalanceRecommendationEvent): Promise<HandleResult> {
+    const noted = await this.onAtRisk(event, { [NODE_ANNOTATIONS.rebalanceRecommendedAt]: event.time.toISOString() }, false);
+    if (noted.outcome === 'foreign') return noted;
+    const found = this.nodesOf(event.instanceIds).filter((f) => f.node.metadata?.annotations?.[NODE_ANNOTATIONS.rebalanceMovedAt] === undefined);
+    const wants = (d: V1Deployment) => resolveDeploymentSettings(this.ctx.config, d.metadata?.annotations).settings.moveOnRebalance;
+    if (found.length === 0 || !this.atStake(found.map((f) => f.node)).some((s) => wants(s.deployment))) return noted;
+    return this.interrupt({
+      kind: 'rebalance_recommendation',
+      eventId: event.id,
+      found,
+      warnedAt: event.time,
+      // No deadline comes with a recommendation: the soonest the instance could go is a warning now.
+      deadline: new Date(event.time.getTime() + SPOT_INTERRUPTION_NOTICE_MS),
+      what: 'rebalance recommendation, moving the Deployments that opted in',
+      marks: {},
+      doneMarks: { [NODE_ANNOTATIONS.rebalanceMovedAt]: event.time.toISOString() },
+      only: wants,
+    });
+  }
+
+  private onWarning(event: SpotInterruptedEvent | CapacityReservationInterruptedEvent): Promise<HandleResult> {
+    const found = this.nodesOf(event.instanceIds);
+    for (const { node } of found) {
+      const a = node.metadata?.annotations ?? {};
+      // The first warning for a node whose Deployments a recommendation moved: that move was worth it.
+      if (a[NODE_ANNOTATIONS.rebalanceMovedAt] !== undefined && a[NODE_ANNOTATIONS.interruptedAt] === undefined) {
+        this.ctx.metrics.rebalanceMoves.inc({ followed_by_warning: 'true' });
+      }
+    }
+    const what = event.kind === 'spot_interrupted' ? 'spot interruption warning' : 'capacity reservation interruption warning';
+    if (found.length === 0) {
+      this.ctx.log.info({ eventId: event.id, kind: event.kind, instances: event.instanceIds }, 'interruption for instances not in this cluster; ignoring');
+      this.ctx.metrics.interruptionsHandled.inc({ outcome: 'foreign' });
+      return Promise.resolve({ ack: true, outcome: 'foreign', settled: DONE });
+    }
+    return this.interrupt({ kind: event.kind, eventId: event.id, found, warnedAt: event.time, deadline: event.deadline, what });
+  }
+
+  /** Phase 1 for every managed Deployment on the doomed nodes, then the nodes sealed off. */
+  private async interrupt(doom: Doom): Promise<HandleResult> {
+    const started = this.ctx.clock.now();
+    const log = this.ctx.log.child({ eventId: doom.eventId });
+    const { found } = doom;
+    const instanceIds = found.map((f) => f.instanceId);
     const nodes = found.map((f) => f.node);
     const instances: InterruptionInstance[] = found.map((f) => ({ instanceId: f.instanceId, node: f.node.metadata!.name! }));
-    // Cordoning and marking the nodes come behind the patches: the patches are what the deadline is for.
-    const markNodes = () =>
-      this.markNodes(
-        nodes,
-        { [NODE_ANNOTATIONS.interruptedAt]: event.time.toISOString(), [NODE_ANNOTATIONS.terminationDeadline]: event.deadline.toISOString() },
-        true,
-      );
+    const marks = doom.marks ?? {
+      [NODE_ANNOTATIONS.interruptedAt]: doom.warnedAt.toISOString(),
+      [NODE_ANNOTATIONS.terminationDeadline]: doom.deadline.toISOString(),
+    };
+    // Sealing the nodes off comes behind the patches: the patches are what the deadline is for. The
+    // nodes' pods keep serving until then, and the taint only keeps new pods off, which the
+    // patches' Fargate template already does for the moved Deployments.
+    const markNodes = (done: boolean) => this.markNodes(nodes, done ? (n: V1Node) => ({ ...marks, ...marksFor(doom.doneMarks, n) }) : marks, 'seal');
 
-    const affected = this.atStake(nodes);
+    const affected = this.atStake(nodes).filter((s) => doom.only?.(s.deployment) ?? true);
     const order = this.ctx.config.migration.triage ? triageOrder(affected) : affected;
     const deployments = order.map((s) => s.deployment);
-    const forecast = this.forecast(order, event.deadline, log);
-    log.info({ instances, deployments: deployments.length, deadline: event.deadline.toISOString() }, 'spot interruption warning');
+    const forecast = this.forecast(order, doom.deadline, log);
+    log.info({ instances, deployments: deployments.length, deadline: doom.deadline.toISOString() }, doom.what);
     const refs = deployments.map((d) => ({ namespace: d.metadata!.namespace!, name: d.metadata!.name! }));
-    const reportToGroup = this.groups.join({ eventId: event.id, instances, deadline: event.deadline, deployments: refs, expectedLate: forecast.late });
+    const reportToGroup = this.groups.join({ eventId: doom.eventId, instances, deadline: doom.deadline, deployments: refs, expectedLate: forecast.late });
     for (const node of nodes) {
       this.ctx.recorder.record(
         { kind: 'Node', name: node.metadata!.name!, uid: node.metadata?.uid },
         'Warning',
-        'SpotInterruption',
-        `spot interruption warning (event ${event.id}); instance terminates at ${event.deadline.toISOString()}; cordoned, ${deployments.length} managed Deployment(s) moving to Fargate`,
+        doom.kind === 'spot_interrupted'
+          ? 'SpotInterruption'
+          : doom.kind === 'capacity_reservation_interrupted'
+            ? 'CapacityReservationInterruption'
+            : doom.kind === 'scheduled_change'
+              ? 'ScheduledChangeDue'
+              : 'RebalanceMove',
+        `${doom.what} (event ${doom.eventId}); the instance goes at ${doom.deadline.toISOString()}; sealed off (cordoned, tainted, out of external load balancers), ${deployments.length} managed Deployment(s) moving to Fargate`,
       );
     }
     if (deployments.length === 0) {
       reportToGroup([]);
-      await markNodes();
+      const marked = await markNodes(true);
       this.ctx.metrics.interruptionsHandled.inc({ outcome: 'nothing_to_do' });
-      return { ack: true, outcome: 'nothing_to_do', settled: DONE };
+      // A scheduled change is remembered by its done mark alone: without it, the next sweep tries again.
+      return { ack: doom.doneMarks === undefined || marked, outcome: 'nothing_to_do', settled: DONE };
     }
 
-    const request = { eventId: event.id, instanceIds: event.instanceIds, reason: 'spot-interruption' as const, deadline: event.deadline };
+    const request = { eventId: doom.eventId, instanceIds, reason: 'spot-interruption' as const, deadline: doom.deadline };
     let results: PhaseOneResult[] = [];
     try {
       // p-limit starts queued work in the order it was queued: the triage order is the patch order.
@@ -166,16 +306,16 @@ export class InterruptionHandler {
       );
     }
     const phase1Done = this.ctx.clock.now();
-    await markNodes();
+    const retry = results.some((r) => r.retry);
+    const marked = await markNodes(!retry);
     const phase1Seconds = (phase1Done.getTime() - started.getTime()) / 1000;
     this.ctx.metrics.phase1Seconds.observe(phase1Seconds);
-    const retry = results.some((r) => r.retry);
     log.info({ deployments: results.length, phase1Seconds, retry }, 'phase 1 done: every affected Deployment patched');
 
-    const settled = this.phaseTwo(event, results, phase1Done);
+    const settled = this.phaseTwo(doom.eventId, results, phase1Done);
     const outcome = retry ? 'partial' : 'migrated';
     this.ctx.metrics.interruptionsHandled.inc({ outcome });
-    return { ack: !retry, outcome, settled };
+    return { ack: !retry && (doom.doneMarks === undefined || marked), outcome, settled };
   }
 
   /** The managed Deployments with pods on the doomed nodes, with what each has at stake there. */
@@ -258,10 +398,10 @@ export class InterruptionHandler {
   }
 
   /** Waits for this message's phase 2 (the group's summary is sent by InterruptionGroups). */
-  private async phaseTwo(event: SpotInterruptedEvent, results: PhaseOneResult[], phase1Done: Date): Promise<void> {
+  private async phaseTwo(eventId: string, results: PhaseOneResult[], phase1Done: Date): Promise<void> {
     const outcomes = await Promise.all(results.map(settledOutcome));
     this.ctx.metrics.phase2Seconds.observe((this.ctx.clock.now().getTime() - phase1Done.getTime()) / 1000);
-    this.ctx.log.info({ eventId: event.id, outcomes: countBy(outcomes.map((o) => o.result)) }, 'phase 2 done: every rollout settled');
+    this.ctx.log.info({ eventId, outcomes: countBy(outcomes.map((o) => o.result)) }, 'phase 2 done: every rollout settled');
   }
 }
 

@@ -1,17 +1,43 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { buildEvent, buildRebalanceRecommendation, buildSpotInterruption, buildStateChange, buildUnknown, wrapInSns, type BuildInput } from './build.js';
+import {
+  buildCapacityReservationInterruption,
+  buildEvent,
+  buildRebalanceRecommendation,
+  buildScheduledChange,
+  buildSpotInterruption,
+  buildStateChange,
+  buildUnknown,
+  wrapInSns,
+  type AnyKindInput,
+  type BuildInput,
+} from './build.js';
 import { INSTANCE_STATES } from './kinds/state-change.js';
 import { SPOT_INSTANCE_ACTIONS } from './kinds/spot-interruption.js';
 import { PARSERS, parseMessage, type ParsedEvent } from './parse.js';
 import { SAMPLES } from './test-support.js';
 
-const [spot, rebalance, stateChange] = SAMPLES as [(typeof SAMPLES)[0], (typeof SAMPLES)[0], (typeof SAMPLES)[0]];
+const [spot, rebalance, stateChange, capacityReservation, health] = SAMPLES as [
+  (typeof SAMPLES)[0],
+  (typeof SAMPLES)[0],
+  (typeof SAMPLES)[0],
+  (typeof SAMPLES)[0],
+  (typeof SAMPLES)[0],
+];
 
-function sampleInput(sample: (typeof SAMPLES)[number]): BuildInput {
+function sampleInput(sample: (typeof SAMPLES)[number]): BuildInput & AnyKindInput {
   const f = sample.fields;
-  return { instanceId: f.instanceId as string, time: f.time as Date, region: f.region as string, account: f.account as string, id: f.id as string };
+  const instanceIds = f.instanceIds as string[];
+  return {
+    instanceId: instanceIds[0]!,
+    time: f.time as Date,
+    region: f.region as string,
+    account: f.account as string,
+    id: f.id as string,
+    ...(sample.kind === 'scheduled_change' ? { instanceIds, startTime: f.startTime as Date } : {}),
+    ...(sample.kind === 'capacity_reservation_interrupted' ? { zone: 'eu-west-1b' } : {}),
+  };
 }
 
 function parsed(body: string): ParsedEvent {
@@ -34,10 +60,28 @@ describe('build: exactly the sample format', () => {
     assert.equal(buildStateChange({ ...sampleInput(stateChange), state: 'shutting-down' }), stateChange.body);
   });
 
+  it('capacity-reservation warning, byte for byte', () => {
+    assert.equal(buildCapacityReservationInterruption(sampleInput(capacityReservation)), capacityReservation.body);
+  });
+
+  it('AWS Health scheduled change, byte for byte', () => {
+    const input = sampleInput(health);
+    assert.equal(buildScheduledChange({ ...input, instanceIds: input.instanceIds!, startTime: input.startTime! }), health.body);
+  });
+
+  it('a scheduled change is written in whole seconds, in RFC 1123 as Health writes it', () => {
+    const body = buildScheduledChange({ ...sampleInput(health), instanceIds: ['i-0123abcd'], startTime: new Date('2026-12-07T09:00:00.750Z') });
+    assert.match(body, /"startTime": "Mon, 07 Dec 2026 09:00:00 GMT"/);
+    const event = parsed(body);
+    assert.equal(event.kind === 'scheduled_change' && event.startTime.toISOString(), '2026-12-07T09:00:00.000Z');
+  });
+
   it('buildEvent dispatches by kind, with the defaults of the samples', () => {
     assert.equal(buildEvent('spot_interrupted', sampleInput(spot)), spot.body);
     assert.equal(buildEvent('rebalance_recommendation', sampleInput(rebalance)), rebalance.body);
     assert.equal(buildEvent('state_change', sampleInput(stateChange)), stateChange.body);
+    assert.equal(buildEvent('capacity_reservation_interrupted', sampleInput(capacityReservation)), capacityReservation.body);
+    assert.equal(buildEvent('scheduled_change', sampleInput(health)), health.body);
   });
 });
 
@@ -65,7 +109,7 @@ describe('build -> parse', () => {
   });
 
   it('an unknown event', () => {
-    const body = buildUnknown({ ...sampleInput(spot), source: 'aws.health', detailType: 'AWS Health Event', detail: { service: 'EC2' } });
+    const body = buildUnknown({ ...sampleInput(spot), source: 'aws.health', detailType: 'AWS Health Abuse Event', detail: { service: 'EC2' } });
     assert.match(body, /"detail": \{\n {4}"service": "EC2"\n {2}\}\n\}\n$/);
     assert.deepEqual(parsed(body), {
       kind: 'unknown',
@@ -75,7 +119,7 @@ describe('build -> parse', () => {
       region: spot.fields.region,
       account: spot.fields.account,
       source: 'aws.health',
-      detailType: 'AWS Health Event',
+      detailType: 'AWS Health Abuse Event',
     });
   });
 });
@@ -90,6 +134,12 @@ describe('build refuses what the parser would reject', () => {
     ['an invalid Date', { time: new Date('nope') }, /time must be a valid Date/],
     ['a five-digit year', { time: new Date('+010000-01-01T00:00:00Z') }, /time must be a valid Date in years 0000-9999/],
   ];
+  it('a scheduled change without instances, or with a bad one', () => {
+    const input = { ...sampleInput(health), startTime: new Date('2026-12-07T09:00:00Z') };
+    assert.throws(() => buildScheduledChange({ ...input, instanceIds: [] }), /instanceIds must name at least one instance/);
+    assert.throws(() => buildScheduledChange({ ...input, instanceIds: ['i-0123abcd', 'h-0123abcd'] }), /instanceIds\[1\] must be an EC2 instance id/);
+    assert.throws(() => buildScheduledChange({ ...input, instanceIds: ['i-0123abcd'], startTime: new Date('nope') }), /startTime must be a valid Date/);
+  });
   for (const [name, change, message] of cases) {
     it(name, () => assert.throws(() => buildRebalanceRecommendation({ ...good, ...change }), message));
   }
@@ -108,6 +158,7 @@ describe('build -> parse round trip (property)', () => {
     id: fc.option(fc.stringMatching(/^[\x21-\x7e]{1,128}$/), { nil: undefined }),
     action: fc.constantFrom(...SPOT_INSTANCE_ACTIONS),
     state: fc.constantFrom(...INSTANCE_STATES),
+    startTime: fc.date({ min: new Date('0000-01-01T00:00:00Z'), max: new Date('9999-12-31T23:59:59.999Z'), noInvalidDate: true }),
     kind: fc.constantFrom(...PARSERS.map((parser) => parser.kind)),
     sns: fc.boolean(),
   });
@@ -128,7 +179,9 @@ describe('build -> parse round trip (property)', () => {
           assert.equal(event.deadline.getTime(), fields.time.getTime() + 120_000);
         }
         if (event.kind === 'state_change') assert.equal(event.state, fields.state);
-        assert.equal(event.instanceId, fields.instanceId);
+        if (event.kind === 'capacity_reservation_interrupted') assert.equal(event.deadline.getTime(), fields.time.getTime() + 120_000);
+        if (event.kind === 'scheduled_change') assert.equal(event.startTime.getTime(), Math.floor(fields.startTime.getTime() / 1000) * 1000);
+        else assert.equal(event.instanceId, fields.instanceId);
       }),
       { numRuns: 500 },
     );

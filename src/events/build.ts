@@ -3,8 +3,10 @@
 // What build writes, parseMessage reads back field for field.
 
 import { randomUUID } from 'node:crypto';
-import { ACCOUNT_ID, EVENT_ID, INSTANCE_ID, NON_EMPTY, REGION, formatEventTime, type StringRule } from './fields.js';
+import { ACCOUNT_ID, EVENT_ID, INSTANCE_ID, NON_EMPTY, REGION, formatEventTime, formatHealthTime, type StringRule } from './fields.js';
+import { CAPACITY_RESERVATION_INTERRUPTED, capacityReservationInterruptionParser } from './kinds/capacity-reservation-interruption.js';
 import { REBALANCE_RECOMMENDATION, rebalanceRecommendationParser } from './kinds/rebalance-recommendation.js';
+import { SCHEDULED_CHANGE, scheduledChangeParser } from './kinds/scheduled-change.js';
 import { SPOT_INTERRUPTED, spotInterruptionParser, type SpotInstanceAction } from './kinds/spot-interruption.js';
 import { STATE_CHANGE, stateChangeParser, type InstanceState } from './kinds/state-change.js';
 import type { KnownKind } from './parse.js';
@@ -31,6 +33,23 @@ export interface StateChangeInput extends BuildInput {
   state?: InstanceState;
 }
 
+export interface ScheduledChangeInput extends Omit<BuildInput, 'instanceId'> {
+  /** The affected instances, one entity each, in this order. */
+  instanceIds: string[];
+  /** When the change happens; written in whole seconds (RFC 1123), milliseconds are dropped. */
+  startTime: Date;
+  /** Default startTime + 30 min. */
+  endTime?: Date;
+  /** Default AWS_EC2_INSTANCE_RETIREMENT_SCHEDULED. */
+  eventTypeCode?: string;
+}
+
+/** What buildEvent takes: every kind's input, with a scheduled change's instances defaulting to `instanceId`. */
+export type AnyKindInput = SpotInterruptionInput & StateChangeInput & Partial<Pick<ScheduledChangeInput, 'instanceIds' | 'startTime' | 'eventTypeCode'>>;
+
+/** A scheduled change this long after the event when buildEvent is not told when (AWS gives retirements two weeks). */
+export const DEFAULT_SCHEDULED_CHANGE_NOTICE_MS = 14 * 24 * 3600_000;
+
 export interface UnknownEventInput extends Omit<BuildInput, 'instanceId'> {
   source: string;
   detailType: string;
@@ -55,10 +74,10 @@ function check(what: string, value: unknown, rule: StringRule): string {
   return value;
 }
 
-function checkTime(time: Date): string {
+function checkTime(time: Date, what = 'time'): string {
   const year = time instanceof Date ? time.getUTCFullYear() : Number.NaN;
   // parseMessage reads four-digit years only.
-  if (!(year >= 0 && year <= 9999)) throw new RangeError(`building event: time must be a valid Date in years 0000-9999, got ${String(time)}`);
+  if (!(year >= 0 && year <= 9999)) throw new RangeError(`building event: ${what} must be a valid Date in years 0000-9999, got ${String(time)}`);
   return formatEventTime(time);
 }
 
@@ -107,6 +126,52 @@ export function buildSpotInterruption(input: SpotInterruptionInput): string {
   });
 }
 
+/** Same detail and resource ARN as the spot warning. */
+export function buildCapacityReservationInterruption(input: SpotInterruptionInput): string {
+  const base = common(input);
+  const instanceId = check('instanceId', input.instanceId, INSTANCE_ID);
+  const zone = input.zone ?? `${base.region}a`;
+  return render({
+    ...base,
+    source: capacityReservationInterruptionParser.source,
+    detailType: capacityReservationInterruptionParser.detailType,
+    resources: [`arn:aws:ec2:${zone}:instance/${instanceId}`],
+    detail: { 'instance-id': instanceId, 'instance-action': input.action ?? 'terminate' },
+  });
+}
+
+/** An AWS Health EC2 scheduled change; Health writes plain instance ids in `resources`. */
+export function buildScheduledChange(input: ScheduledChangeInput): string {
+  const base = common(input);
+  if (!Array.isArray(input.instanceIds) || input.instanceIds.length === 0) throw new TypeError('building event: instanceIds must name at least one instance');
+  const instanceIds = input.instanceIds.map((id, i) => check(`instanceIds[${i}]`, id, INSTANCE_ID));
+  const halfHourLater = new Date(input.startTime.getTime() + 30 * 60_000);
+  // The default must not push a valid startTime out of the four-digit years.
+  const endTime = input.endTime ?? (halfHourLater.getUTCFullYear() <= 9999 ? halfHourLater : input.startTime);
+  checkTime(input.startTime, 'startTime');
+  checkTime(endTime, 'endTime');
+  const eventTypeCode = check('eventTypeCode', input.eventTypeCode ?? 'AWS_EC2_INSTANCE_RETIREMENT_SCHEDULED', NON_EMPTY);
+  return render({
+    ...base,
+    source: scheduledChangeParser.source,
+    detailType: scheduledChangeParser.detailType,
+    resources: instanceIds,
+    detail: {
+      eventArn: `arn:aws:health:${base.region}::event/EC2/${eventTypeCode}/${eventTypeCode}_${base.id
+        .replace(/[^A-Za-z0-9]/g, '')
+        .slice(0, 12)
+        .toUpperCase()}`,
+      service: 'EC2',
+      eventTypeCode,
+      eventTypeCategory: 'scheduledChange',
+      startTime: formatHealthTime(input.startTime),
+      endTime: formatHealthTime(endTime),
+      eventDescription: [{ language: 'en_US', latestDescription: 'The instance is scheduled for retirement.' }],
+      affectedEntities: instanceIds.map((entityValue) => ({ entityValue })),
+    },
+  });
+}
+
 export function buildRebalanceRecommendation(input: BuildInput): string {
   const base = common(input);
   const instanceId = check('instanceId', input.instanceId, INSTANCE_ID);
@@ -143,10 +208,18 @@ export function buildUnknown(input: UnknownEventInput): string {
 }
 
 /** The body of a known kind with that kind's defaults. Throws on input the parser would reject. */
-export function buildEvent(kind: KnownKind, input: SpotInterruptionInput & StateChangeInput): string {
+export function buildEvent(kind: KnownKind, input: AnyKindInput): string {
   switch (kind) {
     case SPOT_INTERRUPTED:
       return buildSpotInterruption(input);
+    case CAPACITY_RESERVATION_INTERRUPTED:
+      return buildCapacityReservationInterruption(input);
+    case SCHEDULED_CHANGE:
+      return buildScheduledChange({
+        ...input,
+        instanceIds: input.instanceIds ?? [input.instanceId],
+        startTime: input.startTime ?? new Date(input.time.getTime() + DEFAULT_SCHEDULED_CHANGE_NOTICE_MS),
+      });
     case STATE_CHANGE:
       return buildStateChange(input);
     case REBALANCE_RECOMMENDATION:

@@ -152,6 +152,41 @@ export function formatEventTime(time: Date): string {
   return time.getUTCMilliseconds() === 0 ? iso.replace(/\.000Z$/, 'Z') : iso;
 }
 
+/** RFC 1123 in GMT, as AWS Health writes `startTime` and `endTime` (`Sat, 28 Nov 2026 15:10:09 GMT`). */
+const RFC1123 = /^(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), (\d{2}) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) (\d{4}) (\d{2}):(\d{2}):(\d{2}) GMT$/;
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+
+/**
+ * An AWS Health time: RFC 1123 in GMT, or RFC 3339 (some producers and replays write that), or null.
+ * The weekday is not checked against the date: a wrong one costs nothing, and the date is what counts.
+ */
+export function parseHealthTime(text: string): Date | null {
+  const match = RFC1123.exec(text);
+  if (match === null) return parseEventTime(text);
+  const day = Number(match[1]);
+  const month = MONTHS.indexOf(match[2]!) + 1;
+  const [year, hour, minute, second] = match.slice(3, 7).map(Number) as [number, number, number, number];
+  if (day < 1 || day > daysInMonth(year, month) || hour > 23 || minute > 59 || second > 59) return null;
+  const date = new Date(0);
+  date.setUTCFullYear(year, month - 1, day);
+  date.setUTCHours(hour, minute, second, 0);
+  return date;
+}
+
+export const HEALTH_TIME: StringRule = {
+  what: 'a time like "Sat, 28 Nov 2026 15:10:09 GMT" (RFC 1123) or an RFC 3339 timestamp',
+  test: (value) => parseHealthTime(value) !== null,
+};
+
+/** AWS Health's format, in whole seconds (RFC 1123 has no fraction: milliseconds are dropped). */
+export function formatHealthTime(time: Date): string {
+  const year = String(time.getUTCFullYear()).padStart(4, '0');
+  const day = String(time.getUTCDate()).padStart(2, '0');
+  const clock = [time.getUTCHours(), time.getUTCMinutes(), time.getUTCSeconds()].map((n) => String(n).padStart(2, '0')).join(':');
+  const weekday = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'][time.getUTCDay()];
+  return `${weekday}, ${day} ${MONTHS[time.getUTCMonth()]} ${year} ${clock} GMT`;
+}
+
 // ---- reasons -----------------------------------------------------------------------------------------
 
 /**

@@ -24,18 +24,27 @@ export {
   type SpotInstanceAction,
   type SpotInterruptedEvent,
 } from './kinds/spot-interruption.js';
+export {
+  CAPACITY_RESERVATION_INTERRUPTED,
+  type CapacityReservationInterruptedEvent,
+} from './kinds/capacity-reservation-interruption.js';
+export { SCHEDULED_CHANGE, type ScheduledChangeEvent } from './kinds/scheduled-change.js';
 export { REBALANCE_RECOMMENDATION, type RebalanceRecommendationEvent } from './kinds/rebalance-recommendation.js';
 export { INSTANCE_STATES, STATE_CHANGE, type InstanceState, type StateChangeEvent } from './kinds/state-change.js';
 export { UNKNOWN, type UnknownEvent } from './kinds/unknown.js';
 export { formatProviderId, parseProviderId, type ProviderId } from './provider-id.js';
 export {
+  buildCapacityReservationInterruption,
   buildEvent,
   buildRebalanceRecommendation,
+  buildScheduledChange,
   buildSpotInterruption,
   buildStateChange,
   buildUnknown,
   wrapInSns,
+  type AnyKindInput,
   type BuildInput,
+  type ScheduledChangeInput,
   type SnsWrapOptions,
   type SpotInterruptionInput,
   type StateChangeInput,

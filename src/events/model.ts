@@ -28,6 +28,13 @@ export interface Envelope {
 }
 
 /**
+ * What a kind's parser returns for a well-formed event of its (source, detail-type) that is not for this
+ * controller (an AWS Health event about another service): it is then read as an unknown event.
+ */
+export const NOT_CLAIMED: unique symbol = Symbol('not claimed');
+export type NOT_CLAIMED = typeof NOT_CLAIMED;
+
+/**
  * One event kind: which (source, detail-type) it claims, and how its `detail` becomes an event.
  * On a bad detail, `parse` returns a Problem whose reason starts with the field path (`detail.…`); it never throws.
  */
@@ -35,7 +42,7 @@ export interface KindParser<E extends EventBase<string>> {
   readonly kind: E['kind'];
   readonly source: string;
   readonly detailType: string;
-  parse(envelope: Envelope): E | Problem;
+  parse(envelope: Envelope): E | Problem | NOT_CLAIMED;
 }
 
 export function eventBase<K extends string>(kind: K, envelope: Envelope, instanceIds: string[]): EventBase<K> {

@@ -7,6 +7,8 @@ import { SAMPLES, SAMPLES_DIR, sampleObject } from './test-support.js';
 
 const spot = SAMPLES[0]!;
 const stateChange = SAMPLES[2]!;
+const capacityReservation = SAMPLES.find((s) => s.kind === 'capacity_reservation_interrupted')!;
+const health = SAMPLES.find((s) => s.kind === 'scheduled_change')!;
 
 /** The sample as an object with `edit` applied, serialized. */
 function edited(sample = spot, edit: (event: Record<string, any>) => void): string {
@@ -121,6 +123,70 @@ describe('parseMessage: accepted variations', () => {
   });
 });
 
+describe('parseMessage: capacity-reservation warnings and AWS Health scheduled changes', () => {
+  it('a capacity-reservation warning has its own kind and the two-minute deadline of a spot warning', () => {
+    const event = expectEvent(parseMessage(capacityReservation.body));
+    assert.equal(event.kind, 'capacity_reservation_interrupted');
+    if (event.kind !== 'capacity_reservation_interrupted') return;
+    assert.equal(event.deadline.getTime() - event.time.getTime(), 120_000);
+  });
+
+  it('a scheduled change names every affected instance, and startTime is when it happens', () => {
+    const event = expectEvent(parseMessage(health.body));
+    assert.equal(event.kind, 'scheduled_change');
+    if (event.kind !== 'scheduled_change') return;
+    assert.deepEqual(event.instanceIds, ['i-07c4e2a9d1b3f5e68', 'i-0e91b4d7a2c6f8350']);
+    assert.equal(event.startTime.toISOString(), '2026-12-07T09:00:00.000Z');
+  });
+
+  it('entity tags, endTime and descriptions are not read; a repeated instance is named once', () => {
+    const body = edited(health, (e) => {
+      e.detail.affectedEntities[0].tags = { stage: 'prod' };
+      e.detail.affectedEntities.push({ entityValue: 'i-07c4e2a9d1b3f5e68' });
+      delete e.detail.endTime;
+      delete e.detail.eventDescription;
+    });
+    assert.deepEqual(expectEvent(parseMessage(body)), health.fields);
+  });
+
+  it('startTime as an RFC 3339 timestamp too', () => {
+    const event = expectEvent(parseMessage(edited(health, (e) => (e.detail.startTime = '2026-12-07T10:00:00+01:00'))));
+    assert.equal(event.kind === 'scheduled_change' && event.startTime.toISOString(), '2026-12-07T09:00:00.000Z');
+  });
+
+  it('entities that are not instances (a Dedicated Host) are left out', () => {
+    const event = expectEvent(parseMessage(edited(health, (e) => e.detail.affectedEntities.unshift({ entityValue: 'h-0123456789abcdef0' }))));
+    assert.deepEqual(event.instanceIds, health.fields.instanceIds);
+  });
+
+  const notOurs: Array<[string, (e: Record<string, any>) => void]> = [
+    ['another service', (e) => (e.detail.service = 'RDS')],
+    ['another category (an issue)', (e) => (e.detail.eventTypeCategory = 'issue')],
+    ['an account notification', (e) => (e.detail.eventTypeCategory = 'accountNotification')],
+    ['no instance among the entities', (e) => (e.detail.affectedEntities = [{ entityValue: 'h-0123456789abcdef0' }])],
+  ];
+  for (const [name, edit] of notOurs) {
+    it(`a Health event for ${name} is unknown (acknowledged, not acted on)`, () => {
+      const event = expectEvent(parseMessage(edited(health, edit)));
+      assert.equal(event.kind, 'unknown');
+      assert.deepEqual(event.instanceIds, []);
+    });
+  }
+
+  const bad: Array<[string, (e: Record<string, any>) => void, RegExp]> = [
+    ['service missing', (e) => delete e.detail.service, /^detail\.service: missing/],
+    ['startTime not a time', (e) => (e.detail.startTime = 'next Tuesday'), /^detail\.startTime: expected a time like "Sat, 28 Nov 2026 15:10:09 GMT"/],
+    ['startTime on a day that does not exist', (e) => (e.detail.startTime = 'Mon, 31 Nov 2026 09:00:00 GMT'), /^detail\.startTime: /],
+    ['startTime in another zone', (e) => (e.detail.startTime = 'Mon, 07 Dec 2026 09:00:00 PST'), /^detail\.startTime: /],
+    ['no affected entities', (e) => (e.detail.affectedEntities = []), /^detail\.affectedEntities: expected a non-empty array/],
+    ['an entity that is not an object', (e) => (e.detail.affectedEntities[1] = 'i-0e91b4d7a2c6f8350'), /^detail\.affectedEntities\.1: expected a JSON object/],
+    ['an entity without entityValue', (e) => (e.detail.affectedEntities[1] = { tags: {} }), /^detail\.affectedEntities\.1\.entityValue: missing/],
+  ];
+  for (const [name, edit, reason] of bad) {
+    it(`malformed scheduled change: ${name}`, () => expectMalformed(parseMessage(edited(health, edit)), reason, 'scheduled_change'));
+  }
+});
+
 describe('parseMessage: unknown events are acknowledged, not errors', () => {
   it('another detail-type from aws.ec2', () => {
     const event = expectEvent(parseMessage(edited(spot, (e) => (e['detail-type'] = 'EC2 Instance Launch Successful'))));
@@ -143,7 +209,9 @@ describe('parseMessage: unknown events are acknowledged, not errors', () => {
   });
 
   it('an unknown event whose detail names nothing we know', () => {
-    const event = expectEvent(parseMessage(edited(spot, (e) => ((e.source = 'aws.health'), (e['detail-type'] = 'AWS Health Event'), (e.detail = { x: [1] })))));
+    const event = expectEvent(
+      parseMessage(edited(spot, (e) => ((e.source = 'aws.health'), (e['detail-type'] = 'AWS Health Abuse Event'), (e.detail = { x: [1] })))),
+    );
     assert.equal(event.kind, 'unknown');
   });
 
@@ -314,7 +382,14 @@ describe('parseMessage: malformed input says which field, what was expected, wha
 
 describe('registry', () => {
   it('lists every kind once', () => {
-    assert.deepEqual([...EVENT_KINDS].sort(), ['rebalance_recommendation', 'spot_interrupted', 'state_change', 'unknown']);
+    assert.deepEqual([...EVENT_KINDS].sort(), [
+      'capacity_reservation_interrupted',
+      'rebalance_recommendation',
+      'scheduled_change',
+      'spot_interrupted',
+      'state_change',
+      'unknown',
+    ]);
   });
 
   it('keys each parser by source and detail-type', () => {
@@ -323,6 +398,8 @@ describe('registry', () => {
       'aws.ec2 / EC2 Spot Instance Interruption Warning',
       'aws.ec2 / EC2 Instance Rebalance Recommendation',
       'aws.ec2 / EC2 Instance State-change Notification',
+      'aws.ec2 / EC2 Capacity Reservation Instance Interruption Warning',
+      'aws.health / AWS Health Event',
     ]);
   });
 

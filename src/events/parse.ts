@@ -21,14 +21,22 @@ import {
   truncate,
   type JsonObject,
 } from './fields.js';
-import type { Envelope, KindParser } from './model.js';
+import { NOT_CLAIMED, type Envelope, type KindParser } from './model.js';
+import { capacityReservationInterruptionParser } from './kinds/capacity-reservation-interruption.js';
 import { rebalanceRecommendationParser } from './kinds/rebalance-recommendation.js';
+import { scheduledChangeParser } from './kinds/scheduled-change.js';
 import { spotInterruptionParser } from './kinds/spot-interruption.js';
 import { stateChangeParser } from './kinds/state-change.js';
 import { UNKNOWN, unknownEvent, type UnknownEvent } from './kinds/unknown.js';
 
 /** Every known kind's parser. The registry below is built from this list. */
-export const PARSERS = [spotInterruptionParser, rebalanceRecommendationParser, stateChangeParser] as const;
+export const PARSERS = [
+  spotInterruptionParser,
+  rebalanceRecommendationParser,
+  stateChangeParser,
+  capacityReservationInterruptionParser,
+  scheduledChangeParser,
+] as const;
 
 type EventOf<P> = P extends KindParser<infer E> ? E : never;
 export type KnownEvent = EventOf<(typeof PARSERS)[number]>;
@@ -193,5 +201,6 @@ function parseEventBridge(value: unknown, where: Where): ParseResult {
   };
   if (parser === undefined) return { ok: true, event: unknownEvent(envelope) };
   const event = parser.parse(envelope);
+  if (event === NOT_CLAIMED) return { ok: true, event: unknownEvent(envelope) };
   return event instanceof Problem ? fail(event) : { ok: true, event };
 }

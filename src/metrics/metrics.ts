@@ -6,7 +6,15 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 
 export const PREFIX = 'spot_orchestrator_';
 
-export const MESSAGE_KINDS = ['spot_interrupted', 'rebalance_recommendation', 'state_change', 'unknown', 'malformed'] as const;
+export const MESSAGE_KINDS = [
+  'spot_interrupted',
+  'capacity_reservation_interrupted',
+  'scheduled_change',
+  'rebalance_recommendation',
+  'state_change',
+  'unknown',
+  'malformed',
+] as const;
 export type MessageKind = (typeof MESSAGE_KINDS)[number];
 
 /** Where handling a queue message failed: reading it, acting on it, or removing it from the queue. */
@@ -83,6 +91,8 @@ export interface Metrics {
   readonly phase2Seconds: Histogram;
   /** The last interruption's Fargate launch forecast (controller/triage.ts, capacity/fargate-budget.ts). */
   readonly fargateForecast: Gauge<'what'>;
+  /** Moves on a rebalance recommendation, once it is known whether a warning followed for the node. */
+  readonly rebalanceMoves: CounterOf<{ followed_by_warning: 'true' | 'false' }>;
 
   readonly recoveries: CounterOf<{ outcome: RecoveryOutcome }>;
   readonly recoverySeconds: Histogram;
@@ -195,6 +205,12 @@ export function createMetrics(registry: Registry = new Registry(), options: Metr
     registers,
   });
 
+  const rebalanceMoves = new Counter({
+    name: `${PREFIX}rebalance_moves_total`,
+    help: 'Nodes whose Deployments moved on a rebalance recommendation, by whether an interruption warning followed (true) or the node outlived survivor_grace (false).',
+    labelNames: ['followed_by_warning'],
+    registers,
+  });
   const fargateForecast = new Gauge({
     name: `${PREFIX}interruption_fargate_forecast`,
     help: "The last interruption's forecast under AWS's Fargate launch throttle: launches_needed, launches_in_time (Ready before the deadline), deployments_whole and deployments_late.",
@@ -293,6 +309,7 @@ export function createMetrics(registry: Registry = new Registry(), options: Metr
     phase1Seconds,
     phase2Seconds,
     fargateForecast,
+    rebalanceMoves,
     recoveries,
     recoverySeconds,
     deploymentsByState,

@@ -11,6 +11,8 @@ export const USER_ANNOTATIONS = {
   verificationDelay: 'spot-orchestrator/verification-delay',
   /** Its rank in phase 1 under Fargate's launch throttle, over its pods' PriorityClass value. */
   priority: 'spot-orchestrator/priority',
+  /** Move it on a rebalance recommendation for a node it has pods on, over migration.on_rebalance. */
+  moveOnRebalance: 'spot-orchestrator/move-on-rebalance',
 } as const;
 
 /** Written by the controller: the state machine of a Deployment lives here. */
@@ -43,4 +45,25 @@ export const NODE_ANNOTATIONS = {
   interruptedAt: 'spot-orchestrator/interrupted-at',
   terminationDeadline: 'spot-orchestrator/termination-deadline',
   rebalanceRecommendedAt: 'spot-orchestrator/rebalance-recommended-at',
+  /** The recommendation whose move was made (its time): a node's recommendation moves its Deployments once. */
+  rebalanceMovedAt: 'spot-orchestrator/rebalance-moved-at',
+  /** An AWS Health scheduled change's startTime: the move is due `scheduled_change_lead` before it. */
+  scheduledChangeAt: 'spot-orchestrator/scheduled-change-at',
+  /** The Health event that announced it (its id), so the move and its summary name it. */
+  scheduledChangeEvent: 'spot-orchestrator/scheduled-change-event',
+  /**
+   * JSON: for each controller scope (its namespace; namespace/deployment in single mode), the
+   * scheduled-change-at value its move was made for, so a restart does not move it again and another
+   * install's move does not stand in for this one's.
+   */
+  scheduledChangeMoved: 'spot-orchestrator/scheduled-change-moved',
+  /** JSON of what the controller added when it sealed the node (taint, label, cordon): only that is taken back. */
+  sealed: 'spot-orchestrator/sealed',
+  /** When the controller found the sealed node alive well after its deadline and took its marks back. */
+  survivedAt: 'spot-orchestrator/survived-at',
 } as const;
+
+/** The controller's own taint on a doomed node: nothing new is scheduled there. */
+export const INTERRUPTED_TAINT_KEY = 'spot-orchestrator/interrupted';
+/** Well-known label: the cloud's service controller takes the node out of external load balancers. */
+export const EXCLUDE_FROM_LB_LABEL = 'node.kubernetes.io/exclude-from-external-load-balancers';

@@ -55,7 +55,11 @@ export async function removeQueueAndRule(ground: Ground, queueName: string, queu
   await new SQSClient(awsClientConfig(ground)).send(new DeleteQueueCommand({ QueueUrl: queueUrl }));
 }
 
-export type Ec2DetailType = 'EC2 Spot Instance Interruption Warning' | 'EC2 Instance Rebalance Recommendation' | 'EC2 Instance State-change Notification';
+export type Ec2DetailType =
+  | 'EC2 Spot Instance Interruption Warning'
+  | 'EC2 Capacity Reservation Instance Interruption Warning'
+  | 'EC2 Instance Rebalance Recommendation'
+  | 'EC2 Instance State-change Notification';
 
 /** Puts EC2 events on the default bus, as EC2 itself would; the rule routes them to the queue. */
 export async function publishEc2Events(
@@ -74,6 +78,50 @@ export async function publishEc2Events(
           Resources: [`arn:aws:ec2:${e.zone}:instance/${e.instanceId}`],
           Time: e.time,
         })),
+      }),
+    );
+    if (out.FailedEntryCount) throw new Error(`EventBridge refused ${out.FailedEntryCount} event(s): ${JSON.stringify(out.Entries)}`);
+  }
+}
+
+export interface HealthScheduledChange {
+  instanceIds: string[];
+  /** When the change happens; AWS Health writes it in whole seconds (RFC 1123). */
+  startTime: Date;
+  /** Default AWS_EC2_INSTANCE_RETIREMENT_SCHEDULED. */
+  eventTypeCode?: string;
+  time: Date;
+}
+
+/**
+ * Puts AWS Health EC2 scheduled-change events on the default bus, in the shape AWS Health writes them
+ * (`startTime` in RFC 1123, the instances in `affectedEntities`, plain instance ids in `resources`).
+ */
+export async function publishHealthEvents(ground: Ground, changes: HealthScheduledChange[]): Promise<void> {
+  const events = new EventBridgeClient(awsClientConfig(ground));
+  for (let i = 0; i < changes.length; i += 10) {
+    const batch = changes.slice(i, i + 10);
+    const out = await events.send(
+      new PutEventsCommand({
+        Entries: batch.map((c) => {
+          const code = c.eventTypeCode ?? 'AWS_EC2_INSTANCE_RETIREMENT_SCHEDULED';
+          return {
+            Source: 'aws.health',
+            DetailType: 'AWS Health Event',
+            Detail: JSON.stringify({
+              eventArn: `arn:aws:health:${ground.region}::event/EC2/${code}/${code}_${c.time.getTime().toString(36).toUpperCase()}`,
+              service: 'EC2',
+              eventTypeCode: code,
+              eventTypeCategory: 'scheduledChange',
+              startTime: c.startTime.toUTCString(),
+              endTime: new Date(c.startTime.getTime() + 30 * 60_000).toUTCString(),
+              eventDescription: [{ language: 'en_US', latestDescription: 'The instance is scheduled for retirement.' }],
+              affectedEntities: c.instanceIds.map((entityValue) => ({ entityValue })),
+            }),
+            Resources: c.instanceIds,
+            Time: c.time,
+          };
+        }),
       }),
     );
     if (out.FailedEntryCount) throw new Error(`EventBridge refused ${out.FailedEntryCount} event(s): ${JSON.stringify(out.Entries)}`);

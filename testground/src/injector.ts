@@ -1,8 +1,9 @@
-// Spot interruptions as AWS delivers them: the warning goes through EventBridge to the queue, and
-// when the window ends the instance dies: its pods stop being Ready and vanish, then the node goes,
+// Spot (and Capacity Reservation) interruptions as AWS delivers them, and AWS Health scheduled
+// changes: the event goes through EventBridge to the queue, and when a warning's window ends the
+// instance dies: its pods stop being Ready and vanish, then the node goes,
 // at once (not when pod garbage collection would notice), so capacity drops exactly when it would.
 import { PatchStrategy, setHeaderOptions, type V1Node } from '@kubernetes/client-node';
-import { publishEc2Events } from './aws.js';
+import { publishEc2Events, publishHealthEvents } from './aws.js';
 import { scaled, type Ground, type GroundClients } from './ground.js';
 import { createPool, instanceIdOf, waitForNodesReady, type PoolSpec } from './nodes.js';
 
@@ -41,13 +42,47 @@ export class InterruptionInjector {
   }
 
   /** Warns about the nodes now; terminates them when the (scaled) window ends unless told not to. */
-  async interrupt(nodeNames: string[], opts: { windowMs?: number; terminate?: boolean } = {}): Promise<Interruption> {
+  interrupt(nodeNames: string[], opts: { windowMs?: number; terminate?: boolean } = {}): Promise<Interruption> {
+    return this.warn('EC2 Spot Instance Interruption Warning', nodeNames, opts);
+  }
+
+  /**
+   * An EC2 Capacity Reservation Instance Interruption Warning for the nodes (instances in an
+   * interruptible Capacity Reservation): the same two minutes, then the same end.
+   */
+  interruptCapacityReservation(nodeNames: string[], opts: { windowMs?: number; terminate?: boolean } = {}): Promise<Interruption> {
+    return this.warn('EC2 Capacity Reservation Instance Interruption Warning', nodeNames, opts);
+  }
+
+  /**
+   * An AWS Health EC2 scheduled change (instance retirement by default) for the nodes, starting at
+   * `startTime` (whole seconds, as Health writes it). Nothing happens to the nodes: what the change
+   * does at startTime is the test's to play (terminateNode, or nothing for a node that survives).
+   */
+  async scheduleChange(
+    nodeNames: string[],
+    startTime: Date,
+    opts: { eventTypeCode?: string } = {},
+  ): Promise<{ instances: InterruptedInstance[]; startTime: Date }> {
+    const instances = await this.describe(nodeNames);
+    const wholeSeconds = new Date(Math.floor(startTime.getTime() / 1000) * 1000);
+    await publishHealthEvents(this.ground, [
+      { instanceIds: instances.map((i) => i.instanceId), startTime: wholeSeconds, eventTypeCode: opts.eventTypeCode, time: new Date() },
+    ]);
+    return { instances, startTime: wholeSeconds };
+  }
+
+  private async warn(
+    detailType: 'EC2 Spot Instance Interruption Warning' | 'EC2 Capacity Reservation Instance Interruption Warning',
+    nodeNames: string[],
+    opts: { windowMs?: number; terminate?: boolean },
+  ): Promise<Interruption> {
     const instances = await this.describe(nodeNames);
     const warnedAt = new Date();
     await publishEc2Events(
       this.ground,
       instances.map((i) => ({
-        detailType: 'EC2 Spot Instance Interruption Warning' as const,
+        detailType,
         instanceId: i.instanceId,
         zone: i.zone,
         detail: { 'instance-action': 'terminate' },
