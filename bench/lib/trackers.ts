@@ -273,6 +273,8 @@ export class PodTracker extends WatchedCollection {
   private desiredOf: (app: string) => number = () => 1;
   /** Deployments with a pod on a doomed node when the warning came. */
   readonly affected = new Set<string>();
+  /** Per affected Deployment at the warning: desired replicas, and Ready replicas on nodes not warned. */
+  readonly placement = new Map<string, { replicas: number; survivors: number }>();
   /** First time each affected Deployment had its desired count Ready off the doomed nodes. */
   readonly survivedAt = new Map<string, number>();
   /** [ms since begin, affected Deployments fully available off the doomed nodes]. */
@@ -394,6 +396,7 @@ export class PodTracker extends WatchedCollection {
       }
     }
     this.survivedTimeline.push([0, 0]);
+    for (const app of this.affected) this.placement.set(app, { replicas: desiredOf(app), survivors: this.surviving.get(app) ?? 0 });
     for (const app of this.affected) this.check(app, at);
     this.integrating = true;
     this.lastAt = at;
