@@ -268,15 +268,16 @@ const BUDGET_DEFINITIONS = [
 
 function budgetTable(r: BenchResults): string {
   const lines = [
-    '| strategy | affected | at risk | launches if all moved | good slots (model) | draw offset / Fargate nodes seen / reproduced | model: fewest that must hit zero | measured: hit 0 ready (of them at risk) | model: most whole before the deadline | measured: fully available on surviving capacity before the deadline | model, triage order with zero latency: hit zero / whole |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    "| strategy | affected | at risk | launches if all moved | good slots (model) | draw offset / Fargate nodes seen / reproduced | model: fewest that must hit zero | measured: hit 0 ready (of them at risk) | same, from pods' Ready condition (of them at risk) | model: most whole before the deadline | measured: fully available on surviving capacity before the deadline | model, triage order with zero latency: hit zero / whole |",
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
   for (const x of r.strategies) {
     const g = x.budget;
+    const fromPods = x.hitZeroFromPods === undefined ? 'not measured' : `${x.hitZeroFromPods} (${g?.atRiskHitZeroFromPods ?? dash})`;
     if (!g) continue;
     const m = g.model;
     lines.push(
-      `| ${x.strategy} | ${x.affected} | ${m.atRisk} | ${m.launches} | ${m.goodSlots} | ${g.drawOffset}${g.offsetSource === 'own launches' ? '' : ' (after the previous runs)'} / ${g.fargateNodes} / ${g.drawsMatched} | ${m.fewestHitZero} | ${x.hitZero} (${g.atRiskHitZero}) | ${m.mostWhole} | ${x.availableBeforeDeadline} | ${m.schedule.hitZero} / ${m.schedule.whole} |`,
+      `| ${x.strategy} | ${x.affected} | ${m.atRisk} | ${m.launches} | ${m.goodSlots} | ${g.drawOffset}${g.offsetSource === 'own launches' ? '' : ' (after the previous runs)'} / ${g.fargateNodes} / ${g.drawsMatched} | ${m.fewestHitZero} | ${x.hitZero} (${g.atRiskHitZero}) | ${fromPods} | ${m.mostWhole} | ${x.availableBeforeDeadline} | ${m.schedule.hitZero} / ${m.schedule.whole} |`,
     );
   }
   return lines.join('\n');
@@ -324,6 +325,18 @@ export function renderReadmeFragment(r: BenchResults, resultsPath: string): stri
     const ratio = phase1Ratio(x, r.floor);
     out.push(
       `| ${x.strategy} | ${x.availableBeforeDeadlinePct.toFixed(1)} % of ${x.affected} | ${n1(x.replicaSecondsBelowDesired, 0)} / ${n1(x.replicaSecondsBelowDesiredFromPods, 0)} | ${x.hitZero} | ${phase1Cell(x)}${ratio === null ? '' : ` (${ratio.toFixed(1)}× the floor)`} | ${x.controller ? `${x.controller.cpuSeconds.toFixed(1)} s / ${x.controller.peakRssMiB.toFixed(0)} MiB` : dash} |`,
+    );
+  }
+  const model = r.strategies.find((x) => x.strategy === 'controller')?.budget?.model;
+  if (model)
+    out.push(
+      `\nModel optimum for the controller's run (same bucket, same drawn start-up times; bench/lib/budget-model.ts): ${model.launches} launches for ${model.deployments} affected Deployments, ${model.goodSlots} of them can be Ready by the deadline; at least ${model.fewestHitZero} of the ${model.atRisk} at risk must hit zero ready; at most ${model.mostWhole} can be fully available before the deadline.`,
+    );
+  if (r.phase1At) {
+    const p = r.phase1At;
+    const ratio = p.floor && p.strategy.phase1Seconds !== null && p.floor.seconds > 0 ? p.strategy.phase1Seconds / p.floor.seconds : null;
+    out.push(
+      `\nPhase 1 at N=${p.n} (${p.strategy.affected} affected, the controller then the floor back to back): ${phase1Cell(p.strategy)}, floor ${p.floor ? s(p.floor.seconds, 2) : dash}${ratio === null ? '' : `, ${ratio.toFixed(2)}× the floor`} (load average ${p.strategy.loadAverage.atWarning} on ${e.cores} cores at the warning).`,
     );
   }
   if (r.detection)

@@ -32,6 +32,8 @@ export interface StrategyResult {
   /** Cross-check from the pod watch: max(0, spec.replicas - Ready non-terminating pods), integrated the same way. */
   replicaSecondsBelowDesiredFromPods: number;
   hitZero: number;
+  /** Deployments whose Ready, not terminating pods fell to 0 at some point, from the pod watch (absent in older results). */
+  hitZeroFromPods?: number;
   /** Deployments whose template was seen patched onto Fargate. */
   patched: number;
   /** Warning -> first / last patch seen (seconds, wall clock). */
@@ -73,8 +75,9 @@ export interface BudgetRun {
   /** Fargate nodes of this run seen at the end of the observation, and how many of their recorded draws the model reproduced. */
   fargateNodes: number;
   drawsMatched: number;
-  /** At-risk Deployments (all Ready replicas on warned nodes at the warning) that hit zero ready. */
+  /** At-risk Deployments (all Ready replicas on warned nodes at the warning) that hit zero ready (status; and from the pod watch). */
   atRiskHitZero: number;
+  atRiskHitZeroFromPods?: number;
 }
 
 /** One past the highest start-up draw index seen so far in this process (the next run's offset when it launches nothing). */
@@ -226,6 +229,7 @@ export async function runStrategy(
       replicaSecondsBelowDesiredSimulated: round(deficitMs / 1000 / b.ground.timeScale, 1),
       replicaSecondsBelowDesiredFromPods: round(pods.deficitMs / 1000, 1),
       hitZero: states.filter((s) => s.hitZero).length,
+      hitZeroFromPods: pods.hitZero.size,
       patched: patchTimes.length,
       firstPatchSeconds: patchTimes.length ? sec(Math.min(...patchTimes)) : null,
       phase1Seconds: strategy.patches && patchTimes.length ? sec(Math.max(...patchTimes)) : null,
@@ -248,6 +252,7 @@ export async function runStrategy(
       budget: budget && {
         ...budget,
         atRiskHitZero: [...pods.placement].filter(([app, p]) => p.survivors === 0 && scenario.tracker.states.get(app)?.hitZero).length,
+        atRiskHitZeroFromPods: [...pods.placement].filter(([app, p]) => p.survivors === 0 && pods.hitZero.has(app)).length,
       },
       phase1Only: phase1Only || undefined,
     };
