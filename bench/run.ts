@@ -14,6 +14,7 @@ import { runFloor } from './lib/floor.js';
 import { parseOptions, USAGE, type BenchOptions } from './lib/options.js';
 import { mainTable, renderReadmeFragment, renderResults, type BenchResults } from './lib/report.js';
 import { runStrategy } from './lib/run-strategy.js';
+import { mainSpec } from './lib/scenario.js';
 import { runScalingPoint } from './lib/scaling.js';
 import { controllerStrategy } from './strategies/controller.js';
 import { drainStrategy } from './strategies/drain.js';
@@ -37,7 +38,8 @@ function commandLine(o: BenchOptions, argv: string[]): string {
 function strategyFor(name: BenchOptions['strategies'][number], entry: string | undefined): Strategy {
   switch (name) {
     case 'controller':
-      return controllerStrategy(entry);
+    case 'controller-no-triage':
+      return controllerStrategy(entry, name);
     case 'sequential':
       return sequentialStrategy();
     case 'drain':
@@ -99,7 +101,8 @@ async function main(argv: string[]): Promise<number> {
   );
   b.say('bench', `logs of this run: ${relative(PROJECT_DIR, workDir)}`);
 
-  const needsController = options.strategies.includes('controller') || options.detection > 0 || options.scaling.length > 0;
+  const needsController =
+    options.strategies.some((s) => s.startsWith('controller')) || options.detection > 0 || options.scaling.length > 0 || options.phase1N > 0;
   let entry: string | undefined;
   if (needsController && options.controllerRuntime === 'build') {
     b.say('bench', 'building the controller (tsc -p tsconfig.build.json)');
@@ -128,6 +131,18 @@ async function main(argv: string[]): Promise<number> {
     const count = ctl && ctl.patched > 0 ? ctl.patched : options.n;
     b.say('bench', `floor: ${count} patches`);
     results.floor = await attempt('floor', () => runFloor(b, count));
+  }
+  if (options.phase1N > 0) {
+    // The controller and its floor back to back, at another N than the strategies'.
+    const n = options.phase1N;
+    b.say('bench', `phase 1 at N=${n}: the controller on the main scenario, observed until phase 1 is done, then the floor`);
+    const spec = { ...mainSpec(b, 'p1'), deployments: n };
+    const strategy = await attempt(`phase 1 at N=${n}`, () => runStrategy(b, controllerStrategy(entry), spec, { phase1Only: true }));
+    if (strategy) {
+      b.say('bench', `phase 1 at N=${n}: floor, ${strategy.patched} patches`);
+      const floor = await attempt(`floor at N=${n}`, () => runFloor(b, strategy.patched > 0 ? strategy.patched : n));
+      results.phase1At = { n, strategy, floor };
+    }
   }
   if (options.detection > 0) {
     b.say('bench', `detection latency: ${options.detection} single events`);

@@ -104,7 +104,13 @@ export function controllerEnv(b: Bench, namespace: string, queueUrl: string, ext
   };
 }
 
-export async function startController(b: Bench, namespace: string, section: string, entry: string | undefined): Promise<RunningController> {
+export async function startController(
+  b: Bench,
+  namespace: string,
+  section: string,
+  entry: string | undefined,
+  extraEnv: Record<string, string> = {},
+): Promise<RunningController> {
   const queueName = `bench-${shortId()}`;
   const { queueUrl } = await ensureQueueAndRule(b.ground, queueName);
   const metricsPort = await freePort();
@@ -115,7 +121,7 @@ export async function startController(b: Bench, namespace: string, section: stri
   const args = entry ? [...nodeFlags, entry, 'run'] : [...nodeFlags, '--import', 'tsx', join(PROJECT_DIR, 'src/cli.ts'), 'run'];
   const child: ChildProcess = spawn(process.execPath, args, {
     cwd: PROJECT_DIR,
-    env: controllerEnv(b, namespace, queueUrl, { METRICS_PORT: String(metricsPort) }),
+    env: controllerEnv(b, namespace, queueUrl, { METRICS_PORT: String(metricsPort), ...extraEnv }),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const phase1Logged: number[] = [];

@@ -4,7 +4,10 @@
 import { parseArgs } from 'node:util';
 
 export const STRATEGIES = ['controller', 'sequential', 'drain', 'none'] as const;
-export type StrategyName = (typeof STRATEGIES)[number];
+/** Strategies that run only when named: the controller with triage off (MIGRATION_TRIAGE=false, arrival order). */
+export const OPTIONAL_STRATEGIES = ['controller-no-triage'] as const;
+export type StrategyName = (typeof STRATEGIES)[number] | (typeof OPTIONAL_STRATEGIES)[number];
+const KNOWN_STRATEGIES: readonly string[] = [...STRATEGIES, ...OPTIONAL_STRATEGIES];
 
 export interface BenchOptions {
   /** Deployments in the main scenario. */
@@ -23,6 +26,11 @@ export interface BenchOptions {
   detection: number;
   /** N values of the scaling series (1 replica each); empty skips it. */
   scaling: number[];
+  /**
+   * After the strategies and the floor: the controller alone on the main scenario at this many
+   * Deployments, observed until its phase 1 is done, then the floor for as many patches (0 skips it).
+   */
+  phase1N: number;
   /** Observation continues this long after the deadline, in simulated seconds (scaled). */
   tailSeconds: number;
   /** Bounded concurrency of the controller's patches (MAX_CONCURRENT_PATCHES) and of the floor. */
@@ -47,6 +55,7 @@ const FLAGS = {
   floor: { env: 'BENCH_FLOOR', default: '1' },
   detection: { env: 'BENCH_DETECTION', default: '20' },
   scaling: { env: 'BENCH_SCALING', default: '10,100,1000,5000' },
+  'phase1-n': { env: 'BENCH_PHASE1_N', default: '0' },
   tail: { env: 'BENCH_TAIL', default: '60' },
   'patch-concurrency': { env: 'BENCH_PATCH_CONCURRENCY', default: '50' },
   controller: { env: 'BENCH_CONTROLLER', default: 'build' },
@@ -93,8 +102,7 @@ export function parseOptions(argv: string[], env: Record<string, string | undefi
     .split(',')
     .map((s) => s.trim())
     .filter(Boolean);
-  for (const s of strategies)
-    if (!(STRATEGIES as readonly string[]).includes(s)) throw new Error(`--strategies: unknown strategy "${s}" (${STRATEGIES.join(', ')})`);
+  for (const s of strategies) if (!KNOWN_STRATEGIES.includes(s)) throw new Error(`--strategies: unknown strategy "${s}" (${KNOWN_STRATEGIES.join(', ')})`);
   const share = Number(get('service-share'));
   if (!(share >= 0 && share <= 1)) throw new Error(`--service-share must be between 0 and 1, got "${get('service-share')}"`);
   const runtime = get('controller');
@@ -117,6 +125,7 @@ export function parseOptions(argv: string[], env: Record<string, string | undefi
     floor: bool('floor', get('floor')),
     detection: positiveInt('detection', get('detection'), 0),
     scaling: scalingText === '' ? [] : scalingText.split(',').map((s) => positiveInt('scaling', s.trim())),
+    phase1N: positiveInt('phase1-n', get('phase1-n'), 0),
     tailSeconds: tail,
     patchConcurrency: positiveInt('patch-concurrency', get('patch-concurrency')),
     controllerRuntime: runtime,

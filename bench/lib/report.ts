@@ -14,6 +14,8 @@ export interface BenchResults {
   environment: Environment;
   strategies: StrategyResult[];
   floor?: FloorResult;
+  /** The controller alone at another N (--phase1-n), observed until phase 1 was done, and the floor right after it. */
+  phase1At?: { n: number; strategy: StrategyResult; floor?: FloorResult };
   detection?: DetectionResult;
   scaling: ScalingPoint[];
   plots: string[];
@@ -45,7 +47,7 @@ function availableCell(r: StrategyResult): string {
 }
 
 function rolloutCell(r: StrategyResult): string {
-  if (r.strategy !== 'controller' && r.strategy !== 'sequential') return 'n/a (no rollout)';
+  if (!r.strategy.startsWith('controller') && r.strategy !== 'sequential') return 'n/a (no rollout)';
   if (r.rolloutsCompleteSeconds !== null) return s(r.rolloutsCompleteSeconds);
   return `not within ${r.observedSeconds.toFixed(0)} s (${r.rolloutsCompleted}/${r.affected})`;
 }
@@ -169,6 +171,16 @@ export function renderResults(r: BenchResults): string {
     out.push('  pod-side integral is given beside it in the notes.');
     out.push('');
   }
+  const budgets = r.strategies.filter((x) => x.budget);
+  if (budgets.length > 0) {
+    out.push('## The launch budget: each run against the model optimum');
+    out.push('');
+    out.push(budgetTable(r));
+    out.push('');
+    out.push(...BUDGET_DEFINITIONS);
+    out.push('');
+  }
+  if (r.phase1At) out.push(...phase1AtSection(r.phase1At, e.cores), '');
   if (r.floor) {
     const f = r.floor;
     out.push('## Floor for phase 1');
@@ -228,6 +240,67 @@ export function renderResults(r: BenchResults): string {
   return out.join('\n');
 }
 
+const BUDGET_DEFINITIONS = [
+  'How the model optimum is computed (bench/lib/budget-model.ts, unit-tested in budget-model.test.ts):',
+  "- **launches**: every replica of every affected Deployment is one Fargate launch when it is moved (the controller's",
+  '  patch rolls the whole Deployment, `maxSurge: 100%`).',
+  "- **slots**: the model asks for all those launches at the instant of the warning, from a full bucket (the ground's",
+  "  burst and rate), so launch k leaves at max(0, (k + 1 − burst) / rate) s. The ground draws each launched pod's",
+  "  start-up time from one seeded sequence in launch order, so slot k gets draw offset + k of the ground's seed, whoever",
+  "  the pod belongs to. The offset is the lowest draw index recorded on this run's Fargate nodes (annotation",
+  '  `testground.spot-fargate.io/start-draw`, which also holds the time drawn; "reproduced" counts the nodes whose recorded',
+  '  draw the model regenerated exactly). A slot is **good** when launch time + start-up ≤ 120 s. SQS, the patch, the',
+  '  deployment and ReplicaSet controllers, node creation and KWOK are all left out, so no real run gets earlier slots.',
+  '- **at risk**: affected Deployments whose Ready replicas were all on warned nodes at the warning. One keeps a Ready',
+  '  replica through the deadline only if one of its new pods is in a good slot. **fewest that must hit zero** = max(0,',
+  '  at risk − good slots): each saved one needs a good slot of its own, and any assignment of pods to slots is allowed,',
+  '  so this is a bound no strategy that moves Deployments to Fargate can beat.',
+  '- **most whole before the deadline**: a Deployment with r replicas, s of them Ready on surviving nodes, needs r − s',
+  '  new pods in good slots (its old pods on surviving nodes counted as kept). The most Deployments whose needs fit in',
+  '  the good slots is found exactly by taking the smallest needs first (swapping a chosen need for a smaller unchosen one',
+  '  never breaks the sum). Also a bound: it lets a Deployment put the pods it does not need early after the last good slot.',
+  '- **triage order, zero latency**: the same slots, filled in triage order (at risk first, then fewest launches needed)',
+  "  one whole Deployment after the other: what the controller's order achieves with no latency at all.",
+  "- The model is computed per run, on that run's own placement (each strategy gets a fresh pool, so the scheduler's",
+  '  placement, and so the at-risk set, differ a little between runs). It bounds moves to Fargate only: drain and none',
+  '  reschedule onto the surviving spot nodes, which on this ground have room for every pod and make pods Ready at once.',
+];
+
+function budgetTable(r: BenchResults): string {
+  const lines = [
+    "| strategy | affected | at risk | launches if all moved | good slots (model) | draw offset / Fargate nodes seen / reproduced | model: fewest that must hit zero | measured: hit 0 ready (of them at risk) | same, from pods' Ready condition (of them at risk) | model: most whole before the deadline | measured: fully available on surviving capacity before the deadline | model, triage order with zero latency: hit zero / whole |",
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+  ];
+  for (const x of r.strategies) {
+    const g = x.budget;
+    const fromPods = x.hitZeroFromPods === undefined ? 'not measured' : `${x.hitZeroFromPods} (${g?.atRiskHitZeroFromPods ?? dash})`;
+    if (!g) continue;
+    const m = g.model;
+    lines.push(
+      `| ${x.strategy} | ${x.affected} | ${m.atRisk} | ${m.launches} | ${m.goodSlots} | ${g.drawOffset}${g.offsetSource === 'own launches' ? '' : ' (after the previous runs)'} / ${g.fargateNodes} / ${g.drawsMatched} | ${m.fewestHitZero} | ${x.hitZero} (${g.atRiskHitZero}) | ${fromPods} | ${m.mostWhole} | ${x.availableBeforeDeadline} | ${m.schedule.hitZero} / ${m.schedule.whole} |`,
+    );
+  }
+  return lines.join('\n');
+}
+
+function phase1AtSection(p: NonNullable<BenchResults['phase1At']>, cores: number): string[] {
+  const x = p.strategy;
+  const f = p.floor;
+  const ratio = f && x.phase1Seconds !== null && x.patched >= x.affected && f.seconds > 0 ? x.phase1Seconds / f.seconds : null;
+  const ctl = x.controller;
+  return [
+    `## Phase 1 at N=${p.n}, against its floor`,
+    '',
+    `The controller alone on the main scenario at N=${p.n} (${x.pods} pods, ${x.doomedNodes} of its nodes warned, ${x.affected} Deployments affected), observed until`,
+    'its last patch was seen; then, right after it on the same ground, the floor for as many patches.',
+    '',
+    "| N | affected | phase 1: warning → last patch | controller's own phase 1 (max per message) | floor | phase 1 ÷ floor | load average at the warning / at the end (" +
+      `${cores} cores) |`,
+    '|---:|---:|---:|---:|---:|---:|---:|',
+    `| ${p.n} | ${x.affected} | ${phase1Cell(x)} | ${ctl?.phase1Logged.length ? s(Math.max(...ctl.phase1Logged), 2) : dash} | ${f ? s(f.seconds, 2) : dash} | ${ratio === null ? dash : `${ratio.toFixed(2)}×`} | ${x.loadAverage.atWarning} / ${x.loadAverage.atEnd} |`,
+  ];
+}
+
 export function renderReadmeFragment(r: BenchResults, resultsPath: string): string {
   const e = r.environment;
   const o = r.options;
@@ -252,6 +325,18 @@ export function renderReadmeFragment(r: BenchResults, resultsPath: string): stri
     const ratio = phase1Ratio(x, r.floor);
     out.push(
       `| ${x.strategy} | ${x.availableBeforeDeadlinePct.toFixed(1)} % of ${x.affected} | ${n1(x.replicaSecondsBelowDesired, 0)} / ${n1(x.replicaSecondsBelowDesiredFromPods, 0)} | ${x.hitZero} | ${phase1Cell(x)}${ratio === null ? '' : ` (${ratio.toFixed(1)}× the floor)`} | ${x.controller ? `${x.controller.cpuSeconds.toFixed(1)} s / ${x.controller.peakRssMiB.toFixed(0)} MiB` : dash} |`,
+    );
+  }
+  const model = r.strategies.find((x) => x.strategy === 'controller')?.budget?.model;
+  if (model)
+    out.push(
+      `\nModel optimum for the controller's run (same bucket, same drawn start-up times; bench/lib/budget-model.ts): ${model.launches} launches for ${model.deployments} affected Deployments, ${model.goodSlots} of them can be Ready by the deadline; at least ${model.fewestHitZero} of the ${model.atRisk} at risk must hit zero ready; at most ${model.mostWhole} can be fully available before the deadline.`,
+    );
+  if (r.phase1At) {
+    const p = r.phase1At;
+    const ratio = p.floor && p.strategy.phase1Seconds !== null && p.floor.seconds > 0 ? p.strategy.phase1Seconds / p.floor.seconds : null;
+    out.push(
+      `\nPhase 1 at N=${p.n} (${p.strategy.affected} affected, the controller then the floor back to back): ${phase1Cell(p.strategy)}, floor ${p.floor ? s(p.floor.seconds, 2) : dash}${ratio === null ? '' : `, ${ratio.toFixed(2)}× the floor`} (load average ${p.strategy.loadAverage.atWarning} on ${e.cores} cores at the warning).`,
     );
   }
   if (r.detection)

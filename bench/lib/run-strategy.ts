@@ -3,9 +3,12 @@
 import { writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
+import { NODE_DRAW_ANNOTATION, NODE_POD_ANNOTATION } from '../../testground/src/fargate/scheduler.js';
+import { groundFargateSettings } from '../../testground/src/ground.js';
 import { InterruptionInjector, WARNING_WINDOW_MS } from '../../testground/src/injector.js';
+import { type BudgetDeployment, type BudgetModel, budgetOptimum, drawnStarts, slotReadyTimes } from './budget-model.js';
 import type { ControllerStats, Strategy, StrategyRun } from './strategy.js';
-import { type Bench, sleep } from './context.js';
+import { type Bench, retrying, sleep } from './context.js';
 import { mainSpec, setUp, tearDown, terminateNodes, type ScenarioSpec } from './scenario.js';
 import { PodTracker } from './trackers.js';
 
@@ -29,6 +32,8 @@ export interface StrategyResult {
   /** Cross-check from the pod watch: max(0, spec.replicas - Ready non-terminating pods), integrated the same way. */
   replicaSecondsBelowDesiredFromPods: number;
   hitZero: number;
+  /** Deployments whose Ready, not terminating pods fell to 0 at some point, from the pod watch (absent in older results). */
+  hitZeroFromPods?: number;
   /** Deployments whose template was seen patched onto Fargate. */
   patched: number;
   /** Warning -> first / last patch seen (seconds, wall clock). */
@@ -55,11 +60,61 @@ export interface StrategyResult {
   watchRestarts: number;
   /** 1-minute load average of the machine when the warning went out and when the observation ended. */
   loadAverage: { atWarning: number; atEnd: number };
+  /** The launch budget: the model optimum for this run's placement and draws, and what the run did against it. */
+  budget?: BudgetRun;
+  /** Set when the observation ended as soon as phase 1 was done (--phase1-n). */
+  phase1Only?: boolean;
+}
+
+export interface BudgetRun {
+  model: BudgetModel;
+  /** Index in the simulator's seeded sequence of this run's first start-up draw. */
+  drawOffset: number;
+  /** 'own launches': the lowest draw index on this run's Fargate nodes; 'after the previous runs': no launch of its own seen. */
+  offsetSource: 'own launches' | 'after the previous runs';
+  /** Fargate nodes of this run seen at the end of the observation, and how many of their recorded draws the model reproduced. */
+  fargateNodes: number;
+  drawsMatched: number;
+  /** At-risk Deployments (all Ready replicas on warned nodes at the warning) that hit zero ready (status; and from the pod watch). */
+  atRiskHitZero: number;
+  atRiskHitZeroFromPods?: number;
+}
+
+/** One past the highest start-up draw index seen so far in this process (the next run's offset when it launches nothing). */
+let nextDraw = 0;
+
+/** Reads this run's Fargate nodes (their recorded draws) and computes the model optimum for its placement. */
+async function budgetRun(
+  b: Bench,
+  namespace: string,
+  placement: Map<string, { replicas: number; survivors: number }>,
+): Promise<Omit<BudgetRun, 'atRiskHitZero'>> {
+  const settings = groundFargateSettings(b.ground);
+  const nodes = (await retrying(() => b.core.listNode())).items.filter((n) => n.metadata?.annotations?.[NODE_POD_ANNOTATION]?.startsWith(`${namespace}/`));
+  const recorded: [number, number][] = [];
+  for (const n of nodes) {
+    const m = /^(\d+)\/(\d+)$/.exec(n.metadata?.annotations?.[NODE_DRAW_ANNOTATION] ?? '');
+    if (m) recorded.push([Number(m[1]), Number(m[2]) / 1000]);
+  }
+  const own = recorded.length > 0;
+  const drawOffset = own ? Math.min(...recorded.map(([i]) => i)) : nextDraw;
+  if (own) nextDraw = Math.max(nextDraw, ...recorded.map(([i]) => i + 1));
+  const deployments: BudgetDeployment[] = [...placement].map(([name, p]) => ({ name, ...p }));
+  const launches = deployments.reduce((s, d) => s + d.replicas, 0);
+  const starts = drawnStarts(settings.seed, drawOffset, launches, settings.start);
+  const drawsMatched = recorded.filter(([i, s]) => i - drawOffset < starts.length && starts[i - drawOffset] === s).length;
+  const model = budgetOptimum(deployments, slotReadyTimes(starts, settings.throttle), WARNING_WINDOW_MS / 1000);
+  return { model, drawOffset, offsetSource: own ? 'own launches' : 'after the previous runs', fargateNodes: nodes.length, drawsMatched };
 }
 
 const round = (v: number, digits = 2) => Math.round(v * 10 ** digits) / 10 ** digits;
 
-export async function runStrategy(b: Bench, strategy: Strategy, spec: ScenarioSpec = mainSpec(b, tagOf(strategy.name))): Promise<StrategyResult> {
+export async function runStrategy(
+  b: Bench,
+  strategy: Strategy,
+  spec: ScenarioSpec = mainSpec(b, tagOf(strategy.name)),
+  { phase1Only = false }: { phase1Only?: boolean } = {},
+): Promise<StrategyResult> {
   const section = strategy.name;
   const scenario = await setUp(b, spec, section);
   const pods = new PodTracker(b.kc, scenario.namespace, (l) => b.say(section, l));
@@ -98,8 +153,16 @@ export async function runStrategy(b: Bench, strategy: Strategy, spec: ScenarioSp
     acting = strategy.act(run).catch((err: unknown) => b.say(section, `strategy failed: ${String(err)}`));
 
     const end = deadline + tailMs;
+    const allPatched = () => affected.every((n) => scenario.tracker.states.get(n)?.patchedAt !== undefined);
+    let lastProgress = 0;
     while (Date.now() < end) {
-      await sleep(Math.min(5000, end - Date.now()));
+      if (phase1Only) {
+        // Only phase 1 is measured: the observation ends when the last patch is seen (the nodes are not killed).
+        if (allPatched()) break;
+        await sleep(Math.min(250, end - Date.now()));
+        if (Date.now() - lastProgress < 5000) continue;
+        lastProgress = Date.now();
+      } else await sleep(Math.min(5000, end - Date.now()));
       const patched = affected.filter((n) => scenario.tracker.states.get(n)?.patchedAt !== undefined).length;
       const t = ((Date.now() - warnedAt) / 1000).toFixed(1);
       b.say(
@@ -113,6 +176,12 @@ export async function runStrategy(b: Bench, strategy: Strategy, spec: ScenarioSp
     const loadAtEnd = loadavg()[0]!;
     // The controller's figures are read now, not after the nodes' pods are all gone.
     await strategy.snapshot?.(run);
+    const budget = phase1Only
+      ? undefined
+      : await budgetRun(b, scenario.namespace, pods.placement).catch((err: unknown) => {
+          b.say(section, `budget model: ${String(err)}`);
+          return undefined;
+        });
     const patchedAll = () => affected.every((n) => scenario.tracker.states.get(n)?.patchedAt !== undefined);
     let phase1End = endedAt;
     if (strategy.followPhase1 && !patchedAll()) {
@@ -160,6 +229,7 @@ export async function runStrategy(b: Bench, strategy: Strategy, spec: ScenarioSp
       replicaSecondsBelowDesiredSimulated: round(deficitMs / 1000 / b.ground.timeScale, 1),
       replicaSecondsBelowDesiredFromPods: round(pods.deficitMs / 1000, 1),
       hitZero: states.filter((s) => s.hitZero).length,
+      hitZeroFromPods: pods.hitZero.size,
       patched: patchTimes.length,
       firstPatchSeconds: patchTimes.length ? sec(Math.min(...patchTimes)) : null,
       phase1Seconds: strategy.patches && patchTimes.length ? sec(Math.max(...patchTimes)) : null,
@@ -179,6 +249,12 @@ export async function runStrategy(b: Bench, strategy: Strategy, spec: ScenarioSp
       timeline: { deficit: scenario.tracker.deficitTimeline, available: pods.survivedTimeline },
       watchRestarts: scenario.tracker.restarts + pods.restarts,
       loadAverage: { atWarning: round(loadAtWarning), atEnd: round(loadAtEnd) },
+      budget: budget && {
+        ...budget,
+        atRiskHitZero: [...pods.placement].filter(([app, p]) => p.survivors === 0 && scenario.tracker.states.get(app)?.hitZero).length,
+        atRiskHitZeroFromPods: [...pods.placement].filter(([app, p]) => p.survivors === 0 && pods.hitZero.has(app)).length,
+      },
+      phase1Only: phase1Only || undefined,
     };
     if (phase1End > endedAt) {
       result.notes.push(
@@ -202,5 +278,5 @@ export async function runStrategy(b: Bench, strategy: Strategy, spec: ScenarioSp
 }
 
 export function tagOf(name: string): string {
-  return { controller: 'ctl', sequential: 'seq', drain: 'drain', none: 'none' }[name] ?? name;
+  return ({ controller: 'ctl', 'controller-no-triage': 'ctlnt', sequential: 'seq', drain: 'drain', none: 'none' } as Record<string, string>)[name] ?? name;
 }

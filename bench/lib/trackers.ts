@@ -273,6 +273,14 @@ export class PodTracker extends WatchedCollection {
   private desiredOf: (app: string) => number = () => 1;
   /** Deployments with a pod on a doomed node when the warning came. */
   readonly affected = new Set<string>();
+  /**
+   * Apps whose Ready, not terminating pods fell to 0 during the observation, from the pod watch: it sees
+   * a dip that the Deployment's status.readyReplicas (written by the deployment controller, which lags
+   * under load) can miss when a ReplicaSet replaces a dead pod at once.
+   */
+  readonly hitZero = new Set<string>();
+  /** Per affected Deployment at the warning: desired replicas, and Ready replicas on nodes not warned. */
+  readonly placement = new Map<string, { replicas: number; survivors: number }>();
   /** First time each affected Deployment had its desired count Ready off the doomed nodes. */
   readonly survivedAt = new Map<string, number>();
   /** [ms since begin, affected Deployments fully available off the doomed nodes]. */
@@ -319,7 +327,10 @@ export class PodTracker extends WatchedCollection {
       this.podDeficit -= this.appDeficit(app);
     }
     this.readyByApp.set(app, (this.readyByApp.get(app) ?? 0) + delta);
-    if (this.integrating) this.podDeficit += this.appDeficit(app);
+    if (this.integrating) {
+      this.podDeficit += this.appDeficit(app);
+      if ((this.readyByApp.get(app) ?? 0) <= 0 && this.desiredOf(app) > 0) this.hitZero.add(app);
+    }
   }
 
   protected onEvent(type: WatchEventType, obj: RawObject, at: number): void {
@@ -394,6 +405,7 @@ export class PodTracker extends WatchedCollection {
       }
     }
     this.survivedTimeline.push([0, 0]);
+    for (const app of this.affected) this.placement.set(app, { replicas: desiredOf(app), survivors: this.surviving.get(app) ?? 0 });
     for (const app of this.affected) this.check(app, at);
     this.integrating = true;
     this.lastAt = at;

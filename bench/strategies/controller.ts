@@ -1,18 +1,25 @@
 // This controller, two-phase: the real `spot-orchestrator run` in its own process, namespace mode,
 // reading the warning from its own SQS queue fed by the EventBridge rule.
 import { startController, type ProcSample, type RunningController } from '../lib/controller-process.js';
+import type { StrategyName } from '../lib/options.js';
 import type { Strategy, StrategyOutcome, StrategyRun } from '../lib/strategy.js';
 
-export function controllerStrategy(entry: string | undefined): Strategy {
+/** The controller as shipped, or with triage off (MIGRATION_TRIAGE=false: phase 1 in arrival order). */
+export function controllerStrategy(entry: string | undefined, variant: 'controller' | 'controller-no-triage' = 'controller'): Strategy {
+  const noTriage = variant === 'controller-no-triage';
+  const name: StrategyName = variant;
+  const env: Record<string, string> = noTriage ? { MIGRATION_TRIAGE: 'false' } : {};
   let running: RunningController | undefined;
   let stopped = false;
   let end: ProcSample | undefined;
   return {
-    name: 'controller',
-    describe: 'this controller: SQS -> cordon -> patch every affected Deployment at once (bounded concurrency) -> watch all rollouts',
+    name,
+    describe: noTriage
+      ? 'this controller with MIGRATION_TRIAGE=false: the same, phase 1 in arrival order'
+      : 'this controller: SQS -> patch every affected Deployment at once (bounded concurrency, triage order) -> cordon -> watch all rollouts',
     patches: true,
     async prepare(run) {
-      running = await startController(run.bench, run.scenario.namespace, run.section, entry);
+      running = await startController(run.bench, run.scenario.namespace, run.section, entry, env);
     },
     async act() {
       if (running) running.cpuAtWarning = running.sample().cpuSeconds;

@@ -22,6 +22,12 @@ export const FARGATE_NODE_LABEL = 'eks.amazonaws.com/compute-type';
 export const THROTTLED_REASON = 'FargateLaunchThrottled';
 /** On each Fargate node: the pod it was made for (namespace/name). */
 export const NODE_POD_ANNOTATION = 'testground.spot-fargate.io/pod';
+/**
+ * On each Fargate node: `<draw index>/<start-up ms>`, the index of its pod's start-up draw in the
+ * simulator's seeded sequence (0 for the first launch since the simulator started) and the time drawn
+ * (real ms, unscaled), so a benchmark can model the same launches from the seed.
+ */
+export const NODE_DRAW_ANNOTATION = 'testground.spot-fargate.io/start-draw';
 
 export interface FargateSchedulerOptions {
   settings: FargateSettings;
@@ -75,6 +81,9 @@ export class FargateScheduler {
   private readonly random: Random;
   /** Launched pods whose micro-VM is starting. */
   private readonly starting = new Map<string, Timer>();
+  /** Launched pods' start-up draws (index in the sequence, real ms), written on their nodes. */
+  private readonly draws = new Map<string, string>();
+  private drawn = 0;
   private readonly refused = new Set<string>();
   /** Pods told they are throttled: one Event each, not one per retry. */
   private readonly throttled = new Set<string>();
@@ -174,7 +183,9 @@ export class FargateScheduler {
   private launch(pod: V1Pod): void {
     const k = key(pod);
     // Drawn in launch order, which is creation order: the same seed and pods give the same times.
-    const startMs = this.scaled(drawStartMs(this.options.settings.start, this.random));
+    const drawnMs = drawStartMs(this.options.settings.start, this.random);
+    this.draws.set(k, `${this.drawn++}/${drawnMs}`);
+    const startMs = this.scaled(drawnMs);
     this.starting.set(
       k,
       this.clock.setTimer(() => void this.provision(pod), startMs),
@@ -207,6 +218,7 @@ export class FargateScheduler {
     const k = key(pod);
     this.starting.get(k)?.cancel();
     this.starting.delete(k);
+    this.draws.delete(k);
     this.queue.remove(k);
     this.refused.delete(k);
     this.throttled.delete(k);
@@ -232,7 +244,7 @@ export class FargateScheduler {
       kind: 'Node',
       metadata: {
         name,
-        annotations: { ...KWOK_ANNOTATION, [NODE_POD_ANNOTATION]: key(pod) },
+        annotations: { ...KWOK_ANNOTATION, [NODE_POD_ANNOTATION]: key(pod), [NODE_DRAW_ANNOTATION]: this.draws.get(key(pod)) ?? '' },
         // The labels a kubelet registers with (the beta ones too), so the controller-manager has
         // none to add: a patch fewer per pod.
         labels: {
