@@ -468,3 +468,39 @@ describe('phase 1 triage under the Fargate launch throttle', () => {
     assert.deepEqual(values, { launches_needed: 13, launches_in_time: 7, deployments_whole: 3, deployments_late: 2 });
   });
 });
+
+describe('phase 1 across warnings handled at once', () => {
+  it('shares one queue: a Deployment that would hit zero in the second warning goes before the first warning’s others', async () => {
+    const c = new FakeCluster();
+    const owner = (name: string, replicas: number): V1Deployment => ({
+      metadata: { namespace: 'prod', name, annotations: { 'spot-orchestrator/enabled': 'true' } },
+      spec: { replicas, selector: {}, template: {} },
+      status: { readyReplicas: replicas },
+    });
+    // First node: three Deployments with most replicas elsewhere. Second node: one with all its replicas there.
+    c.placePods(
+      'spot-a',
+      'i-0a1b2c3d4e5f60718',
+      ['a1', 'a2', 'a3'].map((n) => ({ owner: owner(n, 4), ready: true })),
+    );
+    const whole = owner('whole', 1);
+    c.placePods('spot-b', 'i-0b1b2c3d4e5f60718', [{ owner: whole, ready: true }]);
+    const flow = new FakeFlow();
+    flow.hold = true;
+    const handler = handlerFor(c, flow, { MAX_CONCURRENT_PATCHES: '1' });
+    const first = handler.handle(spotWarning('i-0a1b2c3d4e5f60718'));
+    const second = handler.handle(spotWarning('i-0b1b2c3d4e5f60718'));
+    for (let released = 0; released < 4; released++) {
+      for (let spins = 0; flow.releases.length === 0; spins++) {
+        assert.ok(spins < 1000, 'phase 1 never started');
+        await new Promise((r) => setImmediate(r));
+      }
+      flow.releases.shift()!();
+    }
+    await Promise.all([first, second]);
+    assert.deepEqual(
+      flow.started.map((s) => s.name),
+      ['a1', 'whole', 'a2', 'a3'],
+    );
+  });
+});

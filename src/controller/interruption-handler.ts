@@ -6,7 +6,6 @@
 // together share one; see interruption-groups.ts).
 // The caller deletes the message only when this reports it safe to.
 import type { V1Deployment, V1Node } from '@kubernetes/client-node';
-import pLimit from 'p-limit';
 import type { Logger } from 'pino';
 import type { DeploymentOutcome, DeploymentRef, InterruptionInstance } from '../alerts/alert.js';
 import type { ParsedEvent } from '../events/parse.js';
@@ -23,7 +22,7 @@ import type { ControllerContext } from '../moves/context.js';
 import { InterruptionGroups } from './interruption-groups.js';
 import { NodeMarker } from './node-marker.js';
 import { type DueChange, planMark, planSeal, scopeOf, withMovedScope } from './node-marks.js';
-import { type Stakes, stakeReason, triageOrder } from './triage.js';
+import { StakeQueue, type Stakes, stakeReason, triageOrder } from './triage.js';
 import type { MigrationFlow, PhaseOneResult } from './migration-flow.js';
 import { isManaged } from '../config/scope.js';
 
@@ -60,7 +59,7 @@ interface Doom {
 }
 
 export class InterruptionHandler {
-  private readonly limit;
+  private readonly patches: StakeQueue;
   private readonly groups: InterruptionGroups;
   private readonly marker: NodeMarker;
 
@@ -70,7 +69,7 @@ export class InterruptionHandler {
     private readonly flow: MigrationFlow,
     private readonly onScheduledChangeNoted: () => void = () => {},
   ) {
-    this.limit = pLimit(ctx.config.controller.max_concurrent_patches);
+    this.patches = new StakeQueue(ctx.config.controller.max_concurrent_patches, ctx.config.migration.triage);
     this.groups = new InterruptionGroups(ctx.alerter, ctx.clock);
     this.marker = new NodeMarker(ctx);
   }
@@ -263,6 +262,7 @@ export class InterruptionHandler {
     const affected = this.atStake(nodes).filter((s) => doom.only?.(s.deployment) ?? true);
     const order = this.ctx.config.migration.triage ? triageOrder(affected) : affected;
     const deployments = order.map((s) => s.deployment);
+    const stakesOf = new Map(order.map((s) => [s.deployment, s]));
     const forecast = this.forecast(order, doom.deadline, log);
     log.info({ instances, deployments: deployments.length, deadline: doom.deadline.toISOString() }, doom.what);
     const refs = deployments.map((d) => ({ namespace: d.metadata!.namespace!, name: d.metadata!.name! }));
@@ -292,8 +292,8 @@ export class InterruptionHandler {
     const request = { eventId: doom.eventId, instanceIds, reason: 'spot-interruption' as const, deadline: doom.deadline };
     let results: PhaseOneResult[] = [];
     try {
-      // p-limit starts queued work in the order it was queued: the triage order is the patch order.
-      const phaseOne = Promise.all(deployments.map((d) => this.limit(() => this.flow.migrate(d, request))));
+      // One queue for every warning handled at once: the triage order holds across messages.
+      const phaseOne = Promise.all(deployments.map((d) => this.patches.run(stakesOf.get(d)!, () => this.flow.migrate(d, request))));
       this.ctx.recorder.holdWhile?.(phaseOne);
       results = await phaseOne;
     } finally {

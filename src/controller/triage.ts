@@ -29,9 +29,59 @@ export function stakeReason(s: Stakes): StakeReason {
 
 const TIER: Record<StakeReason, number> = { 'would-hit-zero': 0, 'behind-service': 1, other: 2 };
 
-/** The Deployments in the order phase 1 patches them; the key breaks ties so the order is stable. */
+/** Negative when `a` has more at stake than `b`; the key breaks ties so the order is stable. */
+export function compareStakes(a: Stakes, b: Stakes): number {
+  return TIER[stakeReason(a)] - TIER[stakeReason(b)] || b.priority - a.priority || a.replicas - b.replicas || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
+}
+
+/** The Deployments in the order phase 1 patches them. */
 export function triageOrder<T extends Stakes>(stakes: readonly T[]): T[] {
-  return [...stakes].sort(
-    (a, b) => TIER[stakeReason(a)] - TIER[stakeReason(b)] || b.priority - a.priority || a.replicas - b.replicas || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0),
-  );
+  return [...stakes].sort(compareStakes);
+}
+
+/**
+ * Phase 1's bounded concurrency, shared by every warning handled at once. AWS sends one warning per
+ * instance, so an interruption of ten nodes is ten messages handled side by side: a slot that frees
+ * goes to the waiting patch with the most at stake, whichever message it came from, not to the
+ * message that happened to be read first. With triage off, slots go in the order asked.
+ */
+export class StakeQueue {
+  private running = 0;
+  private seq = 0;
+  private readonly waiting: { stakes: Stakes; seq: number; start: () => void }[] = [];
+
+  constructor(
+    private readonly concurrency: number,
+    private readonly byStakes: boolean,
+  ) {}
+
+  run<T>(stakes: Stakes, task: () => Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const start = () => {
+        this.running++;
+        task()
+          .then(resolve, reject)
+          .finally(() => {
+            this.running--;
+            this.next();
+          });
+      };
+      this.waiting.push({ stakes, seq: this.seq++, start });
+      this.next();
+    });
+  }
+
+  private before(a: { stakes: Stakes; seq: number }, b: { stakes: Stakes; seq: number }): boolean {
+    const byStakes = this.byStakes ? compareStakes(a.stakes, b.stakes) : 0;
+    return (byStakes || a.seq - b.seq) < 0;
+  }
+
+  private next(): void {
+    while (this.running < this.concurrency && this.waiting.length > 0) {
+      let best = 0;
+      for (let i = 1; i < this.waiting.length; i++) if (this.before(this.waiting[i]!, this.waiting[best]!)) best = i;
+      const [chosen] = this.waiting.splice(best, 1);
+      chosen!.start();
+    }
+  }
 }
