@@ -65,7 +65,11 @@ export class InterruptionGroups {
     group.eventIds.push(member.eventId);
     for (const i of member.instances) group.instances.set(i.instanceId, i);
     for (const d of member.deployments) group.deployments.set(keyOf(d), d);
-    for (const l of member.expectedLate ?? []) group.expectedLate.set(keyOf(l), l);
+    // Each member's forecast covers every warning of the wave so far: the newest one is the whole story.
+    if (member.expectedLate) {
+      group.expectedLate.clear();
+      for (const l of member.expectedLate) group.expectedLate.set(keyOf(l), l);
+    }
     if (!group.deadline || member.deadline < group.deadline) group.deadline = member.deadline;
     group.waiting++;
     let reported = false;

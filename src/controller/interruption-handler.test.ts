@@ -504,3 +504,23 @@ describe('phase 1 across warnings handled at once', () => {
     );
   });
 });
+
+describe('the launch forecast of warnings arriving together', () => {
+  it('covers every warning of the wave, so one bucket is not counted twice', async () => {
+    const c = new FakeCluster();
+    const owner = (name: string, replicas: number): V1Deployment => ({
+      metadata: { namespace: 'prod', name, annotations: { 'spot-orchestrator/enabled': 'true' } },
+      spec: { replicas, selector: {}, template: {} },
+      status: { readyReplicas: replicas },
+    });
+    c.placePods('spot-a', 'i-0a1b2c3d4e5f60718', [{ owner: owner('a', 3), ready: true }]);
+    c.placePods('spot-b', 'i-0b1b2c3d4e5f60718', [{ owner: owner('b', 3), ready: true }]);
+    // Three launches at once, then one every 100 s: one Deployment of three replicas fits, not two.
+    const handler = handlerFor(c, new FakeFlow(), { FARGATE_LAUNCH_BURST: '3', FARGATE_LAUNCH_RATE: '0.01/s', FARGATE_START_ESTIMATE: '10s' });
+    const forecast = async () => Object.fromEntries((await c.metrics.fargateForecast.get()).values.map((v) => [v.labels.what, v.value]));
+    await handler.handle(spotWarning('i-0a1b2c3d4e5f60718'));
+    assert.deepEqual(await forecast(), { launches_needed: 3, launches_in_time: 3, deployments_whole: 1, deployments_late: 0 });
+    await handler.handle(spotWarning('i-0b1b2c3d4e5f60718'));
+    assert.deepEqual(await forecast(), { launches_needed: 6, launches_in_time: 4, deployments_whole: 1, deployments_late: 1 }, 'both warnings, one bucket');
+  });
+});

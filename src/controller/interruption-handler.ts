@@ -19,7 +19,7 @@ import { resolveDeploymentSettings } from '../config/overrides.js';
 import { isPodReady, keyOf } from '../kube/cluster-view.js';
 import { NODE_ANNOTATIONS } from '../state/annotations.js';
 import type { ControllerContext } from '../moves/context.js';
-import { InterruptionGroups } from './interruption-groups.js';
+import { GROUP_WINDOW_MS, InterruptionGroups } from './interruption-groups.js';
 import { NodeMarker } from './node-marker.js';
 import { type DueChange, planMark, planSeal, scopeOf, withMovedScope } from './node-marks.js';
 import { StakeQueue, type Stakes, stakeReason, triageOrder } from './triage.js';
@@ -60,6 +60,8 @@ interface Doom {
 
 export class InterruptionHandler {
   private readonly patches: StakeQueue;
+  /** The Deployments of the warnings arriving together, for one forecast over the one launch bucket. */
+  private wave?: { openedAt: number; stakes: Map<string, Stakes>; deadline: Date };
   private readonly groups: InterruptionGroups;
   private readonly marker: NodeMarker;
 
@@ -263,7 +265,7 @@ export class InterruptionHandler {
     const order = this.ctx.config.migration.triage ? triageOrder(affected) : affected;
     const deployments = order.map((s) => s.deployment);
     const stakesOf = new Map(order.map((s) => [s.deployment, s]));
-    const forecast = this.forecast(order, doom.deadline, log);
+    const forecast = this.forecastWave(affected, doom.deadline, log);
     log.info({ instances, deployments: deployments.length, deadline: doom.deadline.toISOString() }, doom.what);
     const refs = deployments.map((d) => ({ namespace: d.metadata!.namespace!, name: d.metadata!.name! }));
     const reportToGroup = this.groups.join({ eventId: doom.eventId, instances, deadline: doom.deadline, deployments: refs, expectedLate: forecast.late });
@@ -352,6 +354,22 @@ export class InterruptionHandler {
    * What AWS's Fargate launch throttle lets through before the deadline, in this order: logged,
    * exported, and the late ones named (with why) in the interruption's summary.
    */
+  /**
+   * The forecast for every warning of this wave, not this message alone. AWS sends one warning per
+   * instance, and the warnings of one reclaim (those within GROUP_WINDOW_MS of the first, as the alert
+   * groups count them) draw on one launch bucket: each new message's forecast covers them all, and its
+   * late list replaces the group's.
+   */
+  private forecastWave(affected: readonly Stakes[], deadline: Date, log: Logger): { late: (DeploymentRef & { why: string })[] } {
+    const now = this.ctx.clock.now().getTime();
+    if (!this.wave || now - this.wave.openedAt >= GROUP_WINDOW_MS) this.wave = { openedAt: now, stakes: new Map(), deadline };
+    const wave = this.wave;
+    for (const s of affected) if (!wave.stakes.has(s.key)) wave.stakes.set(s.key, s);
+    if (deadline < wave.deadline) wave.deadline = deadline;
+    const all = [...wave.stakes.values()];
+    return this.forecast(this.ctx.config.migration.triage ? triageOrder(all) : all, wave.deadline, log);
+  }
+
   private forecast(order: readonly Stakes[], deadline: Date, log: Logger): { late: (DeploymentRef & { why: string })[] } {
     const { migration } = this.ctx.config;
     const budget = { burst: migration.fargate_launch_burst, ratePerSecond: migration.fargate_launch_rate, startEstimateMs: migration.fargate_start_estimate };
