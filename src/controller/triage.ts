@@ -66,7 +66,16 @@ export class StakeQueue {
             this.next();
           });
       };
-      this.waiting.push({ stakes, seq: this.seq++, start });
+      // Kept in start order, so a freed slot takes the head: no scan per patch on phase 1's hot path.
+      const entry = { stakes, seq: this.seq++, start };
+      let lo = 0;
+      let hi = this.waiting.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        if (this.before(this.waiting[mid]!, entry)) lo = mid + 1;
+        else hi = mid;
+      }
+      this.waiting.splice(lo, 0, entry);
       this.next();
     });
   }
@@ -77,11 +86,6 @@ export class StakeQueue {
   }
 
   private next(): void {
-    while (this.running < this.concurrency && this.waiting.length > 0) {
-      let best = 0;
-      for (let i = 1; i < this.waiting.length; i++) if (this.before(this.waiting[i]!, this.waiting[best]!)) best = i;
-      const [chosen] = this.waiting.splice(best, 1);
-      chosen!.start();
-    }
+    while (this.running < this.concurrency && this.waiting.length > 0) this.waiting.shift()!.start();
   }
 }

@@ -1,7 +1,7 @@
 // EC2 Spot Instance Interruption Warning: EC2 reclaims the instance two minutes after `time`.
 
 import { INSTANCE_ID, Problem, readEnum, readString } from '../fields.js';
-import { eventBase, type EventBase, type KindParser } from '../model.js';
+import { type Envelope, eventBase, type EventBase, type KindParser } from '../model.js';
 
 export const SPOT_INTERRUPTED = 'spot_interrupted';
 export type SPOT_INTERRUPTED = typeof SPOT_INTERRUPTED;
@@ -20,20 +20,29 @@ export interface SpotInterruptedEvent extends EventBase<SPOT_INTERRUPTED> {
   readonly deadline: Date;
 }
 
+/**
+ * The detail both two-minute warnings share (spot, and interruptible Capacity Reservation): the
+ * instance, what EC2 will do to it, and when.
+ */
+export function parseInterruptionWarning<K extends string>(
+  kind: K,
+  envelope: Envelope,
+): (EventBase<K> & { instanceId: string; action: SpotInstanceAction; deadline: Date }) | Problem {
+  const instanceId = readString(envelope.detail, 'instance-id', 'detail.instance-id', INSTANCE_ID);
+  if (instanceId instanceof Problem) return instanceId;
+  const action = readEnum(envelope.detail, 'instance-action', 'detail.instance-action', SPOT_INSTANCE_ACTIONS);
+  if (action instanceof Problem) return action;
+  return {
+    ...eventBase(kind, envelope, [instanceId]),
+    instanceId,
+    action,
+    deadline: new Date(envelope.time.getTime() + SPOT_INTERRUPTION_NOTICE_MS),
+  };
+}
+
 export const spotInterruptionParser: KindParser<SpotInterruptedEvent> = {
   kind: SPOT_INTERRUPTED,
   source: 'aws.ec2',
   detailType: 'EC2 Spot Instance Interruption Warning',
-  parse(envelope) {
-    const instanceId = readString(envelope.detail, 'instance-id', 'detail.instance-id', INSTANCE_ID);
-    if (instanceId instanceof Problem) return instanceId;
-    const action = readEnum(envelope.detail, 'instance-action', 'detail.instance-action', SPOT_INSTANCE_ACTIONS);
-    if (action instanceof Problem) return action;
-    return {
-      ...eventBase(SPOT_INTERRUPTED, envelope, [instanceId]),
-      instanceId,
-      action,
-      deadline: new Date(envelope.time.getTime() + SPOT_INTERRUPTION_NOTICE_MS),
-    };
-  },
+  parse: (envelope) => parseInterruptionWarning(SPOT_INTERRUPTED, envelope),
 };
