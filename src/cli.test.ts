@@ -105,7 +105,7 @@ describe('test-per-deployment-config (offline)', () => {
     });
     assert.equal(code, 0, stderr);
     assert.match(stdout, /^production\/api \(.*per-deployment-config-example\.yaml\):$/m);
-    assert.match(stdout, /^ {2}managed = yes {2}\[namespace mode: spot-orchestrator\/enabled: "true" in production\]$/m);
+    assert.match(stdout, /^ {2}managed = yes {2}\[namespace mode: spot-orchestrator\/enabled: "true" in namespace production\]$/m);
     assert.match(stdout, /^ {2}rolloutTimeout = 1m40s {2}\[annotation spot-orchestrator\/rollout-timeout\]$/m);
     assert.match(stdout, /^ {2}recoveryCooldown = 20m0s {2}\[annotation spot-orchestrator\/recovery-cooldown\]$/m);
     // A Deployment of the same file without its own rollout timeout gets the global one, with its source.
@@ -120,7 +120,7 @@ describe('test-per-deployment-config (offline)', () => {
     const { code, stdout } = await cli(['test-per-deployment-config', manifest], { MODE: 'namespace' });
     assert.equal(code, 0);
     assert.match(stdout, /^default\/web/m);
-    assert.match(stdout, /managed = no {2}\[namespace mode: needs spot-orchestrator\/enabled: "true" in default\]/);
+    assert.match(stdout, /managed = no {2}\[namespace mode: needs spot-orchestrator\/enabled: "true" in namespace default\]/);
     assert.match(stdout, /recoveryCooldown = 45m0s {2}\[default\] {2}INVALID OVERRIDE: ignoring annotation spot-orchestrator\/recovery-cooldown="later"/);
   });
 });

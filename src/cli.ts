@@ -23,7 +23,8 @@ import {
 import { resolveDeploymentSettingsWithProvenance, type OverriddenConfig } from './config/overrides.js';
 import { SCHEMA, type Config } from './config/config.js';
 import { CoreV1Api } from '@kubernetes/client-node';
-import { isManaged } from './config/scope.js';
+import { describeScope, isManaged, namespaceScope } from './config/scope.js';
+import { listScopedDeployments } from './kube/scoped-list.js';
 import { loadKubeConfig, MERGE_PATCH, messageOf } from './kube/api.js';
 import { createLogger } from './log.js';
 import { formatTimestamp } from './migration/plan.js';
@@ -199,6 +200,7 @@ export function perDeploymentConfig(
   files: readonly string[],
   out = console.log,
 ): void {
+  const scope = namespaceScope(config.kubernetes);
   if (files.length === 0) throw new UsageError('test-per-deployment-config needs the path of a Deployment manifest (YAML or JSON)');
   for (const file of files) {
     const deployments = (loadAllYaml(readFileSync(file, 'utf8')) as unknown[]).filter(
@@ -208,7 +210,8 @@ export function perDeploymentConfig(
     for (const d of deployments) {
       // A manifest often leaves the namespace to kubectl's context: read it as the configured one.
       const namespace = d.metadata?.namespace ?? config.kubernetes.namespace;
-      const managed = isManaged(config, { ...d, metadata: { ...d.metadata, namespace } });
+      // Offline, a namespace's labels are unknown: a selector is taken as matching, and the line says so.
+      const managed = isManaged(config, { ...d, metadata: { ...d.metadata, namespace } }, (ns) => scope.kind === 'cluster' || scope.namespaces.includes(ns));
       out(`${namespace}/${d.metadata?.name ?? '(no name)'} (${file}):`);
       out(`  managed = ${managed ? 'yes' : 'no'}  [${managedBecause(config, managed)}]`);
       printDeploymentSettings(config, settings, d, '  ', out);
@@ -226,7 +229,9 @@ function printDeploymentSettings(config: OverriddenConfig, settings: ConfigProve
 function managedBecause(config: Pick<Config, 'kubernetes'>, managed: boolean): string {
   const k = config.kubernetes;
   if (k.mode === 'single') return `single mode: only ${k.namespace}/${k.deployment_name ?? '(DEPLOYMENT_NAME not set)'}`;
-  return `namespace mode: ${managed ? '' : 'needs '}${k.opt_in_annotation}: "true" in ${k.namespace}`;
+  const scope = namespaceScope(k);
+  const unchecked = scope.kind === 'cluster' && scope.selector ? " (the namespace's labels are not checked offline)" : '';
+  return `namespace mode: ${managed ? '' : 'needs '}${k.opt_in_annotation}: "true" in ${describeScope(scope)}${unchecked}`;
 }
 
 export async function configCheck(env: NodeJS.ProcessEnv, out = console.log): Promise<boolean> {
@@ -242,10 +247,12 @@ export async function configCheck(env: NodeJS.ProcessEnv, out = console.log): Pr
     return false;
   }
   const config = resolution.config;
-  const deployments = (await apps().listNamespacedDeployment({ namespace: config.kubernetes.namespace })).items.filter((d) => isManaged(config, d));
-  out(`\nmanaged Deployments in ${config.kubernetes.namespace} (${config.kubernetes.mode} mode): ${deployments.length}`);
+  const scope = namespaceScope(config.kubernetes);
+  const listed = await listScopedDeployments(loadKubeConfig(), scope);
+  const deployments = listed.deployments.filter((d) => isManaged(config, d, listed.inScope));
+  out(`\nmanaged Deployments in ${describeScope(scope)} (${config.kubernetes.mode} mode): ${deployments.length}`);
   for (const d of deployments) {
-    out(`  ${d.metadata!.name}:`);
+    out(`  ${d.metadata!.namespace}/${d.metadata!.name}:`);
     printDeploymentSettings(config, resolution.settings, d, '    ', out);
   }
   return true;

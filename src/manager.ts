@@ -11,7 +11,7 @@ import { createAlerter } from './alerts/index.js';
 import { type Clock, systemClock } from './clock.js';
 import type { Config } from './config/config.js';
 import type { ConfigProblem } from './config/load.js';
-import { isManaged } from './config/scope.js';
+import { describeScope, isManaged, leaseNamespace, namespaceScope } from './config/scope.js';
 import { type HandleResult, InterruptionHandler } from './controller/interruption-handler.js';
 import { MigrationFlow } from './controller/migration-flow.js';
 import { ScheduledChanges } from './controller/scheduled-changes.js';
@@ -74,7 +74,7 @@ export class Controller {
     const { config, kc, log, metrics, alerter } = deps;
     const clock = deps.clock ?? systemClock;
     const core = kc.makeApiClient(CoreV1Api);
-    const view = new ClusterView(kc, config.kubernetes.namespace, log);
+    const view = new ClusterView(kc, namespaceScope(config.kubernetes), log);
     const observer = new RolloutObserver({
       view,
       config,
@@ -117,7 +117,7 @@ export class Controller {
         return result;
       },
     });
-    const managed = () => view.listDeployments().filter((d) => isManaged(config, d));
+    const managed = () => view.listDeployments().filter((d) => isManaged(config, d, view.inScope));
     const stateOf = (d: V1Deployment) => d.metadata?.annotations?.[MANAGED_ANNOTATIONS.state];
     metrics.setStateSource(() => {
       const counts = { spot: 0, fargate: 0 };
@@ -162,14 +162,14 @@ export class Controller {
     this.acting = true;
     const { config, view, moves } = this.ctx;
     moves.startResync({
-      list: () => view.listDeployments().filter((d) => isManaged(config, d)),
+      list: () => view.listDeployments().filter((d) => isManaged(config, d, view.inScope)),
       resume: (d, phase) => this.resume(d, phase),
       intervalMs: config.monitoring.check_interval,
     });
     this.queue.start();
     this.scheduledChanges.start();
     this.recovery.start();
-    this.ctx.log.info({ namespace: config.kubernetes.namespace, mode: config.kubernetes.mode, dryRun: config.controller.dry_run }, 'controller started');
+    this.ctx.log.info({ scope: describeScope(this.ctx.view.scope), mode: config.kubernetes.mode, dryRun: config.controller.dry_run }, 'controller started');
   }
 
   async stop(): Promise<void> {
@@ -228,7 +228,7 @@ export async function runController(config: Config, configWarnings: readonly Con
     ? new LeaderElector({
         api: kc.makeApiClient(CoordinationV1Api),
         name: config.controller.lease_name,
-        namespace: config.controller.lease_namespace ?? config.kubernetes.namespace,
+        namespace: leaseNamespace(config),
         identity: process.env.POD_NAME ?? `${hostname()}-${process.pid}`,
         leaseDurationMs: config.controller.lease_duration,
         renewDeadlineMs: config.controller.renew_deadline,

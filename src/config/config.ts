@@ -12,7 +12,12 @@
 // | controller.max_concurrent_recoveries | 5       | MAX_CONCURRENT_RECOVERIES                    | Fargate-to-spot moves in flight at once              |
 // | controller.leader_elect              | false   | LEADER_ELECT                                 | run several replicas; only the Lease holder acts     |
 // | controller.lease_name                | spot-fargate-orchestrator | LEASE_NAME                 | coordination.k8s.io Lease used for the election      |
-// | controller.lease_namespace           | (kubernetes.namespace) | LEASE_NAMESPACE, POD_NAMESPACE | namespace of that Lease                        |
+// | controller.lease_namespace           | (the one managed namespace) | LEASE_NAMESPACE, POD_NAMESPACE | namespace of that Lease;       |
+// |                                      |         |                                              | required with several namespaces (leader_elect on)  |
+// | kubernetes.namespaces                | (unset) | NAMESPACES                                   | namespaces managed: names separated by commas, or    |
+// |                                      |         |                                              | "*" for all; unset: kubernetes.namespace alone       |
+// | kubernetes.namespace_selector        | (unset) | NAMESPACE_SELECTOR                           | label selector on Namespaces: those matching are     |
+// |                                      |         |                                              | managed (namespaces unset or "*")                    |
 // | controller.lease_duration            | 15s     | LEASE_DURATION                               | a standby takes over this long after renewals stop   |
 // | controller.renew_deadline            | 10s     | RENEW_DEADLINE                               | the leader gives up if it cannot renew for this long |
 // | controller.retry_period              | 2s      | RETRY_PERIOD                                 | how often standbys try and the leader renews         |
@@ -30,7 +35,20 @@
 // | aws.visibility_timeout               | 30s     | SQS_VISIBILITY_TIMEOUT                       | a received message stays hidden this long, renewed   |
 // |                                      |         |                                              | while it is handled (whole seconds, at most 12h)     |
 
-import { booleanType, durationType, enumType, httpUrlType, integerType, ratePerSecondType, textType, type ValueType } from './value-types.js';
+import type { LabelSelector } from './label-selector.js';
+import {
+  booleanType,
+  durationType,
+  enumType,
+  httpUrlType,
+  integerType,
+  labelSelectorType,
+  type NamespaceList,
+  namespaceListType,
+  ratePerSecondType,
+  textType,
+  type ValueType,
+} from './value-types.js';
 
 export const MODES = ['single', 'namespace'] as const;
 export type Mode = (typeof MODES)[number];
@@ -45,8 +63,13 @@ export type LogFormat = (typeof LOG_FORMATS)[number];
 
 export interface Config {
   kubernetes: {
+    /** The one namespace managed when kubernetes.namespaces and namespace_selector are unset (scope.ts). */
     namespace: string;
-    /** single: manage deployment_name only; namespace: every opted-in Deployment of the namespace. */
+    /** Several namespaces, or "*" for every one; wins over namespace. */
+    namespaces?: NamespaceList;
+    /** Every namespace whose labels match (with namespaces unset or "*"). */
+    namespace_selector?: LabelSelector;
+    /** single: manage deployment_name only; namespace: every opted-in Deployment of the scope. */
     mode: Mode;
     /** Required in single mode. */
     deployment_name?: string;
@@ -115,7 +138,7 @@ export interface Config {
     /** Run as one of several replicas: only the holder of the Lease receives messages and acts. */
     leader_elect: boolean;
     lease_name: string;
-    /** Where the Lease lives; defaults to kubernetes.namespace. */
+    /** Where the Lease lives; defaults to the managed namespace when there is only one. */
     lease_namespace?: string;
     lease_duration: number;
     renew_deadline: number;
@@ -164,6 +187,8 @@ const setting = <T>(type: ValueType<T>, env: string | readonly string[], options
 export const SCHEMA: Schema = {
   kubernetes: {
     namespace: setting(textType, 'NAMESPACE', { default: 'default' }),
+    namespaces: setting(namespaceListType, 'NAMESPACES'), // with namespace or a selector: load.ts
+    namespace_selector: setting(labelSelectorType, 'NAMESPACE_SELECTOR'),
     mode: setting(enumType(MODES), 'MODE', { default: 'single' }),
     deployment_name: setting(textType, 'DEPLOYMENT_NAME'), // required in single mode: checked in load.ts
     service_name: setting(textType, 'SERVICE_NAME'),

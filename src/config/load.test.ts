@@ -86,10 +86,27 @@ describe('loadConfig defaults', () => {
 });
 
 // Every environment name of the brief, the key it sets, a raw value and the typed value it becomes.
-const ENV_NAMES: Array<[env: string, key: ConfigKey, raw: string, value: unknown]> = [
+/** Namespace mode, where the wider scopes are allowed (single mode manages one Deployment). */
+const NAMESPACE_MODE_ENV = { SQS_QUEUE_URL: QUEUE_URL, MODE: 'namespace' };
+
+const ENV_NAMES: Array<[env: string, key: ConfigKey, raw: string, value: unknown, baseline?: Record<string, string>]> = [
   ['SQS_QUEUE_URL', 'aws.sqs_queue_url', 'https://sqs.eu-west-1.amazonaws.com/123456789012/other', 'https://sqs.eu-west-1.amazonaws.com/123456789012/other'],
   ['DEPLOYMENT_NAME', 'kubernetes.deployment_name', 'checkout', 'checkout'],
   ['SERVICE_NAME', 'kubernetes.service_name', 'checkout-svc', 'checkout-svc'],
+  ['NAMESPACES', 'kubernetes.namespaces', 'shop, payments,shop', ['shop', 'payments'], NAMESPACE_MODE_ENV],
+  [
+    'NAMESPACE_SELECTOR',
+    'kubernetes.namespace_selector',
+    'team = payments, tier in (web, api)',
+    {
+      text: 'team=payments,tier in (api,web)',
+      requirements: [
+        { key: 'team', op: 'equals', value: 'payments' },
+        { key: 'tier', op: 'in', values: ['api', 'web'] },
+      ],
+    },
+    NAMESPACE_MODE_ENV,
+  ],
   ['MODE', 'kubernetes.mode', 'namespace', 'namespace'],
   ['NAMESPACE', 'kubernetes.namespace', 'prod', 'prod'],
   ['OPT_IN_ANNOTATION', 'kubernetes.opt_in_annotation', 'example.com/spot', 'example.com/spot'],
@@ -146,15 +163,15 @@ describe('environment names', () => {
   });
 
   const defaults = loadConfig({ env: MINIMAL_ENV });
-  for (const [env, key, raw, value] of ENV_NAMES) {
+  for (const [env, key, raw, value, baseline = MINIMAL_ENV] of ENV_NAMES) {
     it(`${env} sets ${key}`, () => {
-      const sources = { env: { ...MINIMAL_ENV, [env]: raw } };
+      const sources = { env: { ...baseline, [env]: raw } };
       const { config, settings, problems } = resolveWithProvenance(sources);
       assert.deepEqual(problems, []);
       assert.deepEqual(valueAt(config!, key), value);
       assert.equal(settings[key].layer, 'env');
       assert.equal(settings[key].source, `env ${env}`);
-      if (env in MINIMAL_ENV) return; // already set in the baseline
+      if (env in baseline) return; // already set in the baseline
       assert.notDeepEqual(valueAt(defaults, key), value, 'the test value must differ from the default');
     });
   }
@@ -168,11 +185,11 @@ function tomlLiteral(raw: string, value: unknown): string {
 }
 
 describe('config.toml layer', () => {
-  for (const [, key, raw, value] of ENV_NAMES) {
+  for (const [, key, raw, value, baseline = MINIMAL_ENV] of ENV_NAMES) {
     it(`sets ${key}`, () => {
       const [section, name] = key.split('.');
       const tomlText = `[${section}]\n${name} = ${tomlLiteral(raw, value)}\n`;
-      const { config, settings, problems } = resolveWithProvenance({ env: MINIMAL_ENV, tomlText });
+      const { config, settings, problems } = resolveWithProvenance({ env: baseline, tomlText });
       if (key === 'aws.sqs_queue_url' || key === 'kubernetes.deployment_name') {
         assert.equal(settings[key].layer, 'env'); // the baseline env wins over the file
         return;

@@ -216,6 +216,8 @@ function checkAcrossSettings(settings: ConfigProvenance): void {
     });
   }
 
+  checkNamespaceScope(settings);
+
   const base = settings['recovery.backoff_base'];
   const max = settings['recovery.max_backoff'];
   if (typeof base.value === 'number' && typeof max.value === 'number' && max.value < base.value) {
@@ -256,6 +258,60 @@ function checkAcrossSettings(settings: ConfigProvenance): void {
         expected: `${parsed.expected}, because alerts.enabled is true (from ${alertsEnabled.source})`,
       });
     }
+  }
+}
+
+/**
+ * The managed namespaces come from one of three settings; combinations that would leave a reader
+ * guessing which one wins are refused, each problem pinned on the setting that narrows less.
+ */
+function checkNamespaceScope(settings: ConfigProvenance): void {
+  const mode = settings['kubernetes.mode'];
+  const namespace = settings['kubernetes.namespace'];
+  const namespaces = settings['kubernetes.namespaces'];
+  const selector = settings['kubernetes.namespace_selector'];
+  const pin = (s: ResolvedSetting, expected: string, hint?: string) => {
+    if (!s.problem) s.problem = makeProblem({ key: s.key, source: s.source, value: s.display, expected, hint });
+  };
+  const isSet = (s: ResolvedSetting) => s.value !== undefined;
+  const explicitNamespace = namespace.layer !== 'default';
+
+  if (mode.value === 'single') {
+    const wide = [namespaces, selector].filter(isSet);
+    for (const s of wide) pin(s, `unset, because kubernetes.mode is "single" (from ${mode.source}): one Deployment in kubernetes.namespace`);
+    return;
+  }
+  if (isSet(namespaces) && explicitNamespace) {
+    pin(
+      namespaces,
+      `unset while kubernetes.namespace is set (${namespace.display} from ${namespace.source})`,
+      'list that namespace in kubernetes.namespaces and unset kubernetes.namespace',
+    );
+  }
+  if (isSet(selector) && Array.isArray(namespaces.value)) {
+    pin(
+      selector,
+      `unset while kubernetes.namespaces lists names (${namespaces.display} from ${namespaces.source})`,
+      'a selector picks namespaces across the cluster: use it with kubernetes.namespaces unset or "*"',
+    );
+  } else if (isSet(selector) && explicitNamespace && !isSet(namespaces)) {
+    pin(
+      selector,
+      `unset while kubernetes.namespace is set (${namespace.display} from ${namespace.source})`,
+      'a selector picks namespaces across the cluster: unset kubernetes.namespace',
+    );
+  }
+
+  // Where the Lease lives is only obvious when one namespace is managed.
+  const leaderElect = settings['controller.leader_elect'];
+  const leaseNamespace = settings['controller.lease_namespace'];
+  const oneNamespace = !isSet(selector) && (!isSet(namespaces) || (Array.isArray(namespaces.value) && namespaces.value.length === 1));
+  if (leaderElect.value === true && !oneNamespace && !isSet(leaseNamespace)) {
+    pin(
+      leaseNamespace,
+      `the namespace of the leader-election Lease, because more than one namespace is managed (kubernetes.namespaces ${namespaces.display}${isSet(selector) ? `, namespace_selector ${selector.display}` : ''})`,
+      `${whereToSet(leaseNamespace.key)} (the chart sets POD_NAMESPACE)`,
+    );
   }
 }
 

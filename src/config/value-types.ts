@@ -3,6 +3,7 @@
 // is checked by the same rule and described by the same words wherever it comes from.
 
 import { DurationError, formatDuration, parseDuration } from './duration.js';
+import { type LabelSelector, parseLabelSelector } from './label-selector.js';
 
 /** The typed value, or what was expected instead and (when it helps) why the value did not fit. */
 export type Parsed<T> = { ok: true; value: T } | { ok: false; expected: string; reason?: string };
@@ -128,6 +129,39 @@ export const textType: ValueType<string> = {
     return { ok: true, value: raw.trim() };
   },
   format: String,
+};
+
+/** Every namespace, or these (written "*", or names separated by commas, or a TOML array of names). */
+export type NamespaceList = '*' | readonly string[];
+
+/** A namespace name: a DNS-1123 label. */
+const NAMESPACE_NAME = /^[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?$/;
+
+export const namespaceListType: ValueType<NamespaceList> = {
+  expected: '"*" for every namespace, or namespace names separated by commas (or a TOML array of them)',
+  parse(raw) {
+    const expected = namespaceListType.expected;
+    const items = typeof raw === 'string' ? raw.split(',') : Array.isArray(raw) ? raw : undefined;
+    if (!items || items.some((i) => typeof i !== 'string')) return { ok: false, expected };
+    const names = (items as string[]).map((i) => i.trim()).filter((i) => i !== '');
+    if (names.length === 0) return { ok: false, expected, reason: 'no namespace named' };
+    if (names.includes('*')) return names.length === 1 ? { ok: true, value: '*' } : { ok: false, expected, reason: '"*" already means every namespace' };
+    const bad = names.find((n) => !NAMESPACE_NAME.test(n));
+    if (bad !== undefined)
+      return { ok: false, expected, reason: `"${bad.slice(0, 70)}" is not a namespace name (lower-case letters, digits and -, 63 at most)` };
+    return { ok: true, value: [...new Set(names)] };
+  },
+  format: (value) => (value === '*' ? '*' : value.join(',')),
+};
+
+export const labelSelectorType: ValueType<LabelSelector> = {
+  expected: 'a label selector, such as "team=payments" or "env in (prod,staging),!legacy"',
+  parse(raw) {
+    if (typeof raw !== 'string' || raw.trim() === '') return { ok: false, expected: labelSelectorType.expected };
+    const parsed = parseLabelSelector(raw);
+    return parsed.ok ? { ok: true, value: parsed.selector } : { ok: false, expected: labelSelectorType.expected, reason: parsed.reason };
+  },
+  format: (value) => value.text,
 };
 
 /** Absolute http:// or https:// URL (the local SQS server in tests speaks plain http). */

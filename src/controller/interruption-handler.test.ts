@@ -86,6 +86,7 @@ class FakeCluster {
       podsOnNode: (name: string) => (this.podsByNode.get(name) ?? []).map((p) => p.pod),
       deploymentOfPod: (pod: V1Pod) => owners.get(pod),
       servicesFor: (d: V1Deployment) => (this.served.has(d.metadata!.name!) ? [{ metadata: { name: d.metadata!.name } }] : []),
+      inScope: (ns: string) => ns === 'prod',
     };
     const core = {
       patchNode: async (req: { name: string; body: unknown }) => {

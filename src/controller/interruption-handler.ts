@@ -21,10 +21,10 @@ import { NODE_ANNOTATIONS } from '../state/annotations.js';
 import type { ControllerContext } from '../moves/context.js';
 import { GROUP_WINDOW_MS, InterruptionGroups } from './interruption-groups.js';
 import { NodeMarker } from './node-marker.js';
-import { type DueChange, planMark, planSeal, scopeOf, withMovedScope } from './node-marks.js';
+import { type DueChange, planMark, planSeal, withMovedScope } from './node-marks.js';
 import { StakeQueue, type Stakes, stakeReason, triageOrder } from './triage.js';
 import type { MigrationFlow, PhaseOneResult } from './migration-flow.js';
-import { isManaged } from '../config/scope.js';
+import { isManaged, scopeKey } from '../config/scope.js';
 
 export interface HandleResult {
   /** Safe to delete the message: phase 1 is done, or the event does not concern this cluster. */
@@ -106,7 +106,7 @@ export class InterruptionHandler {
       deadline: change.startTime,
       what: 'AWS Health scheduled change',
       // Written only once phase 1 is done: until then a restart, or the next sweep, moves it again.
-      doneMarks: (node) => ({ [NODE_ANNOTATIONS.scheduledChangeMoved]: withMovedScope(node, scopeOf(this.ctx.config.kubernetes), at) }),
+      doneMarks: (node) => ({ [NODE_ANNOTATIONS.scheduledChangeMoved]: withMovedScope(node, scopeKey(this.ctx.config.kubernetes), at) }),
     });
   }
 
@@ -328,7 +328,7 @@ export class InterruptionHandler {
     for (const node of nodes) {
       for (const pod of view.podsOnNode(node.metadata!.name!)) {
         const deployment = view.deploymentOfPod(pod);
-        if (!deployment || !isManaged(config, deployment)) continue;
+        if (!deployment || !isManaged(config, deployment, view.inScope)) continue;
         const key = keyOf(deployment);
         const entry = found.get(key) ?? { deployment, readyOnDoomed: 0 };
         found.set(key, entry);

@@ -54,7 +54,7 @@ export class MigrationFlow {
     const started = this.ctx.moves.start(key, 'migration', (move) => {
       // The watch cache may have moved on since the handler looked (a queue of patches, another
       // message's patch): start from its newest copy so the resourceVersion test is not bound to fail.
-      const phaseOne = this.migrateOnce(this.ctx.view.deployment(found.metadata!.name!) ?? found, request, move);
+      const phaseOne = this.migrateOnce(this.ctx.view.deployment(found.metadata!.namespace!, found.metadata!.name!) ?? found, request, move);
       return { value: phaseOne, done: phaseOne.then((r) => r.settled) };
     });
     if ('busy' in started) throw new Error(`${key}: a ${started.busy} is in flight and a migration does not supersede it`);
@@ -192,7 +192,7 @@ export class MigrationFlow {
   private async finish(key: string, outcome: { kind: 'migrated' | 'rolled-back' }, log: Logger): Promise<boolean> {
     const [namespace, name] = key.split('/') as [string, string];
     const expected = outcome.kind === 'migrated' ? 'migrating' : 'rolling-back';
-    const result = await this.ctx.patcher.apply(namespace, name, this.ctx.view.deployment(name), (d) => {
+    const result = await this.ctx.patcher.apply(namespace, name, this.ctx.view.deployment(namespace, name), (d) => {
       const phase = d.metadata?.annotations?.[MANAGED_ANNOTATIONS.phase];
       if (phase !== expected) return { skip: `phase is ${phase ?? 'none'}, not ${expected}` };
       const plan = planFinish(d, outcome);
@@ -228,7 +228,7 @@ export class MigrationFlow {
         `migration failed (${detail}); no healthy spot node to roll back to, staying on Fargate`,
       );
       const [namespace, name] = key.split('/') as [string, string];
-      await this.ctx.patcher.apply(namespace, name, this.ctx.view.deployment(name), (cur) =>
+      await this.ctx.patcher.apply(namespace, name, this.ctx.view.deployment(namespace, name), (cur) =>
         cur.metadata?.annotations?.[MANAGED_ANNOTATIONS.phase] === undefined
           ? { skip: 'no phase to clear' }
           : { ops: [{ op: 'remove', path: `/metadata/annotations/${escapePointerToken(MANAGED_ANNOTATIONS.phase)}` }] },
@@ -238,7 +238,7 @@ export class MigrationFlow {
     log.warn({ detail, spotNodes: spot.length }, 'migration failed; rolling back to spot');
     move.become('rollback');
     const [namespace, name] = key.split('/') as [string, string];
-    const result = await this.ctx.patcher.apply(namespace, name, this.ctx.view.deployment(name), (cur) => {
+    const result = await this.ctx.patcher.apply(namespace, name, this.ctx.view.deployment(namespace, name), (cur) => {
       const plan = planRestoreToSpot(cur, { purpose: 'rollback', now: this.ctx.clock.now() });
       return 'error' in plan ? { error: plan.error } : { ops: plan.ops };
     });
@@ -266,7 +266,7 @@ export class MigrationFlow {
     await this.finish(key, { kind: 'rolled-back' }, log);
     this.ctx.metrics.rollbacks.inc({ to: 'spot' });
     this.ctx.alerter.notify({ kind: 'rollback', deployment: { namespace, name }, reason: 'migration failed; back on spot', to: 'spot' });
-    const d = this.ctx.view.deployment(name);
+    const d = this.ctx.view.deployment(namespace, name);
     this.ctx.recorder.record(
       { kind: 'Deployment', namespace, name, uid: d?.metadata?.uid },
       'Normal',

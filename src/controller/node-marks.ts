@@ -5,7 +5,6 @@
 // computed from a stale copy would drop a taint someone else added in between; the API server refuses
 // it instead (409) and the caller plans again from a fresh read.
 import type { V1Node, V1Taint } from '@kubernetes/client-node';
-import type { Config } from '../config/config.js';
 import { parseProviderId } from '../events/provider-id.js';
 import { isNodeReady } from '../kube/cluster-view.js';
 import { EXCLUDE_FROM_LB_LABEL, INTERRUPTED_TAINT_KEY, NODE_ANNOTATIONS } from '../state/annotations.js';
@@ -115,11 +114,6 @@ export function planUnseal(node: V1Node, now: Date): NodePatch | undefined {
   }
   if (Object.keys(spec).length > 0) patch.spec = spec;
   return patch;
-}
-
-/** What this controller is on scoped node marks: its namespace, and its Deployment in single mode. */
-export function scopeOf(kubernetes: Pick<Config['kubernetes'], 'namespace' | 'mode' | 'deployment_name'>): string {
-  return kubernetes.mode === 'single' ? `${kubernetes.namespace}/${kubernetes.deployment_name ?? ''}` : kubernetes.namespace;
 }
 
 /** scheduled-change-moved: scope -> the startTime moved for. A damaged value counts as no move made. */

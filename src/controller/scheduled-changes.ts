@@ -8,7 +8,8 @@ import type { ControllerContext } from '../moves/context.js';
 import type { HandleResult } from './interruption-handler.js';
 import { NODE_ANNOTATIONS } from '../state/annotations.js';
 import { NodeMarker } from './node-marker.js';
-import { type DueChange, dueScheduledChanges, planUnseal, scopeOf, survivors } from './node-marks.js';
+import { type DueChange, dueScheduledChanges, planUnseal, survivors } from './node-marks.js';
+import { scopeKey } from '../config/scope.js';
 
 export interface ScheduledChangeMover {
   moveScheduledChange(change: DueChange): Promise<HandleResult>;
@@ -70,7 +71,7 @@ export class ScheduledChanges {
     const { config, view, log } = this.ctx;
     const now = this.clock.now();
     const nodes = view.listNodes();
-    const { due: found, nextAt } = dueScheduledChanges(nodes, now, config.migration.scheduled_change_lead, scopeOf(config.kubernetes));
+    const { due: found, nextAt } = dueScheduledChanges(nodes, now, config.migration.scheduled_change_lead, scopeKey(config.kubernetes));
     // The node cache can lag behind this process's own done mark by a watch event.
     const due = found.filter((change) => change.nodes.some((n) => !this.moved.has(movedKey(n.node.metadata!.name!, change.startTime))));
     for (const change of due) {

@@ -9,16 +9,29 @@ import {
   type KubeConfig,
   type KubernetesObject,
   type V1Deployment,
+  type ListPromise,
   type V1EndpointSlice,
+  type V1Namespace,
   type V1Node,
   type V1Pod,
   type V1ReplicaSet,
   type V1Service,
 } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { type NamespaceScope, namespaceInScope } from '../config/scope.js';
 import { parseProviderId } from '../events/provider-id.js';
 import { resilientInformer, type ResilientInformer } from './informer.js';
-import { REVISION_ANNOTATION, SERVICE_NAME_LABEL, trimDeployment, trimEndpointSlice, trimNode, trimPod, trimReplicaSet, trimService } from './trim.js';
+import {
+  REVISION_ANNOTATION,
+  SERVICE_NAME_LABEL,
+  trimDeployment,
+  trimEndpointSlice,
+  trimNamespace,
+  trimNode,
+  trimPod,
+  trimReplicaSet,
+  trimService,
+} from './trim.js';
 
 export type ChangeType = 'add' | 'update' | 'delete';
 type Listener<T> = (obj: T, change: ChangeType) => void;
@@ -66,13 +79,49 @@ class ControllerIndex {
   }
 }
 
+/** One kind of namespaced object across the managed namespaces: a watch per listed namespace, or one for the cluster. */
+class ScopedSource<T extends KubernetesObject> {
+  /** Keyed by namespace; CLUSTER_WIDE for the one cluster-wide watch. */
+  constructor(readonly informers: ReadonlyMap<string, ResilientInformer<T>>) {}
+
+  private informerFor(namespace: string): ResilientInformer<T> | undefined {
+    return this.informers.get(CLUSTER_WIDE) ?? this.informers.get(namespace);
+  }
+
+  get(name: string, namespace: string): T | undefined {
+    return this.informerFor(namespace)?.cache.get(name, namespace);
+  }
+
+  /** Every cached object of one namespace, or of all the watched ones. */
+  list(namespace?: string): T[] {
+    if (namespace !== undefined) return [...(this.informerFor(namespace)?.cache.list(namespace) ?? [])];
+    return [...this.informers.values()].flatMap((i) => i.cache.list());
+  }
+
+  on(change: ChangeType, listener: (obj: T) => void): void {
+    for (const i of this.informers.values()) i.cache.on(change, listener);
+  }
+}
+
+const CLUSTER_WIDE = '*';
+
+interface NamespacedKind<T extends KubernetesObject> {
+  what: string;
+  /** The API path of the collection, in one namespace or (undefined) across the cluster. */
+  path: (namespace: string | undefined) => string;
+  list: (namespace: string | undefined) => ReturnType<ListPromise<T>>;
+  transform: (obj: T) => T;
+}
+
 export class ClusterView {
   readonly nodes: ResilientInformer<V1Node>;
-  readonly pods: ResilientInformer<V1Pod>;
-  readonly replicaSets: ResilientInformer<V1ReplicaSet>;
-  readonly deployments: ResilientInformer<V1Deployment>;
-  readonly services: ResilientInformer<V1Service>;
-  readonly endpointSlices: ResilientInformer<V1EndpointSlice>;
+  /** Present only with a namespace selector: the namespaces that match it (the API server filters). */
+  readonly namespaces: ResilientInformer<V1Namespace> | undefined;
+  readonly pods: ScopedSource<V1Pod>;
+  readonly replicaSets: ScopedSource<V1ReplicaSet>;
+  readonly deployments: ScopedSource<V1Deployment>;
+  readonly services: ScopedSource<V1Service>;
+  readonly endpointSlices: ScopedSource<V1EndpointSlice>;
 
   private readonly nodeByInstance = new Map<string, string>();
   private readonly podsByNode = new Map<string, Set<string>>();
@@ -87,59 +136,109 @@ export class ClusterView {
 
   constructor(
     kc: KubeConfig,
-    readonly namespace: string,
+    readonly scope: NamespaceScope,
     log: Logger,
   ) {
     const core = kc.makeApiClient(CoreV1Api);
     const apps = kc.makeApiClient(AppsV1Api);
     const discovery = kc.makeApiClient(DiscoveryV1Api);
     const onError = (what: string) => (err: unknown, retryInMs: number) => log.warn({ err: String(err), retryInMs }, `watch of ${what} failed; relisting`);
-    const ns = namespace;
+    // A listed scope is watched namespace by namespace, so namespaced Roles are enough; "*" and a
+    // selector need one cluster-wide watch per kind (and a ClusterRole), whatever the namespace count.
+    const watched: (string | undefined)[] = scope.kind === 'listed' ? [...scope.namespaces] : [undefined];
+    const source = <T extends KubernetesObject>(kind: NamespacedKind<T>): ScopedSource<T> =>
+      new ScopedSource(
+        new Map(
+          watched.map((ns) => [
+            ns ?? CLUSTER_WIDE,
+            resilientInformer(kc, kind.path(ns), () => kind.list(ns), {
+              onError: onError(ns ? `${kind.what} in ${ns}` : kind.what),
+              transform: kind.transform,
+            }),
+          ]),
+        ),
+      );
+    const inNamespace = (ns: string | undefined, group: string, plural: string) => (ns ? `${group}/namespaces/${ns}/${plural}` : `${group}/${plural}`);
     // Each cache keeps only what the controller reads of its objects (trim.ts says what and why).
     this.nodes = resilientInformer(kc, '/api/v1/nodes', () => core.listNode(), { onError: onError('nodes'), transform: trimNode });
-    this.pods = resilientInformer(kc, `/api/v1/namespaces/${ns}/pods`, () => core.listNamespacedPod({ namespace: ns }), {
-      onError: onError('pods'),
+    this.namespaces =
+      scope.kind === 'cluster' && scope.selector
+        ? resilientInformer(kc, '/api/v1/namespaces', () => core.listNamespace({ labelSelector: scope.selector!.text }), {
+            onError: onError('namespaces'),
+            labelSelector: scope.selector.text,
+            transform: trimNamespace,
+          })
+        : undefined;
+    this.pods = source<V1Pod>({
+      what: 'pods',
+      path: (ns) => inNamespace(ns, '/api/v1', 'pods'),
+      list: (ns) => (ns ? core.listNamespacedPod({ namespace: ns }) : core.listPodForAllNamespaces()),
       transform: trimPod,
     });
-    this.replicaSets = resilientInformer(kc, `/apis/apps/v1/namespaces/${ns}/replicasets`, () => apps.listNamespacedReplicaSet({ namespace: ns }), {
-      onError: onError('replicasets'),
+    this.replicaSets = source<V1ReplicaSet>({
+      what: 'replicasets',
+      path: (ns) => inNamespace(ns, '/apis/apps/v1', 'replicasets'),
+      list: (ns) => (ns ? apps.listNamespacedReplicaSet({ namespace: ns }) : apps.listReplicaSetForAllNamespaces()),
       transform: trimReplicaSet,
     });
-    this.deployments = resilientInformer(kc, `/apis/apps/v1/namespaces/${ns}/deployments`, () => apps.listNamespacedDeployment({ namespace: ns }), {
-      onError: onError('deployments'),
+    this.deployments = source<V1Deployment>({
+      what: 'deployments',
+      path: (ns) => inNamespace(ns, '/apis/apps/v1', 'deployments'),
+      list: (ns) => (ns ? apps.listNamespacedDeployment({ namespace: ns }) : apps.listDeploymentForAllNamespaces()),
       transform: trimDeployment,
     });
-    this.services = resilientInformer(kc, `/api/v1/namespaces/${ns}/services`, () => core.listNamespacedService({ namespace: ns }), {
-      onError: onError('services'),
+    this.services = source<V1Service>({
+      what: 'services',
+      path: (ns) => inNamespace(ns, '/api/v1', 'services'),
+      list: (ns) => (ns ? core.listNamespacedService({ namespace: ns }) : core.listServiceForAllNamespaces()),
       transform: trimService,
     });
-    this.endpointSlices = resilientInformer(
-      kc,
-      `/apis/discovery.k8s.io/v1/namespaces/${ns}/endpointslices`,
-      () => discovery.listNamespacedEndpointSlice({ namespace: ns }),
-      { onError: onError('endpointslices'), transform: trimEndpointSlice },
-    );
+    this.endpointSlices = source<V1EndpointSlice>({
+      what: 'endpointslices',
+      path: (ns) => inNamespace(ns, '/apis/discovery.k8s.io/v1', 'endpointslices'),
+      list: (ns) => (ns ? discovery.listNamespacedEndpointSlice({ namespace: ns }) : discovery.listEndpointSliceForAllNamespaces()),
+      transform: trimEndpointSlice,
+    });
 
+    // A namespace labelled into (or out of) the selector changes what is managed from then on: said
+    // once, so an operator can tell why a Deployment is (no longer) moved. The first list is not news.
+    const namespaces = this.namespaces;
+    if (namespaces) {
+      namespaces.cache.on('add', (n) => {
+        if (namespaces.synced)
+          log.info({ namespace: n.metadata?.name, selector: scope.kind === 'cluster' ? scope.selector?.text : undefined }, 'namespace joined the scope');
+      });
+      namespaces.cache.on('delete', (n) => {
+        if (namespaces.synced)
+          log.info({ namespace: n.metadata?.name, selector: scope.kind === 'cluster' ? scope.selector?.text : undefined }, 'namespace left the scope');
+      });
+    }
     this.nodes.cache.on('add', (n) => this.indexNode(n, 'add'));
     this.nodes.cache.on('update', (n) => this.indexNode(n, 'update'));
     this.nodes.cache.on('delete', (n) => this.indexNode(n, 'delete'));
-    this.pods.cache.on('add', (p) => this.indexPod(p, 'add'));
-    this.pods.cache.on('update', (p) => this.indexPod(p, 'update'));
-    this.pods.cache.on('delete', (p) => this.indexPod(p, 'delete'));
     for (const change of ['add', 'update', 'delete'] as const) {
-      this.replicaSets.cache.on(change, (rs) => this.replicaSetsByDeployment.update(rs, change));
-      this.deployments.cache.on(change, (d) => {
+      this.pods.on(change, (p) => this.indexPod(p, change));
+      this.replicaSets.on(change, (rs) => this.replicaSetsByDeployment.update(rs, change));
+      this.deployments.on(change, (d) => {
         for (const l of this.deploymentListeners) l(d, change);
       });
-      this.endpointSlices.cache.on(change, (s) => {
+      this.endpointSlices.on(change, (s) => {
         for (const l of this.sliceListeners) l(s, change);
       });
     }
   }
 
-  private informers() {
-    return [this.nodes, this.pods, this.replicaSets, this.deployments, this.services, this.endpointSlices];
+  private informers(): ResilientInformer<KubernetesObject>[] {
+    const namespaced = [this.pods, this.replicaSets, this.deployments, this.services, this.endpointSlices].flatMap((s) => [...s.informers.values()]);
+    return [this.nodes, ...(this.namespaces ? [this.namespaces] : []), ...namespaced] as ResilientInformer<KubernetesObject>[];
   }
+
+  /** Whether Deployments of this namespace are managed (listed, or matching the selector now). */
+  readonly inScope = (namespace: string): boolean =>
+    namespaceInScope(this.scope, namespace, (ns) => {
+      const found = this.namespaces?.cache.get(ns);
+      return found ? (found.metadata?.labels ?? {}) : undefined;
+    });
 
   async start(): Promise<void> {
     await Promise.all(this.informers().map((i) => i.start()));
@@ -208,23 +307,25 @@ export class ClusterView {
 
   podsOnNode(nodeName: string): V1Pod[] {
     const keys = this.podsByNode.get(nodeName) ?? new Set<string>();
-    return [...keys].map((k) => this.pods.cache.get(k.split('/')[1]!, this.namespace)).filter((p): p is V1Pod => p !== undefined);
+    return this.cached(this.pods, [...keys]);
   }
 
   deploymentOfPod(pod: V1Pod): V1Deployment | undefined {
     const rsRef = pod.metadata?.ownerReferences?.find((o) => o.controller && o.kind === 'ReplicaSet');
     if (!rsRef) return undefined;
-    const rs = this.replicaSets.cache.get(rsRef.name, pod.metadata!.namespace);
+    const namespace = pod.metadata?.namespace ?? '';
+    const rs = this.replicaSets.get(rsRef.name, namespace);
     const depRef = rs?.metadata?.ownerReferences?.find((o) => o.controller && o.kind === 'Deployment');
-    return depRef ? this.deployments.cache.get(depRef.name, pod.metadata!.namespace) : undefined;
+    return depRef ? this.deployments.get(depRef.name, namespace) : undefined;
   }
 
-  deployment(name: string): V1Deployment | undefined {
-    return this.deployments.cache.get(name, this.namespace);
+  deployment(namespace: string, name: string): V1Deployment | undefined {
+    return this.deployments.get(name, namespace);
   }
 
-  listDeployments(): readonly V1Deployment[] {
-    return this.deployments.cache.list(this.namespace);
+  /** The Deployments of the managed namespaces (opted in or not: isManaged decides). */
+  listDeployments(): V1Deployment[] {
+    return this.deployments.list().filter((d) => this.inScope(d.metadata?.namespace ?? ''));
   }
 
   /** The ReplicaSet that carries the Deployment's current template (same revision annotation). */
@@ -239,10 +340,10 @@ export class ClusterView {
     return this.cached(this.pods, this.podsByReplicaSet.keysOf(rs.metadata?.uid));
   }
 
-  private cached<T extends KubernetesObject>(informer: ResilientInformer<T>, keys: string[]): T[] {
+  private cached<T extends KubernetesObject>(source: ScopedSource<T>, keys: string[]): T[] {
     return keys.flatMap((k) => {
       const [namespace, name] = k.split('/') as [string, string];
-      const o = informer.cache.get(name, namespace);
+      const o = source.get(name, namespace);
       return o ? [o] : [];
     });
   }
@@ -250,15 +351,15 @@ export class ClusterView {
   /** Services whose selector picks this Deployment's pods. */
   servicesFor(deployment: V1Deployment, onlyName?: string): V1Service[] {
     const labels = deployment.spec?.template.metadata?.labels ?? {};
-    return this.services.cache.list(this.namespace).filter((svc) => {
+    return this.services.list(deployment.metadata?.namespace ?? '').filter((svc) => {
       if (onlyName && svc.metadata?.name !== onlyName) return false;
       const selector = svc.spec?.selector;
       return selector && Object.keys(selector).length > 0 && Object.entries(selector).every(([k, v]) => labels[k] === v);
     });
   }
 
-  endpointSlicesOf(serviceName: string): V1EndpointSlice[] {
-    return this.endpointSlices.cache.list(this.namespace).filter((s) => s.metadata?.labels?.[SERVICE_NAME_LABEL] === serviceName);
+  endpointSlicesOf(namespace: string, serviceName: string): V1EndpointSlice[] {
+    return this.endpointSlices.list(namespace).filter((s) => s.metadata?.labels?.[SERVICE_NAME_LABEL] === serviceName);
   }
 
   listNodes(): readonly V1Node[] {

@@ -28,6 +28,7 @@ import type {
   V1Deployment,
   V1Endpoint,
   V1EndpointSlice,
+  V1Namespace,
   V1Node,
   V1NodeCondition,
   V1ObjectMeta,
@@ -135,4 +136,11 @@ export function trimEndpointSlice(s: V1EndpointSlice): V1EndpointSlice {
     return out;
   });
   return { metadata, endpoints } as V1EndpointSlice;
+}
+
+/** A Namespace is only asked whether it exists and what its labels are (namespace_selector). */
+export function trimNamespace(ns: V1Namespace): V1Namespace {
+  const metadata = identity(ns.metadata);
+  if (ns.metadata?.labels) metadata.labels = ns.metadata.labels;
+  return { metadata };
 }

@@ -171,7 +171,7 @@ describe('RolloutObserver', () => {
     const result = peek(observer.track(request()));
     await clock.advance(1000);
     assert.equal(result.value, undefined);
-    assert.match(observer.healthProblem('api', 2) ?? '', /service api has no ready endpoint for 1 new pod\(s\), e\.g\. api-2/);
+    assert.match(observer.healthProblem('default', 'api', 2) ?? '', /service api has no ready endpoint for 1 new pod\(s\), e\.g\. api-2/);
     view.slices[0]!.endpoints!.push({ addresses: ['10.0.0.2'], targetRef: { kind: 'Pod', name: 'api-2' }, conditions: { ready: true } });
     await clock.advance(2000);
     assert.equal((result.value as Settlement | undefined)?.result, 'complete');

@@ -84,14 +84,14 @@ export class RolloutObserver {
         settle,
         verifying: false,
         timer: this.deps.clock.setTimer(() => {
-          const d = this.deps.view.deployment(request.name);
+          const d = this.deps.view.deployment(request.namespace, request.name);
           const detail = d ? evaluateRollout(d, this.evaluationClock(request)).detail : 'Deployment not found';
           this.finish(tracking, { result: 'failed', reason: 'timeout', detail: `rollout not healthy within ${request.timeoutMs} ms: ${detail}` });
         }, remaining),
       };
       this.tracked.set(key, tracking);
       signal?.addEventListener('abort', () => this.finish(tracking, { result: 'failed', reason: 'stood-down', detail: String(signal.reason) }), { once: true });
-      const current = this.deps.view.deployment(request.name);
+      const current = this.deps.view.deployment(request.namespace, request.name);
       if (current) this.evaluate(tracking, current);
     });
   }
@@ -134,7 +134,7 @@ export class RolloutObserver {
     await this.deps.clock.sleep(t.request.verificationDelayMs);
     for (let attempt = 1; attempt <= retries; attempt++) {
       if (this.tracked.get(key) !== t) return; // timed out or stood down meanwhile
-      const problem = this.healthProblem(t.request.name, t.request.minGeneration);
+      const problem = this.healthProblem(t.request.namespace, t.request.name, t.request.minGeneration);
       if (!problem) {
         this.finish(t, { result: 'complete', durationMs: this.deps.clock.now().getTime() - t.request.startedAt.getTime() });
         return;
@@ -147,9 +147,9 @@ export class RolloutObserver {
   }
 
   /** Why the Deployment is not healthy on its current template, or undefined when it is. */
-  healthProblem(name: string, minGeneration = 0): string | undefined {
+  healthProblem(namespace: string, name: string, minGeneration = 0): string | undefined {
     const { view, config } = this.deps;
-    const d = view.deployment(name);
+    const d = view.deployment(namespace, name);
     if (!d) return 'Deployment not found';
     if ((d.metadata?.generation ?? 0) < minGeneration) return 'the watch has not delivered the patched Deployment yet';
     const evaluation = evaluateRollout(d, this.evaluationClock({ startedAt: this.deps.clock.now() }));
@@ -162,7 +162,7 @@ export class RolloutObserver {
     if (ready.length < desired) return `${ready.length}/${desired} new pods Ready`;
     const serviceName = config.kubernetes.mode === 'single' ? config.kubernetes.service_name : undefined;
     for (const svc of view.servicesFor(d, serviceName)) {
-      const missing = notServing(ready, view.endpointSlicesOf(svc.metadata!.name!));
+      const missing = notServing(ready, view.endpointSlicesOf(svc.metadata!.namespace!, svc.metadata!.name!));
       if (missing.length > 0) return `service ${svc.metadata!.name} has no ready endpoint for ${missing.length} new pod(s), e.g. ${missing[0]}`;
     }
     return undefined;

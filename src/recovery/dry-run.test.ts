@@ -30,41 +30,44 @@ const spotNode: V1Node = {
   status: { conditions: [{ type: 'Ready', status: 'True' }] },
 };
 
+/** As listed in the one managed namespace. */
+const inDefault = (deployments: V1Deployment[]) => ({ deployments, inScope: (ns: string) => ns === config.kubernetes.namespace });
+
 describe('recover --dry-run report', () => {
   it('says per managed Deployment whether it would recover now, and why or why not', () => {
     const lines = recoveryDryRunReport(
       config,
       [spotNode],
-      [
+      inDefault([
         deployment('api'),
         deployment('web', { annotations: { [USER_ANNOTATIONS.recoveryCooldown]: '2h' } }),
         deployment('worker', { annotations: { [A.failedRecoveryAttempts]: '2', [A.lastRecoveredAt]: formatTimestamp(new Date(NOW.getTime() - 10 * 60_000)) } }),
         deployment('cache', { fargate: false }),
         deployment('other', { optIn: false }),
-      ],
+      ]),
       NOW,
     );
     const text = lines.join('\n');
     assert.match(text, /spot capacity: 1 healthy of 1 spot node\(s\) \(spot-a-0\)/);
     assert.match(text, /managed Deployments: 4/);
-    assert.match(text, / {2}api: RECOVER {2}would recover now: 1 healthy spot node\(s\) fit, e\.g\. spot-a-0/);
+    assert.match(text, / {2}prod\/api: RECOVER {2}would recover now: 1 healthy spot node\(s\) fit, e\.g\. spot-a-0/);
     assert.match(
       text,
-      / {2}web: wait {5}not now \(cooldown\): cooldown 2h0m0s \(annotation spot-orchestrator\/recovery-cooldown\).*; next eligible at 2025-03-14T11:00:00\.000Z/,
+      / {2}prod\/web: wait {5}not now \(cooldown\): cooldown 2h0m0s \(annotation spot-orchestrator\/recovery-cooldown\).*; next eligible at 2025-03-14T11:00:00\.000Z/,
     );
     assert.match(
       text,
-      / {2}worker: wait {5}not now \(backoff\): backoff 30m0s after 2 failed attempt\(s\).*next eligible at 2025-03-14T10:20:00\.000Z.*failed attempts 2/,
+      / {2}prod\/worker: wait {5}not now \(backoff\): backoff 30m0s after 2 failed attempt\(s\).*next eligible at 2025-03-14T10:20:00\.000Z.*failed attempts 2/,
     );
-    assert.match(text, / {2}cache: wait {5}not now \(not_on_fargate\)/);
+    assert.match(text, / {2}prod\/cache: wait {5}not now \(not_on_fargate\)/);
     assert.doesNotMatch(text, /other/);
     assert.equal(lines.at(-1), '1 would recover now');
     // Eligible first.
-    assert.ok(lines.findIndex((l) => l.includes(' api:')) < lines.findIndex((l) => l.includes(' cache:')));
+    assert.ok(lines.findIndex((l) => l.includes(' prod/api:')) < lines.findIndex((l) => l.includes(' prod/cache:')));
   });
 
   it('without healthy spot capacity nothing would recover', () => {
-    const text = recoveryDryRunReport(config, [], [deployment('api')], NOW).join('\n');
+    const text = recoveryDryRunReport(config, [], inDefault([deployment('api')]), NOW).join('\n');
     assert.match(text, /api: wait {5}not now \(no_spot_capacity\): no healthy spot node/);
     assert.match(text, /0 would recover now$/);
   });

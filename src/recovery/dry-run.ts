@@ -1,19 +1,25 @@
 // `spot-orchestrator recover --dry-run`: one pass of the recovery eligibility over a one-time list
 // of nodes and Deployments, printed per managed Deployment. Nothing is written.
-import { AppsV1Api, CoreV1Api, type KubeConfig, type V1Deployment, type V1Node } from '@kubernetes/client-node';
+import { CoreV1Api, type KubeConfig, type V1Deployment, type V1Node } from '@kubernetes/client-node';
 import type { Config } from '../config/config.js';
 import { formatDuration } from '../config/duration.js';
-import { isManaged } from '../config/scope.js';
+import { describeScope, isManaged, namespaceScope } from '../config/scope.js';
+import { listScopedDeployments } from '../kube/scoped-list.js';
 import { MANAGED_ANNOTATIONS } from '../state/annotations.js';
 import { describeVerdict, judgePass } from './eligibility.js';
 
 /** The report, as lines; pure, so it is tested without a cluster. */
-export function recoveryDryRunReport(config: Config, nodes: readonly V1Node[], deployments: readonly V1Deployment[], now: Date): string[] {
-  const managed = deployments.filter((d) => isManaged(config, d));
+export function recoveryDryRunReport(
+  config: Config,
+  nodes: readonly V1Node[],
+  listed: { deployments: readonly V1Deployment[]; inScope: (namespace: string) => boolean },
+  now: Date,
+): string[] {
+  const managed = listed.deployments.filter((d) => isManaged(config, d, listed.inScope));
   const { capacity, verdicts } = judgePass(managed, nodes, { config, now });
   const r = config.recovery;
   const lines = [
-    `recovery dry run at ${now.toISOString()}, namespace ${config.kubernetes.namespace} (${config.kubernetes.mode} mode)`,
+    `recovery dry run at ${now.toISOString()}, ${describeScope(namespaceScope(config.kubernetes))} (${config.kubernetes.mode} mode)`,
     `  recovery.enabled=${r.enabled} cooldown=${formatDuration(r.cooldown)} backoff_base=${formatDuration(r.backoff_base)} max_backoff=${formatDuration(r.max_backoff)} max_concurrent_recoveries=${config.controller.max_concurrent_recoveries}`,
     `  spot capacity: ${capacity.healthy.length} healthy of ${capacity.spotNodes} spot node(s)${
       capacity.healthy.length > 0
@@ -38,7 +44,7 @@ export function recoveryDryRunReport(config: Config, nodes: readonly V1Node[], d
       .filter(Boolean)
       .join(', ');
     const what = verdict.eligible ? `RECOVER  ${describeVerdict(verdict)}` : `wait     ${describeVerdict(verdict)}`;
-    lines.push(`  ${deployment.metadata?.name}: ${what}  [${facts}]`);
+    lines.push(`  ${deployment.metadata?.namespace}/${deployment.metadata?.name}: ${what}  [${facts}]`);
     for (const w of verdict.warnings) lines.push(`      warning: ${w}`);
   }
   if (eligible > config.controller.max_concurrent_recoveries) {
@@ -51,9 +57,6 @@ export function recoveryDryRunReport(config: Config, nodes: readonly V1Node[], d
 
 /** Lists nodes and Deployments once and prints the report. */
 export async function recoveryDryRun(config: Config, kc: KubeConfig, out: (line: string) => void = console.log, now = new Date()): Promise<void> {
-  const [nodes, deployments] = await Promise.all([
-    kc.makeApiClient(CoreV1Api).listNode(),
-    kc.makeApiClient(AppsV1Api).listNamespacedDeployment({ namespace: config.kubernetes.namespace }),
-  ]);
-  for (const line of recoveryDryRunReport(config, nodes.items, deployments.items, now)) out(line);
+  const [nodes, listed] = await Promise.all([kc.makeApiClient(CoreV1Api).listNode(), listScopedDeployments(kc, namespaceScope(config.kubernetes))]);
+  for (const line of recoveryDryRunReport(config, nodes.items, listed, now)) out(line);
 }

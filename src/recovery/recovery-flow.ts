@@ -99,7 +99,7 @@ export class RecoveryFlow {
       log.info({ detail }, 'recovery skipped');
       return { key, result: 'skipped', detail };
     };
-    const cached = this.ctx.view.deployment(name);
+    const cached = this.ctx.view.deployment(namespace, name);
     if (!cached) return skip('the Deployment is gone');
     // Things may have changed while it waited for a slot: judge again on fresh capacity.
     const verdict = judgeRecovery(cached, {
@@ -189,7 +189,7 @@ export class RecoveryFlow {
     if (move.signal.aborted) return this.stoodDown(key, move, log);
     const { namespace, name } = ref(key);
     const now = this.ctx.clock.now();
-    const migratedAt = Date.parse(this.ctx.view.deployment(name)?.metadata?.annotations?.[MANAGED_ANNOTATIONS.migratedAt] ?? '');
+    const migratedAt = Date.parse(this.ctx.view.deployment(namespace, name)?.metadata?.annotations?.[MANAGED_ANNOTATIONS.migratedAt] ?? '');
 
     if (settlement.result === 'complete') {
       const finished = await this.finish(key, 'recovering', { kind: 'recovered', now, recoveryReason: RECOVERED_REASON }, move);
@@ -241,7 +241,7 @@ export class RecoveryFlow {
         kind: 'recovery_failed',
         deployment: ref(key),
         reason: `${reason}; could not put the Fargate template back`,
-        attempts: failedAttempts(this.ctx.view.deployment(name)?.metadata?.annotations),
+        attempts: failedAttempts(this.ctx.view.deployment(namespace, name)?.metadata?.annotations),
       });
       return { key, result: 'failed', detail: settlement.detail };
     }
@@ -289,7 +289,7 @@ export class RecoveryFlow {
   /** planFinish on the freshest copy, only while the phase is still `phase` (ours) and this move has not stood down. */
   private finish(key: string, phase: 'recovering' | 'migrating', outcome: FinishOutcome, move: MoveHandle) {
     const { namespace, name } = ref(key);
-    return this.ctx.patcher.apply(namespace, name, this.ctx.view.deployment(name), (cur) => {
+    return this.ctx.patcher.apply(namespace, name, this.ctx.view.deployment(namespace, name), (cur) => {
       if (move.signal.aborted) return { skip: `stood down (${move.signal.reason})` };
       const current = cur.metadata?.annotations?.[MANAGED_ANNOTATIONS.phase];
       if (current !== phase) return { skip: `phase is ${current ?? 'none'}, not ${phase}: another move took over` };
@@ -308,7 +308,7 @@ export class RecoveryFlow {
   private preempted(key: string, detail: string, log: Logger): RecoveryReport {
     log.info({ detail }, 'recovery preempted: another move (an interruption) took over; staying on Fargate');
     const { namespace, name } = ref(key);
-    const d = this.ctx.view.deployment(name);
+    const d = this.ctx.view.deployment(namespace, name);
     this.ctx.recorder.record({ kind: 'Deployment', namespace, name, uid: d?.metadata?.uid }, 'Normal', 'RecoveryPreempted', `recovery abandoned: ${detail}`);
     return { key, result: 'preempted', detail };
   }

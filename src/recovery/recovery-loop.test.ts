@@ -65,7 +65,8 @@ class FakeCluster {
       moves: this.moves,
       view: {
         listDeployments: () => [...this.store.values()],
-        deployment: (name: string) => this.store.get(name),
+        deployment: (_namespace: string, name: string) => this.store.get(name),
+        inScope: (ns: string) => ns === config.kubernetes.namespace,
         listNodes: () => this.nodes,
         onNode: (l: (n: V1Node, c: ChangeType) => void) => void this.nodeListeners.push(l),
       },

@@ -147,7 +147,9 @@ export class RecoveryLoop {
     if (!this.running) return undefined;
     const { config, view, moves, log } = this.ctx;
     const now = this.ctx.clock.now();
-    const onFargate = view.listDeployments().filter((d) => isManaged(config, d) && d.metadata?.annotations?.[MANAGED_ANNOTATIONS.state] === 'fargate');
+    const onFargate = view
+      .listDeployments()
+      .filter((d) => isManaged(config, d, view.inScope) && d.metadata?.annotations?.[MANAGED_ANNOTATIONS.state] === 'fargate');
     const { capacity, verdicts } = judgePass(onFargate, view.listNodes(), {
       config,
       now,

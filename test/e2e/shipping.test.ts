@@ -87,6 +87,9 @@ describe('the Helm chart', () => {
         '--set',
         'config.controller.leader_elect=false',
       ],
+      ['--set', 'config.kubernetes.namespaces={shop,payments}'],
+      ['--set', 'config.kubernetes.namespaces={*}'],
+      ['--set-string', 'config.kubernetes.namespace_selector=team in (payments\\,shop)'],
     ];
     for (const extra of variants) {
       const out = await helm(['lint', '--strict', CHART_DIR, ...extra]);
@@ -96,14 +99,60 @@ describe('the Helm chart', () => {
   });
 
   it("grants exactly the resource verbs the controller's code calls", async () => {
+    // Across the scopes: the namespaces verbs exist only for a selector.
     const granted = new Set<string>();
-    for (const role of [
-      ...ofKind<V1Role>(parseManifests(await renderChart('sfo', 'ops')), 'Role'),
-      ...ofKind<V1Role>(parseManifests(await renderChart('sfo', 'ops')), 'ClusterRole'),
-    ]) {
-      for (const rule of role.rules ?? []) for (const r of rule.resources ?? []) for (const v of rule.verbs) granted.add(`${r}:${v}`);
+    for (const set of [{}, { 'config.kubernetes.namespace_selector': 'team=payments' }] as Record<string, string>[]) {
+      const objects = parseManifests(await renderChart('sfo', 'ops', set));
+      for (const role of [...ofKind<V1Role>(objects, 'Role'), ...ofKind<V1Role>(objects, 'ClusterRole')]) {
+        for (const rule of role.rules ?? []) for (const r of rule.resources ?? []) for (const v of rule.verbs) granted.add(`${r}:${v}`);
+      }
     }
     assert.deepEqual([...granted].sort(), kubeCallsOfTheController(), 'chart RBAC vs the API calls in the code `run` loads');
+  });
+
+  it('renders RBAC to match the scope: a Role per listed namespace, a ClusterRole for "*" or a selector', async () => {
+    const workloadRoles = (objects: KubernetesObject[]) =>
+      [...ofKind<V1Role>(objects, 'Role'), ...ofKind<V1Role>(objects, 'ClusterRole')].filter((r) =>
+        r.rules?.some((rule) => rule.resources?.includes('deployments')),
+      );
+    const where = (objects: KubernetesObject[]) => workloadRoles(objects).map((r) => `${r.kind}:${r.metadata?.namespace ?? '(cluster)'}`);
+    const listed = parseManifests(await renderChart('sfo', 'ops', { 'config.kubernetes.namespaces': ['shop', 'payments'] }));
+    assert.deepEqual(where(listed), ['Role:shop', 'Role:payments']);
+    assert.deepEqual(
+      ofKind(listed, 'RoleBinding').map((b) => b.metadata?.namespace),
+      ['shop', 'payments', 'default', 'ops'],
+      'bound in each, plus node events and the Lease',
+    );
+    const listedConfig = loadConfig({ env: plainEnvOf(listed), tomlText: configTomlOf(listed) });
+    assert.deepEqual(listedConfig.kubernetes.namespaces, ['shop', 'payments']);
+    assert.equal(listedConfig.controller.lease_namespace, 'ops');
+
+    const all = parseManifests(await renderChart('sfo', 'ops', { 'config.kubernetes.namespaces': ['*'] }));
+    assert.deepEqual(where(all), ['ClusterRole:(cluster)']);
+    assert.equal(loadConfig({ env: plainEnvOf(all), tomlText: configTomlOf(all) }).kubernetes.namespaces, '*');
+    assert.ok(
+      !ofKind<V1Role>(all, 'ClusterRole').some((r) => r.rules?.some((rule) => rule.resources?.includes('namespaces'))),
+      'no Namespace reads without a selector',
+    );
+
+    const selected = parseManifests(await renderChart('sfo', 'ops', { 'config.kubernetes.namespace_selector': 'team in (payments,shop)' }));
+    assert.deepEqual(where(selected), ['ClusterRole:(cluster)']);
+    const [workloads] = workloadRoles(selected);
+    assert.ok(workloads!.rules!.some((rule) => rule.resources?.includes('namespaces') && rule.verbs.join() === 'list,watch'));
+    const selectedConfig = loadConfig({ env: plainEnvOf(selected), tomlText: configTomlOf(selected) });
+    assert.equal(selectedConfig.kubernetes.namespace_selector?.text, 'team in (payments,shop)');
+    assert.equal(ofKind(selected, 'Role').filter((r) => r.metadata?.name?.endsWith('-node-events')).length, 0, 'the ClusterRole covers node events');
+
+    for (const [set, message] of [
+      [['--set', 'config.kubernetes.namespaces={*,shop}'], /"\*" already means every namespace/],
+      [['--set', 'config.kubernetes.namespace=shop', '--set', 'config.kubernetes.namespaces={a}'], /not both/],
+      [['--set', 'config.kubernetes.namespaces={a}', '--set', 'config.kubernetes.namespace_selector=t=x'], /namespaces empty or \["\*"\]/],
+      [['--set', 'config.kubernetes.mode=single', '--set', 'config.kubernetes.deployment_name=a', '--set', 'config.kubernetes.namespaces={b}'], /single mode/],
+    ] as const) {
+      const out = await helm(['template', 'x', CHART_DIR, ...set]);
+      assert.notEqual(out.code, 0, set.join(' '));
+      assert.match(out.stderr, message);
+    }
   });
 
   it('refuses two replicas without leader election, and single mode without a Deployment name', async () => {
@@ -254,28 +303,51 @@ interface RbacRun {
   appNamespace: string;
   controllerNamespace: string;
   deployment: string;
+  /** Every opted-in Deployment on the pool, with whether the chart's scope manages its namespace. */
+  placed: { namespace: string; name: string; inScope: boolean }[];
   nodes: string[];
   process: ControllerProcess;
   metricsPort: number;
   release: string;
+  /** The label that puts a namespace in a selector scope. */
+  scopeLabel?: { key: string; value: string };
   cleanup(): Promise<void>;
 }
 
 /**
+ * What the chart is told to manage. one: config.kubernetes.namespace (a Role there). two-listed:
+ * config.kubernetes.namespaces with two namespaces (a Role in each). selector: a namespace_selector
+ * (a ClusterRole); the second namespace gets its label only once the controller runs. Beside the
+ * managed ones, the scoped variants put an opted-in Deployment in a namespace outside the scope.
+ */
+type ChartScope = 'one' | 'two-listed' | 'selector';
+
+/**
  * Installs the chart's ServiceAccount and RBAC objects (optionally with one verb removed), and
  * starts the real controller (`node --import tsx src/cli.ts run`) authenticated by that
- * ServiceAccount's token, configured by the chart's config.toml, with an opted-in Deployment on a
+ * ServiceAccount's token, configured by the chart's config.toml, with opted-in Deployments on a
  * fresh spot pool.
  */
-async function startUnderServiceAccount(drop?: { resource: string; verb: string }): Promise<RbacRun> {
+async function startUnderServiceAccount(options: { drop?: { resource: string; verb: string }; scope?: ChartScope } = {}): Promise<RbacRun> {
+  const { drop, scope = 'one' } = options;
   const appNamespace = await createNamespace(t, 'ship-app');
+  const secondNamespace = scope === 'one' ? undefined : await createNamespace(t, 'ship-app2');
+  const outsideNamespace = scope === 'one' ? undefined : await createNamespace(t, 'ship-out');
   const controllerNamespace = await createNamespace(t, 'ship-ctl');
   const release = uniqueName('ship');
   const queueName = uniqueName('shipq');
   const { queueUrl } = await ensureQueueAndRule(t.ground, queueName);
+  const scopeLabel = scope === 'selector' ? { key: 'spot-test/team', value: uniqueName('team') } : undefined;
+  if (scopeLabel) await labelNamespace(appNamespace, scopeLabel);
+  const scopeValues: Record<string, string | string[]> =
+    scope === 'one'
+      ? { 'config.kubernetes.namespace': appNamespace }
+      : scope === 'two-listed'
+        ? { 'config.kubernetes.namespaces': [appNamespace, secondNamespace!] }
+        : { 'config.kubernetes.namespace_selector': `${scopeLabel!.key}=${scopeLabel!.value}` };
   const objects = parseManifests(
     await renderChart(release, controllerNamespace, {
-      'config.kubernetes.namespace': appNamespace,
+      ...scopeValues,
       'config.aws.sqs_queue_url': queueUrl,
       'config.aws.region': t.ground.region,
       'rbac.nodeEventsNamespace': 'default',
@@ -286,7 +358,7 @@ async function startUnderServiceAccount(drop?: { resource: string; verb: string 
   );
   if (drop) {
     let dropped = false;
-    for (const role of ofKind<V1Role>(rbac, 'Role')) {
+    for (const role of [...ofKind<V1Role>(rbac, 'Role'), ...ofKind<V1Role>(rbac, 'ClusterRole')]) {
       for (const rule of role.rules ?? []) {
         if (rule.resources?.includes(drop.resource) && rule.verbs.includes(drop.verb)) {
           rule.verbs = rule.verbs.filter((v) => v !== drop.verb);
@@ -312,25 +384,35 @@ async function startUnderServiceAccount(drop?: { resource: string; verb: string 
   const pool = uniqueName('shippool');
   const nodes = await injector.addSpotNodes(2, { name: pool, suffix: '' });
   const deployment = uniqueName('web');
-  await t.apps.createNamespacedDeployment({
-    namespace: appNamespace,
-    body: appDeployment({
-      namespace: appNamespace,
-      name: deployment,
-      replicas: 2,
-      annotations: OPT_IN,
-      nodeSelector: { 'compute-type': 'spot', 'eks.amazonaws.com/nodegroup': pool },
-    }),
-  });
-  await t.core.createNamespacedService({
-    namespace: appNamespace,
-    body: { metadata: { name: deployment }, spec: { selector: { app: deployment }, ports: [{ port: 80, targetPort: 8080 }] } },
-  });
+  const placed = [
+    { namespace: appNamespace, name: deployment, inScope: true },
+    ...(secondNamespace ? [{ namespace: secondNamespace, name: uniqueName('api'), inScope: true }] : []),
+    ...(outsideNamespace ? [{ namespace: outsideNamespace, name: uniqueName('other'), inScope: false }] : []),
+  ];
+  for (const p of placed) {
+    await t.apps.createNamespacedDeployment({
+      namespace: p.namespace,
+      body: appDeployment({
+        namespace: p.namespace,
+        name: p.name,
+        replicas: 2,
+        annotations: OPT_IN,
+        nodeSelector: { 'compute-type': 'spot', 'eks.amazonaws.com/nodegroup': pool },
+      }),
+    });
+    await t.core.createNamespacedService({
+      namespace: p.namespace,
+      body: { metadata: { name: p.name }, spec: { selector: { app: p.name }, ports: [{ port: 80, targetPort: 8080 }] } },
+    });
+  }
   await eventually(
-    'the Deployment ready on spot',
+    'the Deployments ready on spot',
     async () => {
-      const d = await t.apps.readNamespacedDeployment({ name: deployment, namespace: appNamespace });
-      return (d.status?.readyReplicas ?? 0) >= 2 ? true : undefined;
+      for (const p of placed) {
+        const d = await t.apps.readNamespacedDeployment({ name: p.name, namespace: p.namespace });
+        if ((d.status?.readyReplicas ?? 0) < 2) return undefined;
+      }
+      return true;
     },
     60_000,
   );
@@ -340,7 +422,8 @@ async function startUnderServiceAccount(drop?: { resource: string; verb: string 
     KUBECONFIG: kubeconfig,
     CONFIG_FILE: configFile,
     MODE: 'namespace',
-    NAMESPACE: appNamespace,
+    // The chart's config.toml names the scope; the one-namespace run also sets it the Go original's way.
+    ...(scope === 'one' ? { NAMESPACE: appNamespace } : {}),
     SQS_QUEUE_URL: queueUrl,
     METRICS_PORT: String(metricsPort),
     POD_NAME: `${release}-0`,
@@ -350,19 +433,47 @@ async function startUnderServiceAccount(drop?: { resource: string; verb: string 
     appNamespace,
     controllerNamespace,
     deployment,
+    placed,
     nodes,
     process,
     metricsPort,
     release,
+    scopeLabel,
     async cleanup() {
       await stopProcess(process, 'SIGKILL');
       await removeQueueAndRule(t.ground, queueName, queueUrl).catch(() => undefined);
       await kubectl(t, ['delete', '--ignore-not-found', '-f', '-'], clusterScoped);
       for (const name of nodes) await t.core.deleteNode({ name }).catch(() => undefined);
-      await deleteNamespace(t, appNamespace);
-      await deleteNamespace(t, controllerNamespace);
+      for (const ns of [appNamespace, secondNamespace, outsideNamespace, controllerNamespace]) if (ns) await deleteNamespace(t, ns);
     },
   };
+}
+
+async function labelNamespace(name: string, label: { key: string; value: string }): Promise<void> {
+  const out = await kubectl(t, ['label', 'namespace', name, `${label.key}=${label.value}`, '--overwrite']);
+  assert.equal(out.code, 0, out.stderr);
+}
+
+/** Waits until each in-scope Deployment is settled on Fargate, and checks those outside were left alone. */
+async function assertMovedExactlyTheScope(r: RbacRun): Promise<void> {
+  for (const p of r.placed.filter((p) => p.inScope)) {
+    await eventually(
+      `${p.namespace}/${p.name} healthy on Fargate`,
+      async () => {
+        const d = await t.apps.readNamespacedDeployment({ name: p.name, namespace: p.namespace });
+        const a = d.metadata?.annotations ?? {};
+        if (a['spot-orchestrator/state'] !== 'fargate' || a['spot-orchestrator/phase']) return undefined;
+        const pods = (await podsOf(t, p.namespace, p.name)).filter((pod) => !pod.metadata?.deletionTimestamp);
+        return pods.length === 2 && pods.every((pod) => isPodReady(pod) && /^fargate-ip-/.test(pod.spec?.nodeName ?? '')) ? true : undefined;
+      },
+      60_000,
+    );
+  }
+  for (const p of r.placed.filter((p) => !p.inScope)) {
+    const d = await t.apps.readNamespacedDeployment({ name: p.name, namespace: p.namespace });
+    assert.equal(d.metadata?.annotations?.['spot-orchestrator/state'], undefined, `${p.namespace}/${p.name} is outside the scope and was not touched`);
+    assert.equal(d.spec?.template.spec?.nodeSelector?.['compute-type'], 'spot', 'still on the spot template');
+  }
 }
 
 describe("RBAC: the real controller under the chart's ServiceAccount, RBAC enforced", () => {
@@ -434,7 +545,7 @@ describe("RBAC: the real controller under the chart's ServiceAccount, RBAC enfor
   });
 
   it('fails with 403 Forbidden when the Role lacks one verb the controller uses (deployments patch)', async () => {
-    const r = await startUnderServiceAccount({ resource: 'deployments', verb: 'patch' });
+    const r = await startUnderServiceAccount({ drop: { resource: 'deployments', verb: 'patch' } });
     runs.push(r);
     const out = r.process.output;
     await eventually('the controller to lead and act', async () => (out().includes('controller started') ? true : undefined), 30_000);
@@ -448,6 +559,34 @@ describe("RBAC: the real controller under the chart's ServiceAccount, RBAC enfor
     assert.match(metrics, /spot_orchestrator_kube_api_errors_total\{verb="patch",code="403"\} [1-9]/, 'the 403 is counted');
     const d = await t.apps.readNamespacedDeployment({ name: r.deployment, namespace: r.appNamespace });
     assert.notEqual(d.metadata?.annotations?.['spot-orchestrator/state'], 'fargate', 'nothing moved without the verb');
+  });
+
+  it('with two listed namespaces (a Role in each), one interruption moves a Deployment of each, and none of a third', async () => {
+    const r = await startUnderServiceAccount({ scope: 'two-listed' });
+    runs.push(r);
+    const out = r.process.output;
+    await eventually('the controller to lead and act', async () => (out().includes('controller started') ? true : undefined), 30_000);
+    assert.match(out(), new RegExp(`"scope":"namespaces ${r.placed[0]!.namespace}, ${r.placed[1]!.namespace}"`));
+    const interruption = await injector.interrupt(r.nodes);
+    await assertMovedExactlyTheScope(r);
+    await interruption.terminated;
+    assert.doesNotMatch(out(), /forbidden/i, 'no API call was refused');
+  });
+
+  it('with a namespace selector (a ClusterRole), moves the namespaces labelled to match, also one labelled after the start', async () => {
+    const r = await startUnderServiceAccount({ scope: 'selector' });
+    runs.push(r);
+    const out = r.process.output;
+    await eventually('the controller to lead and act', async () => (out().includes('controller started') ? true : undefined), 30_000);
+    // The second namespace joins the scope while the controller runs: the Namespace watch sees it.
+    await labelNamespace(r.placed[1]!.namespace, r.scopeLabel!);
+    await eventually('the second namespace to join the scope', async () =>
+      out().includes(`"namespace":"${r.placed[1]!.namespace}"`) && out().includes('namespace joined the scope') ? true : undefined,
+    );
+    const interruption = await injector.interrupt(r.nodes);
+    await assertMovedExactlyTheScope(r);
+    await interruption.terminated;
+    assert.doesNotMatch(out(), /forbidden/i, 'no API call was refused');
   });
 });
 

@@ -57,11 +57,20 @@ export async function helm(args: string[]): Promise<RunResult> {
   return run(await helmBinary(), args);
 }
 
-/** `helm template` of the chart; `set` values go through --set-string unless they are booleans or numbers. */
-export async function renderChart(release: string, namespace: string, set: Record<string, string | number | boolean> = {}): Promise<string> {
+/**
+ * `helm template` of the chart; `set` values go through --set-string unless they are booleans or
+ * numbers, and lists of names as --set key={a,b}.
+ */
+export async function renderChart(
+  release: string,
+  namespace: string,
+  set: Record<string, string | number | boolean | readonly string[]> = {},
+): Promise<string> {
   const args = ['template', release, CHART_DIR, '--namespace', namespace];
   for (const [key, value] of Object.entries(set)) {
-    args.push(typeof value === 'string' ? '--set-string' : '--set', `${key}=${value}`);
+    if (Array.isArray(value)) args.push('--set', `${key}={${value.join(',')}}`);
+    // --set reads a comma as the start of the next key: one inside a value (a selector) is escaped.
+    else args.push(typeof value === 'string' ? '--set-string' : '--set', `${key}=${typeof value === 'string' ? value.replaceAll(',', '\\,') : value}`);
   }
   const { stdout } = await runOk(await helmBinary(), args);
   return stdout;

@@ -39,9 +39,41 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 {{- end }}
 
-{{/* The namespace whose Deployments are managed. */}}
+{{/* The namespace whose Deployments are managed, when it is one. */}}
 {{- define "sfo.watchedNamespace" -}}
 {{- default .Release.Namespace .Values.config.kubernetes.namespace }}
+{{- end }}
+
+{{/*
+"cluster" when the controller watches across the cluster (namespaces ["*"], or a selector), else
+"listed". Refuses the combinations the controller itself would refuse, with the same advice.
+*/}}
+{{- define "sfo.scopeKind" -}}
+{{- $k := .Values.config.kubernetes }}
+{{- $list := $k.namespaces | default list }}
+{{- if kindIs "string" $list }}{{ fail "config.kubernetes.namespaces is a list: [\"a\", \"b\"], or [\"*\"] for every namespace" }}{{ end }}
+{{- if and (or $list $k.namespace_selector) (eq $k.mode "single") }}
+{{- fail "config.kubernetes.namespaces and namespace_selector are for mode \"namespace\": single mode manages one Deployment in config.kubernetes.namespace" }}
+{{- end }}
+{{- if and $list $k.namespace }}
+{{- fail "set config.kubernetes.namespace or config.kubernetes.namespaces, not both (list that namespace in namespaces)" }}
+{{- end }}
+{{- if and $k.namespace_selector $k.namespace }}
+{{- fail "config.kubernetes.namespace_selector picks namespaces across the cluster: leave config.kubernetes.namespace empty" }}
+{{- end }}
+{{- if and (has "*" $list) (gt (len $list) 1) }}
+{{- fail "config.kubernetes.namespaces: \"*\" already means every namespace" }}
+{{- end }}
+{{- if and $k.namespace_selector $list (not (has "*" $list)) }}
+{{- fail "config.kubernetes.namespace_selector needs config.kubernetes.namespaces empty or [\"*\"]" }}
+{{- end }}
+{{- if or $k.namespace_selector (has "*" $list) }}cluster{{ else }}listed{{ end }}
+{{- end }}
+
+{{/* The managed namespaces of a listed scope, separated by commas. */}}
+{{- define "sfo.listedNamespaces" -}}
+{{- $list := .Values.config.kubernetes.namespaces | default list }}
+{{- if $list }}{{ join "," $list }}{{ else }}{{ include "sfo.watchedNamespace" . }}{{ end }}
 {{- end }}
 
 {{- define "sfo.leaseName" -}}
@@ -88,10 +120,14 @@ config.toml from .Values.config. Settings the chart derives (the watched namespa
 are filled in here; the Slack webhook never is (it comes from a Secret through the environment).
 */}}
 {{- define "sfo.configToml" -}}
+{{- $k := .Values.config.kubernetes }}
+{{- $list := $k.namespaces | default list }}
 {{- $derived := dict
-  "kubernetes.namespace" (include "sfo.watchedNamespace" .)
+  "kubernetes.namespace" (ternary "" (include "sfo.watchedNamespace" .) (or (gt (len $list) 0) (ne ($k.namespace_selector | default "") "")))
+  "kubernetes.namespaces" (ternary "" (ternary "*" (toJson $list) (has "*" $list)) (eq (len $list) 0))
   "controller.lease_name" (include "sfo.leaseName" .)
   "controller.lease_namespace" (include "sfo.leaseNamespace" .) }}
+{{- $verbatim := list "kubernetes.namespaces" }}
 {{- $lines := list }}
 {{- range $section, $settings := .Values.config }}
 {{- if $lines }}{{ $lines = append $lines "" }}{{ end }}
@@ -101,6 +137,8 @@ are filled in here; the Slack webhook never is (it comes from a Secret through t
 {{- if hasKey $derived $full }}{{ $value = get $derived $full }}{{ end }}
 {{- if eq $full "alerts.slack_webhook_url" }}
 {{- else if or (kindIs "invalid" $value) (and (kindIs "string" $value) (eq $value "")) }}
+{{- else if and (has $full $verbatim) (hasPrefix "[" $value) }}
+{{- $lines = append $lines (printf "%s = %s" $key $value) }}
 {{- else if or (kindIs "map" $value) (kindIs "slice" $value) }}
 {{- fail (printf "config.%s: a setting is a string, number or boolean, got %s" $full (kindOf $value)) }}
 {{- else }}
