@@ -104,6 +104,7 @@ export class Controller {
       errorBackoffMs: config.monitoring.check_interval,
       visibilityTimeoutSeconds: config.aws.visibility_timeout / 1000,
       dryRun: config.controller.dry_run,
+      keepForeign: config.aws.keep_foreign_messages,
       clock,
       onTick: (ok, error) => {
         this.queueReachable = ok;
@@ -114,7 +115,7 @@ export class Controller {
         const result = await this.handler.handle(event);
         deps.onHandled?.(event.id, result);
         log.debug({ messageId, eventId: event.id, outcome: result.outcome, ack: result.ack }, 'message handled');
-        return result;
+        return { ack: result.ack, foreign: result.outcome === 'foreign' };
       },
     });
     const managed = () => view.listDeployments().filter((d) => isManaged(config, d, view.inScope));

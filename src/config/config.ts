@@ -34,6 +34,8 @@
 // |                                      |         |                                              | so a local SQS server needs no special wiring)       |
 // | aws.visibility_timeout               | 30s     | SQS_VISIBILITY_TIMEOUT                       | a received message stays hidden this long, renewed   |
 // |                                      |         |                                              | while it is handled (whole seconds, at most 12h)     |
+// | aws.keep_foreign_messages            | false   | SQS_KEEP_FOREIGN_MESSAGES                    | leave messages for instances not in this cluster in  |
+// |                                      |         |                                              | the queue, for the other clusters that share it      |
 
 import type { LabelSelector } from './label-selector.js';
 import {
@@ -120,6 +122,11 @@ export interface Config {
     endpoint_url?: string;
     /** Asked for on every receive and renewed while the message is handled. */
     visibility_timeout: number;
+    /**
+     * A queue shared with other clusters' consumers: a message whose instances have no Node here is
+     * left in the queue for its owner instead of deleted (intake/foreign-messages.ts).
+     */
+    keep_foreign_messages: boolean;
   };
   alerts: {
     enabled: boolean;
@@ -232,6 +239,8 @@ export const SCHEMA: Schema = {
     sqs_queue_url: setting(httpUrlType, 'SQS_QUEUE_URL', { required: true }),
     endpoint_url: setting(httpUrlType, ['AWS_ENDPOINT_URL_SQS', 'AWS_ENDPOINT_URL']),
     visibility_timeout: setting(sqsVisibilityTimeout, 'SQS_VISIBILITY_TIMEOUT', { default: '30s' }),
+    // One queue per cluster is the design (as Karpenter requires); this is for those who must share.
+    keep_foreign_messages: setting(booleanType, 'SQS_KEEP_FOREIGN_MESSAGES', { default: false }),
   },
   alerts: {
     enabled: setting(booleanType, 'ALERTS_ENABLED', { default: true }),

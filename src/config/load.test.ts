@@ -58,7 +58,7 @@ describe('loadConfig defaults', () => {
         max_backoff: 14_400_000,
       },
       compute: { spot_label: 'spot', fargate_label: 'fargate', compute_label_key: 'compute-type' },
-      aws: { region: 'us-east-1', sqs_queue_url: QUEUE_URL, visibility_timeout: 30_000 },
+      aws: { region: 'us-east-1', sqs_queue_url: QUEUE_URL, visibility_timeout: 30_000, keep_foreign_messages: false },
       alerts: { enabled: true },
       logging: { level: 'info', format: 'auto' },
       controller: {
@@ -151,6 +151,7 @@ const ENV_NAMES: Array<[env: string, key: ConfigKey, raw: string, value: unknown
   ['AWS_ENDPOINT_URL_SQS', 'aws.endpoint_url', 'http://localhost:9324', 'http://localhost:9324'],
   ['AWS_ENDPOINT_URL', 'aws.endpoint_url', 'http://localhost:4566', 'http://localhost:4566'],
   ['SQS_VISIBILITY_TIMEOUT', 'aws.visibility_timeout', '2m', 120_000],
+  ['SQS_KEEP_FOREIGN_MESSAGES', 'aws.keep_foreign_messages', 'true', true],
 ];
 
 describe('environment names', () => {

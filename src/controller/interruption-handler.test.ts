@@ -184,6 +184,36 @@ describe('InterruptionHandler', () => {
     assert.equal(cluster.nodePatches.length, 0);
   });
 
+  it('every kind that names only instances outside this cluster is foreign, a state change in any state too', async () => {
+    const cluster = new FakeCluster();
+    cluster.place('spot-a', 'i-0a1b2c3d4e5f60718', deployment('api', true));
+    const flow = new FakeFlow();
+    const handler = handlerFor(cluster, flow);
+    const base = { instanceId: 'i-0ffffffffffffffff', time: WARNED_AT, region: 'eu-west-1', account: '210987654321' };
+    const events = {
+      spot: buildSpotInterruption(base),
+      capacityReservation: buildCapacityReservationInterruption(base),
+      rebalance: buildRebalanceRecommendation(base),
+      scheduledChange: buildScheduledChange({ ...base, instanceIds: [base.instanceId], startTime: new Date(WARNED_AT.getTime() + 86_400_000) }),
+      // A state this controller ignores is still another cluster's business in a shared queue.
+      running: buildStateChange({ ...base, state: 'running' }),
+      terminated: buildStateChange({ ...base, state: 'terminated' }),
+    };
+    const outcomes: Record<string, string> = {};
+    for (const [name, body] of Object.entries(events)) outcomes[name] = (await handler.handle(parsed(body))).outcome;
+    assert.deepEqual(outcomes, {
+      spot: 'foreign',
+      capacityReservation: 'foreign',
+      rebalance: 'foreign',
+      scheduledChange: 'foreign',
+      running: 'foreign',
+      terminated: 'foreign',
+    });
+    assert.equal(flow.started.length, 0);
+    assert.equal(cluster.nodePatches.length, 0);
+    assert.deepEqual(cluster.events, []);
+  });
+
   it('keeps the message when a phase 1 failed for a transient reason, so the warning comes back', async () => {
     const cluster = new FakeCluster();
     cluster.place('spot-a', 'i-0a1b2c3d4e5f60718', deployment('api', true), deployment('web', true));

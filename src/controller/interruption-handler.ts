@@ -154,6 +154,9 @@ export class InterruptionHandler {
   }
 
   private async onStateChange(event: StateChangeEvent): Promise<HandleResult> {
+    // Foreign first, whatever the state: in a shared queue (aws.keep_foreign_messages) another
+    // cluster's consumer may want a state this controller ignores.
+    if (this.nodesOf(event.instanceIds).length === 0) return { ack: true, outcome: 'foreign', settled: DONE };
     if (!['stopping', 'stopped', 'shutting-down', 'terminated'].includes(event.state)) return { ack: true, outcome: 'nothing_to_do', settled: DONE };
     // An instance going away without a warning: treat it as interrupted (no Deployment move here,
     // the interruption warning is what triggers that; this keeps recovery off the node).

@@ -1,5 +1,6 @@
 // The SQS intake against an in-memory queue client: visibility heartbeats while a message is handled,
-// deletion only after the handler says so, and a clear line when IAM refuses the heartbeat.
+// deletion only after the handler says so, a clear line when IAM refuses the heartbeat, and messages
+// for instances outside this cluster deleted or kept, with one warning when they are many.
 // (Against a real SQS server: test/e2e/*, through moto.)
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -8,6 +9,7 @@ import { ChangeMessageVisibilityCommand, DeleteMessageBatchCommand, ReceiveMessa
 import { SAMPLES_DIR } from '../events/test-support.js';
 import { capturingLog } from '../log-test-support.js';
 import { createMetrics } from '../metrics/metrics.js';
+import { SHARED_QUEUE_FOREIGN_MESSAGES } from './foreign-messages.js';
 import { QueueSource, type QueueClient } from './queue-source.js';
 
 const WARNING = readFileSync(new URL('spot-interruption-warning.json', SAMPLES_DIR), 'utf8');
@@ -167,5 +169,92 @@ describe('QueueSource', () => {
     await source.stop();
     assert.deepEqual(waits.slice(0, 5), [0, 20, 20, 0, 20]);
     assert.deepEqual(ticks.slice(0, 4), [true, true, false, true]);
+  });
+
+  /** Runs the source over `messages`, every one foreign, until each has been handled and acted on. */
+  async function foreignBatch(messages: Message[], keepForeign: boolean) {
+    const { sqs, calls } = fakeQueue(messages);
+    const { log, lines } = capturingLog();
+    const metrics = createMetrics();
+    let handled = 0;
+    let all!: () => void;
+    const done = new Promise<void>((r) => (all = r));
+    const source = new QueueSource({
+      sqs,
+      queueUrl: 'q',
+      log,
+      metrics,
+      errorBackoffMs: 10,
+      visibilityTimeoutSeconds: 30,
+      keepForeign,
+      handle: async () => {
+        if (++handled === messages.length) all();
+        return { ack: true, foreign: true };
+      },
+    });
+    source.start();
+    await done;
+    await source.stop();
+    return { calls, lines, metrics };
+  }
+
+  const warnings = (n: number) => Array.from({ length: n }, (_, i) => ({ MessageId: `f${i}`, ReceiptHandle: `rh-f${i}`, Body: WARNING }));
+  const SHARED_LINE = /^many messages for instances not in this cluster/;
+
+  it('deletes foreign messages by default, and says once that the queue looks shared when they are many', async () => {
+    const { calls, lines, metrics } = await foreignBatch(warnings(SHARED_QUEUE_FOREIGN_MESSAGES + 3), false);
+    assert.equal(calls.filter((c) => c.command === 'DeleteMessageBatch').length, SHARED_QUEUE_FOREIGN_MESSAGES + 3);
+    assert.equal(calls.filter((c) => c.command === 'ChangeMessageVisibility').length, 0);
+    const shared = lines.filter((l) => SHARED_LINE.test(l.msg));
+    assert.equal(shared.length, 1, 'once, not per message');
+    assert.equal(shared[0]!.level, 40, 'at warn');
+    assert.equal(shared[0]!.msg, 'many messages for instances not in this cluster: the queue looks shared with another cluster');
+    assert.equal(shared[0]!.foreignMessages, SHARED_QUEUE_FOREIGN_MESSAGES);
+    assert.equal(shared[0]!.windowSeconds, 600);
+    assert.match(String(shared[0]!.detail), /its own queue.*aws\.keep_foreign_messages = true \(SQS_KEEP_FOREIGN_MESSAGES\)/);
+    const foreign = await metrics.messagesForeign.get();
+    const count = (action: string) => foreign.values.find((v) => v.labels.kind === 'spot_interrupted' && v.labels.action === action)?.value;
+    assert.deepEqual([count('deleted'), count('released'), count('held')], [SHARED_QUEUE_FOREIGN_MESSAGES + 3, 0, 0]);
+  });
+
+  it('with keepForeign, never deletes a foreign message: makes it visible again at once for its owner', async () => {
+    const { calls, lines, metrics } = await foreignBatch(warnings(SHARED_QUEUE_FOREIGN_MESSAGES), true);
+    assert.equal(calls.filter((c) => c.command === 'DeleteMessageBatch').length, 0);
+    const changes = calls.filter((c) => c.command === 'ChangeMessageVisibility').map((c) => [c.input.ReceiptHandle, c.input.VisibilityTimeout]);
+    assert.deepEqual(
+      changes.sort(),
+      warnings(SHARED_QUEUE_FOREIGN_MESSAGES)
+        .map((m) => [m.ReceiptHandle, 0])
+        .sort(),
+    );
+    const shared = lines.filter((l) => SHARED_LINE.test(l.msg));
+    assert.equal(shared.length, 1);
+    assert.equal(shared[0]!.level, 30, 'the operator chose to share: info, not warn');
+    assert.equal(shared[0]!.keepForeign, true);
+    const released = (await metrics.messagesForeign.get()).values.find((v) => v.labels.kind === 'spot_interrupted' && v.labels.action === 'released');
+    assert.equal(released?.value, SHARED_QUEUE_FOREIGN_MESSAGES);
+  });
+
+  it('with keepForeign, a message for this cluster is still deleted after its work', async () => {
+    const { sqs, calls } = fakeQueue([{ MessageId: 'own', ReceiptHandle: 'rh-own', Body: WARNING }]);
+    let handled!: () => void;
+    const done = new Promise<void>((r) => (handled = r));
+    const source = new QueueSource({
+      sqs,
+      queueUrl: 'q',
+      log: capturingLog().log,
+      metrics: createMetrics(),
+      errorBackoffMs: 10,
+      visibilityTimeoutSeconds: 30,
+      keepForeign: true,
+      handle: async () => (handled(), { ack: true, foreign: false }),
+    });
+    source.start();
+    await done;
+    await source.stop();
+    assert.deepEqual(
+      calls.filter((c) => c.command === 'DeleteMessageBatch').map((c) => (c.input.Entries as { ReceiptHandle: string }[])[0]!.ReceiptHandle),
+      ['rh-own'],
+    );
   });
 });

@@ -6,17 +6,24 @@
 // While a message is handled its visibility is extended (a heartbeat), so a phase 1 longer than the
 // visibility timeout does not hand the same warning to a second worker; if the controller dies, the
 // message comes back within one timeout.
+// A message about instances with no Node in this cluster ("foreign") is deleted too, unless
+// aws.keep_foreign_messages says the queue is shared: then it is left for the consumer it belongs to
+// (foreign-messages.ts says how long it stays hidden). Either way, many of them in a short time mean
+// a shared queue, and the intake says so once.
 import { type Clock, systemClock } from '../clock.js';
 import { ChangeMessageVisibilityCommand, DeleteMessageBatchCommand, ReceiveMessageCommand, type Message, type SQSClient } from '@aws-sdk/client-sqs';
 import type { Logger } from 'pino';
 import { classify, parseMessage, type ParsedEvent } from '../events/parse.js';
 import type { Metrics } from '../metrics/metrics.js';
+import { ForeignMessages, type SharedQueueSign } from './foreign-messages.js';
 
 /** The only SQS calls the controller makes (and so the only ones its IAM policy allows). */
 export type QueueClient = Pick<SQSClient, 'send'>;
 
 export interface HandlerVerdict {
   ack: boolean;
+  /** The event names only instances with no Node in this cluster: kept in the queue when keepForeign is set. */
+  foreign?: boolean;
 }
 
 export interface QueueSourceOptions {
@@ -36,10 +43,16 @@ export interface QueueSourceOptions {
   visibilityTimeoutSeconds: number;
   /** Dry run: messages are received and handled (as dry runs) but never deleted. */
   dryRun?: boolean;
+  /**
+   * aws.keep_foreign_messages: a queue shared with other clusters' consumers. A foreign message is
+   * left in the queue (visible again at once the first time, then after a growing delay) instead of
+   * deleted.
+   */
+  keepForeign?: boolean;
   /** Called after every receive attempt, so /healthz can see the loop turning. */
   onTick?: (ok: boolean, error?: string) => void;
-  /** Waits between failed receives (cut short by stop()) and paces the visibility renewals. */
-  clock?: Pick<Clock, 'sleep' | 'setRepeating'>;
+  /** Waits between failed receives (cut short by stop()), paces the visibility renewals, times the shared-queue window. */
+  clock?: Pick<Clock, 'now' | 'sleep' | 'setRepeating'>;
 }
 
 export class QueueSource {
@@ -49,8 +62,11 @@ export class QueueSource {
   private abort = new AbortController();
   /** Set once ChangeMessageVisibility is refused as not allowed: the IAM policy lacks it. */
   private heartbeatRefused = false;
+  private readonly foreign: ForeignMessages;
 
-  constructor(private readonly o: QueueSourceOptions) {}
+  constructor(private readonly o: QueueSourceOptions) {
+    this.foreign = new ForeignMessages(o.keepForeign === true);
+  }
 
   start(): void {
     if (this.running) return;
@@ -137,7 +153,8 @@ export class QueueSource {
     } finally {
       heartbeat.cancel();
     }
-    if (verdict.ack) await this.delete(message, kind);
+    if (verdict.foreign) await this.onForeign(message, kind);
+    else if (verdict.ack) await this.delete(message, kind);
     else {
       this.o.log.warn({ messageId, eventId: parsed.event.id }, 'work not safely started; leaving the message for redelivery');
       this.o.metrics.messagesFailed.inc({ kind, stage: 'handle' });
@@ -148,11 +165,49 @@ export class QueueSource {
     return this.o.visibilityTimeoutSeconds;
   }
 
-  private async extendVisibility(message: Message): Promise<void> {
+  /** Deleted, or kept for the consumer it belongs to; counted toward the shared-queue warning either way. */
+  private async onForeign(message: Message, kind: ReturnType<typeof classify>): Promise<void> {
+    const verdict = this.foreign.observe(message.MessageId ?? '?', kind, (this.o.clock ?? systemClock).now().getTime());
+    this.o.metrics.messagesForeign.inc({ kind, action: verdict.action });
+    if (verdict.sharedQueue) this.reportSharedQueue(verdict.sharedQueue);
+    if (verdict.action === 'deleted') return this.delete(message, kind);
+    this.o.log.debug(
+      { messageId: message.MessageId, kind, sightings: verdict.sightings, visibleInSeconds: verdict.hideSeconds },
+      'message for instances not in this cluster; left in the queue (aws.keep_foreign_messages)',
+    );
+    // Without sqs:ChangeMessageVisibility it simply comes back after the receive's own timeout.
+    await this.changeVisibility(message, verdict.hideSeconds, 'keep');
+  }
+
+  private reportSharedQueue(sign: SharedQueueSign): void {
+    const fields = { foreignMessages: sign.messages, windowSeconds: sign.windowMs / 1000, byKind: sign.byKind, keepForeign: this.o.keepForeign === true };
+    if (this.o.keepForeign) {
+      this.o.log.info(fields, 'many messages for instances not in this cluster: the queue is shared, and they are left in it for their owners');
+      return;
+    }
+    this.o.log.warn(
+      {
+        ...fields,
+        detail:
+          `${sign.messages} messages for instances with no Node in this cluster within ${sign.windowMs / 60_000} minutes: another cluster's consumer ` +
+          'probably reads this queue, and this controller deletes its messages. Give each cluster its own queue and EventBridge rule ' +
+          '(deploy/aws/aws-setup.sh --name), as Karpenter requires; if the queue must be shared, set aws.keep_foreign_messages = true ' +
+          "(SQS_KEEP_FOREIGN_MESSAGES) to leave other clusters' messages in it. If only spot instances outside any cluster use this " +
+          'account and Region, nothing is wrong.',
+      },
+      'many messages for instances not in this cluster: the queue looks shared with another cluster',
+    );
+  }
+
+  private extendVisibility(message: Message): Promise<void> {
+    return this.changeVisibility(message, this.visibilitySeconds, 'heartbeat');
+  }
+
+  private async changeVisibility(message: Message, seconds: number, why: 'heartbeat' | 'keep'): Promise<void> {
     if (this.heartbeatRefused || !message.ReceiptHandle) return;
     try {
       await this.o.sqs.send(
-        new ChangeMessageVisibilityCommand({ QueueUrl: this.o.queueUrl, ReceiptHandle: message.ReceiptHandle, VisibilityTimeout: this.visibilitySeconds }),
+        new ChangeMessageVisibilityCommand({ QueueUrl: this.o.queueUrl, ReceiptHandle: message.ReceiptHandle, VisibilityTimeout: seconds }),
       );
     } catch (err) {
       const name = (err as Error).name ?? '';
@@ -161,6 +216,13 @@ export class QueueSource {
         this.o.log.warn(
           { err: (err as Error).message },
           'the IAM policy does not allow sqs:ChangeMessageVisibility: a message whose phase 1 outlasts the visibility timeout will be delivered again (handled idempotently, but repeated)',
+        );
+        return;
+      }
+      if (why === 'keep') {
+        this.o.log.warn(
+          { messageId: message.MessageId, visibilityTimeout: seconds, err: (err as Error).message },
+          'changing the visibility of a kept message failed; it comes back after the receive visibility timeout',
         );
         return;
       }

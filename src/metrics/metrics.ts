@@ -21,6 +21,13 @@ export type MessageKind = (typeof MESSAGE_KINDS)[number];
 export const MESSAGE_STAGES = ['parse', 'handle', 'delete'] as const;
 export type MessageStage = (typeof MESSAGE_STAGES)[number];
 
+/**
+ * What became of a message about instances with no Node in this cluster: deleted (the default), or
+ * kept in the queue (aws.keep_foreign_messages): released at the first sighting, held when seen again.
+ */
+export const FOREIGN_ACTIONS = ['deleted', 'released', 'held'] as const;
+export type ForeignAction = (typeof FOREIGN_ACTIONS)[number];
+
 export const INTERRUPTION_OUTCOMES = ['migrated', 'partial', 'nothing_to_do', 'foreign'] as const;
 export type InterruptionOutcome = (typeof INTERRUPTION_OUTCOMES)[number];
 
@@ -77,6 +84,8 @@ export interface Metrics {
   readonly messagesReceived: CounterOf<{ kind: MessageKind }>;
   readonly messagesDeleted: CounterOf<{ kind: MessageKind }>;
   readonly messagesFailed: CounterOf<{ kind: MessageKind; stage: MessageStage }>;
+  /** Receipts of messages about instances with no Node in this cluster, by what was done with them. */
+  readonly messagesForeign: CounterOf<{ kind: MessageKind; action: ForeignAction }>;
   /** One ReceiveMessage call, long-poll wait included. */
   readonly queueReceiveSeconds: Histogram;
 
@@ -154,6 +163,14 @@ export function createMetrics(registry: Registry = new Registry(), options: Metr
     name: `${PREFIX}queue_messages_failed_total`,
     help: 'Queue messages that failed, by event kind and stage (parse, handle, delete).',
     labelNames: ['kind', 'stage'],
+    registers,
+  });
+  const messagesForeign = new Counter({
+    name: `${PREFIX}queue_messages_foreign_total`,
+    help:
+      'Queue messages about instances with no Node in this cluster, by event kind and action: deleted, or kept in the queue ' +
+      '(aws.keep_foreign_messages): released (first sighting, visible again at once) or held (seen again, hidden for longer).',
+    labelNames: ['kind', 'action'],
     registers,
   });
   const queueReceiveSeconds = new Histogram({
@@ -289,6 +306,8 @@ export function createMetrics(registry: Registry = new Registry(), options: Metr
     messagesReceived.inc({ kind }, 0);
     messagesDeleted.inc({ kind }, 0);
     for (const stage of MESSAGE_STAGES) messagesFailed.inc({ kind, stage }, 0);
+    // Only events that name instances can be foreign.
+    if (kind !== 'unknown' && kind !== 'malformed') for (const action of FOREIGN_ACTIONS) messagesForeign.inc({ kind, action }, 0);
   }
   for (const outcome of INTERRUPTION_OUTCOMES) interruptionsHandled.inc({ outcome }, 0);
   for (const to of ROLLBACK_TARGETS) rollbacks.inc({ to }, 0);
@@ -300,6 +319,7 @@ export function createMetrics(registry: Registry = new Registry(), options: Metr
     messagesReceived,
     messagesDeleted,
     messagesFailed,
+    messagesForeign,
     queueReceiveSeconds,
     interruptionsHandled,
     deploymentsMigrated,
