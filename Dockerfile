@@ -27,6 +27,9 @@ RUN npm run build
 FROM ${NODE_IMAGE}
 RUN apt-get update && apt-get install -y --no-install-recommends tini && rm -rf /var/lib/apt/lists/*
 ENV NODE_ENV=production
+# The AWS SDK never falls back to the instance metadata service (the node's instance role) when IRSA
+# or Pod Identity is missing: it fails instead. Neither of those uses the metadata service.
+ENV AWS_EC2_METADATA_DISABLED=true
 WORKDIR /app
 COPY package.json ./
 COPY --from=deps /app/node_modules ./node_modules

@@ -20,6 +20,11 @@ metadata:
   name: $namespace
   labels:
     app.kubernetes.io/part-of: spot-fargate-orchestrator
+    # Pod Security Admission: the controller's pod meets the "restricted" profile; nothing less may
+    # run beside it (the chart, which creates no namespace, documents the same labels).
+    pod-security.kubernetes.io/enforce: restricted
+    pod-security.kubernetes.io/audit: restricted
+    pod-security.kubernetes.io/warn: restricted
 YAML
 {
   echo "$header"

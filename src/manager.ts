@@ -89,7 +89,15 @@ export class Controller {
       clock,
       onApiError: (verb, code) => metrics.apiErrors.inc({ verb, code: code === 'network' ? 'network' : Number(code) }),
     });
-    const recorder = new EventRecorder(core, log, 'default', config.controller.dry_run, undefined, clock);
+    const recorder = new EventRecorder(
+      core,
+      log,
+      config.controller.node_events_namespace,
+      config.controller.dry_run,
+      undefined,
+      clock,
+      process.env.POD_NAME ?? `${hostname()}-${process.pid}`,
+    );
     const moves = new MoveRegistry(clock, log);
     this.ctx = { config, log, clock, view, core, patcher, observer, moves, recorder, alerter, metrics };
     this.flow = new MigrationFlow(this.ctx);

@@ -3,8 +3,10 @@
 #   - the interruption queue (SQS, SQS-managed encryption) and its dead-letter queue,
 #   - the queue policy that lets only the EventBridge rule below send to it,
 #   - the EventBridge rule for the EC2 spot and Capacity Reservation interruption warnings,
-#     rebalance recommendations, instance state changes and AWS Health events (the controller acts
-#     on EC2 scheduled changes) (deploy/aws/event-pattern.json) and its target, the queue,
+#     rebalance recommendations, instance state changes to stopping, stopped, shutting-down or
+#     terminated (the states the controller acts on; pending and running are not forwarded) and
+#     AWS Health events (the controller acts on EC2 scheduled changes) (deploy/aws/event-pattern.json)
+#     and its target, the queue,
 #   - the IAM policy the controller needs (sqs:ReceiveMessage, sqs:ChangeMessageVisibility and
 #     sqs:DeleteMessage on the queue: the controller calls ReceiveMessage, ChangeMessageVisibility
 #     (to keep a message hidden while its phase 1 runs) and DeleteMessageBatch, which IAM
@@ -173,7 +175,7 @@ log "interruption queue $queue_url"
 
 # --- EventBridge rule and target --------------------------------------------------------------
 aws_ events put-rule --name "$rule_name" --event-pattern "file://$here/event-pattern.json" --state ENABLED \
-  --description "EC2 interruption warnings, rebalance recommendations, state changes and AWS Health scheduled changes for spot-fargate-orchestrator" >/dev/null
+  --description "EC2 interruption warnings, rebalance recommendations, stopping/terminating state changes and AWS Health scheduled changes for spot-fargate-orchestrator" >/dev/null
 aws_ events put-targets --rule "$rule_name" --targets "Id=$target_id,Arn=$queue_arn" >/dev/null
 log "rule $rule_arn -> $queue_arn"
 

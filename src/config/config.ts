@@ -21,6 +21,9 @@
 // | controller.lease_duration            | 15s     | LEASE_DURATION                               | a standby takes over this long after renewals stop   |
 // | controller.renew_deadline            | 10s     | RENEW_DEADLINE                               | the leader gives up if it cannot renew for this long |
 // | controller.retry_period              | 2s      | RETRY_PERIOD                                 | how often standbys try and the leader renews         |
+// | controller.node_events_namespace     | default | NODE_EVENTS_NAMESPACE                        | namespace of the Events about Nodes: default (where  |
+// |                                      |         |                                              | kubelet writes its own) or kube-system, the only two |
+// |                                      |         |                                              | the API server accepts for a cluster-scoped object   |
 // | migration.triage                     | true    | MIGRATION_TRIAGE                             | phase 1 in order of what is at stake, not arrival   |
 // | migration.fargate_launch_burst       | 20      | FARGATE_LAUNCH_BURST                         | AWS's Fargate launch throttle: bucket size           |
 // | migration.fargate_launch_rate        | 20/s    | FARGATE_LAUNCH_RATE                          | ... and its refill rate                              |
@@ -53,6 +56,14 @@ import {
 } from './value-types.js';
 
 export const MODES = ['single', 'namespace'] as const;
+
+/**
+ * Where an Event about a Node (which has no namespace) may be written: the API server accepts one in
+ * `default`, and in `kube-system` only as a new-style Event (eventTime, reportingInstance, action);
+ * any other namespace is refused ("involvedObject.namespace: does not match event.namespace").
+ */
+export const NODE_EVENT_NAMESPACES = ['default', 'kube-system'] as const;
+export type NodeEventNamespace = (typeof NODE_EVENT_NAMESPACES)[number];
 export type Mode = (typeof MODES)[number];
 
 /** pino's levels; the logger is configured with this value as is. */
@@ -150,6 +161,8 @@ export interface Config {
     lease_duration: number;
     renew_deadline: number;
     retry_period: number;
+    /** Events about Nodes go here: Nodes have no namespace of their own. The RBAC must allow events there. */
+    node_events_namespace: NodeEventNamespace;
   };
 }
 
@@ -262,6 +275,7 @@ export const SCHEMA: Schema = {
     lease_duration: setting(positiveDuration, 'LEASE_DURATION', { default: '15s' }),
     renew_deadline: setting(positiveDuration, 'RENEW_DEADLINE', { default: '10s' }),
     retry_period: setting(positiveDuration, 'RETRY_PERIOD', { default: '2s' }),
+    node_events_namespace: setting(enumType(NODE_EVENT_NAMESPACES), 'NODE_EVENTS_NAMESPACE', { default: 'default' }),
   },
 };
 

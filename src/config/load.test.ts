@@ -71,6 +71,7 @@ describe('loadConfig defaults', () => {
         lease_duration: 15_000,
         renew_deadline: 10_000,
         retry_period: 2_000,
+        node_events_namespace: 'default',
       },
     } satisfies Config);
   });
@@ -148,6 +149,7 @@ const ENV_NAMES: Array<[env: string, key: ConfigKey, raw: string, value: unknown
   ['LEASE_DURATION', 'controller.lease_duration', '20s', 20_000],
   ['RENEW_DEADLINE', 'controller.renew_deadline', '8s', 8_000],
   ['RETRY_PERIOD', 'controller.retry_period', '1s', 1_000],
+  ['NODE_EVENTS_NAMESPACE', 'controller.node_events_namespace', 'kube-system', 'kube-system'],
   ['AWS_ENDPOINT_URL_SQS', 'aws.endpoint_url', 'http://localhost:9324', 'http://localhost:9324'],
   ['AWS_ENDPOINT_URL', 'aws.endpoint_url', 'http://localhost:4566', 'http://localhost:4566'],
   ['SQS_VISIBILITY_TIMEOUT', 'aws.visibility_timeout', '2m', 120_000],
@@ -419,8 +421,26 @@ describe('validation', () => {
       source: 'env SLACK_WEBHOOK_URL',
       value: '<redacted>',
       message:
-        'alerts.slack_webhook_url from env SLACK_WEBHOOK_URL: got <redacted>; ' +
-        'expected an http:// or https:// URL, because alerts.enabled is true (from default)',
+        'alerts.slack_webhook_url from env SLACK_WEBHOOK_URL: got <redacted> (not a URL); ' +
+        'expected an https:// URL (http:// only to a loopback host: localhost, 127.0.0.1, ::1), because alerts.enabled is true (from default)',
+    },
+    {
+      rule: 'Events about Nodes go to default or kube-system, the namespaces the API server accepts for them',
+      sources: { env: { ...MINIMAL_ENV, NODE_EVENTS_NAMESPACE: 'spot-orchestrator' } },
+      key: 'controller.node_events_namespace',
+      source: 'env NODE_EVENTS_NAMESPACE',
+      value: '"spot-orchestrator"',
+      message: 'controller.node_events_namespace from env NODE_EVENTS_NAMESPACE: got "spot-orchestrator"; expected one of default, kube-system',
+    },
+    {
+      rule: 'the Slack webhook is https: plain http to a host that is not loopback is refused',
+      sources: { env: { ...MINIMAL_ENV, SLACK_WEBHOOK_URL: 'http://hooks.slack.com/services/super-secret-token' } },
+      key: 'alerts.slack_webhook_url',
+      source: 'env SLACK_WEBHOOK_URL',
+      value: '<redacted>',
+      message:
+        'alerts.slack_webhook_url from env SLACK_WEBHOOK_URL: got <redacted> (plain http to a host that is not loopback would send the secret URL and every alert unencrypted); ' +
+        'expected an https:// URL (http:// only to a loopback host: localhost, 127.0.0.1, ::1), because alerts.enabled is true (from default)',
     },
   ];
 
@@ -515,6 +535,21 @@ describe('validation', () => {
 
   it('does not require deployment_name in namespace mode', () => {
     assert.deepEqual(problemsOf({ env: { SQS_QUEUE_URL: QUEUE_URL, MODE: 'namespace' } }), []);
+  });
+
+  it('accepts an http:// Slack webhook only on a loopback host (a local stand-in for Slack), https:// anywhere', () => {
+    for (const url of ['http://127.0.0.1:8080/services/T/B/x', 'http://127.1.2.3/x', 'http://localhost:9/x', 'http://[::1]:9/x', WEBHOOK]) {
+      assert.deepEqual(problemsOf({ env: { ...MINIMAL_ENV, SLACK_WEBHOOK_URL: url } }), [], url);
+    }
+    for (const url of [
+      'http://hooks.slack.com/services/T/B/x',
+      'http://10.0.0.1/x',
+      'http://localhost.example.com/x',
+      'http://[::2]/x',
+      'http://128.0.0.1/x',
+    ]) {
+      assert.equal(onlyProblem({ env: { ...MINIMAL_ENV, SLACK_WEBHOOK_URL: url } }).key, 'alerts.slack_webhook_url', url);
+    }
   });
 
   it('ignores a bad Slack webhook while alerts are disabled', () => {

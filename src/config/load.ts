@@ -5,7 +5,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parse as parseToml, TomlError } from 'smol-toml';
 import { SCHEMA, settingFor, type Config, type ConfigKey, type Setting } from './config.js';
-import { describeRaw, httpUrlType } from './value-types.js';
+import { describeRaw, webhookUrlType } from './value-types.js';
 
 export type ConfigLayer = 'env' | 'toml' | 'default';
 
@@ -249,12 +249,13 @@ function checkAcrossSettings(settings: ConfigProvenance): void {
   if (alertsEnabled.value !== true) {
     delete webhook.problem;
   } else if (webhook.value !== undefined && !webhook.problem) {
-    const parsed = httpUrlType.parse(webhook.value);
+    const parsed = webhookUrlType.parse(webhook.value);
     if (!parsed.ok) {
       webhook.problem = makeProblem({
         key: webhook.key,
         source: webhook.source,
         value: REDACTED,
+        reason: parsed.reason,
         expected: `${parsed.expected}, because alerts.enabled is true (from ${alertsEnabled.source})`,
       });
     }

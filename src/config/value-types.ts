@@ -179,6 +179,30 @@ export const httpUrlType: ValueType<string> = {
   format: String,
 };
 
+/** Hosts that never leave the machine: plain http to them carries nothing over a network. */
+const LOOPBACK_HOSTS = new Set(['localhost', '[::1]']);
+const isLoopbackHost = (hostname: string): boolean => LOOPBACK_HOSTS.has(hostname) || /^127(\.\d{1,3}){3}$/.test(hostname);
+
+/**
+ * The Slack webhook: an https:// URL. The URL is a bearer secret (whoever has it may post), so plain
+ * http is refused, except to a loopback host (localhost, 127.0.0.0/8, ::1), where a local stand-in
+ * for Slack (the tests') listens and nothing crosses a network.
+ */
+export const webhookUrlType: ValueType<string> = {
+  expected: 'an https:// URL (http:// only to a loopback host: localhost, 127.0.0.1, ::1)',
+  parse(raw) {
+    const expected = webhookUrlType.expected;
+    const parsed = httpUrlType.parse(raw);
+    if (!parsed.ok) return { ...parsed, expected };
+    const { protocol, hostname } = new URL(parsed.value);
+    if (protocol === 'http:' && !isLoopbackHost(hostname)) {
+      return { ok: false, expected, reason: 'plain http to a host that is not loopback would send the secret URL and every alert unencrypted' };
+    }
+    return parsed;
+  },
+  format: String,
+};
+
 /** A raw value as it appears in an error message: strings quoted, so " " and "" are visible. */
 export function describeRaw(raw: unknown): string {
   if (typeof raw === 'string') return JSON.stringify(raw);

@@ -13,7 +13,7 @@ import type { RebalanceRecommendationEvent } from '../events/kinds/rebalance-rec
 import type { CapacityReservationInterruptedEvent } from '../events/kinds/capacity-reservation-interruption.js';
 import type { ScheduledChangeEvent } from '../events/kinds/scheduled-change.js';
 import { SPOT_INTERRUPTION_NOTICE_MS, type SpotInterruptedEvent } from '../events/kinds/spot-interruption.js';
-import type { StateChangeEvent } from '../events/kinds/state-change.js';
+import { isActedOnState, type StateChangeEvent } from '../events/kinds/state-change.js';
 import { forecastLaunches } from '../capacity/fargate-budget.js';
 import { resolveDeploymentSettings } from '../config/overrides.js';
 import { isPodReady, keyOf } from '../kube/cluster-view.js';
@@ -157,7 +157,7 @@ export class InterruptionHandler {
     // Foreign first, whatever the state: in a shared queue (aws.keep_foreign_messages) another
     // cluster's consumer may want a state this controller ignores.
     if (this.nodesOf(event.instanceIds).length === 0) return { ack: true, outcome: 'foreign', settled: DONE };
-    if (!['stopping', 'stopped', 'shutting-down', 'terminated'].includes(event.state)) return { ack: true, outcome: 'nothing_to_do', settled: DONE };
+    if (!isActedOnState(event.state)) return { ack: true, outcome: 'nothing_to_do', settled: DONE };
     // An instance going away without a warning: treat it as interrupted (no Deployment move here,
     // the interruption warning is what triggers that; this keeps recovery off the node).
     return this.onAtRisk(event, { [NODE_ANNOTATIONS.interruptedAt]: event.time.toISOString() }, true);

@@ -30,7 +30,7 @@ export {
 } from './kinds/capacity-reservation-interruption.js';
 export { SCHEDULED_CHANGE, type ScheduledChangeEvent } from './kinds/scheduled-change.js';
 export { REBALANCE_RECOMMENDATION, type RebalanceRecommendationEvent } from './kinds/rebalance-recommendation.js';
-export { INSTANCE_STATES, STATE_CHANGE, type InstanceState, type StateChangeEvent } from './kinds/state-change.js';
+export { ACTED_ON_STATES, INSTANCE_STATES, isActedOnState, STATE_CHANGE, type InstanceState, type StateChangeEvent } from './kinds/state-change.js';
 export { UNKNOWN, type UnknownEvent } from './kinds/unknown.js';
 export { formatProviderId, parseProviderId, type ProviderId } from './provider-id.js';
 export {

@@ -96,6 +96,27 @@ describe('EventRecorder', () => {
     );
   });
 
+  it('writes a Node Event outside default as a new-style Event (eventTime with microseconds, reportingInstance, action), as the API server requires there', async () => {
+    const fake = fakeCore();
+    fake.release();
+    const recorder = new EventRecorder(fake.core, capturingLog().log, 'kube-system', false, undefined, undefined, 'sfo-7d9c-abcde');
+    recorder.record({ kind: 'Node', name: 'ip-10-0-1-5.ec2.internal' }, 'Warning', 'SpotInterruption', 'terminating at 12:00');
+    recorder.record({ kind: 'Deployment', namespace: 'shop', name: 'cart' }, 'Normal', 'MigratedToFargate', 'done');
+    await settle(recorder);
+    const [node, deployment] = fake.created;
+    assert.match(String(node!.eventTime), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/);
+    assert.equal(node!.reportingInstance, 'sfo-7d9c-abcde');
+    assert.equal(node!.action, 'SpotInterruption');
+    assert.equal(deployment!.eventTime, undefined, "Events in the object's own namespace stay as they were");
+
+    const legacy = fakeCore();
+    legacy.release();
+    const inDefault = new EventRecorder(legacy.core, capturingLog().log, 'default');
+    inDefault.record({ kind: 'Node', name: 'n1' }, 'Warning', 'SpotInterruption', 'x');
+    await settle(inDefault);
+    assert.equal(legacy.created[0]!.eventTime, undefined, 'in default, as kubelet writes them');
+  });
+
   it('logs a write that fails, with the object it was about, and goes on', async () => {
     const fake = fakeCore({ failCreates: true });
     fake.release();

@@ -1,6 +1,7 @@
 // Kubernetes Events for every decision, on the Deployment or Node it concerns. A repeat of the same
 // event (same object, reason and message) bumps count and lastTimestamp as kubelet's recorder does,
 // instead of piling up new objects.
+import { hostname } from 'node:os';
 import { type Clock, systemClock } from '../clock.js';
 import type { CoreV1Api, V1ObjectReference } from '@kubernetes/client-node';
 import pLimit from 'p-limit';
@@ -55,6 +56,8 @@ export class EventRecorder implements Recorder {
     private readonly dryRun = false,
     private readonly limits: EventWriteLimits = DEFAULT_LIMITS,
     private readonly clock: Pick<Clock, 'now'> = systemClock,
+    /** Who writes (the pod's name): new-style Events (see write) must name it. */
+    private readonly reportingInstance = `${hostname()}-${process.pid}`,
   ) {
     this.limit = pLimit(limits.writesAtOnce);
   }
@@ -121,9 +124,21 @@ export class EventRecorder implements Recorder {
         firstTimestamp: now,
         lastTimestamp: now,
         count: 1,
+        // The API server takes an Event about a cluster-scoped object outside `default` (that is,
+        // in kube-system) only as a new-style Event: eventTime, reportingInstance and action set.
+        ...(target.namespace === undefined && namespace !== 'default' ? newStyleFields(now, this.reportingInstance, reason) : {}),
       },
     });
     this.seen.set(key, { name: created.metadata!.name!, namespace, count: 1 });
     if (this.seen.size > 10_000) this.seen.delete(this.seen.keys().next().value!);
   }
+}
+
+/**
+ * eventTime is a MicroTime, which the API server parses with exactly six fractional digits; the
+ * client's serializer would write a Date with three, so it goes as the string the server expects.
+ */
+function newStyleFields(now: Date, reportingInstance: string, reason: string): { eventTime: Date; reportingInstance: string; action: string } {
+  const micro = `${now.toISOString().slice(0, -1)}000Z`;
+  return { eventTime: micro as unknown as Date, reportingInstance: reportingInstance.slice(0, 128), action: reason.slice(0, 128) };
 }

@@ -5,11 +5,21 @@
 // server: an EC2 event reaches the queue through the rule they create) and the examples.
 import assert from 'node:assert/strict';
 import { copyFileSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { DeleteMessageBatchCommand, GetQueueAttributesCommand, GetQueueUrlCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { DescribeRuleCommand, EventBridgeClient, ListTargetsByRuleCommand } from '@aws-sdk/client-eventbridge';
-import { CoordinationV1Api, loadYaml, type KubernetesObject, type V1ConfigMap, type V1Deployment, type V1Role } from '@kubernetes/client-node';
+import {
+  CoordinationV1Api,
+  loadYaml,
+  type KubernetesObject,
+  type V1ConfigMap,
+  type V1Deployment,
+  type V1NetworkPolicy,
+  type V1Role,
+} from '@kubernetes/client-node';
 import { configKeys, loadConfig } from '../../src/config/load.js';
 import { isOptedIn, resolveDeploymentSettings } from '../../src/config/overrides.js';
 import { imageCommand } from '../../testground/src/image.js';
@@ -43,6 +53,9 @@ const injector = new InterruptionInjector(t.ground, t);
 const OPT_IN = { 'spot-orchestrator/enabled': 'true' };
 const MANIFESTS_DIR = join(PROJECT_DIR, 'deployments/kubernetes');
 const EXAMPLES_DIR = join(PROJECT_DIR, 'examples');
+
+/** Plain objects (parseManifests builds client-node's model classes, which deepEqual tells apart). */
+const plain = <T>(value: T): T => JSON.parse(JSON.stringify(value));
 
 const configTomlOf = (objects: KubernetesObject[]): string => {
   const [cm] = ofKind<V1ConfigMap>(objects, 'ConfigMap');
@@ -164,6 +177,132 @@ describe('the Helm chart', () => {
     assert.match(noName.stderr, /deployment_name is required/);
   });
 
+  it('keeps the controller off spot capacity (all three label conventions), its replicas apart, at system-cluster-critical, with memory request equal to limit', async () => {
+    const podSpecOf = (objects: KubernetesObject[]) => ofKind<V1Deployment>(objects, 'Deployment')[0]!.spec!;
+    const avoidSpot = (computeKey: string, spotValue: string) => [
+      { key: 'eks.amazonaws.com/capacityType', operator: 'NotIn', values: ['SPOT'] },
+      { key: 'karpenter.sh/capacity-type', operator: 'NotIn', values: ['spot'] },
+      { key: computeKey, operator: 'NotIn', values: [spotValue] },
+    ];
+    const spec = plain(podSpecOf(parseManifests(await renderChart('sfo', 'ops'))));
+    const pod = spec.template.spec!;
+    assert.deepEqual(pod.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms, [
+      { matchExpressions: avoidSpot('compute-type', 'spot') },
+    ]);
+    assert.equal(pod.affinity?.nodeAffinity?.preferredDuringSchedulingIgnoredDuringExecution, undefined, 'a rule, not a preference');
+    assert.deepEqual(pod.affinity?.podAntiAffinity?.requiredDuringSchedulingIgnoredDuringExecution, [
+      { topologyKey: 'kubernetes.io/hostname', labelSelector: { matchLabels: spec.selector.matchLabels } },
+    ]);
+    assert.deepEqual(pod.topologySpreadConstraints, [
+      {
+        maxSkew: 1,
+        topologyKey: 'topology.kubernetes.io/zone',
+        whenUnsatisfiable: 'ScheduleAnyway',
+        labelSelector: { matchLabels: spec.selector.matchLabels },
+      },
+    ]);
+    assert.deepEqual(spec.strategy?.rollingUpdate, { maxSurge: 0, maxUnavailable: 1 }, 'a surge pod would need a third eligible node');
+    assert.equal(pod.priorityClassName, 'system-cluster-critical');
+    const resources = pod.containers[0]!.resources!;
+    assert.equal(resources.requests?.memory, resources.limits?.memory, 'memory request equal to limit');
+    const mebibytes = (q: string) => Number(/^(\d+)Mi$/.exec(q)?.[1] ?? Number.NaN);
+    assert.ok(
+      mebibytes(resources.limits!.memory!) >= 667 * 1.1,
+      `the limit covers the peak measured at 5000 Deployments (667 MiB) with room: ${resources.limits!.memory}`,
+    );
+    const values = readFileSync(join(CHART_DIR, 'values.yaml'), 'utf8');
+    assert.match(values, /Sizing rule: peak RSS is about 150 MiB \+ 105 MiB per 1000 Deployments/, 'values.yaml states the sizing rule');
+
+    // The project's own spot label follows config.compute; a required term of the user's gets the rule ANDed in.
+    const custom = plain(
+      podSpecOf(
+        parseManifests(
+          await renderChart('sfo', 'ops', {
+            'config.compute.compute_label_key': 'node-pool',
+            'config.compute.spot_label': 'cheap',
+            'affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchExpressions[0].key': 'eks.amazonaws.com/nodegroup',
+            'affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchExpressions[0].operator': 'In',
+            'affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchExpressions[0].values[0]': 'system',
+            priorityClassName: 'platform-critical',
+          }),
+        ),
+      ),
+    ).template.spec!;
+    assert.deepEqual(custom.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms, [
+      { matchExpressions: [{ key: 'eks.amazonaws.com/nodegroup', operator: 'In', values: ['system'] }, ...avoidSpot('node-pool', 'cheap')] },
+    ]);
+    assert.equal(custom.priorityClassName, 'platform-critical');
+    const none = podSpecOf(parseManifests(await renderChart('sfo', 'ops', { priorityClassName: '' }))).template.spec!;
+    assert.equal(none.priorityClassName, undefined);
+
+    // One replica: nothing to keep apart, and the update surges.
+    const single = plain(podSpecOf(parseManifests(await renderChart('sfo', 'ops', { replicaCount: 1, 'config.controller.leader_elect': false }))));
+    assert.equal(single.template.spec!.affinity?.podAntiAffinity, undefined);
+    assert.equal(single.template.spec!.topologySpreadConstraints, undefined);
+    assert.deepEqual(single.strategy?.rollingUpdate, { maxSurge: 1, maxUnavailable: 0 });
+    assert.ok(single.template.spec!.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution, 'still off spot');
+    const bad = await helm(['template', 'x', CHART_DIR, '--set', 'placement.zoneSpread=Sometimes']);
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr, /placement\.zoneSpread/);
+  });
+
+  it('turns off the AWS SDK fallback to the instance metadata service, in the chart and in the image', async () => {
+    assert.equal(plainEnvOf(parseManifests(await renderChart('sfo', 'ops'))).AWS_EC2_METADATA_DISABLED, 'true');
+    assert.equal(plainEnvOf(parseManifests(await renderChart('sfo', 'ops', { 'aws.disableInstanceMetadata': false }))).AWS_EC2_METADATA_DISABLED, 'false');
+    assert.match(readFileSync(join(PROJECT_DIR, 'Dockerfile'), 'utf8'), /^ENV AWS_EC2_METADATA_DISABLED=true$/m);
+  });
+
+  it('hands rbac.nodeEventsNamespace to the controller, where its RBAC grants the Events, and refuses a different node_events_namespace', async () => {
+    const objects = parseManifests(await renderChart('sfo', 'ops', { 'rbac.nodeEventsNamespace': 'kube-system' }));
+    const config = loadConfig({ env: plainEnvOf(objects), tomlText: configTomlOf(objects), tomlPath: 'config.toml' });
+    assert.equal(config.controller.node_events_namespace, 'kube-system');
+    const eventRoles = ofKind<V1Role>(objects, 'Role').filter((r) => r.rules?.some((rule) => rule.resources?.includes('events')));
+    assert.ok(
+      eventRoles.some((r) => r.metadata?.namespace === 'kube-system'),
+      'events granted in that namespace',
+    );
+    // The API server takes Events about a Node in default and kube-system only.
+    const elsewhere = await helm(['template', 'x', CHART_DIR, '--set', 'rbac.nodeEventsNamespace=node-events']);
+    assert.notEqual(elsewhere.code, 0);
+    assert.match(elsewhere.stderr, /rbac\.nodeEventsNamespace: default or kube-system, got "node-events"/);
+    const defaults = parseManifests(await renderChart('sfo', 'ops'));
+    assert.equal(
+      loadConfig({ env: plainEnvOf(defaults), tomlText: configTomlOf(defaults), tomlPath: 'config.toml' }).controller.node_events_namespace,
+      'default',
+    );
+    const differs = await helm([
+      'template',
+      'x',
+      CHART_DIR,
+      '--set',
+      'rbac.nodeEventsNamespace=kube-system',
+      '--set',
+      'config.controller.node_events_namespace=default',
+    ]);
+    assert.notEqual(differs.code, 0);
+    assert.match(differs.stderr, /config\.controller\.node_events_namespace \(default\) differs from rbac\.nodeEventsNamespace \(kube-system\)/);
+  });
+
+  it('renders a NetworkPolicy that admits only the named peers to the metrics port, when enabled (off by default)', async () => {
+    assert.deepEqual(ofKind(parseManifests(await renderChart('sfo', 'ops')), 'NetworkPolicy'), []);
+    const [policy] = ofKind<V1NetworkPolicy>(
+      parseManifests(
+        await renderChart('sfo', 'ops', {
+          'networkPolicy.enabled': true,
+          'networkPolicy.metricsFrom[0].namespaceSelector.matchLabels.kubernetes\\.io/metadata\\.name': 'monitoring',
+        }),
+      ),
+      'NetworkPolicy',
+    );
+    assert.deepEqual(policy?.spec?.policyTypes, ['Ingress']);
+    assert.equal(policy?.spec?.ingress?.length, 1);
+    // client-node's model calls `from` _from.
+    assert.deepEqual(plain(policy!.spec!.ingress![0]!.ports), [{ port: 'metrics', protocol: 'TCP' }]);
+    assert.deepEqual(plain(policy!.spec!.ingress![0]!._from), [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } }]);
+    const [closed] = ofKind<V1NetworkPolicy>(parseManifests(await renderChart('sfo', 'ops', { 'networkPolicy.enabled': true })), 'NetworkPolicy');
+    assert.deepEqual(closed?.spec?.ingress, [], 'enabled with no peers: nothing may connect');
+  });
+
   it('has a value for every config key, and renders a config.toml the controller loads in each mode', async () => {
     const values = loadYaml<{ config: Record<string, Record<string, unknown>> }>(readFileSync(join(CHART_DIR, 'values.yaml'), 'utf8'));
     const keys = Object.entries(values.config).flatMap(([section, settings]) => Object.keys(settings).map((k) => `${section}.${k}`));
@@ -230,7 +369,7 @@ describe('the Helm chart', () => {
     const variants: [string, Record<string, string | number | boolean>][] = [
       ['default values', {}],
       [
-        'single mode, ServiceMonitor, Slack Secret, one replica',
+        'single mode, ServiceMonitor, Slack Secret, one replica, NetworkPolicy',
         {
           'config.kubernetes.mode': 'single',
           'config.kubernetes.deployment_name': 'checkout',
@@ -238,6 +377,8 @@ describe('the Helm chart', () => {
           'config.alerts.slack_webhook_url': 'https://hooks.slack.example/T/B/x',
           replicaCount: 1,
           'config.controller.leader_elect': false,
+          'networkPolicy.enabled': true,
+          'networkPolicy.metricsFrom[0].namespaceSelector.matchLabels.kubernetes\\.io/metadata\\.name': 'monitoring',
         },
       ],
     ];
@@ -262,6 +403,7 @@ describe('the Helm chart', () => {
         }
         if (set.replicaCount === undefined) assert.ok(kinds.has('PodDisruptionBudget'));
         if (set['serviceMonitor.enabled']) assert.ok(kinds.has('ServiceMonitor') && kinds.has('Secret'));
+        if (set['networkPolicy.enabled']) assert.ok(kinds.has('NetworkPolicy'));
         const out = await kubectl(t, ['apply', '--dry-run=server', '--validate=strict', '-f', '-'], text);
         assert.equal(out.code, 0, `${out.stdout}\n${out.stderr}`);
         assert.equal(out.stdout.trim().split('\n').length, objects.length, out.stdout);
@@ -299,9 +441,144 @@ describe('the Helm chart', () => {
   });
 });
 
+describe("the chart's pods on the local test ground: placement, priority and Pod Security", () => {
+  let namespace: string | undefined;
+  after(async () => {
+    if (namespace) await deleteNamespace(t, namespace);
+  });
+
+  it('schedules the replicas off spot nodes, on different hosts, at system-cluster-critical, in a namespace that enforces the restricted profile', async () => {
+    // The labels deployments/kubernetes/namespace.yaml gives the controller's namespace.
+    const [nsManifest] = parseManifests(readFileSync(join(MANIFESTS_DIR, 'namespace.yaml'), 'utf8'));
+    const labels = nsManifest!.metadata!.labels!;
+    assert.equal(labels['pod-security.kubernetes.io/enforce'], 'restricted');
+    namespace = uniqueName('ship-place');
+    await t.core.createNamespace({ body: { metadata: { name: namespace, labels } } });
+
+    const release = uniqueName('place');
+    const objects = parseManifests(await renderChart(release, namespace)).filter((o) => ['ServiceAccount', 'ConfigMap', 'Deployment'].includes(o.kind!));
+    const applied = await kubectl(t, ['apply', '-f', '-'], toManifest(objects));
+    assert.equal(applied.code, 0, applied.stderr);
+    const name = `${release}-spot-fargate-orchestrator`;
+    const pods = await eventually(
+      'both replicas scheduled and Ready',
+      async () => {
+        const list = (await t.core.listNamespacedPod({ namespace: namespace!, labelSelector: `app.kubernetes.io/instance=${release}` })).items;
+        return list.length === 2 && list.every((p) => p.spec?.nodeName && isPodReady(p)) ? list : undefined;
+      },
+      60_000,
+    );
+    const rs = await t.apps.listNamespacedReplicaSet({ namespace, labelSelector: `app.kubernetes.io/instance=${release}` });
+    assert.ok(
+      rs.items.every((r) => !r.status?.conditions?.some((c) => c.type === 'ReplicaFailure')),
+      'Pod Security admitted the pods',
+    );
+    const nodes = await Promise.all(pods.map((p) => t.core.readNode({ name: p.spec!.nodeName! })));
+    for (const node of nodes) {
+      const l = node.metadata?.labels ?? {};
+      assert.notEqual(l['eks.amazonaws.com/capacityType'], 'SPOT', node.metadata?.name);
+      assert.notEqual(l['karpenter.sh/capacity-type'], 'spot', node.metadata?.name);
+      assert.notEqual(l['compute-type'], 'spot', node.metadata?.name);
+    }
+    assert.notEqual(nodes[0]!.metadata!.name, nodes[1]!.metadata!.name, 'one replica per host');
+    for (const p of pods) {
+      assert.equal(p.spec?.priorityClassName, 'system-cluster-critical');
+      assert.equal(p.spec?.priority, 2_000_000_000);
+    }
+    const spotNodes = (await t.core.listNode({ labelSelector: 'eks.amazonaws.com/capacityType=SPOT' })).items.filter((n) => !n.spec?.unschedulable);
+    assert.ok(spotNodes.length > 0, 'spot nodes were there to be avoided');
+    const d = await t.apps.readNamespacedDeployment({ name, namespace });
+    assert.equal(d.spec?.template.spec?.containers[0]?.resources?.limits?.memory, d.spec?.template.spec?.containers[0]?.resources?.requests?.memory);
+  });
+});
+
+describe("the container's AWS credentials: no fallback to the node's instance role", () => {
+  const probe = join(PROJECT_DIR, 'test/support/aws-credentials-probe.ts');
+  let chartEnv: Record<string, string>;
+  before(async () => {
+    chartEnv = plainEnvOf(parseManifests(await renderChart('sfo', 'ops')));
+  });
+
+  /** A stand-in HTTP server that counts requests and answers each with `reply`. */
+  async function server(reply: (req: IncomingMessage, res: ServerResponse) => void): Promise<{ url: string; hits: () => number; close: () => void }> {
+    let hits = 0;
+    const srv = createServer((req, res) => {
+      hits++;
+      reply(req, res);
+    });
+    await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
+    const { port } = srv.address() as AddressInfo;
+    return { url: `http://127.0.0.1:${port}`, hits: () => hits, close: () => srv.close() };
+  }
+
+  async function resolveCredentials(env: Record<string, string>): Promise<{ ok: boolean; accessKeyId?: string; error?: string }> {
+    const home = tempDir('aws-home');
+    const out = await runOk(process.execPath, ['--import', 'tsx', probe], {
+      env: { PATH: process.env.PATH, HOME: home, AWS_CONFIG_FILE: join(home, 'none'), AWS_SHARED_CREDENTIALS_FILE: join(home, 'none'), ...env },
+    });
+    return JSON.parse(out.stdout.trim().split('\n').pop()!);
+  }
+
+  it('IMDS is never asked with the chart environment, while IRSA and Pod Identity still work', async () => {
+    const imds = await server((_req, res) => {
+      res.statusCode = 404;
+      res.end();
+    });
+    const containerCredentials = await server((req, res) => {
+      res.setHeader('content-type', 'application/json');
+      res.end(
+        JSON.stringify(
+          req.headers.authorization === 'pod-identity-token'
+            ? { AccessKeyId: 'ASIAPODIDENTITY', SecretAccessKey: 's', Token: 't', Expiration: new Date(Date.now() + 3_600_000).toISOString() }
+            : {},
+        ),
+      );
+    });
+    try {
+      const base: Record<string, string> = { ...chartEnv, AWS_EC2_METADATA_SERVICE_ENDPOINT: imds.url };
+      assert.equal(base.AWS_EC2_METADATA_DISABLED, 'true');
+
+      const noRole = await resolveCredentials(base);
+      assert.equal(noRole.ok, false, 'no credentials at all: the SDK fails');
+      assert.equal(imds.hits(), 0, 'and never asked the instance metadata service');
+
+      // The control: without the variable the SDK does go to IMDS (what the chart prevents).
+      const { AWS_EC2_METADATA_DISABLED: _, ...withoutIt } = base;
+      await resolveCredentials(withoutIt);
+      assert.ok(imds.hits() > 0, 'without AWS_EC2_METADATA_DISABLED the SDK asks IMDS');
+      const before = imds.hits();
+
+      // EKS Pod Identity: the container credentials endpoint, with the agent's token.
+      const podIdentity = await resolveCredentials({
+        ...base,
+        AWS_CONTAINER_CREDENTIALS_FULL_URI: `${containerCredentials.url}/v1/credentials`,
+        AWS_CONTAINER_AUTHORIZATION_TOKEN: 'pod-identity-token',
+      });
+      assert.deepEqual(podIdentity, { ok: true, accessKeyId: 'ASIAPODIDENTITY' });
+
+      // IRSA: the projected web identity token, exchanged with STS (the ground's local server).
+      const tokenFile = join(tempDir('irsa'), 'token');
+      writeFileSync(tokenFile, 'eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQ6b3BzOnNmbyJ9.c2ln');
+      const irsa = await resolveCredentials({
+        ...base,
+        AWS_WEB_IDENTITY_TOKEN_FILE: tokenFile,
+        AWS_ROLE_ARN: `arn:aws:iam::${t.ground.account}:role/spot-fargate-orchestrator`,
+        AWS_ROLE_SESSION_NAME: 'sfo',
+        AWS_ENDPOINT_URL_STS: t.ground.sqsEndpoint,
+      });
+      assert.equal(irsa.ok, true, JSON.stringify(irsa));
+      assert.equal(imds.hits(), before, 'neither touched IMDS');
+    } finally {
+      imds.close();
+      containerCredentials.close();
+    }
+  });
+});
+
 interface RbacRun {
   appNamespace: string;
   controllerNamespace: string;
+  nodeEventsNamespace: string;
   deployment: string;
   /** Every opted-in Deployment on the pool, with whether the chart's scope manages its namespace. */
   placed: { namespace: string; name: string; inScope: boolean }[];
@@ -334,6 +611,10 @@ async function startUnderServiceAccount(options: { drop?: { resource: string; ve
   const secondNamespace = scope === 'one' ? undefined : await createNamespace(t, 'ship-app2');
   const outsideNamespace = scope === 'one' ? undefined : await createNamespace(t, 'ship-out');
   const controllerNamespace = await createNamespace(t, 'ship-ctl');
+  // Node Events go to kube-system, not default (the other namespace the API server accepts them
+  // in): the RBAC grants them there, and the controller must write them there, as new-style Events
+  // (config.toml from the chart).
+  const nodeEventsNamespace = 'kube-system';
   const release = uniqueName('ship');
   const queueName = uniqueName('shipq');
   const { queueUrl } = await ensureQueueAndRule(t.ground, queueName);
@@ -350,7 +631,7 @@ async function startUnderServiceAccount(options: { drop?: { resource: string; ve
       ...scopeValues,
       'config.aws.sqs_queue_url': queueUrl,
       'config.aws.region': t.ground.region,
-      'rbac.nodeEventsNamespace': 'default',
+      'rbac.nodeEventsNamespace': nodeEventsNamespace,
     }),
   );
   const rbac = objects.filter((o) =>
@@ -372,7 +653,12 @@ async function startUnderServiceAccount(options: { drop?: { resource: string; ve
   assert.equal(applied.code, 0, applied.stderr);
   const clusterScoped = toManifest(
     rbac.filter(
-      (o) => o.kind!.startsWith('Cluster') || o.kind === 'FlowSchema' || o.kind === 'PriorityLevelConfiguration' || o.metadata?.namespace === 'default',
+      (o) =>
+        o.kind!.startsWith('Cluster') ||
+        o.kind === 'FlowSchema' ||
+        o.kind === 'PriorityLevelConfiguration' ||
+        o.metadata?.namespace === 'default' ||
+        o.metadata?.namespace === 'kube-system',
     ),
   );
 
@@ -432,6 +718,7 @@ async function startUnderServiceAccount(options: { drop?: { resource: string; ve
   return {
     appNamespace,
     controllerNamespace,
+    nodeEventsNamespace,
     deployment,
     placed,
     nodes,
@@ -516,10 +803,12 @@ describe("RBAC: the real controller under the chart's ServiceAccount, RBAC enfor
       return list.items.some((e) => e.reason === 'MigratedToFargate') ? list.items : undefined;
     });
     assert.ok(deploymentEvents.length > 0);
-    await eventually('a SpotInterruption Event on a Node', async () => {
-      const list = await t.core.listNamespacedEvent({ namespace: 'default', fieldSelector: `involvedObject.name=${r.nodes[0]}` });
+    await eventually(`a SpotInterruption Event on a Node, in rbac.nodeEventsNamespace (${r.nodeEventsNamespace})`, async () => {
+      const list = await t.core.listNamespacedEvent({ namespace: r.nodeEventsNamespace, fieldSelector: `involvedObject.name=${r.nodes[0]}` });
       return list.items.some((e) => e.reason === 'SpotInterruption') ? true : undefined;
     });
+    const inDefault = await t.core.listNamespacedEvent({ namespace: 'default', fieldSelector: `involvedObject.name=${r.nodes[0]}` });
+    assert.ok(!inDefault.items.some((e) => e.reason === 'SpotInterruption'), 'none in default');
     // Leader election ran on the chart's Lease.
     const lease = await t.kc
       .makeApiClient(CoordinationV1Api)
@@ -768,6 +1057,50 @@ describe('AWS setup', () => {
       20_000,
     );
   }
+
+  it('the rule forwards state changes to stopping, stopped, shutting-down and terminated, and not pending or running', async () => {
+    const queueName = uniqueName('stateq');
+    const { queueUrl } = await ensureQueueAndRule(t.ground, queueName);
+    try {
+      const ids = Object.fromEntries(['pending', 'running', 'stopping', 'stopped', 'shutting-down', 'terminated'].map((state) => [state, newInstanceId()]));
+      // One batch, the acted-on states last: moto delivers a batch in order, so once they are in
+      // the queue, a pending or running event let through would be there too.
+      await publishEc2Events(
+        t.ground,
+        Object.entries(ids).map(([state, instanceId]) => ({
+          detailType: 'EC2 Instance State-change Notification' as const,
+          instanceId,
+          zone: 'us-east-1a',
+          detail: { state },
+          time: new Date(),
+        })),
+      );
+      const seen = new Set<string>();
+      await eventually(
+        'the four acted-on state changes in the queue',
+        async () => {
+          const out = await sqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1 }));
+          for (const m of out.Messages ?? []) {
+            const parsed = parseMessage(m.Body ?? '');
+            await sqs.send(new DeleteMessageBatchCommand({ QueueUrl: queueUrl, Entries: [{ Id: '0', ReceiptHandle: m.ReceiptHandle! }] }));
+            if (parsed.ok && parsed.event.kind === 'state_change') seen.add(parsed.event.state);
+          }
+          return ['stopping', 'stopped', 'shutting-down', 'terminated'].every((state) => seen.has(state)) ? true : undefined;
+        },
+        20_000,
+      );
+      const rest = await sqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1 }));
+      for (const m of rest.Messages ?? []) {
+        const parsed = parseMessage(m.Body ?? '');
+        if (parsed.ok && parsed.event.kind === 'state_change') seen.add(parsed.event.state);
+      }
+      assert.deepEqual([...seen].sort(), ['shutting-down', 'stopped', 'stopping', 'terminated']);
+      // The other kinds still pass the rule.
+      await eventReaches(queueUrl);
+    } finally {
+      await removeQueueAndRule(t.ground, queueName, queueUrl).catch(() => undefined);
+    }
+  });
 
   it('grants exactly the SQS actions the controller calls', () => {
     const calls = sqsCallsOfTheController();

@@ -76,6 +76,19 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- if $list }}{{ join "," $list }}{{ else }}{{ include "sfo.watchedNamespace" . }}{{ end }}
 {{- end }}
 
+{{/* Where Events about Nodes go: the namespace the RBAC grants them in. */}}
+{{- define "sfo.nodeEventsNamespace" -}}
+{{- $rbac := .Values.rbac.nodeEventsNamespace }}
+{{- if not (has $rbac (list "default" "kube-system")) }}
+{{- fail (printf "rbac.nodeEventsNamespace: default or kube-system, got %q (the API server accepts Events about a Node in no other namespace)" (toString $rbac)) }}
+{{- end }}
+{{- $config := .Values.config.controller.node_events_namespace }}
+{{- if and $config (ne $config $rbac) }}
+{{- fail (printf "config.controller.node_events_namespace (%s) differs from rbac.nodeEventsNamespace (%s), where the chart grants the Events: set rbac.nodeEventsNamespace instead" $config $rbac) }}
+{{- end }}
+{{- $rbac }}
+{{- end }}
+
 {{- define "sfo.leaseName" -}}
 {{- default (include "sfo.fullname" .) .Values.config.controller.lease_name }}
 {{- end }}
@@ -126,7 +139,8 @@ are filled in here; the Slack webhook never is (it comes from a Secret through t
   "kubernetes.namespace" (ternary "" (include "sfo.watchedNamespace" .) (or (gt (len $list) 0) (ne ($k.namespace_selector | default "") "")))
   "kubernetes.namespaces" (ternary "" (ternary "*" (toJson $list) (has "*" $list)) (eq (len $list) 0))
   "controller.lease_name" (include "sfo.leaseName" .)
-  "controller.lease_namespace" (include "sfo.leaseNamespace" .) }}
+  "controller.lease_namespace" (include "sfo.leaseNamespace" .)
+  "controller.node_events_namespace" (include "sfo.nodeEventsNamespace" .) }}
 {{- $verbatim := list "kubernetes.namespaces" }}
 {{- $lines := list }}
 {{- range $section, $settings := .Values.config }}
@@ -147,4 +161,60 @@ are filled in here; the Slack webhook never is (it comes from a Secret through t
 {{- end }}
 {{- end }}
 {{- join "\n" $lines }}
+{{- end }}
+
+{{/*
+The pod's affinity: .Values.affinity, with the placement rules added. The spot exclusion is ANDed
+into every required node selector term (terms are ORed, so a term of the user's without it would
+let the pods onto spot).
+*/}}
+{{- define "sfo.affinity" -}}
+{{- $affinity := deepCopy (default (dict) .Values.affinity) }}
+{{- if .Values.placement.avoidSpot }}
+{{- $avoid := list
+  (dict "key" "eks.amazonaws.com/capacityType" "operator" "NotIn" "values" (list "SPOT"))
+  (dict "key" "karpenter.sh/capacity-type" "operator" "NotIn" "values" (list "spot"))
+  (dict "key" .Values.config.compute.compute_label_key "operator" "NotIn" "values" (list .Values.config.compute.spot_label)) }}
+{{- $nodeAffinity := default (dict) (get $affinity "nodeAffinity") }}
+{{- $required := default (dict) (get $nodeAffinity "requiredDuringSchedulingIgnoredDuringExecution") }}
+{{- $terms := list }}
+{{- range (default (list (dict)) (get $required "nodeSelectorTerms")) }}
+{{- $term := deepCopy . }}
+{{- $_ := set $term "matchExpressions" (concat (default (list) (get $term "matchExpressions")) $avoid) }}
+{{- $terms = append $terms $term }}
+{{- end }}
+{{- $_ := set $required "nodeSelectorTerms" $terms }}
+{{- $_ := set $nodeAffinity "requiredDuringSchedulingIgnoredDuringExecution" $required }}
+{{- $_ := set $affinity "nodeAffinity" $nodeAffinity }}
+{{- end }}
+{{- if gt (int .Values.replicaCount) 1 }}
+{{- $anti := default (dict) (get $affinity "podAntiAffinity") }}
+{{- $selector := dict "matchLabels" (include "sfo.selectorLabels" . | fromYaml) }}
+{{- if .Values.placement.requiredHostAntiAffinity }}
+{{- $term := dict "topologyKey" "kubernetes.io/hostname" "labelSelector" $selector }}
+{{- $_ := set $anti "requiredDuringSchedulingIgnoredDuringExecution" (append (default (list) (get $anti "requiredDuringSchedulingIgnoredDuringExecution")) $term) }}
+{{- else }}
+{{- $term := dict "weight" 100 "podAffinityTerm" (dict "topologyKey" "kubernetes.io/hostname" "labelSelector" $selector) }}
+{{- $_ := set $anti "preferredDuringSchedulingIgnoredDuringExecution" (append (default (list) (get $anti "preferredDuringSchedulingIgnoredDuringExecution")) $term) }}
+{{- end }}
+{{- $_ := set $affinity "podAntiAffinity" $anti }}
+{{- end }}
+{{- if $affinity }}{{ toYaml $affinity }}{{ end }}
+{{- end }}
+
+{{/* The zone spread of the replicas, unless topologySpreadConstraints replaces it. */}}
+{{- define "sfo.topologySpread" -}}
+{{- if .Values.topologySpreadConstraints }}
+{{- toYaml .Values.topologySpreadConstraints }}
+{{- else if and (gt (int .Values.replicaCount) 1) .Values.placement.zoneSpread }}
+{{- if not (has .Values.placement.zoneSpread (list "ScheduleAnyway" "DoNotSchedule")) }}
+{{- fail (printf "placement.zoneSpread: ScheduleAnyway, DoNotSchedule or empty, got %s" .Values.placement.zoneSpread) }}
+{{- end }}
+- maxSkew: 1
+  topologyKey: topology.kubernetes.io/zone
+  whenUnsatisfiable: {{ .Values.placement.zoneSpread }}
+  labelSelector:
+    matchLabels:
+      {{- include "sfo.selectorLabels" . | nindent 6 }}
+{{- end }}
 {{- end }}

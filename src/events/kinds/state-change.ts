@@ -9,6 +9,13 @@ export type STATE_CHANGE = typeof STATE_CHANGE;
 export const INSTANCE_STATES = ['pending', 'running', 'stopping', 'stopped', 'shutting-down', 'terminated'] as const;
 export type InstanceState = (typeof INSTANCE_STATES)[number];
 
+/**
+ * The states the controller acts on: the instance is going away. `pending` and `running` change
+ * nothing, so the EventBridge rule (deploy/aws/event-pattern.json) does not forward them at all.
+ */
+export const ACTED_ON_STATES = ['stopping', 'stopped', 'shutting-down', 'terminated'] as const satisfies readonly InstanceState[];
+export const isActedOnState = (state: InstanceState): boolean => (ACTED_ON_STATES as readonly InstanceState[]).includes(state);
+
 export interface StateChangeEvent extends EventBase<STATE_CHANGE> {
   readonly instanceId: string;
   readonly state: InstanceState;
