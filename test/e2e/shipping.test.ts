@@ -1310,7 +1310,18 @@ describe('examples', () => {
     const { parse } = await import('smol-toml');
     const full = parse(readFileSync(join(EXAMPLES_DIR, 'config-namespace.toml'), 'utf8')) as Record<string, Record<string, unknown>>;
     const named = Object.entries(full).flatMap(([s, kv]) => Object.keys(kv).map((k) => `${s}.${k}`));
-    const omitted = ['alerts.slack_webhook_url', 'aws.endpoint_url', 'kubernetes.deployment_name', 'kubernetes.service_name'];
+    // The wider scopes exclude kubernetes.namespace, which the example sets: they are shown as comments.
+    const omitted = [
+      'alerts.slack_webhook_url',
+      'aws.endpoint_url',
+      'kubernetes.deployment_name',
+      'kubernetes.service_name',
+      'kubernetes.namespaces',
+      'kubernetes.namespace_selector',
+    ];
+    const example = readFileSync(join(EXAMPLES_DIR, 'config-namespace.toml'), 'utf8');
+    assert.match(example, /^# namespaces = \["production", "payments"\]$/m);
+    assert.match(example, /^# namespace_selector = "/m);
     assert.deepEqual(
       named.sort(),
       configKeys()
