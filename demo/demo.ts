@@ -4,7 +4,8 @@
 import { pino } from 'pino';
 import type { V1Deployment } from '@kubernetes/client-node';
 import { loadConfig } from '../src/config/load.js';
-import { Controller } from '../src/manager.js';
+import { Controller, loadRecordKeyFor } from '../src/manager.js';
+import { hmacRecordSigner } from '../src/migration/record-signature.js';
 import { createMetrics } from '../src/metrics/metrics.js';
 import { NO_ALERTS } from '../src/alerts/alert.js';
 import { ensureQueueAndRule, removeQueueAndRule } from '../testground/src/aws.js';
@@ -88,9 +89,11 @@ const config = loadConfig({
     ALERTS_ENABLED: 'false',
   },
 });
+const demoKc = kubeConfigFrom(ground.kubeconfig);
 const controller = new Controller({
   config,
-  kc: kubeConfigFrom(ground.kubeconfig),
+  kc: demoKc,
+  signer: hmacRecordSigner(await loadRecordKeyFor(config, demoKc)),
   log: pino({ level: 'error' }),
   metrics: createMetrics(),
   alerter: NO_ALERTS,

@@ -10,7 +10,7 @@ import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge
 import { createAlerter, sampleAlerts } from './alerts/index.js';
 import { buildRebalanceRecommendation, buildSpotInterruption } from './events/build.js';
 import { parseProviderId } from './events/provider-id.js';
-import { runController, sqsClientFor } from './manager.js';
+import { loadRecordKeyFor, runController, sqsClientFor } from './manager.js';
 import {
   ConfigError,
   loadConfigFor,
@@ -337,7 +337,10 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     case 'recover': {
       if (!values['dry-run']) throw new UsageError('recover needs --dry-run: the running controller does the recovering itself');
       const { config } = configFor(NEEDS.run, env, warn);
-      await recoveryDryRun({ ...config, kubernetes: { ...config.kubernetes, namespace: values.namespace ?? config.kubernetes.namespace } }, loadKubeConfig());
+      const kc = loadKubeConfig();
+      await recoveryDryRun({ ...config, kubernetes: { ...config.kubernetes, namespace: values.namespace ?? config.kubernetes.namespace } }, kc, () =>
+        loadRecordKeyFor(config, kc),
+      );
       return 0;
     }
     default:

@@ -19,9 +19,11 @@ import { type QueueClient, QueueSource } from './intake/queue-source.js';
 import { loadKubeConfig, messageOf } from './kube/api.js';
 import { ClusterView } from './kube/cluster-view.js';
 import { LeaderElector } from './kube/leader-election.js';
+import { loadRecordKey } from './kube/record-key.js';
 import { EventRecorder } from './kube/recorder.js';
 import { createLogger } from './log.js';
 import { createMetrics, type Metrics } from './metrics/metrics.js';
+import { DeferredRecordSigner, type RecordSigner } from './migration/record-signature.js';
 import { LoopHeartbeat, startOpsServer } from './metrics/server.js';
 import type { ControllerContext } from './moves/context.js';
 import { DeploymentPatcher } from './moves/patcher.js';
@@ -43,6 +45,8 @@ export interface ControllerDeps {
   onHandled?: (eventId: string, result: HandleResult) => void;
   /** Called after every receive from the queue, failed or not (the liveness heartbeat). */
   onQueueTick?: () => void;
+  /** Signs and verifies restore records, with the key from loadRecordKey. */
+  signer: RecordSigner;
 }
 
 export function sqsClientFor(config: Pick<Config, 'aws'>): SQSClient {
@@ -99,7 +103,7 @@ export class Controller {
       process.env.POD_NAME ?? `${hostname()}-${process.pid}`,
     );
     const moves = new MoveRegistry(clock, log);
-    this.ctx = { config, log, clock, view, core, patcher, observer, moves, recorder, alerter, metrics };
+    this.ctx = { config, log, clock, view, core, patcher, observer, moves, recorder, alerter, metrics, signer: deps.signer };
     this.flow = new MigrationFlow(this.ctx);
     this.handler = new InterruptionHandler(this.ctx, this.flow, () => this.scheduledChanges.wake());
     this.scheduledChanges = new ScheduledChanges(this.ctx, this.handler);
@@ -221,6 +225,27 @@ const QUEUE_ROUNDS_MISSED_BEFORE_UNHEALTHY = 3;
 /** Never less than this, so a slow API round trip at start does not restart a healthy pod. */
 const MIN_QUEUE_SILENCE_MS = 60_000;
 
+/** The restore-record key of this install: in the Lease's namespace, where the controller lives. */
+export function loadRecordKeyFor(config: Pick<Config, 'kubernetes' | 'controller'>, kc: KubeConfig): Promise<Buffer> {
+  return loadRecordKey(kc.makeApiClient(CoreV1Api), leaseNamespace(config), config.controller.record_key_secret);
+}
+
+/** Start-up reads that the API server may not answer yet (it is restarting, the network is slow). */
+const START_RETRIES = 5;
+const START_RETRY_MS = 2_000;
+
+async function withStartRetries<T>(log: Logger, what: string, attempt: () => Promise<T>): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await attempt();
+    } catch (err) {
+      if (i >= START_RETRIES) throw new Error(`${what} failed ${START_RETRIES} times: ${messageOf(err)}`, { cause: err });
+      log.warn({ err: messageOf(err), attempt: i, retryInMs: START_RETRY_MS }, `${what} failed; retrying`);
+      await new Promise((r) => setTimeout(r, START_RETRY_MS));
+    }
+  }
+}
+
 /** The controller as a process: until SIGTERM or SIGINT (resolves) or a lost lease (exits 1). */
 export async function runController(config: Config, configWarnings: readonly ConfigProblem[] = []): Promise<void> {
   const log = createLogger(config.logging);
@@ -232,7 +257,8 @@ export async function runController(config: Config, configWarnings: readonly Con
   const metrics = createMetrics();
   const kc = loadKubeConfig();
   const heartbeat = new LoopHeartbeat();
-  const controller = new Controller({ config, kc, log, metrics, alerter: createAlerter(config, log), onQueueTick: () => heartbeat.beat('queue') });
+  const signer = new DeferredRecordSigner();
+  const controller = new Controller({ config, kc, log, metrics, alerter: createAlerter(config, log), onQueueTick: () => heartbeat.beat('queue'), signer });
   const elector = config.controller.leader_elect
     ? new LeaderElector({
         api: kc.makeApiClient(CoordinationV1Api),
@@ -264,6 +290,8 @@ export async function runController(config: Config, configWarnings: readonly Con
   });
   log.info({ port: ops.port }, 'metrics and health on /metrics, /healthz, /readyz');
   await controller.startWatching();
+  // Before acting, standby or not: a replica elected later must verify records at once.
+  signer.useKey(await withStartRetries(log, 'reading the restore-record key', () => loadRecordKeyFor(config, kc)));
   const act = () => {
     const round = QUEUE_LONG_POLL_MS + config.monitoring.check_interval;
     heartbeat.register('queue', Math.max(MIN_QUEUE_SILENCE_MS, QUEUE_ROUNDS_MISSED_BEFORE_UNHEALTHY * round));

@@ -24,6 +24,8 @@
 // | controller.node_events_namespace     | default | NODE_EVENTS_NAMESPACE                        | namespace of the Events about Nodes: default (where  |
 // |                                      |         |                                              | kubelet writes its own) or kube-system, the only two |
 // |                                      |         |                                              | the API server accepts for a cluster-scoped object   |
+// | controller.record_key_secret         | spot-fargate-orchestrator-record-key | RECORD_KEY_SECRET | Secret (in the Lease's namespace) with the |
+// |                                      |         |                                              | key that signs restore records; made if missing      |
 // | migration.triage                     | true    | MIGRATION_TRIAGE                             | phase 1 in order of what is at stake, not arrival   |
 // | migration.fargate_launch_burst       | 20      | FARGATE_LAUNCH_BURST                         | AWS's Fargate launch throttle: bucket size           |
 // | migration.fargate_launch_rate        | 20/s    | FARGATE_LAUNCH_RATE                          | ... and its refill rate                              |
@@ -163,6 +165,8 @@ export interface Config {
     retry_period: number;
     /** Events about Nodes go here: Nodes have no namespace of their own. The RBAC must allow events there. */
     node_events_namespace: NodeEventNamespace;
+    /** The Secret, in the Lease's namespace (the controller's own), holding the restore-record key. */
+    record_key_secret: string;
   };
 }
 
@@ -276,6 +280,7 @@ export const SCHEMA: Schema = {
     renew_deadline: setting(positiveDuration, 'RENEW_DEADLINE', { default: '10s' }),
     retry_period: setting(positiveDuration, 'RETRY_PERIOD', { default: '2s' }),
     node_events_namespace: setting(enumType(NODE_EVENT_NAMESPACES), 'NODE_EVENTS_NAMESPACE', { default: 'default' }),
+    record_key_secret: setting(textType, 'RECORD_KEY_SECRET', { default: 'spot-fargate-orchestrator-record-key' }),
   },
 };
 

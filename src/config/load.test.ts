@@ -63,6 +63,7 @@ describe('loadConfig defaults', () => {
       logging: { level: 'info', format: 'auto' },
       controller: {
         dry_run: false,
+        record_key_secret: 'spot-fargate-orchestrator-record-key',
         metrics_port: 8080,
         max_concurrent_patches: 50,
         max_concurrent_recoveries: 5,
@@ -149,6 +150,7 @@ const ENV_NAMES: Array<[env: string, key: ConfigKey, raw: string, value: unknown
   ['LEASE_DURATION', 'controller.lease_duration', '20s', 20_000],
   ['RENEW_DEADLINE', 'controller.renew_deadline', '8s', 8_000],
   ['RETRY_PERIOD', 'controller.retry_period', '1s', 1_000],
+  ['RECORD_KEY_SECRET', 'controller.record_key_secret', 'orchestrator-key', 'orchestrator-key'],
   ['NODE_EVENTS_NAMESPACE', 'controller.node_events_namespace', 'kube-system', 'kube-system'],
   ['AWS_ENDPOINT_URL_SQS', 'aws.endpoint_url', 'http://localhost:9324', 'http://localhost:9324'],
   ['AWS_ENDPOINT_URL', 'aws.endpoint_url', 'http://localhost:4566', 'http://localhost:4566'],

@@ -10,7 +10,7 @@ import { healthySpotNodes } from '../capacity/spot-nodes.js';
 import { deploymentLogger } from '../log.js';
 import { escapePointerToken } from '../migration/json-patch.js';
 import { planFinish, planMigration, planRestoreToSpot } from '../migration/plan.js';
-import { parseSavedSpec } from '../migration/saved-spec.js';
+import { readSignedSavedSpec } from '../migration/saved-spec.js';
 import type { ControllerContext } from '../moves/context.js';
 import type { PatchOutcome } from '../moves/patcher.js';
 import type { MoveHandle } from '../moves/registry.js';
@@ -86,6 +86,7 @@ export class MigrationFlow {
         reason: request.reason,
         eventId: request.eventId,
         instanceIds: request.instanceIds,
+        signer: this.ctx.signer,
       });
       if (plan.action === 'skip') {
         skipReason = plan.reason;
@@ -195,7 +196,7 @@ export class MigrationFlow {
     const result = await this.ctx.patcher.apply(namespace, name, this.ctx.view.deployment(namespace, name), (d) => {
       const phase = d.metadata?.annotations?.[MANAGED_ANNOTATIONS.phase];
       if (phase !== expected) return { skip: `phase is ${phase ?? 'none'}, not ${expected}` };
-      const plan = planFinish(d, outcome);
+      const plan = planFinish(d, outcome, this.ctx.signer);
       return 'error' in plan ? { error: plan.error } : { ops: plan.ops };
     });
     if (result.outcome === 'patched') return true;
@@ -214,7 +215,7 @@ export class MigrationFlow {
     this.ctx.alerter.notify({ kind: 'migration_failed', eventId: request.eventId, deployment: ref(d), reason: detail });
     // Only nodes the restored template could actually land on count (its own nodeSelector,
     // affinity and tolerations, as saved at migration).
-    const saved = parseSavedSpec(d.metadata?.annotations?.[MANAGED_ANNOTATIONS.savedSpec], key, MANAGED_ANNOTATIONS.savedSpec);
+    const saved = readSignedSavedSpec(d, key, this.ctx.signer);
     const spot = healthySpotNodes(this.ctx.view.listNodes(), this.ctx.config.compute).filter((n) => !saved.ok || fits(n, saved.saved));
     const pastDeadline = request.deadline !== undefined && this.ctx.clock.now() >= request.deadline;
     if (spot.length === 0) {
@@ -239,7 +240,7 @@ export class MigrationFlow {
     move.become('rollback');
     const [namespace, name] = key.split('/') as [string, string];
     const result = await this.ctx.patcher.apply(namespace, name, this.ctx.view.deployment(namespace, name), (cur) => {
-      const plan = planRestoreToSpot(cur, { purpose: 'rollback', now: this.ctx.clock.now() });
+      const plan = planRestoreToSpot(cur, { purpose: 'rollback', now: this.ctx.clock.now(), signer: this.ctx.signer });
       return 'error' in plan ? { error: plan.error } : { ops: plan.ops };
     });
     if (result.outcome !== 'patched') {

@@ -8,7 +8,7 @@ import type { V1Deployment, V1EndpointSlice, V1ManagedFieldsEntry, V1Node, V1Pod
 import { parseProviderId } from '../events/provider-id.js';
 import { planFinish, planMigration, planRestoreToSpot } from '../migration/plan.js';
 import { evaluateRollout } from '../migration/rollout.js';
-import { migrationInput, serverApply, spotDeployment } from '../migration/test-fixtures.js';
+import { TEST_SIGNER, migrationInput, serverApply, spotDeployment } from '../migration/test-fixtures.js';
 import { NODE_ANNOTATIONS } from '../state/annotations.js';
 import { isNodeReady, isPodReady } from './cluster-view.js';
 import { trimDeployment, trimEndpointSlice, trimNode, trimPod, trimReplicaSet, trimService } from './trim.js';
@@ -262,8 +262,11 @@ describe('trimmed cache objects', () => {
       if (migration.action !== 'patch') continue;
       const onFargate = withFields(serverApply(d, migration.ops));
       const now = new Date('2026-11-30T12:00:00Z');
-      assert.deepEqual(planRestoreToSpot(trimDeployment(onFargate), { purpose: 'recovery', now }), planRestoreToSpot(onFargate, { purpose: 'recovery', now }));
-      assert.deepEqual(planFinish(trimDeployment(onFargate), { kind: 'migrated' }), planFinish(onFargate, { kind: 'migrated' }));
+      assert.deepEqual(
+        planRestoreToSpot(trimDeployment(onFargate), { purpose: 'recovery', now, signer: TEST_SIGNER }),
+        planRestoreToSpot(onFargate, { purpose: 'recovery', now, signer: TEST_SIGNER }),
+      );
+      assert.deepEqual(planFinish(trimDeployment(onFargate), { kind: 'migrated' }, TEST_SIGNER), planFinish(onFargate, { kind: 'migrated' }, TEST_SIGNER));
       const clock = { startedAt: now, now, timeoutMs: 60_000 };
       assert.deepEqual(evaluateRollout(trimDeployment(d), clock), evaluateRollout(d, clock));
     }

@@ -17,7 +17,7 @@ import { MANAGED_ANNOTATIONS as A } from '../state/annotations.js';
 import type { JsonPatchOp } from './json-patch.js';
 import { MOVE_STRATEGY, planFinish, planMigration, planRestoreToSpot, type MigrationPlan, type PatchResult } from './plan.js';
 import type { ComputeLabels } from './spot-constraints.js';
-import { migrationInput, serverApply, userAnnotations } from './test-fixtures.js';
+import { TEST_SIGNER, migrationInput, serverApply, userAnnotations } from './test-fixtures.js';
 
 const LATER = new Date('2025-03-14T11:00:00Z');
 const CONFIGS: ComputeLabels[] = [
@@ -207,13 +207,13 @@ describe('planMigration / planRestoreToSpot / planFinish (property)', () => {
         const again = planMigration(migrated, input);
         assert.equal(again.action === 'skip' ? again.reason : again.action, 'already_on_fargate');
 
-        const settled = serverApply(migrated, ok(planFinish(migrated, { kind: 'migrated' })));
+        const settled = serverApply(migrated, ok(planFinish(migrated, { kind: 'migrated' }, TEST_SIGNER)));
         assert.deepStrictEqual(settled.spec!.strategy, original.spec!.strategy);
         assert.deepStrictEqual(settled.spec!.template, migrated.spec!.template);
 
-        const restoring = serverApply(settled, ok(planRestoreToSpot(settled, { purpose: 'recovery', now: LATER })));
+        const restoring = serverApply(settled, ok(planRestoreToSpot(settled, { purpose: 'recovery', now: LATER, signer: TEST_SIGNER })));
         assert.deepStrictEqual(restoring.spec!.template, spotTemplateOf(original, labels));
-        const back = serverApply(restoring, ok(planFinish(restoring, { kind: 'recovered', now: LATER, recoveryReason: 'successful-recovery' })));
+        const back = serverApply(restoring, ok(planFinish(restoring, { kind: 'recovered', now: LATER, recoveryReason: 'successful-recovery' }, TEST_SIGNER)));
         assert.deepStrictEqual(back.spec!.template, spotTemplateOf(original, labels));
         assert.deepStrictEqual(back.spec!.strategy, original.spec!.strategy);
         assert.deepStrictEqual(userAnnotations(back), userAnnotations(original));
@@ -228,8 +228,8 @@ describe('planMigration / planRestoreToSpot / planFinish (property)', () => {
     fc.assert(
       fc.property(deployment, config, (original, labels) => {
         const migrated = serverApply(original, ops(planMigration(original, migrationInput(labels))));
-        const rolling = serverApply(migrated, ok(planRestoreToSpot(migrated, { purpose: 'rollback', now: LATER })));
-        const back = serverApply(rolling, ok(planFinish(rolling, { kind: 'rolled-back' })));
+        const rolling = serverApply(migrated, ok(planRestoreToSpot(migrated, { purpose: 'rollback', now: LATER, signer: TEST_SIGNER })));
+        const back = serverApply(rolling, ok(planFinish(rolling, { kind: 'rolled-back' }, TEST_SIGNER)));
         assert.deepStrictEqual(back.spec!.template, spotTemplateOf(original, labels));
         assert.deepStrictEqual(back.spec!.strategy, original.spec!.strategy);
         assert.deepStrictEqual(userAnnotations(back), userAnnotations(original));
@@ -242,13 +242,19 @@ describe('planMigration / planRestoreToSpot / planFinish (property)', () => {
     fc.assert(
       fc.property(deployment, config, (original, labels) => {
         const migrated = serverApply(original, ops(planMigration(original, migrationInput(labels))));
-        const settled = serverApply(migrated, ok(planFinish(migrated, { kind: 'migrated' })));
-        const restoring = serverApply(settled, ok(planRestoreToSpot(settled, { purpose: 'recovery', now: LATER })));
-        const failed = serverApply(restoring, ok(planFinish(restoring, { kind: 'recovery-failed', now: LATER, recoveryReason: 'rollout-timeout', ...labels })));
+        const settled = serverApply(migrated, ok(planFinish(migrated, { kind: 'migrated' }, TEST_SIGNER)));
+        const restoring = serverApply(settled, ok(planRestoreToSpot(settled, { purpose: 'recovery', now: LATER, signer: TEST_SIGNER })));
+        const failed = serverApply(
+          restoring,
+          ok(planFinish(restoring, { kind: 'recovery-failed', now: LATER, recoveryReason: 'rollout-timeout', ...labels }, TEST_SIGNER)),
+        );
         assert.deepStrictEqual(failed.spec!.template, migrated.spec!.template);
-        const settledAgain = serverApply(failed, ok(planFinish(failed, { kind: 'migrated' })));
-        const restoringAgain = serverApply(settledAgain, ok(planRestoreToSpot(settledAgain, { purpose: 'recovery', now: LATER })));
-        const back = serverApply(restoringAgain, ok(planFinish(restoringAgain, { kind: 'recovered', now: LATER, recoveryReason: 'successful-recovery' })));
+        const settledAgain = serverApply(failed, ok(planFinish(failed, { kind: 'migrated' }, TEST_SIGNER)));
+        const restoringAgain = serverApply(settledAgain, ok(planRestoreToSpot(settledAgain, { purpose: 'recovery', now: LATER, signer: TEST_SIGNER })));
+        const back = serverApply(
+          restoringAgain,
+          ok(planFinish(restoringAgain, { kind: 'recovered', now: LATER, recoveryReason: 'successful-recovery' }, TEST_SIGNER)),
+        );
         assert.deepStrictEqual(back.spec!.template, spotTemplateOf(original, labels));
         assert.deepStrictEqual(back.spec!.strategy, original.spec!.strategy);
       }),

@@ -6,7 +6,8 @@ import type { V1Deployment } from '@kubernetes/client-node';
 import { MANAGED_ANNOTATIONS as A } from '../state/annotations.js';
 import { applyJsonPatch, type JsonPatchOp } from './json-patch.js';
 import { formatTimestamp, MOVE_STRATEGY, planFinish, planMigration, planRestoreToSpot, type MigrationPlan, type PatchResult, type SavedSpec } from './plan.js';
-import { LABELS, migrationInput, NOW, serverApply, spotDeployment, userAnnotations } from './test-fixtures.js';
+import { LABELS, migrationInput, NOW, serverApply, setSignedSavedSpec, spotDeployment, TEST_SIGNER, userAnnotations } from './test-fixtures.js';
+import { hmacRecordSigner } from './record-signature.js';
 
 const LATER = new Date('2025-03-14T10:00:00.999Z');
 
@@ -92,7 +93,7 @@ describe('planMigration: skips', () => {
       reason: 'already_on_fargate',
       detail: 'deployment prod/api already has template label compute-type=fargate and state fargate (phase migrating)',
     });
-    const finished = serverApply(migrated, okOps(planFinish(migrated, { kind: 'migrated' })));
+    const finished = serverApply(migrated, okOps(planFinish(migrated, { kind: 'migrated' }, TEST_SIGNER)));
     const plan = planMigration(finished, migrationInput());
     assert.equal(plan.action === 'skip' && plan.reason, 'already_on_fargate');
   });
@@ -138,6 +139,11 @@ describe('planMigration: the patch', () => {
           value: '{"eventId":"evt-0b5f","instanceIds":["i-0abc123","i-0def456"]}',
         },
         { op: 'add', path: '/metadata/annotations/spot-orchestrator~1saved-spec', value: JSON.stringify(savedSpec) },
+        {
+          op: 'add',
+          path: '/metadata/annotations/spot-orchestrator~1saved-spec-signature',
+          value: TEST_SIGNER.sign(spotDeployment(), JSON.stringify(savedSpec)),
+        },
       ],
     });
   });
@@ -323,7 +329,7 @@ describe('planMigration: the patch', () => {
     original.spec!.strategy = { type: 'Recreate' };
     const migrated = migrate(original);
     // Interrupted in the middle of recovery: template back on spot, strategy still the move strategy.
-    const restoring = serverApply(migrated, okOps(planRestoreToSpot(migrated, { purpose: 'recovery', now: LATER })));
+    const restoring = serverApply(migrated, okOps(planRestoreToSpot(migrated, { purpose: 'recovery', now: LATER, signer: TEST_SIGNER })));
     const plan = planMigration(restoring, migrationInput({ now: LATER, eventId: 'evt-2' }));
     const ops = patchOps(plan);
     assert.ok(!ops.some((o) => o.path.endsWith('saved-spec')));
@@ -356,7 +362,7 @@ describe('planMigration: a template the Go original half-moved (Fargate label, n
     d.spec!.template.metadata!.labels!['compute-type'] = 'fargate';
     const migrated = migrate(d);
     assert.deepEqual(savedSpecOf(migrated).label, { key: 'compute-type', value: 'spot' });
-    const restored = serverApply(migrated, okOps(planRestoreToSpot(migrated, { purpose: 'recovery', now: LATER })));
+    const restored = serverApply(migrated, okOps(planRestoreToSpot(migrated, { purpose: 'recovery', now: LATER, signer: TEST_SIGNER })));
     assert.equal(restored.spec!.template.metadata!.labels!['compute-type'], 'spot');
   });
 });
@@ -365,7 +371,7 @@ describe('planRestoreToSpot', () => {
   it('puts the scheduling constraints and label back, keeps the move strategy, sets the phase', () => {
     const original = spotDeployment();
     const migrated = migrate(original);
-    const result = planRestoreToSpot(migrated, { purpose: 'recovery', now: LATER });
+    const result = planRestoreToSpot(migrated, { purpose: 'recovery', now: LATER, signer: TEST_SIGNER });
     assert.deepEqual(result, {
       ops: [
         { op: 'test', path: '/metadata/resourceVersion', value: '4712' },
@@ -385,7 +391,7 @@ describe('planRestoreToSpot', () => {
     // Something (a user, another tool) added fields while on Fargate; restore puts back the original.
     migrated.spec!.template.spec!.tolerations = [{ key: 'spot', operator: 'Exists' }];
     migrated.spec!.template.spec!.affinity = { nodeAffinity: {} };
-    const ops = okOps(planRestoreToSpot(migrated, { purpose: 'rollback', now: LATER }));
+    const ops = okOps(planRestoreToSpot(migrated, { purpose: 'rollback', now: LATER, signer: TEST_SIGNER }));
     assert.ok(ops.some((o) => o.op === 'remove' && o.path === '/spec/template/spec/tolerations'));
     assert.ok(ops.some((o) => o.op === 'remove' && o.path === '/spec/template/spec/affinity'));
     assert.ok(ops.some((o) => o.op === 'remove' && o.path === '/spec/template/metadata/labels/compute-type'));
@@ -396,8 +402,8 @@ describe('planRestoreToSpot', () => {
 
   it('sets the move strategy again after the migration gave the original back', () => {
     const migrated = migrate(spotDeployment());
-    const settled = serverApply(migrated, okOps(planFinish(migrated, { kind: 'migrated' })));
-    const restoring = serverApply(settled, okOps(planRestoreToSpot(settled, { purpose: 'recovery', now: LATER })));
+    const settled = serverApply(migrated, okOps(planFinish(migrated, { kind: 'migrated' }, TEST_SIGNER)));
+    const restoring = serverApply(settled, okOps(planRestoreToSpot(settled, { purpose: 'recovery', now: LATER, signer: TEST_SIGNER })));
     assert.deepEqual(restoring.spec!.strategy, MOVE_STRATEGY);
   });
 
@@ -414,9 +420,8 @@ describe('planRestoreToSpot', () => {
     ];
     for (const [raw, message] of cases) {
       const d = structuredClone(migrated);
-      if (raw === undefined) delete d.metadata!.annotations![A.savedSpec];
-      else d.metadata!.annotations![A.savedSpec] = raw;
-      const result = planRestoreToSpot(d, { purpose: 'recovery', now: LATER });
+      setSignedSavedSpec(d, raw);
+      const result = planRestoreToSpot(d, { purpose: 'recovery', now: LATER, signer: TEST_SIGNER });
       assert.ok('error' in result && !('ops' in result), String(raw));
       assert.match(result.error, message);
       assert.match(result.error, /^cannot plan recovery to spot: reading annotation spot-orchestrator\/saved-spec of deployment prod\/api: /);
@@ -437,7 +442,7 @@ describe('planRestoreToSpot: a Deployment the Go original moved (no saved-spec)'
 
   it('flips only the template label back to spot, and records what it restored as the saved-spec', () => {
     const d = movedByGoOriginal();
-    const planned = planRestoreToSpot(d, { purpose: 'recovery', now: LATER, legacy });
+    const planned = planRestoreToSpot(d, { purpose: 'recovery', now: LATER, legacy, signer: TEST_SIGNER });
     assert.match('note' in planned ? String(planned.note) : '', /moved by the Go original/, 'the plan says how it was made, for the Event');
     const restoring = serverApply(d, okOps(planned));
     assert.equal(restoring.spec!.template.metadata!.labels!['compute-type'], 'spot');
@@ -452,7 +457,7 @@ describe('planRestoreToSpot: a Deployment the Go original moved (no saved-spec)'
       strategy: d.spec!.strategy,
     });
     // The rest of the trip reads that record like any other: the user's strategy comes back at the end.
-    const done = serverApply(restoring, okOps(planFinish(restoring, { kind: 'recovered', now: LATER, recoveryReason: 'successful-recovery' })));
+    const done = serverApply(restoring, okOps(planFinish(restoring, { kind: 'recovered', now: LATER, recoveryReason: 'successful-recovery' }, TEST_SIGNER)));
     assert.deepEqual(done.spec!.strategy, d.spec!.strategy);
     assert.equal(annotation(done, A.state), 'spot');
     assert.equal(annotation(done, A.savedSpec), undefined);
@@ -461,20 +466,26 @@ describe('planRestoreToSpot: a Deployment the Go original moved (no saved-spec)'
 
   it('is only for a missing saved-spec on state fargate, never a guess over an unreadable one', () => {
     const unreadable = movedByGoOriginal();
-    unreadable.metadata!.annotations![A.savedSpec] = '{not json';
-    assert.match(String((planRestoreToSpot(unreadable, { purpose: 'recovery', now: LATER, legacy }) as { error?: string }).error), /not valid JSON/);
+    setSignedSavedSpec(unreadable, '{not json');
+    assert.match(
+      String((planRestoreToSpot(unreadable, { purpose: 'recovery', now: LATER, legacy, signer: TEST_SIGNER }) as { error?: string }).error),
+      /not valid JSON/,
+    );
     const onSpot = movedByGoOriginal();
     onSpot.metadata!.annotations![A.state] = 'spot';
-    assert.match(String((planRestoreToSpot(onSpot, { purpose: 'recovery', now: LATER, legacy }) as { error?: string }).error), /annotation is missing/);
+    assert.match(
+      String((planRestoreToSpot(onSpot, { purpose: 'recovery', now: LATER, legacy, signer: TEST_SIGNER }) as { error?: string }).error),
+      /annotation is missing/,
+    );
     // Without the legacy labels (a rollback of this controller's own move) a missing record is an error.
-    assert.ok('error' in planRestoreToSpot(movedByGoOriginal(), { purpose: 'rollback', now: LATER }));
+    assert.ok('error' in planRestoreToSpot(movedByGoOriginal(), { purpose: 'rollback', now: LATER, signer: TEST_SIGNER }));
   });
 });
 
 describe('planFinish', () => {
   it('after migration: original strategy back, phase removed, state stays fargate', () => {
     const migrated = migrate(spotDeployment());
-    const result = planFinish(migrated, { kind: 'migrated' });
+    const result = planFinish(migrated, { kind: 'migrated' }, TEST_SIGNER);
     assert.deepEqual(result, {
       ops: [
         { op: 'test', path: '/metadata/resourceVersion', value: '4712' },
@@ -491,14 +502,14 @@ describe('planFinish', () => {
     const d = spotDeployment();
     delete d.spec!.strategy;
     const migrated = migrate(d);
-    assert.ok(okOps(planFinish(migrated, { kind: 'migrated' })).some((o) => o.op === 'remove' && o.path === '/spec/strategy'));
+    assert.ok(okOps(planFinish(migrated, { kind: 'migrated' }, TEST_SIGNER)).some((o) => o.op === 'remove' && o.path === '/spec/strategy'));
   });
 
   it('after recovery: state spot, saved-spec and phase gone, recovery recorded', () => {
     const migrated = migrate(spotDeployment());
     migrated.metadata!.annotations![A.failedRecoveryAttempts] = '2';
-    const restoring = serverApply(migrated, okOps(planRestoreToSpot(migrated, { purpose: 'recovery', now: LATER })));
-    const done = serverApply(restoring, okOps(planFinish(restoring, { kind: 'recovered', now: LATER, recoveryReason: 'successful-recovery' })));
+    const restoring = serverApply(migrated, okOps(planRestoreToSpot(migrated, { purpose: 'recovery', now: LATER, signer: TEST_SIGNER })));
+    const done = serverApply(restoring, okOps(planFinish(restoring, { kind: 'recovered', now: LATER, recoveryReason: 'successful-recovery' }, TEST_SIGNER)));
     const ann = done.metadata!.annotations!;
     assert.equal(ann[A.state], 'spot');
     assert.equal(ann[A.savedSpec], undefined);
@@ -511,9 +522,9 @@ describe('planFinish', () => {
   it('after a rollback: state spot, reason rollback, saved-spec and phase gone', () => {
     const original = spotDeployment();
     const migrated = migrate(original);
-    const rolling = serverApply(migrated, okOps(planRestoreToSpot(migrated, { purpose: 'rollback', now: LATER })));
+    const rolling = serverApply(migrated, okOps(planRestoreToSpot(migrated, { purpose: 'rollback', now: LATER, signer: TEST_SIGNER })));
     assert.equal(annotation(rolling, A.phase), 'rolling-back');
-    const done = serverApply(rolling, okOps(planFinish(rolling, { kind: 'rolled-back' })));
+    const done = serverApply(rolling, okOps(planFinish(rolling, { kind: 'rolled-back' }, TEST_SIGNER)));
     assert.equal(annotation(done, A.state), 'spot');
     assert.equal(annotation(done, A.reason), 'rollback');
     assert.equal(annotation(done, A.savedSpec), undefined);
@@ -524,9 +535,12 @@ describe('planFinish', () => {
 
   it('after a failed recovery: back to the Fargate template, attempt counted', () => {
     const migrated = migrate(spotDeployment());
-    const settled = serverApply(migrated, okOps(planFinish(migrated, { kind: 'migrated' })));
-    const restoring = serverApply(settled, okOps(planRestoreToSpot(settled, { purpose: 'recovery', now: LATER })));
-    const failed = serverApply(restoring, okOps(planFinish(restoring, { kind: 'recovery-failed', now: LATER, recoveryReason: 'rollout-timeout', ...LABELS })));
+    const settled = serverApply(migrated, okOps(planFinish(migrated, { kind: 'migrated' }, TEST_SIGNER)));
+    const restoring = serverApply(settled, okOps(planRestoreToSpot(settled, { purpose: 'recovery', now: LATER, signer: TEST_SIGNER })));
+    const failed = serverApply(
+      restoring,
+      okOps(planFinish(restoring, { kind: 'recovery-failed', now: LATER, recoveryReason: 'rollout-timeout', ...LABELS }, TEST_SIGNER)),
+    );
     assert.deepEqual(failed.spec!.template, migrated.spec!.template);
     assert.deepEqual(failed.spec!.strategy, MOVE_STRATEGY);
     const ann = failed.metadata!.annotations!;
@@ -537,14 +551,17 @@ describe('planFinish', () => {
     assert.equal(ann[A.lastRecoveredAt], '2025-03-14T10:00:00Z');
     assert.equal(ann[A.savedSpec], annotation(migrated, A.savedSpec));
 
-    const second = serverApply(failed, okOps(planFinish(failed, { kind: 'recovery-failed', now: LATER, recoveryReason: 'rollout-timeout', ...LABELS })));
+    const second = serverApply(
+      failed,
+      okOps(planFinish(failed, { kind: 'recovery-failed', now: LATER, recoveryReason: 'rollout-timeout', ...LABELS }, TEST_SIGNER)),
+    );
     assert.equal(annotation(second, A.failedRecoveryAttempts), '2');
   });
 
   it('refuses to finish without a saved-spec', () => {
     const migrated = migrate(spotDeployment());
     delete migrated.metadata!.annotations![A.savedSpec];
-    const result = planFinish(migrated, { kind: 'migrated' });
+    const result = planFinish(migrated, { kind: 'migrated' }, TEST_SIGNER);
     assert.ok('error' in result);
     assert.match(result.error, /^cannot finish \(migrated\): .*annotation is missing/);
   });
@@ -553,9 +570,9 @@ describe('planFinish', () => {
 describe('round trip', () => {
   function fullCycle(original: V1Deployment): V1Deployment {
     const migrated = migrate(original);
-    const settled = serverApply(migrated, okOps(planFinish(migrated, { kind: 'migrated' })));
-    const restoring = serverApply(settled, okOps(planRestoreToSpot(settled, { purpose: 'recovery', now: LATER })));
-    return serverApply(restoring, okOps(planFinish(restoring, { kind: 'recovered', now: LATER, recoveryReason: 'successful-recovery' })));
+    const settled = serverApply(migrated, okOps(planFinish(migrated, { kind: 'migrated' }, TEST_SIGNER)));
+    const restoring = serverApply(settled, okOps(planRestoreToSpot(settled, { purpose: 'recovery', now: LATER, signer: TEST_SIGNER })));
+    return serverApply(restoring, okOps(planFinish(restoring, { kind: 'recovered', now: LATER, recoveryReason: 'successful-recovery' }, TEST_SIGNER)));
   }
 
   function assertRestored(original: V1Deployment, back: V1Deployment): void {
@@ -606,18 +623,85 @@ describe('round trip', () => {
   it('survives a failed recovery followed by a successful one', () => {
     const original = spotDeployment();
     const migrated = migrate(original);
-    const settled = serverApply(migrated, okOps(planFinish(migrated, { kind: 'migrated' })));
-    const restoring = serverApply(settled, okOps(planRestoreToSpot(settled, { purpose: 'recovery', now: LATER })));
-    const failed = serverApply(restoring, okOps(planFinish(restoring, { kind: 'recovery-failed', now: LATER, recoveryReason: 'rollout-timeout', ...LABELS })));
-    const settledAgain = serverApply(failed, okOps(planFinish(failed, { kind: 'migrated' })));
+    const settled = serverApply(migrated, okOps(planFinish(migrated, { kind: 'migrated' }, TEST_SIGNER)));
+    const restoring = serverApply(settled, okOps(planRestoreToSpot(settled, { purpose: 'recovery', now: LATER, signer: TEST_SIGNER })));
+    const failed = serverApply(
+      restoring,
+      okOps(planFinish(restoring, { kind: 'recovery-failed', now: LATER, recoveryReason: 'rollout-timeout', ...LABELS }, TEST_SIGNER)),
+    );
+    const settledAgain = serverApply(failed, okOps(planFinish(failed, { kind: 'migrated' }, TEST_SIGNER)));
     assert.deepStrictEqual(settledAgain.spec!.strategy, original.spec!.strategy);
-    const restoringAgain = serverApply(settledAgain, okOps(planRestoreToSpot(settledAgain, { purpose: 'recovery', now: LATER })));
-    const back = serverApply(restoringAgain, okOps(planFinish(restoringAgain, { kind: 'recovered', now: LATER, recoveryReason: 'successful-recovery' })));
+    const restoringAgain = serverApply(settledAgain, okOps(planRestoreToSpot(settledAgain, { purpose: 'recovery', now: LATER, signer: TEST_SIGNER })));
+    const back = serverApply(
+      restoringAgain,
+      okOps(planFinish(restoringAgain, { kind: 'recovered', now: LATER, recoveryReason: 'successful-recovery' }, TEST_SIGNER)),
+    );
     assertRestored(original, back);
     assert.equal(annotation(back, A.failedRecoveryAttempts), '0');
   });
 
   it('timestamps are RFC 3339 without milliseconds', () => {
     assert.equal(formatTimestamp(NOW), '2025-03-14T09:26:53Z');
+  });
+});
+
+describe('the restore record is only applied when its signature verifies', () => {
+  const forged = JSON.stringify({
+    version: 1,
+    label: { key: 'compute-type', value: 'spot' },
+    tolerations: [{ key: 'node-role.kubernetes.io/control-plane', operator: 'Exists', effect: 'NoSchedule' }],
+  });
+  const restore = (d: V1Deployment, signer = TEST_SIGNER) => planRestoreToSpot(d, { purpose: 'recovery', now: LATER, signer });
+
+  it('a record a tenant wrote, changed, or copied from another Deployment is refused, with no ops', () => {
+    const migrated = migrate(spotDeployment());
+    const written = structuredClone(migrated);
+    written.metadata!.annotations![A.savedSpec] = forged;
+    delete written.metadata!.annotations![A.savedSpecSignature];
+    const changed = structuredClone(migrated);
+    changed.metadata!.annotations![A.savedSpec] = forged; // the controller's signature kept, the record replaced
+    const copied = structuredClone(migrated);
+    const other = structuredClone(migrated);
+    other.metadata!.uid = 'another-uid';
+    setSignedSavedSpec(other, forged);
+    copied.metadata!.annotations![A.savedSpec] = forged;
+    copied.metadata!.annotations![A.savedSpecSignature] = other.metadata!.annotations![A.savedSpecSignature]!;
+    for (const [d, why] of [
+      [written, /has no spot-orchestrator\/saved-spec-signature/],
+      [changed, /does not match its spot-orchestrator\/saved-spec-signature/],
+      [copied, /does not match/],
+    ] as const) {
+      const planned = restore(d);
+      assert.ok('error' in planned && !('ops' in planned));
+      assert.match(planned.error, why);
+      const finished = planFinish(d, { kind: 'recovered', now: LATER, recoveryReason: 'successful-recovery' }, TEST_SIGNER);
+      assert.ok('error' in finished, 'finishing reads the record too');
+    }
+  });
+
+  it('a record signed with another key (another install, or a key replaced) does not verify', () => {
+    const migrated = migrate(spotDeployment());
+    assert.ok('error' in restore(migrated, hmacRecordSigner(Buffer.alloc(32, 8))));
+    assert.ok('ops' in restore(migrated));
+  });
+
+  it('a new move replaces an unverified record with what the template is now, signed', () => {
+    // Interrupted mid-recovery (template back on spot, state still fargate), then the record forged.
+    const migrated = migrate(spotDeployment());
+    const restoring = serverApply(migrated, okOps(restore(migrated)));
+    restoring.metadata!.annotations![A.savedSpec] = forged;
+    const plan = planMigration(restoring, migrationInput({ now: LATER, eventId: 'evt-2' }));
+    assert.deepEqual(plan.action === 'patch' && plan.removed.tolerations, spotDeployment().spec!.template.spec!.tolerations, 'the template, not the forgery');
+    const after = serverApply(restoring, patchOps(plan));
+    assert.notEqual(annotation(after, A.savedSpec), forged);
+    assert.ok(TEST_SIGNER.verify(after, annotation(after, A.savedSpec)!, annotation(after, A.savedSpecSignature)!));
+  });
+
+  it('the signature is removed with the record when the trip ends', () => {
+    const migrated = migrate(spotDeployment());
+    const restoring = serverApply(migrated, okOps(restore(migrated)));
+    const done = serverApply(restoring, okOps(planFinish(restoring, { kind: 'recovered', now: LATER, recoveryReason: 'successful-recovery' }, TEST_SIGNER)));
+    assert.equal(annotation(done, A.savedSpec), undefined);
+    assert.equal(annotation(done, A.savedSpecSignature), undefined);
   });
 });

@@ -7,7 +7,8 @@ import type { V1Deployment, V1DeploymentStrategy } from '@kubernetes/client-node
 import { MANAGED_ANNOTATIONS, type MigrationReason } from '../state/annotations.js';
 import { fargateRefusal } from './fargate-refusal.js';
 import { jsonEqual, pointer, type JsonPatchOp } from './json-patch.js';
-import { parseSavedSpec, readRestoreRecord, serializeSavedSpec, type LegacyRestoreLabel, type SavedSpec } from './saved-spec.js';
+import type { RecordSigner } from './record-signature.js';
+import { readRestoreRecord, readSignedSavedSpec, signedSavedSpecAnnotations, type LegacyRestoreLabel, type SavedSpec } from './saved-spec.js';
 import { selectorConflicts, stripAffinity, stripNodeSelector, stripTolerations, type ComputeLabels } from './spot-constraints.js';
 
 export { fargateRefusal } from './fargate-refusal.js';
@@ -27,6 +28,8 @@ export interface MigrationInput extends ComputeLabels {
   reason: Extract<MigrationReason, 'spot-interruption' | 'manual'>;
   eventId: string;
   instanceIds: string[];
+  /** Signs the saved-spec written, and verifies one kept from an earlier move. */
+  signer: RecordSigner;
 }
 
 /** `note` says how the patch was planned when people should hear of it (a Go original's Deployment restored by its convention). */
@@ -43,6 +46,8 @@ export interface RestoreInput {
    * original and goes back by its convention (see readRestoreRecord).
    */
   legacy?: LegacyRestoreLabel;
+  /** Only a saved-spec whose signature verifies is restored (record-signature.ts). */
+  signer: RecordSigner;
 }
 
 export type FinishOutcome =
@@ -127,7 +132,8 @@ export function planMigration(deployment: V1Deployment, input: MigrationInput): 
     return skip('fargate_refuses', `Fargate would refuse the pods of deployment ${where}: ${refusal}`);
   }
 
-  const previous = state === 'fargate' ? parseSavedSpec(annotations[MANAGED_ANNOTATIONS.savedSpec], where, MANAGED_ANNOTATIONS.savedSpec) : undefined;
+  // A kept record must verify: an unsigned or forged one is replaced by what the template is now.
+  const previous = state === 'fargate' ? readSignedSavedSpec(deployment, where, input.signer) : undefined;
   const keepPrevious = previous?.ok === true;
   const removed: SavedSpec = previous?.ok === true ? previous.saved : snapshot(deployment, input);
 
@@ -141,8 +147,8 @@ export function planMigration(deployment: V1Deployment, input: MigrationInput): 
     [MANAGED_ANNOTATIONS.reason]: input.reason,
     [MANAGED_ANNOTATIONS.phase]: 'migrating',
     [MANAGED_ANNOTATIONS.interruption]: JSON.stringify({ eventId: input.eventId, instanceIds: input.instanceIds }),
+    ...(keepPrevious ? {} : signedSavedSpecAnnotations(deployment, removed, input.signer)),
   };
-  if (!keepPrevious) set[MANAGED_ANNOTATIONS.savedSpec] = serializeSavedSpec(removed);
   ops.push(...annotationOps(deployment, set, []));
 
   return { action: 'patch', ops, removed };
@@ -159,7 +165,7 @@ export function planMigration(deployment: V1Deployment, input: MigrationInput): 
  */
 export function planRestoreToSpot(deployment: V1Deployment, input: RestoreInput): PatchResult {
   const where = deploymentName(deployment);
-  const record = readRestoreRecord(deployment, where, input.legacy);
+  const record = readRestoreRecord(deployment, where, input.legacy, input.signer);
   if (!record.ok) return { error: `cannot plan ${input.purpose} to spot: ${record.error}` };
   const saved = record.saved;
   const podSpec = deployment.spec?.template?.spec;
@@ -175,14 +181,16 @@ export function planRestoreToSpot(deployment: V1Deployment, input: RestoreInput)
     ops.push({ op: 'remove', path: P.templateLabel(saved.label.key) });
   }
   ops.push(...fieldOps(P.strategy, deployment.spec?.strategy, MOVE_STRATEGY));
-  const set: Record<string, string> = { [MANAGED_ANNOTATIONS.phase]: input.purpose === 'recovery' ? 'recovering' : 'rolling-back' };
-  if (record.source === 'go-original') set[MANAGED_ANNOTATIONS.savedSpec] = serializeSavedSpec(saved);
+  const set: Record<string, string> = {
+    [MANAGED_ANNOTATIONS.phase]: input.purpose === 'recovery' ? 'recovering' : 'rolling-back',
+    ...(record.source === 'go-original' ? signedSavedSpecAnnotations(deployment, saved, input.signer) : {}),
+  };
   ops.push(...annotationOps(deployment, set, []));
   return record.source === 'go-original' ? { ops, note: record.note } : { ops };
 }
 
 /** Plans the small patch that ends a transition; see FinishOutcome. Needs a readable saved-spec. */
-export function planFinish(deployment: V1Deployment, outcome: FinishOutcome): PatchResult {
+export function planFinish(deployment: V1Deployment, outcome: FinishOutcome, signer: RecordSigner): PatchResult {
   const where = deploymentName(deployment);
   const annotations = deployment.metadata?.annotations ?? {};
   const A = MANAGED_ANNOTATIONS;
@@ -209,7 +217,7 @@ export function planFinish(deployment: V1Deployment, outcome: FinishOutcome): Pa
     return { ops };
   }
 
-  const parsed = parseSavedSpec(annotations[A.savedSpec], where, A.savedSpec);
+  const parsed = readSignedSavedSpec(deployment, where, signer);
   if (!parsed.ok) return { error: `cannot finish (${outcome.kind}): ${parsed.error}` };
   ops.push(...fieldOps(P.strategy, deployment.spec?.strategy, parsed.saved.strategy));
 
@@ -227,12 +235,12 @@ export function planFinish(deployment: V1Deployment, outcome: FinishOutcome): Pa
             [A.recoveryReason]: outcome.recoveryReason,
             [A.failedRecoveryAttempts]: '0',
           },
-          [A.savedSpec, A.phase],
+          [A.savedSpec, A.savedSpecSignature, A.phase],
         ),
       );
       break;
     case 'rolled-back':
-      ops.push(...annotationOps(deployment, { [A.state]: 'spot', [A.reason]: 'rollback' }, [A.savedSpec, A.phase]));
+      ops.push(...annotationOps(deployment, { [A.state]: 'spot', [A.reason]: 'rollback' }, [A.savedSpec, A.savedSpecSignature, A.phase]));
       break;
   }
   return { ops };

@@ -1,5 +1,6 @@
 import type { V1Affinity, V1Deployment, V1DeploymentStrategy, V1Toleration } from '@kubernetes/client-node';
 import { MANAGED_ANNOTATIONS } from '../state/annotations.js';
+import type { RecordSigner } from './record-signature.js';
 
 /**
  * What the Fargate patch replaced, kept in the saved-spec annotation so that recovery and rollback
@@ -20,7 +21,8 @@ export interface SavedSpec {
   strategy?: V1DeploymentStrategy;
 }
 
-export type SavedSpecResult = { ok: true; saved: SavedSpec } | { ok: false; error: string };
+/** unverified: present but not signed by this controller's key for this Deployment (forged, edited or copied). */
+export type SavedSpecResult = { ok: true; saved: SavedSpec } | { ok: false; error: string; unverified?: true };
 
 /** JSON for the annotation: plain data only (class instances and undefined members are dropped). */
 export function serializeSavedSpec(saved: SavedSpec): string {
@@ -63,6 +65,35 @@ export function parseSavedSpec(raw: string | undefined, where: string, annotatio
   return { ok: true, saved: data as unknown as SavedSpec };
 }
 
+/** The saved-spec, only if its signature verifies for this Deployment; then parsed and checked like any. */
+export function readSignedSavedSpec(d: V1Deployment, where: string, signer: RecordSigner): SavedSpecResult {
+  const annotations = d.metadata?.annotations ?? {};
+  const raw = annotations[MANAGED_ANNOTATIONS.savedSpec];
+  if (raw !== undefined && raw !== '') {
+    const signature = annotations[MANAGED_ANNOTATIONS.savedSpecSignature];
+    const why =
+      signature === undefined
+        ? `has no ${MANAGED_ANNOTATIONS.savedSpecSignature}`
+        : !signer.verify(d, raw, signature)
+          ? `does not match its ${MANAGED_ANNOTATIONS.savedSpecSignature} (changed after this controller wrote it, copied from another Deployment, or signed with another key)`
+          : undefined;
+    if (why !== undefined) {
+      return {
+        ok: false,
+        unverified: true,
+        error: `reading annotation ${MANAGED_ANNOTATIONS.savedSpec} of deployment ${where}: the record ${why}; it is not applied`,
+      };
+    }
+  }
+  return parseSavedSpec(raw, where, MANAGED_ANNOTATIONS.savedSpec);
+}
+
+/** The saved-spec annotation and its signature, as written together. */
+export function signedSavedSpecAnnotations(d: V1Deployment, saved: SavedSpec, signer: RecordSigner): Record<string, string> {
+  const raw = serializeSavedSpec(saved);
+  return { [MANAGED_ANNOTATIONS.savedSpec]: raw, [MANAGED_ANNOTATIONS.savedSpecSignature]: signer.sign(d, raw) };
+}
+
 function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
@@ -83,9 +114,9 @@ export interface LegacyRestoreLabel {
 export type RestoreRecord =
   | { ok: true; saved: SavedSpec; source: 'saved-spec' }
   | { ok: true; saved: SavedSpec; source: 'go-original'; note: string }
-  | { ok: false; error: string };
+  | { ok: false; error: string; unverified?: true };
 
-export function readRestoreRecord(d: V1Deployment, where: string, legacy: LegacyRestoreLabel | undefined): RestoreRecord {
+export function readRestoreRecord(d: V1Deployment, where: string, legacy: LegacyRestoreLabel | undefined, signer: RecordSigner): RestoreRecord {
   const annotations = d.metadata?.annotations ?? {};
   const raw = annotations[MANAGED_ANNOTATIONS.savedSpec];
   if (raw === undefined && legacy !== undefined && annotations[MANAGED_ANNOTATIONS.state] === 'fargate') {
@@ -101,7 +132,7 @@ export function readRestoreRecord(d: V1Deployment, where: string, legacy: Legacy
       `template label ${legacy.computeLabelKey}=${legacy.spotLabel}, nodeSelector, affinity, tolerations and strategy unchanged`;
     return { ok: true, saved, source: 'go-original', note };
   }
-  const parsed = parseSavedSpec(raw, where, MANAGED_ANNOTATIONS.savedSpec);
+  const parsed = readSignedSavedSpec(d, where, signer);
   return parsed.ok ? { ok: true, saved: parsed.saved, source: 'saved-spec' } : parsed;
 }
 

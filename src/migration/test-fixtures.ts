@@ -5,11 +5,29 @@ import type { V1Deployment } from '@kubernetes/client-node';
 import { MANAGED_ANNOTATIONS } from '../state/annotations.js';
 import { applyJsonPatch, type JsonPatchOp } from './json-patch.js';
 import type { MigrationInput } from './plan.js';
+import { hmacRecordSigner } from './record-signature.js';
 import type { ComputeLabels } from './spot-constraints.js';
 
 export const LABELS: ComputeLabels = { computeLabelKey: 'compute-type', spotLabel: 'spot', fargateLabel: 'fargate' };
 
 export const NOW = new Date('2025-03-14T09:26:53.589Z');
+
+/** The tests' restore-record key: fixed, so signed fixtures compare equal run to run. */
+export const TEST_SIGNER = hmacRecordSigner(Buffer.alloc(32, 7));
+
+/** Puts a saved-spec on the Deployment as this controller would: with its signature (or none for undefined). */
+export function setSignedSavedSpec(d: V1Deployment, raw: string | undefined): void {
+  d.metadata ??= {};
+  d.metadata.annotations ??= {};
+  const annotations = d.metadata.annotations;
+  if (raw === undefined) {
+    delete annotations[MANAGED_ANNOTATIONS.savedSpec];
+    delete annotations[MANAGED_ANNOTATIONS.savedSpecSignature];
+    return;
+  }
+  annotations[MANAGED_ANNOTATIONS.savedSpec] = raw;
+  annotations[MANAGED_ANNOTATIONS.savedSpecSignature] = TEST_SIGNER.sign(d, raw);
+}
 
 export function migrationInput(overrides: Partial<MigrationInput> = {}): MigrationInput {
   return {
@@ -19,6 +37,7 @@ export function migrationInput(overrides: Partial<MigrationInput> = {}): Migrati
     reason: 'spot-interruption',
     eventId: 'evt-0b5f',
     instanceIds: ['i-0abc123', 'i-0def456'],
+    signer: TEST_SIGNER,
     ...overrides,
   };
 }

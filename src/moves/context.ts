@@ -7,6 +7,7 @@ import type { Config } from '../config/config.js';
 import type { ClusterView } from '../kube/cluster-view.js';
 import type { Recorder } from '../kube/recorder.js';
 import type { Metrics } from '../metrics/metrics.js';
+import type { RecordSigner } from '../migration/record-signature.js';
 import type { DeploymentPatcher } from './patcher.js';
 import type { MoveRegistry } from './registry.js';
 import type { RolloutObserver } from './rollout-observer.js';
@@ -24,4 +25,6 @@ export interface ControllerContext {
   recorder: Recorder;
   alerter: Alerter;
   metrics: Metrics;
+  /** Signs the restore records the moves write, and verifies those they read. */
+  signer: RecordSigner;
 }

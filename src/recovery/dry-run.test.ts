@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import type { V1Deployment, V1Node } from '@kubernetes/client-node';
 import { loadConfig } from '../config/load.js';
 import { formatTimestamp, planFinish, planMigration } from '../migration/plan.js';
-import { migrationInput, serverApply, spotDeployment } from '../migration/test-fixtures.js';
+import { TEST_SIGNER, migrationInput, serverApply, spotDeployment } from '../migration/test-fixtures.js';
 import { MANAGED_ANNOTATIONS as A, USER_ANNOTATIONS } from '../state/annotations.js';
 import { recoveryDryRunReport } from './dry-run.js';
 
@@ -16,7 +16,7 @@ function deployment(name: string, o: { fargate?: boolean; optIn?: boolean; annot
   if (o.fargate !== false) {
     const plan = planMigration(d, migrationInput({ now: MIGRATED }));
     d = serverApply(d, plan.action === 'patch' ? plan.ops : []);
-    const finish = planFinish(d, { kind: 'migrated' });
+    const finish = planFinish(d, { kind: 'migrated' }, TEST_SIGNER);
     d = serverApply(d, 'ops' in finish ? finish.ops : []);
   }
   d.metadata!.name = name;
@@ -46,6 +46,7 @@ describe('recover --dry-run report', () => {
         deployment('other', { optIn: false }),
       ]),
       NOW,
+      TEST_SIGNER,
     );
     const text = lines.join('\n');
     assert.match(text, /spot capacity: 1 healthy of 1 spot node\(s\) \(spot-a-0\)/);
@@ -67,7 +68,7 @@ describe('recover --dry-run report', () => {
   });
 
   it('without healthy spot capacity nothing would recover', () => {
-    const text = recoveryDryRunReport(config, [], inDefault([deployment('api')]), NOW).join('\n');
+    const text = recoveryDryRunReport(config, [], inDefault([deployment('api')]), NOW, TEST_SIGNER).join('\n');
     assert.match(text, /api: wait {5}not now \(no_spot_capacity\): no healthy spot node/);
     assert.match(text, /0 would recover now$/);
   });

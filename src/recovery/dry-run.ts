@@ -4,7 +4,9 @@ import { CoreV1Api, type KubeConfig, type V1Deployment, type V1Node } from '@kub
 import type { Config } from '../config/config.js';
 import { formatDuration } from '../config/duration.js';
 import { describeScope, isManaged, namespaceScope } from '../config/scope.js';
+import { messageOf } from '../kube/api.js';
 import { listScopedDeployments } from '../kube/scoped-list.js';
+import { hmacRecordSigner, type RecordSigner } from '../migration/record-signature.js';
 import { MANAGED_ANNOTATIONS } from '../state/annotations.js';
 import { describeVerdict, judgePass } from './eligibility.js';
 
@@ -14,9 +16,10 @@ export function recoveryDryRunReport(
   nodes: readonly V1Node[],
   listed: { deployments: readonly V1Deployment[]; inScope: (namespace: string) => boolean },
   now: Date,
+  signer: RecordSigner,
 ): string[] {
   const managed = listed.deployments.filter((d) => isManaged(config, d, listed.inScope));
-  const { capacity, verdicts } = judgePass(managed, nodes, { config, now });
+  const { capacity, verdicts } = judgePass(managed, nodes, { config, now, signer });
   const r = config.recovery;
   const lines = [
     `recovery dry run at ${now.toISOString()}, ${describeScope(namespaceScope(config.kubernetes))} (${config.kubernetes.mode} mode)`,
@@ -56,7 +59,20 @@ export function recoveryDryRunReport(
 }
 
 /** Lists nodes and Deployments once and prints the report. */
-export async function recoveryDryRun(config: Config, kc: KubeConfig, out: (line: string) => void = console.log, now = new Date()): Promise<void> {
-  const [nodes, listed] = await Promise.all([kc.makeApiClient(CoreV1Api).listNode(), listScopedDeployments(kc, namespaceScope(config.kubernetes))]);
-  for (const line of recoveryDryRunReport(config, nodes.items, listed, now)) out(line);
+export async function recoveryDryRun(
+  config: Config,
+  kc: KubeConfig,
+  key: () => Promise<Buffer>,
+  out: (line: string) => void = console.log,
+  now = new Date(),
+): Promise<void> {
+  const [nodes, listed, signer] = await Promise.all([
+    kc.makeApiClient(CoreV1Api).listNode(),
+    listScopedDeployments(kc, namespaceScope(config.kubernetes)),
+    // Whether a record would be applied depends on its signature: without the key, nothing can be said.
+    key().then(hmacRecordSigner, (err: unknown) => {
+      throw new Error(`recover --dry-run checks restore records with the controller's key: ${messageOf(err)}`);
+    }),
+  ]);
+  for (const line of recoveryDryRunReport(config, nodes.items, listed, now, signer)) out(line);
 }

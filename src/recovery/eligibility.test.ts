@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import type { V1Deployment, V1Node } from '@kubernetes/client-node';
 import { loadConfig } from '../config/load.js';
 import { formatTimestamp, planFinish, planMigration, planRestoreToSpot } from '../migration/plan.js';
-import { migrationInput, serverApply, spotDeployment } from '../migration/test-fixtures.js';
+import { migrationInput, serverApply, setSignedSavedSpec, spotDeployment, TEST_SIGNER } from '../migration/test-fixtures.js';
 import { MANAGED_ANNOTATIONS as A, NODE_ANNOTATIONS, USER_ANNOTATIONS } from '../state/annotations.js';
 import {
   assessSpotCapacity,
@@ -41,7 +41,7 @@ function onFargate(annotations: Record<string, string> = {}): V1Deployment {
   const plan = planMigration(spotDeployment(), migrationInput({ now: MIGRATED }));
   assert.equal(plan.action, 'patch');
   const migrated = serverApply(spotDeployment(), plan.action === 'patch' ? plan.ops : []);
-  const finish = planFinish(migrated, { kind: 'migrated' });
+  const finish = planFinish(migrated, { kind: 'migrated' }, TEST_SIGNER);
   assert.ok('ops' in finish);
   const settled = serverApply(migrated, finish.ops);
   Object.assign(settled.metadata!.annotations!, annotations);
@@ -50,7 +50,13 @@ function onFargate(annotations: Record<string, string> = {}): V1Deployment {
 
 function judge(d: V1Deployment, at: Date, o: Partial<EligibilityInput> & { nodes?: V1Node[] } = {}): Verdict {
   const cfg = o.config ?? config;
-  return judgeRecovery(d, { config: cfg, now: at, capacity: o.capacity ?? assessSpotCapacity(o.nodes ?? [node('spot-1')], cfg.compute), inFlight: o.inFlight });
+  return judgeRecovery(d, {
+    config: cfg,
+    now: at,
+    capacity: o.capacity ?? assessSpotCapacity(o.nodes ?? [node('spot-1')], cfg.compute),
+    inFlight: o.inFlight,
+    signer: TEST_SIGNER,
+  });
 }
 
 const after = (ms: number) => new Date(MIGRATED.getTime() + ms);
@@ -202,10 +208,13 @@ describe('recovery eligibility', () => {
 
     it('healthy spot nodes that the restored constraints do not select do not count', () => {
       const d = onFargate();
-      d.metadata!.annotations![A.savedSpec] = JSON.stringify({
-        ...JSON.parse(d.metadata!.annotations![A.savedSpec]!),
-        nodeSelector: { 'compute-type': 'spot', 'eks.amazonaws.com/nodegroup': 'spot-b' },
-      });
+      setSignedSavedSpec(
+        d,
+        JSON.stringify({
+          ...JSON.parse(d.metadata!.annotations![A.savedSpec]!),
+          nodeSelector: { 'compute-type': 'spot', 'eks.amazonaws.com/nodegroup': 'spot-b' },
+        }),
+      );
       const v = judge(d, after(60 * MIN), { nodes: [node('a1'), node('a2')] });
       assert.ok(!v.eligible);
       assert.equal(v.reason, 'no_matching_spot_node');
@@ -222,9 +231,10 @@ describe('recovery eligibility', () => {
       const deployments = ['x', 'y', 'z'].map((n) => {
         const d = onFargate();
         d.metadata!.name = n;
+        setSignedSavedSpec(d, d.metadata!.annotations![A.savedSpec]); // the record is bound to the name
         return d;
       });
-      const { capacity, verdicts } = judgePass(deployments, counted, { config, now: after(60 * MIN) });
+      const { capacity, verdicts } = judgePass(deployments, counted, { config, now: after(60 * MIN), signer: TEST_SIGNER });
       assert.equal(capacity.healthy.length, 1);
       assert.deepEqual(
         verdicts.map((v) => reasonOf(v.verdict)),
@@ -266,7 +276,10 @@ describe('recovery eligibility', () => {
         assert.match(v.detail, new RegExp(`phase ${phase}`));
       }
       // Mid-recovery as the planner leaves it.
-      const restoring = serverApply(onFargate(), (planRestoreToSpot(onFargate(), { purpose: 'recovery', now: after(60 * MIN) }) as { ops: never[] }).ops);
+      const restoring = serverApply(
+        onFargate(),
+        (planRestoreToSpot(onFargate(), { purpose: 'recovery', now: after(60 * MIN), signer: TEST_SIGNER }) as { ops: never[] }).ops,
+      );
       assert.equal(reasonOf(judge(restoring, after(61 * MIN))), 'phase_in_flight');
     });
 
@@ -278,10 +291,22 @@ describe('recovery eligibility', () => {
 
     it('an unreadable saved-spec: nothing to restore from', () => {
       const d = onFargate();
-      d.metadata!.annotations![A.savedSpec] = '{"version":1';
+      setSignedSavedSpec(d, '{"version":1');
       const v = judge(d, after(60 * MIN));
       assert.equal(reasonOf(v), 'no_saved_spec');
       assert.match(v.detail, /not valid JSON/);
+    });
+
+    it('a saved-spec this controller did not sign: never applied, and says why', () => {
+      const d = onFargate();
+      d.metadata!.annotations![A.savedSpec] = JSON.stringify({
+        version: 1,
+        label: { key: 'compute-type', value: 'spot' },
+        tolerations: [{ operator: 'Exists' }],
+      });
+      const v = judge(d, after(60 * MIN));
+      assert.equal(reasonOf(v), 'unverified_restore_record');
+      assert.match(v.detail, /does not match its spot-orchestrator\/saved-spec-signature/);
     });
 
     it('no saved-spec at all (moved by the Go original): eligible, by its convention, and says so', () => {
@@ -297,6 +322,7 @@ describe('recovery eligibility', () => {
     const mk = (name: string, migrated: Date, extra: Record<string, string> = {}) => {
       const d = onFargate({ [A.migratedAt]: formatTimestamp(migrated), ...extra });
       d.metadata!.name = name;
+      setSignedSavedSpec(d, d.metadata!.annotations![A.savedSpec]); // the record is bound to the name
       return d;
     };
     const now = after(10 * 60 * MIN);
@@ -308,7 +334,7 @@ describe('recovery eligibility', () => {
         mk('waiting', after(9.5 * 60 * MIN)),
       ],
       [node('a')],
-      { config, now },
+      { config, now, signer: TEST_SIGNER },
     );
     assert.deepEqual(
       verdicts.map((v) => `${v.deployment.metadata!.name}:${reasonOf(v.verdict)}`),

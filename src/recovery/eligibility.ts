@@ -15,6 +15,8 @@
 //   no_saved_spec           the saved-spec annotation is unreadable: nothing to restore from (a missing
 //                           one means the Go original moved it: its convention is restored, see
 //                           readRestoreRecord, and the verdict's detail says so)
+//   unverified_restore_record  the saved-spec is there but its signature does not verify: someone
+//                           other than this controller wrote or changed it, so it is never applied
 //   no_spot_capacity        no Ready, schedulable, uncordoned spot node free of interruption and
 //                           rebalance annotations anywhere in the cluster
 //   no_matching_spot_node   healthy spot nodes exist, but none satisfies the constraints the restore
@@ -24,6 +26,7 @@ import type { Config } from '../config/config.js';
 import { formatDuration } from '../config/duration.js';
 import { resolveDeploymentSettings } from '../config/overrides.js';
 import { healthySpotNodes, isSpotNode } from '../capacity/spot-nodes.js';
+import type { RecordSigner } from '../migration/record-signature.js';
 import { readRestoreRecord } from '../migration/saved-spec.js';
 import { MANAGED_ANNOTATIONS, USER_ANNOTATIONS } from '../state/annotations.js';
 import { fits } from '../capacity/node-fit.js';
@@ -37,6 +40,7 @@ export const INELIGIBLE_REASONS = [
   'cooldown',
   'backoff',
   'no_saved_spec',
+  'unverified_restore_record',
   'no_spot_capacity',
   'no_matching_spot_node',
 ] as const;
@@ -78,6 +82,8 @@ export interface EligibilityInput {
   capacity: SpotCapacity;
   /** Set when this controller is already moving or observing the Deployment: says what. */
   inFlight?: string;
+  /** A restore record that does not verify is never applied. */
+  signer: RecordSigner;
 }
 
 /** Delay before retry N+1 after N failed attempts: base x 2^(N-1), capped at max_backoff; 0 with no failure. */
@@ -155,8 +161,8 @@ export function judgeRecovery(d: V1Deployment, input: EligibilityInput): Verdict
   }
 
   const where = `${d.metadata?.namespace ?? ''}/${d.metadata?.name ?? ''}`;
-  const saved = readRestoreRecord(d, where, legacyRestoreLabel(config));
-  if (!saved.ok) return no('no_saved_spec', saved.error);
+  const saved = readRestoreRecord(d, where, legacyRestoreLabel(config), input.signer);
+  if (!saved.ok) return no(saved.unverified ? 'unverified_restore_record' : 'no_saved_spec', saved.error);
   const legacyNote = saved.source === 'go-original' ? `; ${saved.note}` : '';
 
   if (capacity.healthy.length === 0) {
@@ -207,7 +213,11 @@ export function judgePass(
   const capacity = assessSpotCapacity(nodes, input.config.compute);
   const verdicts = deployments.map((deployment) => {
     const key = `${deployment.metadata?.namespace ?? ''}/${deployment.metadata?.name ?? ''}`;
-    return { deployment, key, verdict: judgeRecovery(deployment, { config: input.config, now: input.now, capacity, inFlight: input.inFlight?.(key) }) };
+    return {
+      deployment,
+      key,
+      verdict: judgeRecovery(deployment, { config: input.config, now: input.now, capacity, inFlight: input.inFlight?.(key), signer: input.signer }),
+    };
   });
   const migratedAt = (d: V1Deployment) => Date.parse(d.metadata?.annotations?.[MANAGED_ANNOTATIONS.migratedAt] ?? '') || 0;
   verdicts.sort((x, y) => {

@@ -105,6 +105,7 @@ export class RecoveryFlow {
     const verdict = judgeRecovery(cached, {
       config: this.ctx.config,
       now: this.ctx.clock.now(),
+      signer: this.ctx.signer,
       capacity: assessSpotCapacity(this.ctx.view.listNodes(), this.ctx.config.compute),
     });
     if (!verdict.eligible) return skip(describeVerdict(verdict));
@@ -117,7 +118,7 @@ export class RecoveryFlow {
       const a = cur.metadata?.annotations ?? {};
       if (a[MANAGED_ANNOTATIONS.state] !== 'fargate') return { skip: `state is ${a[MANAGED_ANNOTATIONS.state]}` };
       if (a[MANAGED_ANNOTATIONS.phase] !== undefined) return { skip: `a move is in flight (phase ${a[MANAGED_ANNOTATIONS.phase]})` };
-      const plan = planRestoreToSpot(cur, { purpose: 'recovery', now: startedAt, legacy });
+      const plan = planRestoreToSpot(cur, { purpose: 'recovery', now: startedAt, legacy, signer: this.ctx.signer });
       goOriginalNote = 'note' in plan ? plan.note : undefined;
       return 'error' in plan ? { error: plan.error } : { ops: plan.ops };
     });
@@ -293,7 +294,7 @@ export class RecoveryFlow {
       if (move.signal.aborted) return { skip: `stood down (${move.signal.reason})` };
       const current = cur.metadata?.annotations?.[MANAGED_ANNOTATIONS.phase];
       if (current !== phase) return { skip: `phase is ${current ?? 'none'}, not ${phase}: another move took over` };
-      const plan = planFinish(cur, outcome);
+      const plan = planFinish(cur, outcome, this.ctx.signer);
       return 'error' in plan ? { error: plan.error } : { ops: plan.ops };
     });
   }

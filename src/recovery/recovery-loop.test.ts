@@ -15,7 +15,7 @@ import type { Purpose, Settlement, TrackRequest } from '../moves/rollout-observe
 import type { ChangeType } from '../kube/cluster-view.js';
 import { createMetrics } from '../metrics/metrics.js';
 import { formatTimestamp, planFinish, planMigration } from '../migration/plan.js';
-import { migrationInput, serverApply, spotDeployment } from '../migration/test-fixtures.js';
+import { TEST_SIGNER, migrationInput, serverApply, spotDeployment } from '../migration/test-fixtures.js';
 import { MANAGED_ANNOTATIONS as A } from '../state/annotations.js';
 import { RecoveryFlow } from './recovery-flow.js';
 import { RecoveryLoop } from './recovery-loop.js';
@@ -32,7 +32,7 @@ function onFargate(name: string, minutesAfter = 0): V1Deployment {
   base.metadata!.name = name;
   const plan = planMigration(base, migrationInput({ now: new Date(MIGRATED.getTime() + minutesAfter * 60_000) }));
   const migrated = serverApply(base, plan.action === 'patch' ? plan.ops : []);
-  const finish = planFinish(migrated, { kind: 'migrated' });
+  const finish = planFinish(migrated, { kind: 'migrated' }, TEST_SIGNER);
   return serverApply(migrated, 'ops' in finish ? finish.ops : []);
 }
 
@@ -76,6 +76,7 @@ class FakeCluster {
       recorder: { record() {} },
       alerter,
       metrics: createMetrics(),
+      signer: TEST_SIGNER,
     } as unknown as ControllerContext;
   }
 

@@ -153,6 +153,7 @@ export class RecoveryLoop {
     const { capacity, verdicts } = judgePass(onFargate, view.listNodes(), {
       config,
       now,
+      signer: this.ctx.signer,
       inFlight: (key) => {
         if (this.active.has(key)) return 'a recovery of it is queued or running';
         const move = moves.current(key);
@@ -167,9 +168,9 @@ export class RecoveryLoop {
       queued: [],
     };
     let wakeAt = Infinity;
-    for (const { key, verdict } of verdicts) {
+    for (const { key, verdict, deployment } of verdicts) {
       report.verdicts.set(key, verdict);
-      this.noteVerdict(key, verdict);
+      this.noteVerdict(key, verdict, deployment);
       if (verdict.eligible) {
         report.queued.push(key);
         this.enqueue(key, () => this.flow.recover(key));
@@ -231,7 +232,7 @@ export class RecoveryLoop {
     return task;
   }
 
-  private noteVerdict(key: string, verdict: Verdict): void {
+  private noteVerdict(key: string, verdict: Verdict, deployment: V1Deployment): void {
     const log = deploymentLogger(this.ctx.log, key);
     for (const w of verdict.warnings) {
       if (this.warned.has(`${key}\n${w}`)) continue;
@@ -242,6 +243,17 @@ export class RecoveryLoop {
     if (this.lastReason.get(key) === summary) return;
     this.lastReason.set(key, summary);
     const quiet = !verdict.eligible && (verdict.reason === 'in_flight' || verdict.reason === 'phase_in_flight');
+    if (!verdict.eligible && verdict.reason === 'unverified_restore_record') {
+      // Someone other than this controller wrote or changed the record: say so where the owner looks.
+      log.warn({ reason: summary, detail: verdict.detail }, 'restore record rejected: not recovering this Deployment');
+      this.ctx.recorder.record(
+        { kind: 'Deployment', namespace: deployment.metadata!.namespace!, name: deployment.metadata!.name!, uid: deployment.metadata?.uid },
+        'Warning',
+        'RestoreRecordRejected',
+        `${verdict.detail}. It stays on Fargate: put its spot template back by hand, then mark it with \`spot-orchestrator state set NAME --state spot\``,
+      );
+      return;
+    }
     log[quiet ? 'debug' : 'info'](
       { eligible: verdict.eligible, reason: summary, nextEligibleAt: verdict.eligible ? undefined : verdict.nextEligibleAt?.toISOString() },
       `recovery: ${describeVerdict(verdict)}`,

@@ -28,6 +28,8 @@ export const MANAGED_ANNOTATIONS = {
    * so recovery and rollback restore the template exactly as the user wrote it.
    */
   savedSpec: 'spot-orchestrator/saved-spec',
+  /** HMAC of the saved-spec and the Deployment's identity (migration/record-signature.ts): no signature, no restore. */
+  savedSpecSignature: 'spot-orchestrator/saved-spec-signature',
   /** The instance ids and event id of the interruption being handled; lets a restart finish it. */
   interruption: 'spot-orchestrator/interruption',
   /** Phase of an in-flight move: migrating | recovering | rolling-back; absent when at rest. */

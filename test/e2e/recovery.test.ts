@@ -10,6 +10,7 @@ import type { V1Deployment } from '@kubernetes/client-node';
 import type { CollectionWatch } from '../../testground/src/collection-watch.js';
 import { InterruptionInjector } from '../../testground/src/injector.js';
 import { appDeployment, createNamespace, deleteNamespace, eventually, isPodReady, podsOf, testGround, uniqueName, type AppOptions } from '../support/ground.js';
+import { MERGE_PATCH } from '../../src/kube/api.js';
 import { ReadinessSampler, startController, watchDeployments, type TestController } from '../support/controller.js';
 
 const t = testGround();
@@ -30,6 +31,7 @@ const MANAGED_KEYS = new Set([
   'spot-orchestrator/migrated-at',
   'spot-orchestrator/reason',
   A.savedSpec,
+  'spot-orchestrator/saved-spec-signature',
   A.phase,
   A.attempts,
   A.lastRecoveredAt,
@@ -405,6 +407,50 @@ describe('recovery from Fargate to spot', () => {
       const reasons = await eventReasons(s, flaky);
       assert.ok(reasons.includes('RecoveryFailed') && reasons.includes('RecoveryRolledBack'), reasons.join());
       assert.deepEqual(s.c.alerter.of('recovery_completed'), []);
+    });
+  });
+
+  describe('a restore record someone else wrote', () => {
+    let s: Scenario;
+    before(async () => {
+      s = await setUp('recforge', { RECOVERY_COOLDOWN: '1s' });
+    });
+    after(() => tearDown(s));
+
+    it('is never applied: the Deployment stays on Fargate as it is, and the rejection is reported', async () => {
+      const p = await pool(s, 1);
+      const names = [uniqueName('forged'), uniqueName('honest')];
+      for (const name of names) await create(s, { name, replicas: 1, annotations: OPT_IN, nodeSelector: pinnedTo(p.pool) });
+      await ready(s, names);
+      await injector.interrupt(p.nodes, { terminate: false });
+      const [forgedName, honestName] = names as [string, string];
+      const migrated = await settledOn(s, forgedName, 'fargate');
+      await settledOn(s, honestName, 'fargate');
+      // A tenant with edit on the Deployment rewrites the record: a toleration for the control plane.
+      const saved = JSON.parse(migrated.metadata!.annotations![A.savedSpec]!) as Record<string, unknown>;
+      const forged = JSON.stringify({ ...saved, tolerations: [{ key: 'node-role.kubernetes.io/control-plane', operator: 'Exists', effect: 'NoSchedule' }] });
+      await t.apps.patchNamespacedDeployment(
+        { name: forgedName, namespace: s.namespace, body: { metadata: { annotations: { [A.savedSpec]: forged } } } },
+        MERGE_PATCH,
+      );
+      await freshNodes(s, p.pool, 1);
+      // The honest one comes back: recovery ran, and the forged one was judged in the same passes.
+      await settledOn(s, honestName, 'spot');
+      const reasons = await eventually('a RestoreRecordRejected Event', async () => {
+        const r = await eventReasons(s, forgedName);
+        return r.includes('RestoreRecordRejected') ? r : undefined;
+      });
+      assert.ok(!reasons.includes('RecoveringToSpot'), reasons.join());
+      const d = await read(s, forgedName);
+      assert.equal(d.metadata?.annotations?.[A.state], 'fargate');
+      assert.equal(d.metadata?.annotations?.[A.phase], undefined);
+      assert.equal(d.spec?.template.metadata?.labels?.['compute-type'], 'fargate');
+      assert.deepEqual(d.spec?.template.spec?.tolerations, migrated.spec?.template.spec?.tolerations, 'the forged toleration was never written');
+      assert.deepEqual(d.spec, migrated.spec, 'the controller changed nothing in its spec');
+      assert.ok(
+        s.c.logs.some((l) => l.includes('restore record rejected: not recovering this Deployment') && l.includes(forgedName)),
+        'a warning in the log',
+      );
     });
   });
 

@@ -5,7 +5,8 @@ import type { V1Deployment } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import type { Alert, Alerter } from '../../src/alerts/alert.js';
 import { loadConfig } from '../../src/config/load.js';
-import { Controller } from '../../src/manager.js';
+import { Controller, loadRecordKeyFor } from '../../src/manager.js';
+import { hmacRecordSigner } from '../../src/migration/record-signature.js';
 import { createMetrics } from '../../src/metrics/metrics.js';
 import { ensureQueueAndRule, removeQueueAndRule } from '../../testground/src/aws.js';
 import { CollectionWatch, type RawObject } from '../../testground/src/collection-watch.js';
@@ -73,7 +74,9 @@ export async function startController(t: TestGround, namespace: string, env: Rec
     },
   );
   const alerter = new RecordingAlerter();
-  const controller = new Controller({ config, kc: kubeConfigFrom(t.ground.kubeconfig), log, metrics: createMetrics(), alerter });
+  const kc = kubeConfigFrom(t.ground.kubeconfig);
+  const signer = hmacRecordSigner(await loadRecordKeyFor(config, kc));
+  const controller = new Controller({ config, kc, log, metrics: createMetrics(), alerter, signer });
   await controller.start();
   return {
     controller,

@@ -93,6 +93,10 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- default (include "sfo.fullname" .) .Values.config.controller.lease_name }}
 {{- end }}
 
+{{- define "sfo.recordKeySecret" -}}
+{{- default (printf "%s-record-key" (include "sfo.fullname" .)) .Values.config.controller.record_key_secret }}
+{{- end }}
+
 {{- define "sfo.leaseNamespace" -}}
 {{- default .Release.Namespace .Values.config.controller.lease_namespace }}
 {{- end }}
@@ -140,7 +144,8 @@ are filled in here; the Slack webhook never is (it comes from a Secret through t
   "kubernetes.namespaces" (ternary "" (ternary "*" (toJson $list) (has "*" $list)) (eq (len $list) 0))
   "controller.lease_name" (include "sfo.leaseName" .)
   "controller.lease_namespace" (include "sfo.leaseNamespace" .)
-  "controller.node_events_namespace" (include "sfo.nodeEventsNamespace" .) }}
+  "controller.node_events_namespace" (include "sfo.nodeEventsNamespace" .)
+  "controller.record_key_secret" (include "sfo.recordKeySecret" .) }}
 {{- $verbatim := list "kubernetes.namespaces" }}
 {{- $lines := list }}
 {{- range $section, $settings := .Values.config }}
