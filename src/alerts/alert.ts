@@ -32,6 +32,11 @@ export type Alert =
     }
   | { kind: 'migration_failed'; eventId: string; deployment: DeploymentRef; reason: string }
   | { kind: 'rollback'; deployment: DeploymentRef; reason: string; to: 'spot' | 'fargate' | 'none' }
+  /**
+   * Someone put the spot template back during a move to Fargate (a GitOps tool's self-heal, a
+   * `helm upgrade`): `reapplied` the first time, `stopped` when it came back and the move was ended.
+   */
+  | { kind: 'template_reverted'; eventId: string; deployment: DeploymentRef; detail: string; action: 'reapplied' | 'stopped'; fix: string }
   | { kind: 'health_check_failed'; deployment: DeploymentRef; attempt: number; of: number; detail: string }
   | { kind: 'recovery_started'; deployments: DeploymentRef[] }
   | { kind: 'recovery_completed'; deployment: DeploymentRef; durationMs: number }

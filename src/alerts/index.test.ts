@@ -54,6 +54,7 @@ describe('sampleAlerts', () => {
       'recovery_failed',
       'recovery_started',
       'rollback',
+      'template_reverted',
     ]);
     for (const alert of samples) {
       if (alert.kind === 'interruption_detected') assert.ok(alert.deadline > now);

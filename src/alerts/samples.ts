@@ -33,6 +33,14 @@ export function sampleAlerts(now: Date = new Date()): Alert[] {
       reason: 'rollout did not complete within 2m0s: 1/3 updated and available',
     },
     rollback: { kind: 'rollback', deployment: SEARCH, reason: 'migration to Fargate failed its health checks', to: 'spot' },
+    template_reverted: {
+      kind: 'template_reverted',
+      eventId: EVENT_ID,
+      deployment: WORKER,
+      detail: 'template label compute-type=spot, nodeSelector selects spot',
+      action: 'reapplied',
+      fix: 'a GitOps tool or a `helm upgrade` of the application re-applied the spot template: see docs/gitops.md',
+    },
     migration_summary: {
       kind: 'migration_summary',
       eventId: EVENT_ID,

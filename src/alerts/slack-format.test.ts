@@ -51,7 +51,7 @@ describe('formatSlackMessage', () => {
       assert.match(message.text, /^\[prod-eu\] /, alert.kind);
       assert.match(allText(message), /Cluster \*prod-eu\*/, alert.kind);
     }
-    assert.equal(kinds.size, 9, 'sampleAlerts covers every kind');
+    assert.equal(kinds.size, 10, 'sampleAlerts covers every kind');
   });
 
   it('interruption: instances, nodes, deadline as time and seconds left, Deployments affected', () => {

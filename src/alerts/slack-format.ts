@@ -104,6 +104,25 @@ const FORMATTERS: { [K in AlertKind]: Formatter<K> } = {
     });
   },
 
+  template_reverted(alert, ctx) {
+    const name = refName(alert.deployment);
+    const reapplied = alert.action === 'reapplied';
+    return message(ctx, {
+      title: reapplied
+        ? `:repeat: Template reverted during the move to Fargate: ${name} (re-applied once)`
+        : `:no_entry: Template reverted again: move of ${name} to Fargate stopped`,
+      text: reapplied
+        ? `The pod template of ${name} was put back to spot during its move to Fargate (${alert.detail}); the Fargate patch was re-applied once. Fix: ${alert.fix}`
+        : `The pod template of ${name} was put back to spot again (${alert.detail}); the controller does not fight it: the move to Fargate is stopped and the Deployment stays on the spot template. Fix: ${alert.fix}`,
+      fields: [
+        ['Deployment', refCode(alert.deployment)],
+        ['Done', reapplied ? 'Fargate patch re-applied once' : 'move stopped, left on the spot template (state spot)'],
+      ],
+      sections: [`*What changed*\n${escapeMrkdwn(alert.detail)}`, `*Fix*\n${escapeMrkdwn(alert.fix)}`],
+      eventId: alert.eventId,
+    });
+  },
+
   health_check_failed(alert, ctx) {
     const name = refName(alert.deployment);
     const last = alert.attempt >= alert.of ? ' (last attempt)' : '';

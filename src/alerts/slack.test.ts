@@ -99,6 +99,7 @@ describe('SlackAlerter against a local webhook', () => {
     expectFacts('health_check_failed', ['catalog/search', 'attempt 2 of 3', 'readiness probe failed']);
     expectFacts('migration_failed', ['catalog/search', 'rollout did not complete within 2m0s']);
     expectFacts('rollback', ['catalog/search', 'to spot nodes', 'failed its health checks']);
+    expectFacts('template_reverted', ['shop/order-worker', 'compute-type=spot', 're-applied once', 'docs/gitops.md']);
     expectFacts('migration_summary', ['2 migrated, 1 skipped, 1 failed of 4 Deployments', 'Failed: catalog/search']);
     expectFacts('recovery_started', ['2 Deployments back to spot', 'shop/order-worker']);
     expectFacts('recovery_completed', ['shop/checkout-api is back on spot', '52.3 s']);

@@ -9,7 +9,8 @@ import { fits } from '../capacity/node-fit.js';
 import { healthySpotNodes } from '../capacity/spot-nodes.js';
 import { deploymentLogger } from '../log.js';
 import { escapePointerToken } from '../migration/json-patch.js';
-import { planFinish, planMigration, planRestoreToSpot } from '../migration/plan.js';
+import { planFinish, planMigration, planReapply, planRestoreToSpot, planYieldToRevert } from '../migration/plan.js';
+import { fargateTemplateDrift, revertFix, revertResponse } from '../migration/revert.js';
 import { readSignedSavedSpec } from '../migration/saved-spec.js';
 import type { ControllerContext } from '../moves/context.js';
 import type { PatchOutcome } from '../moves/patcher.js';
@@ -141,8 +142,12 @@ export class MigrationFlow {
     }
   }
 
-  /** Phase 2 for one Deployment: observe the rollout, then finish the move or roll it back. */
-  private async observe(d: V1Deployment, purpose: ToFargate, request: MigrationRequest, move: MoveHandle): Promise<DeploymentOutcome> {
+  /**
+   * Phase 2 for one Deployment: observe the rollout, then finish the move or roll it back. A
+   * migration's template is watched for a revert (`reverts` counts those this move has met): see
+   * onTemplateReverted. A rollback's is not: it goes to spot itself, as any revert would.
+   */
+  private async observe(d: V1Deployment, purpose: ToFargate, request: MigrationRequest, move: MoveHandle, reverts = 0): Promise<DeploymentOutcome> {
     const key = keyOf(d);
     const log = deploymentLogger(this.ctx.log, key, request.eventId);
     const settings = settingsFor(this.ctx, d, log);
@@ -158,12 +163,16 @@ export class MigrationFlow {
         timeoutMs: settings.rolloutTimeout,
         verificationDelayMs: settings.verificationDelay,
         log,
+        reverted: purpose === 'migration' ? (cur) => this.reverted(cur) : undefined,
       },
       move.signal,
     );
     if (settlement.result === 'failed' && settlement.reason === 'stood-down') {
       log.info({ purpose, why: settlement.detail }, 'move to Fargate stood down');
       return { result: 'failed', reason: `stood down (${settlement.detail})`, rolledBack: false };
+    }
+    if (settlement.result === 'failed' && settlement.reason === 'template-reverted') {
+      return this.onTemplateReverted(d, settlement.detail, request, move, reverts, log);
     }
     if (purpose === 'rollback') return this.finishRollback(key, settlement.result === 'complete' ? undefined : settlement.detail, log);
     if (settlement.result === 'complete') {
@@ -182,6 +191,123 @@ export class MigrationFlow {
       return { result: 'failed', reason: 'could not restore the Deployment strategy', rolledBack: false };
     }
     return this.onMigrationFailed(d, settlement.detail, request, log, move);
+  }
+
+  /** How the template differs from the Fargate template, while this move's phase says it should be one. */
+  private reverted(d: V1Deployment): string | undefined {
+    // A phase other than ours means another move (or a person) took the Deployment over; that is
+    // theirs to finish, and the finish step's own phase check will say so.
+    if (d.metadata?.annotations?.[MANAGED_ANNOTATIONS.phase] !== 'migrating') return undefined;
+    const { compute } = this.ctx.config;
+    const drift = fargateTemplateDrift(d, { computeLabelKey: compute.compute_label_key, spotLabel: compute.spot_label, fargateLabel: compute.fargate_label });
+    return drift.length > 0 ? drift.join(', ') : undefined;
+  }
+
+  /**
+   * The spot template came back during phase 2 (the watch saw it: see revert.ts). The first time,
+   * the Fargate patch is written again and observed anew. The second time the controller does not
+   * fight: it ends the move as rolled back, on the template the reverter wrote (which is the spot
+   * template), with state annotations that say so. Both times people are told the fix.
+   */
+  private async onTemplateReverted(
+    d: V1Deployment,
+    detail: string,
+    request: MigrationRequest,
+    move: MoveHandle,
+    reverts: number,
+    log: Logger,
+  ): Promise<DeploymentOutcome> {
+    const key = keyOf(d);
+    const [namespace, name] = key.split('/') as [string, string];
+    const { compute } = this.ctx.config;
+    const labels = { computeLabelKey: compute.compute_label_key, spotLabel: compute.spot_label, fargateLabel: compute.fargate_label };
+    const fix = revertFix();
+    const target = { kind: 'Deployment' as const, namespace, name, uid: d.metadata?.uid };
+
+    if (revertResponse(reverts) === 'reapply') {
+      const settings = settingsFor(this.ctx, d, log);
+      let notOurs = false;
+      const result = await this.ctx.patcher.apply(namespace, name, this.ctx.view.deployment(namespace, name), (cur) => {
+        notOurs = cur.metadata?.annotations?.[MANAGED_ANNOTATIONS.phase] !== 'migrating';
+        if (notOurs) return { skip: 'the phase is no longer migrating' };
+        const plan = planReapply(cur, {
+          ...labels,
+          allowFargate: settings.allowFargate,
+          now: this.ctx.clock.now(),
+          reason: request.reason,
+          eventId: request.eventId,
+          instanceIds: request.instanceIds,
+          signer: this.ctx.signer,
+        });
+        return plan.action === 'skip' ? { skip: plan.detail } : { ops: plan.ops };
+      });
+      switch (result.outcome) {
+        case 'patched':
+          log.warn({ reverted: detail, fix }, 'the pod template was reverted during the move to Fargate; re-applied the Fargate patch once');
+          this.ctx.recorder.record(
+            target,
+            'Warning',
+            'TemplateReverted',
+            `the pod template was put back to spot during the move to Fargate (${detail}); the Fargate patch was re-applied once, ` +
+              `and a second revert stops the move. Fix: ${fix}`,
+          );
+          this.ctx.alerter.notify({ kind: 'template_reverted', eventId: request.eventId, deployment: ref(d), detail, action: 'reapplied', fix });
+          return this.observe(result.deployment, 'migration', request, move, reverts + 1);
+        case 'skipped':
+          log.info({ reverted: detail, why: result.why }, 'the pod template was reverted during the move to Fargate, and nothing is left to re-apply');
+          if (notOurs) return { result: 'failed', reason: `another move, or a person, took the Deployment over (${result.why})`, rolledBack: false };
+          // Fargate again already (the reverter put it back itself): the rollout goes on, and this
+          // revert still counts, so a template that keeps flipping cannot keep the move going forever.
+          return this.observe(result.deployment, 'migration', request, move, reverts + 1);
+        case 'not_found':
+          return { result: 'failed', reason: 'the Deployment was deleted', rolledBack: false };
+        case 'error':
+          // Unwritten, the reverted template stays: the move ends the way a second revert ends it.
+          log.error(
+            { err: result.error, reverted: detail },
+            'the pod template was reverted during the move to Fargate, and the Fargate patch could not be re-applied',
+          );
+          break;
+      }
+    }
+
+    const result = await this.ctx.patcher.apply(namespace, name, this.ctx.view.deployment(namespace, name), (cur) => {
+      if (cur.metadata?.annotations?.[MANAGED_ANNOTATIONS.phase] !== 'migrating') return { skip: 'the phase is no longer migrating' };
+      const plan = planYieldToRevert(cur, labels, this.ctx.signer);
+      return 'error' in plan ? { error: plan.error } : { ops: plan.ops };
+    });
+    if (result.outcome === 'skipped') {
+      log.info({ reverted: detail, why: result.why }, 'the pod template was reverted again, and another move, or a person, took the Deployment over');
+      return { result: 'failed', reason: `another move, or a person, took the Deployment over (${result.why})`, rolledBack: false };
+    }
+    if (result.outcome === 'not_found') return { result: 'failed', reason: 'the Deployment was deleted', rolledBack: false };
+    this.ctx.metrics.deploymentsFailed.inc({ reason: 'template_reverted' });
+    const stopped = `the pod template was put back to spot again (${detail}); not fighting it: the move to Fargate is stopped`;
+    this.ctx.alerter.notify({ kind: 'template_reverted', eventId: request.eventId, deployment: ref(d), detail, action: 'stopped', fix });
+    if (result.outcome === 'error') {
+      // The state annotations could not be written: the phase stays, and the registry's resync pass
+      // resumes the move once this one ends. That move starts its count afresh (it may re-apply once
+      // more), as a move resumed after a restart does.
+      log.error(
+        { err: result.error, reverted: detail, fix },
+        'the pod template was reverted again; the move to Fargate is stopped, but its end could not be recorded',
+      );
+      this.ctx.recorder.record(target, 'Warning', 'TemplateReverted', `${stopped}; its end could not be recorded (${result.error}). Fix: ${fix}`);
+      return { result: 'failed', reason: `template reverted twice (${detail}); move stopped, end not recorded`, rolledBack: false };
+    }
+    const spotNodes = healthySpotNodes(this.ctx.view.listNodes(), compute).length;
+    log.error(
+      { reverted: detail, spotNodes, fix },
+      'the pod template was reverted again; the move to Fargate is stopped, the Deployment stays on the spot template',
+    );
+    this.ctx.recorder.record(
+      target,
+      'Warning',
+      'TemplateReverted',
+      `${stopped}, and the Deployment stays on the spot template it was given (state spot, reason rollback; ` +
+        `${spotNodes} healthy spot node(s) outside the interruption). Fix: ${fix}`,
+    );
+    return { result: 'failed', reason: `template reverted twice (${detail}); move stopped, left on the spot template`, rolledBack: true };
   }
 
   /**

@@ -94,6 +94,60 @@ export function formatTimestamp(now: Date): string {
  * was never undone (state fargate, saved-spec readable) is kept, not overwritten.
  */
 export function planMigration(deployment: V1Deployment, input: MigrationInput): MigrationPlan {
+  return planToFargate(deployment, input, false);
+}
+
+/**
+ * Plans writing the Fargate patch again over a template that someone reverted during phase 2 (see
+ * revert.ts): planMigration's patch, except that the template label alone does not make it
+ * `already_on_fargate` (a server-side apply can put the spot nodeSelector back and leave the label
+ * the controller added), only a template with nothing left to change does. The saved-spec of the
+ * move stays: it is the user's template from before the move, and the reverted one says the same.
+ * migrated-at is stamped anew, so the rollout this patch starts gets its own rollout-timeout, also
+ * after a restart.
+ */
+export function planReapply(deployment: V1Deployment, input: MigrationInput): MigrationPlan {
+  if (fargateTemplateOps(deployment, input).length === 0) {
+    return skip('already_on_fargate', `the template of deployment ${deploymentName(deployment)} is the Fargate template again`);
+  }
+  return planToFargate(deployment, input, true);
+}
+
+/**
+ * Plans the end of a move to Fargate whose template was reverted twice (see revert.ts): the
+ * controller stops fighting. The template the reverter wrote is the spot template, so the move ends
+ * as rolled back: state spot, reason rollback, no saved-spec, no phase. Of the fields the move
+ * wrote, only those still holding what the controller wrote go back to the saved values (the label
+ * the controller added, which a server-side apply that does not own it leaves behind; the move's
+ * strategy, when the reverter's manifest does not name one); whatever the reverter wrote stays as it
+ * wrote it. Without a readable saved-spec only the annotations change.
+ */
+export function planYieldToRevert(deployment: V1Deployment, labels: ComputeLabels, signer: RecordSigner): PatchResult {
+  const where = deploymentName(deployment);
+  const A = MANAGED_ANNOTATIONS;
+  const ops: JsonPatchOp[] = [...concurrencyTest(deployment)];
+  // Only a record this controller signed gives values back; without one only the annotations change.
+  const parsed = readSignedSavedSpec(deployment, where, signer);
+  if (parsed.ok) {
+    const saved = parsed.saved;
+    const podSpec = deployment.spec?.template?.spec;
+    const current = deployment.spec?.template?.metadata?.labels?.[saved.label.key];
+    if (current === labels.fargateLabel) {
+      if (saved.label.value !== undefined) ops.push(...templateLabelOps(deployment, saved.label.key, saved.label.value));
+      else ops.push({ op: 'remove', path: P.templateLabel(saved.label.key) });
+    }
+    const giveBack = (path: string, now: unknown, original: unknown, written: unknown): JsonPatchOp[] =>
+      jsonEqual(plain(now), plain(written)) ? fieldOps(path, now, original) : [];
+    ops.push(...giveBack(P.nodeSelector, podSpec?.nodeSelector, saved.nodeSelector, stripNodeSelector(labels, saved.nodeSelector).value));
+    ops.push(...giveBack(P.affinity, podSpec?.affinity, saved.affinity, stripAffinity(labels, saved.affinity).value));
+    ops.push(...giveBack(P.tolerations, podSpec?.tolerations, saved.tolerations, stripTolerations(labels, saved.tolerations).value));
+    ops.push(...giveBack(P.strategy, deployment.spec?.strategy, saved.strategy, MOVE_STRATEGY));
+  }
+  ops.push(...annotationOps(deployment, { [A.state]: 'spot', [A.reason]: 'rollback' }, [A.savedSpec, A.savedSpecSignature, A.phase]));
+  return { ops };
+}
+
+function planToFargate(deployment: V1Deployment, input: MigrationInput, reapply: boolean): MigrationPlan {
   const where = deploymentName(deployment);
   const annotations = deployment.metadata?.annotations ?? {};
   const template = deployment.spec?.template;
@@ -101,7 +155,7 @@ export function planMigration(deployment: V1Deployment, input: MigrationInput): 
   const { computeLabelKey: key, fargateLabel } = input;
   const state = annotations[MANAGED_ANNOTATIONS.state];
 
-  if (labels[key] === fargateLabel && state === 'fargate') {
+  if (!reapply && labels[key] === fargateLabel && state === 'fargate') {
     const phase = annotations[MANAGED_ANNOTATIONS.phase];
     return skip(
       'already_on_fargate',

@@ -202,4 +202,48 @@ describe('RolloutObserver', () => {
     await clock.advance(0);
     assert.ok(result.value?.result === 'failed' && result.value.reason === 'deleted');
   });
+
+  it('settles template-reverted from the watch, also while verifying, and never from a copy older than the patch', async () => {
+    const { clock, view, observer, request } = setUp();
+    const spot = (d: V1Deployment): V1Deployment => ({ ...d, spec: { ...d.spec!, template: { metadata: { labels: { app: 'api', tier: 'spot' } } } } });
+    const reverted = (d: V1Deployment) => (d.spec?.template.metadata?.labels?.tier === 'spot' ? 'tier=spot' : undefined);
+
+    // An older copy with the old template is not a revert: the watch has not caught up with the patch.
+    view.current = spot(deployment({ generation: 1, ready: 0 }));
+    const first = peek(observer.track(request({ reverted })));
+    await clock.advance(100);
+    assert.equal(first.value, undefined);
+    view.deliver(deployment({ generation: 2, ready: 0 }));
+    await clock.advance(100);
+    assert.equal(first.value, undefined, 'our own template, rolling out');
+    view.deliver(spot(deployment({ generation: 3, ready: 0 })));
+    await clock.advance(0);
+    assert.deepEqual(first.value, { result: 'failed', reason: 'template-reverted', detail: 'tier=spot' });
+    assert.equal(clock.timers, 0, 'its timeout timer is cancelled');
+
+    // Complete and verifying: the reverted template's rollout must not pass for ours.
+    view.pods = [pod('api-1', true), pod('api-2', true)];
+    view.current = deployment({ generation: 3, ready: 2 });
+    const second = peek(observer.track(request({ minGeneration: 3, reverted })));
+    await clock.advance(500);
+    assert.equal(second.value, undefined, 'verification waits its delay');
+    view.deliver(spot(deployment({ generation: 4, ready: 2 })));
+    await clock.advance(0);
+    const settledSecond = second.value as Settlement | undefined;
+    assert.ok(settledSecond?.result === 'failed' && settledSecond.reason === 'template-reverted', JSON.stringify(settledSecond));
+
+    // A copy the cache holds but the handler has not been called for is caught before success.
+    view.current = deployment({ generation: 4, ready: 2 });
+    const third = peek(observer.track(request({ minGeneration: 4, reverted })));
+    view.current = spot(deployment({ generation: 5, ready: 2 }));
+    await clock.advance(1000);
+    const settledThird = third.value as Settlement | undefined;
+    assert.ok(settledThird?.result === 'failed' && settledThird.reason === 'template-reverted', JSON.stringify(settledThird));
+
+    // Without the check (a rollback, a recovery) the same change is just a rollout.
+    view.current = spot(deployment({ generation: 5, ready: 2 }));
+    const fourth = peek(observer.track(request({ minGeneration: 5, purpose: 'rollback' })));
+    await clock.advance(1000);
+    assert.deepEqual(fourth.value, { result: 'complete', durationMs: 1000 });
+  });
 });

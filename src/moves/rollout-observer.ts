@@ -21,6 +21,13 @@ export interface TrackRequest {
   timeoutMs: number;
   verificationDelayMs: number;
   log: Logger;
+  /**
+   * Says how the Deployment's template no longer is the one this move wrote (undefined while it
+   * is), for moves that must notice someone else putting a template back. Checked on every watched
+   * copy at or past minGeneration, while verifying too: a reverted template's own rollout can
+   * complete, and must not pass for this move's.
+   */
+  reverted?: (d: V1Deployment) => string | undefined;
 }
 
 /** Why a rollout did not become healthy, for code to act on (the detail is for people). */
@@ -32,6 +39,8 @@ export type RolloutFailure =
   /** Complete, then not healthy on every verification attempt. */
   | 'health-check-failed'
   | 'deleted'
+  /** Someone else put another template back while the rollout was observed (TrackRequest.reverted). */
+  | 'template-reverted'
   /** The move stood down (superseded by another move, or the controller stopping). */
   | 'stood-down';
 
@@ -116,7 +125,13 @@ export class RolloutObserver {
   }
 
   private evaluate(t: Tracking, d: V1Deployment) {
-    if (t.verifying || (d.metadata?.generation ?? 0) < t.request.minGeneration) return;
+    if ((d.metadata?.generation ?? 0) < t.request.minGeneration) return;
+    const reverted = t.request.reverted?.(d);
+    if (reverted !== undefined) {
+      this.finish(t, { result: 'failed', reason: 'template-reverted', detail: reverted });
+      return;
+    }
+    if (t.verifying) return;
     const evaluation = evaluateRollout(d, this.evaluationClock(t.request));
     if (evaluation.status === 'failed') {
       // The timeout is the timer's, so a failed evaluation is Kubernetes' own progress deadline.
@@ -135,6 +150,14 @@ export class RolloutObserver {
     for (let attempt = 1; attempt <= retries; attempt++) {
       if (this.tracked.get(key) !== t) return; // timed out or stood down meanwhile
       const problem = this.healthProblem(t.request.namespace, t.request.name, t.request.minGeneration);
+      const current = this.deps.view.deployment(t.request.namespace, t.request.name);
+      // The watch handler settles a revert as soon as it sees one; this covers a copy the cache
+      // holds that the handler has not been called for yet.
+      const reverted = current ? t.request.reverted?.(current) : undefined;
+      if (reverted !== undefined) {
+        this.finish(t, { result: 'failed', reason: 'template-reverted', detail: reverted });
+        return;
+      }
       if (!problem) {
         this.finish(t, { result: 'complete', durationMs: this.deps.clock.now().getTime() - t.request.startedAt.getTime() });
         return;

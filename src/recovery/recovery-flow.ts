@@ -49,6 +49,9 @@ const FAILURE_CODES: Record<Exclude<RolloutFailure, 'stood-down'>, string> = {
   'health-check-failed': 'health-check-failed',
   'progress-deadline-exceeded': 'progress-deadline-exceeded',
   deleted: 'rollout-failed',
+  // A recovery is observed without a revert check (its direction is the manifest's own), so this
+  // code is never written; the record names it for completeness.
+  'template-reverted': 'template-reverted',
 };
 
 /** The recovery-reason annotation after a failure: a short code, then the observer's detail. */

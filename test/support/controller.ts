@@ -15,10 +15,15 @@ import { uniqueName, type TestGround } from './ground.js';
 
 export class RecordingAlerter implements Alerter {
   readonly alerts: Alert[] = [];
+  /** `forward`: a real sender (a SlackAlerter on a stand-in webhook) that gets every alert too. */
+  constructor(private readonly forward?: Alerter) {}
   notify(alert: Alert): void {
     this.alerts.push(alert);
+    this.forward?.notify(alert);
   }
-  async flush(): Promise<void> {}
+  async flush(timeoutMs?: number): Promise<void> {
+    await this.forward?.flush(timeoutMs);
+  }
   of<K extends Alert['kind']>(kind: K): Extract<Alert, { kind: K }>[] {
     return this.alerts.filter((a): a is Extract<Alert, { kind: K }> => a.kind === kind);
   }
@@ -45,7 +50,12 @@ export const FAST_ENV = {
   SQS_VISIBILITY_TIMEOUT: '2s',
 };
 
-export async function startController(t: TestGround, namespace: string, env: Record<string, string> = {}): Promise<TestController> {
+export async function startController(
+  t: TestGround,
+  namespace: string,
+  env: Record<string, string> = {},
+  options: { forwardAlertsTo?: Alerter } = {},
+): Promise<TestController> {
   const queueName = uniqueName('ctl');
   const { queueUrl } = await ensureQueueAndRule(t.ground, queueName);
   const config = loadConfig({
@@ -73,7 +83,7 @@ export async function startController(t: TestGround, namespace: string, env: Rec
       },
     },
   );
-  const alerter = new RecordingAlerter();
+  const alerter = new RecordingAlerter(options.forwardAlertsTo);
   const kc = kubeConfigFrom(t.ground.kubeconfig);
   const signer = hmacRecordSigner(await loadRecordKeyFor(config, kc));
   const controller = new Controller({ config, kc, log, metrics: createMetrics(), alerter, signer });
