@@ -10,7 +10,7 @@ import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge
 import { createAlerter, sampleAlerts } from './alerts/index.js';
 import { buildRebalanceRecommendation, buildSpotInterruption } from './events/build.js';
 import { parseProviderId } from './events/provider-id.js';
-import { loadRecordKeyFor, runController, sqsClientFor } from './manager.js';
+import { Controller, loadRecordKeyFor, runController, sqsClientFor } from './manager.js';
 import {
   ConfigError,
   loadConfigFor,
@@ -22,14 +22,20 @@ import {
 } from './config/load.js';
 import { resolveDeploymentSettingsWithProvenance, type OverriddenConfig } from './config/overrides.js';
 import { SCHEMA, type Config } from './config/config.js';
-import { CoreV1Api } from '@kubernetes/client-node';
-import { describeScope, isManaged, namespaceScope } from './config/scope.js';
+import { CoordinationV1Api, CoreV1Api } from '@kubernetes/client-node';
+import { describeScope, isManaged, leaseNamespace, namespaceScope } from './config/scope.js';
 import { listScopedDeployments } from './kube/scoped-list.js';
-import { loadKubeConfig, MERGE_PATCH, messageOf } from './kube/api.js';
+import { hmacRecordSigner } from './migration/record-signature.js';
+import { isNotFound, loadKubeConfig, MERGE_PATCH, messageOf } from './kube/api.js';
 import { createLogger } from './log.js';
 import { formatTimestamp } from './migration/plan.js';
 import { MANAGED_ANNOTATIONS, REASONS, STATES } from './state/annotations.js';
 import { recoveryDryRun } from './recovery/dry-run.js';
+import { leaseHolder, recoverAllNow } from './recovery/recover-all.js';
+import { RecoveryFlow } from './recovery/recovery-flow.js';
+import { NodeMarker } from './controller/node-marker.js';
+import { createMetrics } from './metrics/metrics.js';
+import { doctor } from './preflight/doctor.js';
 
 export class UsageError extends Error {}
 
@@ -51,7 +57,13 @@ const USAGE = `usage: spot-orchestrator <command>        (also installed as spot
   test-per-deployment-config <manifest.yaml>...
                                         offline: each Deployment's resolved settings, from its annotations
                                         and the global configuration, with no cluster
-  recover --dry-run [-n NS]             per managed Deployment: would it go back to spot now, and why or why not`;
+  recover --dry-run [-n NS]             per managed Deployment: would it go back to spot now, and why or why not
+  recover --all --now [--force]         uninstall: every managed Deployment back to spot where spot capacity
+                                        fits (cooldown and backoff waived, health verified, a failure rolled
+                                        back), then the controller's marks off every node; exits 1 if anything
+                                        is left. Refuses while the controller holds its Lease (--force: anyway)
+  doctor                                the preflight: Fargate profile per managed namespace (EKS API), the
+                                        queue (GetQueueAttributes), every RBAC verb; exits 1 on a failure`;
 
 /** What each command reads of the configuration; nothing else of it can stop the command. */
 const NEEDS = {
@@ -258,6 +270,53 @@ export async function configCheck(env: NodeJS.ProcessEnv, out = console.log): Pr
   return true;
 }
 
+/**
+ * `recover --all --now`: the uninstall path (recovery/recover-all.ts), with the controller's own parts
+ * (its caches, the recovery flow, the node marker) and no queue. Refuses while a controller holds the
+ * Lease: it would seal nodes again on the next warning, and start recoveries of its own beside these.
+ * True when every managed Deployment is on spot and every node free of the controller's marks.
+ */
+export async function recoverAll(config: Config, options: { force: boolean }, out = console.log): Promise<boolean> {
+  const kc = loadKubeConfig();
+  const log = createLogger(config.logging, process.stderr);
+  if (config.controller.leader_elect) {
+    const namespace = leaseNamespace(config);
+    const lease = await kc
+      .makeApiClient(CoordinationV1Api)
+      .readNamespacedLease({ name: config.controller.lease_name, namespace })
+      .catch((err: unknown) => {
+        if (!isNotFound(err))
+          out(`warning: could not read the Lease ${namespace}/${config.controller.lease_name} (${messageOf(err)}): make sure the controller is scaled to 0`);
+        return undefined;
+      });
+    const holder = leaseHolder(lease, new Date());
+    if (holder && !options.force) {
+      throw new Error(
+        `the controller is still running: ${holder} holds the Lease ${namespace}/${config.controller.lease_name}. Scale it to 0 first (kubectl scale deployment <release> -n <namespace> --replicas=0), or pass --force`,
+      );
+    }
+    if (holder) out(`warning: ${holder} holds the Lease; going on (--force)`);
+  } else {
+    out('warning: leader election is off, so whether a controller still runs cannot be told: make sure it is scaled to 0');
+  }
+  const signer = hmacRecordSigner(await loadRecordKeyFor(config, kc));
+  const controller = new Controller({ config, kc, log, metrics: createMetrics(), alerter: createAlerter(config, log), signer });
+  await controller.startWatching();
+  try {
+    const flow = new RecoveryFlow(controller.ctx);
+    const marker = new NodeMarker(controller.ctx);
+    const result = await recoverAllNow({
+      ctx: controller.ctx,
+      recover: (key) => flow.recover(key, { waive: true }),
+      writeNode: (node, plan, what) => marker.write(node, plan, what),
+      out,
+    });
+    return result.ok;
+  } finally {
+    await controller.stop();
+  }
+}
+
 /** The configuration one command needs, from the process's environment and config file. */
 function configFor<S extends keyof Config>(needs: ConfigNeeds<S>, env: NodeJS.ProcessEnv, warn: (line: string) => void) {
   const loaded = loadConfigFor({ env, ...readConfigFile(env) }, needs);
@@ -281,6 +340,9 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       bus: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
       'dry-run': { type: 'boolean' },
+      all: { type: 'boolean' },
+      now: { type: 'boolean' },
+      force: { type: 'boolean' },
     },
   });
   const [command, sub, target] = positionals;
@@ -335,13 +397,24 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       return 0;
     }
     case 'recover': {
-      if (!values['dry-run']) throw new UsageError('recover needs --dry-run: the running controller does the recovering itself');
+      if (values.all || values.now) {
+        if (!values.all || !values.now) throw new UsageError('recover --all --now goes together: every managed Deployment, at once (the uninstall path)');
+        if (values['dry-run']) throw new UsageError('recover --dry-run shows what recovery would do; --all --now does it: pick one');
+        if (values.namespace) throw new UsageError('recover --all --now covers every managed namespace; it takes no -n');
+        return (await recoverAll(configFor(NEEDS.run, env, warn).config, { force: values.force ?? false })) ? 0 : 1;
+      }
+      if (!values['dry-run'])
+        throw new UsageError('recover needs --dry-run, or --all --now (the uninstall path): the running controller does the recovering itself');
       const { config } = configFor(NEEDS.run, env, warn);
       const kc = loadKubeConfig();
       await recoveryDryRun({ ...config, kubernetes: { ...config.kubernetes, namespace: values.namespace ?? config.kubernetes.namespace } }, kc, () =>
         loadRecordKeyFor(config, kc),
       );
       return 0;
+    }
+    case 'doctor': {
+      const { config } = configFor(NEEDS.run, env, warn);
+      return (await doctor(config, { kc: loadKubeConfig(), sqs: sqsClientFor(config) })) ? 0 : 1;
     }
     default:
       throw new UsageError(`unknown command "${command}"`);

@@ -31,6 +31,8 @@ import { type InFlightPhase, MoveRegistry } from './moves/registry.js';
 import { RolloutObserver } from './moves/rollout-observer.js';
 import { RecoveryFlow } from './recovery/recovery-flow.js';
 import { RecoveryLoop } from './recovery/recovery-loop.js';
+import type { CheckResult } from './preflight/checks.js';
+import { accessProbe, fetchFargateProfiles, runPreflight } from './preflight/preflight.js';
 import { MANAGED_ANNOTATIONS } from './state/annotations.js';
 
 export interface ControllerDeps {
@@ -73,8 +75,14 @@ export class Controller {
   private acting = false;
   private queueReachable = false;
   private lastQueueError?: string;
+  /** The outcome of the queue loop's first receive: the preflight's queue check at start. */
+  private readonly firstReceive: Promise<{ ok: boolean; error?: string }>;
+  private onFirstReceive: (outcome: { ok: boolean; error?: string }) => void = () => {};
 
   constructor(private readonly deps: ControllerDeps) {
+    this.firstReceive = new Promise((resolve) => {
+      this.onFirstReceive = resolve;
+    });
     const { config, kc, log, metrics, alerter } = deps;
     const clock = deps.clock ?? systemClock;
     const core = kc.makeApiClient(CoreV1Api);
@@ -121,6 +129,7 @@ export class Controller {
       onTick: (ok, error) => {
         this.queueReachable = ok;
         this.lastQueueError = error;
+        this.onFirstReceive({ ok, error });
         deps.onQueueTick?.();
       },
       handle: async (event, messageId) => {
@@ -146,6 +155,47 @@ export class Controller {
           since: new Date(d.metadata?.annotations?.[MANAGED_ANNOTATIONS.migratedAt] ?? clock.now().getTime()),
         })),
     );
+  }
+
+  /**
+   * The preflight's queue check at start: the first receive, which the role allows (a
+   * GetQueueAttributes would need a permission the controller has no other use for). A replica that
+   * does not receive within `waitMs` (a standby) reports it skipped.
+   */
+  async queueCheck(waitMs: number): Promise<CheckResult> {
+    const subject = this.deps.config.aws.sqs_queue_url;
+    let timer: NodeJS.Timeout | undefined;
+    const outcome = await Promise.race([
+      this.firstReceive,
+      new Promise<undefined>((resolve) => {
+        timer = setTimeout(() => resolve(undefined), waitMs);
+        timer.unref();
+      }),
+    ]);
+    clearTimeout(timer);
+    if (!outcome)
+      return {
+        check: 'queue',
+        subject,
+        status: 'skipped',
+        detail: 'this replica has not received yet (a standby waiting for the lease): the leader checks the queue',
+      };
+    return outcome.ok
+      ? { check: 'queue', subject, status: 'ok', detail: 'the first receive succeeded' }
+      : { check: 'queue', subject, status: 'failed', detail: `the first receive failed: ${outcome.error ?? 'unknown error'}` };
+  }
+
+  /** The managed namespaces the Fargate profile check covers, once the caches are synced. */
+  managedNamespaces(): { namespaces: string[]; note?: string } {
+    const { config, view } = this.ctx;
+    if (view.scope.kind === 'listed') return { namespaces: [...view.scope.namespaces] };
+    const namespaces = new Set(
+      view
+        .listDeployments()
+        .filter((d) => isManaged(config, d, view.inScope))
+        .map((d) => d.metadata!.namespace!),
+    );
+    return { namespaces: [...namespaces].sort(), note: `${describeScope(view.scope)}: the namespaces with a managed Deployment now` };
   }
 
   get readiness(): ControllerReadiness {
@@ -289,7 +339,21 @@ export async function runController(config: Config, configWarnings: readonly Con
     },
   });
   log.info({ port: ops.port }, 'metrics and health on /metrics, /healthz, /readyz');
-  await controller.startWatching();
+  // The preflight runs beside the start and stops nothing: a missing Fargate profile or verb is
+  // logged as an error, and the controller still seals nodes, moves what it can and alerts.
+  let synced: () => void = () => {};
+  const watching = new Promise<void>((resolve) => {
+    synced = resolve;
+  });
+  const preflight = startupPreflight(config, kc, controller, watching, log);
+  try {
+    await controller.startWatching();
+  } catch (err) {
+    // A refused list stops the start; let the preflight name the missing verb first.
+    await Promise.race([preflight, new Promise((r) => setTimeout(r, 10_000).unref())]);
+    throw err;
+  }
+  synced();
   // Before acting, standby or not: a replica elected later must verify records at once.
   signer.useKey(await withStartRetries(log, 'reading the restore-record key', () => loadRecordKeyFor(config, kc)));
   const act = () => {
@@ -321,4 +385,30 @@ export async function runController(config: Config, configWarnings: readonly Con
     });
   }
   await stopped;
+}
+
+/** How long the start's queue check waits for the first receive before calling this replica a standby. */
+const PREFLIGHT_QUEUE_WAIT_MS = 30_000;
+
+/** The preflight at start (preflight/preflight.ts): each result logged, a failure at error. */
+function startupPreflight(config: Config, kc: KubeConfig, controller: Controller, watching: Promise<void>, log: Logger): Promise<CheckResult[]> {
+  return runPreflight(
+    config,
+    leaseNamespace(config),
+    {
+      managedNamespaces: async () => {
+        await watching;
+        return controller.managedNamespaces();
+      },
+      fargateProfiles: () => fetchFargateProfiles(config),
+      queue: () => controller.queueCheck(PREFLIGHT_QUEUE_WAIT_MS),
+      access: accessProbe(kc),
+    },
+    (r) => {
+      const fields = { check: r.check, subject: r.subject, detail: r.detail };
+      if (r.status === 'failed') log.error(fields, 'preflight check failed');
+      else if (r.status === 'skipped') log.info(fields, 'preflight check skipped');
+      else log.info(fields, 'preflight check passed');
+    },
+  );
 }

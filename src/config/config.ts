@@ -41,6 +41,8 @@
 // |                                      |         |                                              | while it is handled (whole seconds, at most 12h)     |
 // | aws.keep_foreign_messages            | false   | SQS_KEEP_FOREIGN_MESSAGES                    | leave messages for instances not in this cluster in  |
 // |                                      |         |                                              | the queue, for the other clusters that share it      |
+// | aws.cluster_name                     | (unset) | CLUSTER_NAME                                 | the EKS cluster's name: the preflight (at start and  |
+// |                                      |         |                                              | `doctor`) checks its Fargate profiles; unset: skipped|
 
 import type { LabelSelector } from './label-selector.js';
 import {
@@ -140,6 +142,8 @@ export interface Config {
      * left in the queue for its owner instead of deleted (intake/foreign-messages.ts).
      */
     keep_foreign_messages: boolean;
+    /** The EKS cluster, whose Fargate profiles the preflight checks (preflight/); unset: that check is skipped. */
+    cluster_name?: string;
   };
   alerts: {
     enabled: boolean;
@@ -258,6 +262,8 @@ export const SCHEMA: Schema = {
     visibility_timeout: setting(sqsVisibilityTimeout, 'SQS_VISIBILITY_TIMEOUT', { default: '30s' }),
     // One queue per cluster is the design (as Karpenter requires); this is for those who must share.
     keep_foreign_messages: setting(booleanType, 'SQS_KEEP_FOREIGN_MESSAGES', { default: false }),
+    // The name Kubernetes does not know: only the EKS API does (the preflight's Fargate profile check).
+    cluster_name: setting(textType, 'CLUSTER_NAME'),
   },
   alerts: {
     enabled: setting(booleanType, 'ALERTS_ENABLED', { default: true }),

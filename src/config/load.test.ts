@@ -156,6 +156,7 @@ const ENV_NAMES: Array<[env: string, key: ConfigKey, raw: string, value: unknown
   ['AWS_ENDPOINT_URL', 'aws.endpoint_url', 'http://localhost:4566', 'http://localhost:4566'],
   ['SQS_VISIBILITY_TIMEOUT', 'aws.visibility_timeout', '2m', 120_000],
   ['SQS_KEEP_FOREIGN_MESSAGES', 'aws.keep_foreign_messages', 'true', true],
+  ['CLUSTER_NAME', 'aws.cluster_name', 'prod-eu', 'prod-eu'],
 ];
 
 describe('environment names', () => {

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { V1Node, V1Taint } from '@kubernetes/client-node';
 import { EXCLUDE_FROM_LB_LABEL, INTERRUPTED_TAINT_KEY, NODE_ANNOTATIONS } from '../state/annotations.js';
-import { dueScheduledChanges, planSeal, planUnseal, readSealRecord, survivors, withMovedScope } from './node-marks.js';
+import { describeClearMarks, dueScheduledChanges, planClearMarks, planSeal, planUnseal, readSealRecord, survivors, withMovedScope } from './node-marks.js';
 
 const NOW = new Date('2026-11-30T10:00:00Z');
 const theirs = { key: 'dedicated', value: 'gpu', effect: 'NoSchedule' };
@@ -167,5 +167,42 @@ describe('scheduled changes due', () => {
     const n = marked('n1', at, 'h-1', at);
     assert.equal(dueScheduledChanges([n], NOW, lead, 'staging').due.length, 1);
     assert.deepEqual(JSON.parse(withMovedScope(n, 'staging', at)), { prod: at, staging: at });
+  });
+});
+
+describe('clearing every mark at uninstall', () => {
+  it('takes off every annotation of the controller, and the seal it added, leaving what was there before', () => {
+    const sealedNode = applied(
+      node('n1', { taints: [theirs], labels: { [EXCLUDE_FROM_LB_LABEL]: 'true' } }),
+      planSeal(node('n1', { taints: [theirs], labels: { [EXCLUDE_FROM_LB_LABEL]: 'true' } }), { [NODE_ANNOTATIONS.interruptedAt]: NOW.toISOString() }, NOW),
+    );
+    const marked = {
+      ...sealedNode,
+      metadata: { ...sealedNode.metadata, annotations: { ...sealedNode.metadata!.annotations, [NODE_ANNOTATIONS.rebalanceRecommendedAt]: 'x', other: 'kept' } },
+    };
+    const patch = planClearMarks(marked)!;
+    const after = applied(marked, patch);
+    assert.deepEqual(after.metadata?.annotations, { other: 'kept' });
+    assert.deepEqual(after.spec?.taints, [theirs]);
+    assert.equal(after.metadata?.labels?.[EXCLUDE_FROM_LB_LABEL], 'true', 'the label was there before: not ours to take');
+    assert.equal(after.spec?.unschedulable, undefined, 'the cordon was ours');
+    assert.equal(patch.metadata.resourceVersion, '42');
+    assert.match(describeClearMarks(patch), /annotations .*interrupted-at.*rebalance-recommended-at.*; taint spot-orchestrator\/interrupted; cordon/);
+  });
+
+  it('a cordon with no record is not ours; our taint is ours by its key even with a damaged record', () => {
+    const n = node('n2', {
+      unschedulable: true,
+      taints: [{ key: INTERRUPTED_TAINT_KEY, value: 'true', effect: 'NoExecute' }],
+      annotations: { [NODE_ANNOTATIONS.sealed]: '{oops' },
+    });
+    const after = applied(n, planClearMarks(n)!);
+    assert.equal(after.spec?.unschedulable, true);
+    assert.equal(after.spec?.taints, undefined);
+    assert.deepEqual(after.metadata?.annotations, {});
+  });
+
+  it('nothing to do on a node the controller never marked', () => {
+    assert.equal(planClearMarks(node('n3', { unschedulable: true, taints: [theirs], annotations: { other: 'x' } })), undefined);
   });
 });

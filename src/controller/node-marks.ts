@@ -116,6 +116,43 @@ export function planUnseal(node: V1Node, now: Date): NodePatch | undefined {
   return patch;
 }
 
+/**
+ * Uninstall (`recover --all --now`): every mark the controller writes on a node goes (each key of
+ * NODE_ANNOTATIONS), with what its seal record says it added (the label, the cordon). Its own taint
+ * goes even without a readable record: the key is the controller's alone, so no one else's taint can
+ * be taken by it, whereas a label or a cordon may have been there before and is left unless the
+ * record says it was ours. undefined when the node carries nothing of the controller's.
+ */
+export function planClearMarks(node: V1Node): NodePatch | undefined {
+  const record = readSealRecord(node) ?? { taint: false, label: false, cordon: false };
+  const present = node.metadata?.annotations ?? {};
+  const annotations: Record<string, string | null> = {};
+  for (const key of Object.values(NODE_ANNOTATIONS)) if (present[key] !== undefined) annotations[key] = null;
+  const patch: NodePatch = { metadata: { resourceVersion: node.metadata?.resourceVersion } };
+  if (Object.keys(annotations).length > 0) patch.metadata.annotations = annotations;
+  if (record.label && node.metadata?.labels?.[EXCLUDE_FROM_LB_LABEL] !== undefined) patch.metadata.labels = { [EXCLUDE_FROM_LB_LABEL]: null };
+  const spec: NonNullable<NodePatch['spec']> = {};
+  if (record.cordon && node.spec?.unschedulable === true) spec.unschedulable = null;
+  // Any effect: the key is ours whatever the effect someone may have edited it to.
+  if ((node.spec?.taints ?? []).some((t) => t.key === INTERRUPTED_TAINT_KEY)) {
+    const rest = (node.spec?.taints ?? []).filter((t) => t.key !== INTERRUPTED_TAINT_KEY);
+    spec.taints = rest.length > 0 ? rest : null;
+  }
+  if (Object.keys(spec).length > 0) patch.spec = spec;
+  return patch.metadata.annotations || patch.metadata.labels || patch.spec ? patch : undefined;
+}
+
+/** What planClearMarks takes off, for a person: "annotations interrupted-at, sealed; taint; cordon". */
+export function describeClearMarks(patch: NodePatch): string {
+  const parts: string[] = [];
+  const removed = Object.keys(patch.metadata.annotations ?? {});
+  if (removed.length > 0) parts.push(`annotations ${removed.map((k) => k.replace(/^spot-orchestrator\//, '')).join(', ')}`);
+  if (patch.spec?.taints !== undefined) parts.push(`taint ${INTERRUPTED_TAINT_KEY}`);
+  if (patch.metadata.labels) parts.push(`label ${EXCLUDE_FROM_LB_LABEL}`);
+  if (patch.spec?.unschedulable === null) parts.push('cordon');
+  return parts.join('; ');
+}
+
 /** scheduled-change-moved: scope -> the startTime moved for. A damaged value counts as no move made. */
 export function movedScopes(node: V1Node): Record<string, string> {
   const text = node.metadata?.annotations?.[NODE_ANNOTATIONS.scheduledChangeMoved];

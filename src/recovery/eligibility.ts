@@ -24,7 +24,7 @@
 import type { V1Deployment, V1Node } from '@kubernetes/client-node';
 import type { Config } from '../config/config.js';
 import { formatDuration } from '../config/duration.js';
-import { resolveDeploymentSettings } from '../config/overrides.js';
+import { type DeploymentSettings, resolveDeploymentSettings } from '../config/overrides.js';
 import { healthySpotNodes, isSpotNode } from '../capacity/spot-nodes.js';
 import type { RecordSigner } from '../migration/record-signature.js';
 import { readRestoreRecord } from '../migration/saved-spec.js';
@@ -84,6 +84,12 @@ export interface EligibilityInput {
   inFlight?: string;
   /** A restore record that does not verify is never applied. */
   signer: RecordSigner;
+  /**
+   * `recover --all --now` (uninstall): recovery.enabled, the recovery-enabled annotation, cooldown and
+   * backoff are not asked, since no controller will be left to honour them; what is waived is listed
+   * in the verdict's warnings. Capacity and the restore record are judged as always.
+   */
+  waive?: boolean;
 }
 
 /** Delay before retry N+1 after N failed attempts: base x 2^(N-1), capped at max_backoff; 0 with no failure. */
@@ -121,6 +127,7 @@ export function judgeRecovery(d: V1Deployment, input: EligibilityInput): Verdict
 
   const { settings, invalid } = resolveDeploymentSettings(config, a);
   warnings.push(...invalid.map((i) => i.message));
+  if (input.waive) return judgeCapacity(d, config, input.signer, capacity, warnings, no, waived(config, settings, a, now));
   if (!config.recovery.enabled) return no('disabled_globally', 'recovery.enabled is false');
   if (!settings.recoveryEnabled)
     return no('disabled_by_annotation', `the Deployment has ${USER_ANNOTATIONS.recoveryEnabled}=${a[USER_ANNOTATIONS.recoveryEnabled]}`);
@@ -160,8 +167,38 @@ export function judgeRecovery(d: V1Deployment, input: EligibilityInput): Verdict
     return no(pending.reason, `${pending.detail}: ${formatDuration(Math.ceil((pending.until - now.getTime()) / 1000) * 1000)} left`, next);
   }
 
+  return judgeCapacity(d, config, input.signer, capacity, warnings, no);
+}
+
+/** What `waive` waives for this Deployment, said plainly (empty when nothing would have held it back). */
+function waived(config: Config, settings: Pick<DeploymentSettings, 'recoveryEnabled' | 'recoveryCooldown'>, a: Record<string, string>, now: Date): string[] {
+  const out: string[] = [];
+  if (!config.recovery.enabled) out.push('recovery.enabled is false');
+  if (!settings.recoveryEnabled && a[USER_ANNOTATIONS.recoveryEnabled] !== undefined)
+    out.push(`${USER_ANNOTATIONS.recoveryEnabled}=${a[USER_ANNOTATIONS.recoveryEnabled]}`);
+  const migratedAt = Date.parse(a[MANAGED_ANNOTATIONS.migratedAt] ?? '');
+  const cooldown = settings.recoveryCooldown;
+  if (Number.isFinite(migratedAt) && migratedAt + cooldown > now.getTime()) out.push(`cooldown (${formatDuration(cooldown)} since migrated-at)`);
+  const attempts = failedAttempts(a);
+  const last = Date.parse(a[MANAGED_ANNOTATIONS.lastRecoveredAt] ?? '');
+  if (attempts > 0 && Number.isFinite(last) && last + backoffDelayMs(attempts, config.recovery) > now.getTime())
+    out.push(`backoff after ${attempts} failed attempt(s)`);
+  return out.length > 0 ? [`--now: waived ${out.join(', ')}`] : [];
+}
+
+/** The restore record, then spot capacity that fits what it would put back. */
+function judgeCapacity(
+  d: V1Deployment,
+  config: Config,
+  signer: RecordSigner,
+  capacity: SpotCapacity,
+  warnings: string[],
+  no: (reason: IneligibleReason, detail: string) => Verdict,
+  notes: readonly string[] = [],
+): Verdict {
+  warnings.push(...notes);
   const where = `${d.metadata?.namespace ?? ''}/${d.metadata?.name ?? ''}`;
-  const saved = readRestoreRecord(d, where, legacyRestoreLabel(config), input.signer);
+  const saved = readRestoreRecord(d, where, legacyRestoreLabel(config), signer);
   if (!saved.ok) return no(saved.unverified ? 'unverified_restore_record' : 'no_saved_spec', saved.error);
   const legacyNote = saved.source === 'go-original' ? `; ${saved.note}` : '';
 
@@ -213,11 +250,7 @@ export function judgePass(
   const capacity = assessSpotCapacity(nodes, input.config.compute);
   const verdicts = deployments.map((deployment) => {
     const key = `${deployment.metadata?.namespace ?? ''}/${deployment.metadata?.name ?? ''}`;
-    return {
-      deployment,
-      key,
-      verdict: judgeRecovery(deployment, { config: input.config, now: input.now, capacity, inFlight: input.inFlight?.(key), signer: input.signer }),
-    };
+    return { deployment, key, verdict: judgeRecovery(deployment, { ...input, capacity, inFlight: input.inFlight?.(key) }) };
   });
   const migratedAt = (d: V1Deployment) => Date.parse(d.metadata?.annotations?.[MANAGED_ANNOTATIONS.migratedAt] ?? '') || 0;
   verdicts.sort((x, y) => {

@@ -68,9 +68,12 @@ const ref = (key: string): DeploymentRef => {
 export class RecoveryFlow {
   constructor(private readonly ctx: ControllerContext) {}
 
-  /** The trip back for one Deployment: re-judge, restore the spot template, observe, finish. */
-  recover(key: string): Promise<RecoveryReport> {
-    return this.asMove(key, (move) => this.recoverOnce(key, move));
+  /**
+   * The trip back for one Deployment: re-judge, restore the spot template, observe, finish. `waive`
+   * (`recover --all --now`) judges capacity only, not cooldown, backoff or recovery-enabled.
+   */
+  recover(key: string, options: { waive?: boolean } = {}): Promise<RecoveryReport> {
+    return this.asMove(key, (move) => this.recoverOnce(key, move, options.waive ?? false));
   }
 
   /** A trip back that a previous process, or a failed last step, left with phase recovering: observe it to the end. */
@@ -95,7 +98,7 @@ export class RecoveryFlow {
     return started.value;
   }
 
-  private async recoverOnce(key: string, move: MoveHandle): Promise<RecoveryReport> {
+  private async recoverOnce(key: string, move: MoveHandle, waive: boolean): Promise<RecoveryReport> {
     const { name, namespace } = ref(key);
     const log = deploymentLogger(this.ctx.log, key);
     const skip = (detail: string): RecoveryReport => {
@@ -110,6 +113,7 @@ export class RecoveryFlow {
       now: this.ctx.clock.now(),
       signer: this.ctx.signer,
       capacity: assessSpotCapacity(this.ctx.view.listNodes(), this.ctx.config.compute),
+      waive,
     });
     if (!verdict.eligible) return skip(describeVerdict(verdict));
     const settings = settingsFor(this.ctx, cached, log);

@@ -22,6 +22,7 @@ import {
 } from '@kubernetes/client-node';
 import { configKeys, loadConfig } from '../../src/config/load.js';
 import { isOptedIn, resolveDeploymentSettings } from '../../src/config/overrides.js';
+import { requiredAccess } from '../../src/preflight/checks.js';
 import { imageCommand } from '../../testground/src/image.js';
 import { parseMessage } from '../../src/events/parse.js';
 import { EVENT_PATTERN_FILE, ensureQueueAndRule, publishEc2Events, removeQueueAndRule } from '../../testground/src/aws.js';
@@ -121,6 +122,15 @@ describe('the Helm chart', () => {
       }
     }
     assert.deepEqual([...granted].sort(), kubeCallsOfTheController(), 'chart RBAC vs the API calls in the code `run` loads');
+  });
+
+  it('the preflight (doctor, and the check at start) asks for exactly the verbs the controller calls', () => {
+    const asked = new Set<string>();
+    for (const env of [{ NAMESPACE: 'shop', LEADER_ELECT: 'true' }, { NAMESPACE_SELECTOR: 'team=payments' }, { MODE: 'single', DEPLOYMENT_NAME: 'web' }]) {
+      const config = loadConfig({ env: { SQS_QUEUE_URL: 'http://localhost:9324/000000000000/q', MODE: 'namespace', ...env } });
+      for (const need of requiredAccess(config, 'ops')) asked.add(`${need.resource}:${need.verb}`);
+    }
+    assert.deepEqual([...asked].sort(), kubeCallsOfTheController(), 'preflight/checks.ts requiredAccess vs the API calls in the code `run` loads');
   });
 
   it('renders RBAC to match the scope: a Role per listed namespace, a ClusterRole for "*" or a selector', async () => {
