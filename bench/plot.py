@@ -135,27 +135,38 @@ def scaling(results, out_dir, stamp, made):
     points = results.get("scaling") or []
     if not points:
         return
-    ns = [p["n"] for p in points]
+    # One line per set of node flags (BENCH_NODE_FLAGS), in the order first run.
+    groups = {}
+    for p in points:
+        groups.setdefault(" ".join(p.get("nodeFlags") or []) or "no node flags", []).append(p)
+    several = len(groups) > 1
+    replicas = points[0].get("replicas", 1)
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-    phase1 = [p["phase1Seconds"] for p in points]
-    left.plot([n for n, v in zip(ns, phase1) if v is not None], [v for v in phase1 if v is not None], "o-", color=COLORS["controller"], label="warning -> last patch")
-    logged = [p["phase1LoggedMax"] for p in points]
-    left.plot([n for n, v in zip(ns, logged) if v is not None], [v for v in logged if v is not None], "s--", color="#9467bd", label="controller's own phase 1")
+    for i, (flags, group) in enumerate(groups.items()):
+        ns = [p["n"] for p in group]
+        suffix = f" ({flags})" if several else ""
+        phase1 = [p["phase1Seconds"] for p in group]
+        left.plot([n for n, v in zip(ns, phase1) if v is not None], [v for v in phase1 if v is not None], "o-", color=COLORS["controller"] if not several else None, label="warning -> last patch" + suffix)
+        if not several:
+            logged = [p["phase1LoggedMax"] for p in group]
+            left.plot([n for n, v in zip(ns, logged) if v is not None], [v for v in logged if v is not None], "s--", color="#9467bd", label="controller's own phase 1")
+        right.plot(ns, [p["peakRssMiB"] for p in group], "o-", color="#8c564b" if not several else None, label=flags if several else None)
+        for n, p in zip(ns, group):
+            right.annotate(f"{p['peakRssMiB']:.0f}", (n, p["peakRssMiB"]), textcoords="offset points", xytext=(0, 5), ha="center", fontsize=8)
     left.set_xscale("log")
-    left.set_xlabel("Deployments (N, 1 replica each; half patched)")
+    left.set_xlabel(f"Deployments (N, {replicas} replica{'s' if replicas > 1 else ''} each; half patched)")
     left.set_ylabel("seconds")
     left.set_title("Phase 1 time")
     left.legend(fontsize=8)
     left.grid(alpha=0.3, which="both")
-    right.plot(ns, [p["peakRssMiB"] for p in points], "o-", color="#8c564b")
     right.set_xscale("log")
     right.set_xlabel("Deployments (N)")
     right.set_ylabel("MiB")
     right.set_title("Controller peak RSS (VmHWM)")
     right.set_ylim(bottom=0)
     right.grid(alpha=0.3, which="both")
-    for n, p in zip(ns, points):
-        right.annotate(f"{p['peakRssMiB']:.0f}", (n, p["peakRssMiB"]), textcoords="offset points", xytext=(0, 5), ha="center", fontsize=8)
+    if several:
+        right.legend(fontsize=8)
     fig.tight_layout()
     save(fig, out_dir, stamp, "scaling", made)
 

@@ -149,9 +149,12 @@ async function main(argv: string[]): Promise<number> {
     results.detection = await attempt('detection', () => runDetection(b, options.detection, entry));
   }
   for (const n of options.scaling) {
-    b.say('bench', `scaling: N=${n}`);
-    const p = await attempt(`scaling N=${n}`, () => runScalingPoint(b, n, entry));
-    if (p) results.scaling.push(p);
+    for (const nodeFlags of options.nodeFlags) {
+      const flags = nodeFlags.flags.join(' ') || 'no node flags';
+      b.say('bench', `scaling: N=${n}, ${flags}`);
+      const p = await attempt(`scaling N=${n} (${flags})`, () => runScalingPoint(b, n, entry, nodeFlags));
+      if (p) results.scaling.push(p);
+    }
   }
   results.durationSeconds = (Date.now() - started.getTime()) / 1000;
 

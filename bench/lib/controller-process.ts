@@ -72,6 +72,8 @@ export interface RunningController {
   logFile: string;
   /** CPU seconds when the warning went out (set by the caller). */
   cpuAtWarning?: number;
+  /** Where its /metrics is served (controller.metrics_port). */
+  metricsPort: number;
   /** phase1Seconds of every "phase 1 done" line the controller logged. */
   phase1Logged: number[];
   sample(): ProcSample;
@@ -110,14 +112,15 @@ export async function startController(
   section: string,
   entry: string | undefined,
   extraEnv: Record<string, string> = {},
+  nodeFlags: string[] = imageCommand().nodeFlags,
 ): Promise<RunningController> {
   const queueName = `bench-${shortId()}`;
   const { queueUrl } = await ensureQueueAndRule(b.ground, queueName);
   const metricsPort = await freePort();
   const logFile = join(b.workDir, `controller-${namespace}.log`);
   const log = createWriteStream(logFile);
-  // The image's node flags too, so what is measured is what ships.
-  const { nodeFlags } = imageCommand();
+  // The image's node flags by default, so what is measured is what ships (the scaling series can
+  // compare others: BENCH_NODE_FLAGS).
   const args = entry ? [...nodeFlags, entry, 'run'] : [...nodeFlags, '--import', 'tsx', join(PROJECT_DIR, 'src/cli.ts'), 'run'];
   const child: ChildProcess = spawn(process.execPath, args, {
     cwd: PROJECT_DIR,
@@ -172,6 +175,7 @@ export async function startController(
     pid,
     queueUrl,
     logFile,
+    metricsPort,
     phase1Logged,
     sample: () => sampleProc(pid),
     async stop() {

@@ -2,12 +2,19 @@
 // (flags win). The ground's time scale is not one of them: it is fixed when the ground starts
 // (TESTGROUND_TIME_SCALE at cluster-up) and read from ground.json.
 import { parseArgs } from 'node:util';
+import { imageCommand } from '../../testground/src/image.js';
 
 export const STRATEGIES = ['controller', 'sequential', 'drain', 'none'] as const;
 /** Strategies that run only when named: the controller with triage off (MIGRATION_TRIAGE=false, arrival order). */
 export const OPTIONAL_STRATEGIES = ['controller-no-triage'] as const;
 export type StrategyName = (typeof STRATEGIES)[number] | (typeof OPTIONAL_STRATEGIES)[number];
 const KNOWN_STRATEGIES: readonly string[] = [...STRATEGIES, ...OPTIONAL_STRATEGIES];
+
+/** Node flags for the controller; image: they are the Dockerfile's (what ships). */
+export interface NodeFlagSet {
+  flags: string[];
+  image: boolean;
+}
 
 export interface BenchOptions {
   /** Deployments in the main scenario. */
@@ -24,8 +31,16 @@ export interface BenchOptions {
   floor: boolean;
   /** Single events for the detection latency; 0 skips it. */
   detection: number;
-  /** N values of the scaling series (1 replica each); empty skips it. */
+  /** N values of the scaling series (scalingReplicas replicas each); empty skips it. */
   scaling: number[];
+  /** Replicas of each Deployment in the scaling series (1: N pods; 3: the 3N pods of issue 17's sizing). */
+  scalingReplicas: number;
+  /**
+   * The node flags the controller runs with in the scaling series: one or more sets, `;` between
+   * them, each point run once per set in the order given (so `image;X;X;image` interleaves two
+   * pairs). `image` is the Dockerfile ENTRYPOINT's flags (what ships), `none` is no flags.
+   */
+  nodeFlags: NodeFlagSet[];
   /**
    * After the strategies and the floor: the controller alone on the main scenario at this many
    * Deployments, observed until its phase 1 is done, then the floor for as many patches (0 skips it).
@@ -55,6 +70,8 @@ const FLAGS = {
   floor: { env: 'BENCH_FLOOR', default: '1' },
   detection: { env: 'BENCH_DETECTION', default: '20' },
   scaling: { env: 'BENCH_SCALING', default: '10,100,1000,5000' },
+  'scaling-replicas': { env: 'BENCH_SCALING_REPLICAS', default: '1' },
+  'node-flags': { env: 'BENCH_NODE_FLAGS', default: 'image' },
   'phase1-n': { env: 'BENCH_PHASE1_N', default: '0' },
   tail: { env: 'BENCH_TAIL', default: '60' },
   'patch-concurrency': { env: 'BENCH_PATCH_CONCURRENCY', default: '50' },
@@ -77,6 +94,20 @@ function positiveInt(name: string, text: string, min = 1): number {
   const v = Number(text);
   if (!Number.isInteger(v) || v < min) throw new Error(`--${name} must be an integer >= ${min}, got "${text}"`);
   return v;
+}
+
+/** `image;none;--max-semi-space-size=2 --foo`: the image's flags, none, and those two. */
+function nodeFlagSets(text: string): NodeFlagSet[] {
+  return text.split(';').map((part) => {
+    const set = part.trim();
+    if (set === 'image') return { flags: imageCommand().nodeFlags, image: true };
+    if (set === 'none') return { flags: [], image: false };
+    const flags = set.split(/\s+/);
+    if (set === '' || !flags.every((f) => f.startsWith('--'))) {
+      throw new Error(`--node-flags: "${set}" is not image, none or node flags (--flag[=value] ...), in "${text}"`);
+    }
+    return { flags, image: false };
+  });
 }
 
 function bool(name: string, text: string): boolean {
@@ -125,6 +156,8 @@ export function parseOptions(argv: string[], env: Record<string, string | undefi
     floor: bool('floor', get('floor')),
     detection: positiveInt('detection', get('detection'), 0),
     scaling: scalingText === '' ? [] : scalingText.split(',').map((s) => positiveInt('scaling', s.trim())),
+    scalingReplicas: positiveInt('scaling-replicas', get('scaling-replicas')),
+    nodeFlags: nodeFlagSets(get('node-flags')),
     phase1N: positiveInt('phase1-n', get('phase1-n'), 0),
     tailSeconds: tail,
     patchConcurrency: positiveInt('patch-concurrency', get('patch-concurrency')),

@@ -5,7 +5,7 @@ import type { Environment } from './environment.js';
 import type { DetectionResult } from './detection.js';
 import type { FloorResult } from './floor.js';
 import type { StrategyResult } from './run-strategy.js';
-import type { ScalingPoint } from './scaling.js';
+import type { MemorySample, ScalingPoint } from './scaling.js';
 
 export interface BenchResults {
   stamp: string;
@@ -211,16 +211,33 @@ export function renderResults(r: BenchResults): string {
   if (r.scaling.length > 0) {
     out.push('## Scaling');
     out.push('');
-    out.push(`N Deployments of 1 replica each on max(${o.nodes}, N/200) spot nodes; half of the nodes warned at once; the controller`);
-    out.push('observed until the deadline plus the tail (the nodes were not killed).');
-    out.push('');
+    const replicas = r.scaling[0]!.replicas;
+    const flagSets = new Set(r.scaling.map((p) => p.nodeFlags.join(' ')));
     out.push(
-      "| N | nodes (warned) | affected | phase 1: warning → last patch | controller's own phase 1 (max per message) | controller CPU s (event) | controller peak RSS | setup |",
+      `N Deployments of ${replicas === 1 ? '1 replica' : `${replicas} replicas`} each on max(${o.nodes}, ${replicas === 1 ? 'N' : `${replicas}N`}/200) spot nodes; half of the nodes warned at once; the controller`,
     );
-    out.push('|---:|---:|---:|---:|---:|---:|---:|---:|');
-    for (const p of r.scaling) {
+    out.push('observed until the deadline plus the tail (the nodes were not killed).');
+    if (flagSets.size > 1 || !r.scaling[0]!.nodeFlagsFromImage) {
       out.push(
-        `| ${p.n} | ${p.nodes} (${p.doomedNodes}) | ${p.affected} | ${p.phase1Seconds === null ? `${dash} (${p.patched}/${p.affected} patched)` : s(p.phase1Seconds, 2)} | ${s(p.phase1LoggedMax, 2)} | ${p.cpuSeconds.toFixed(1)} | ${p.peakRssMiB.toFixed(0)} MiB | ${p.setupSeconds} s |`,
+        "Node flags: the controller's, per row (image: the Dockerfile's ENTRYPOINT). Memory from the controller's /metrics, every second: RSS, heap total (new space / old space) and heap used at the sample with the highest RSS, and before the warning.",
+      );
+    }
+    out.push('');
+    const flagsColumn = flagSets.size > 1 || !r.scaling[0]!.nodeFlagsFromImage;
+    out.push(
+      `| N |${flagsColumn ? ' node flags |' : ''} nodes (warned) | affected | phase 1: warning → last patch | controller's own phase 1 (max per message) | controller CPU s (event) | controller peak RSS | at the highest sample: RSS / heap total (new / old) / heap used / external | before the warning: RSS / heap total / heap used | setup |`,
+    );
+    out.push(`|---:|${flagsColumn ? '---|' : ''}---:|---:|---:|---:|---:|---:|---:|---:|---:|`);
+    const mem = (m: MemorySample | null, full: boolean) =>
+      m === null
+        ? dash
+        : full
+          ? `${m.rss.toFixed(0)} / ${m.heapTotal.toFixed(0)} (${m.newSpace.toFixed(0)} / ${m.oldSpace.toFixed(0)}) / ${m.heapUsed.toFixed(0)} / ${m.external.toFixed(0)} MiB`
+          : `${m.rss.toFixed(0)} / ${m.heapTotal.toFixed(0)} / ${m.heapUsed.toFixed(0)} MiB`;
+    for (const p of r.scaling) {
+      const flags = `${p.nodeFlags.map((f) => `\`${f}\``).join(' ') || 'none'}${p.nodeFlagsFromImage ? ' (image)' : ''}`;
+      out.push(
+        `| ${p.n} |${flagsColumn ? ` ${flags} |` : ''} ${p.nodes} (${p.doomedNodes}) | ${p.affected} | ${p.phase1Seconds === null ? `${dash} (${p.patched}/${p.affected} patched)` : s(p.phase1Seconds, 2)} | ${s(p.phase1LoggedMax, 2)} | ${p.cpuSeconds.toFixed(1)} | ${p.peakRssMiB.toFixed(0)} MiB | ${mem(p.memoryAtPeak ?? null, true)} | ${mem(p.memoryBefore ?? null, false)} | ${p.setupSeconds} s |`,
       );
     }
     out.push('');
@@ -345,7 +362,7 @@ export function renderReadmeFragment(r: BenchResults, resultsPath: string): stri
     );
   if (r.scaling.length > 0) {
     out.push(
-      `\nScaling (1 replica each, half the nodes warned): ${r.scaling.map((p) => `N=${p.n}: phase 1 ${p.phase1Seconds === null ? dash : `${p.phase1Seconds.toFixed(2)} s`}, ${p.peakRssMiB.toFixed(0)} MiB`).join('; ')}.`,
+      `\nScaling (${r.scaling[0]!.replicas === 1 ? '1 replica' : `${r.scaling[0]!.replicas} replicas`} each, half the nodes warned): ${r.scaling.map((p) => `N=${p.n}: phase 1 ${p.phase1Seconds === null ? dash : `${p.phase1Seconds.toFixed(2)} s`}, ${p.peakRssMiB.toFixed(0)} MiB`).join('; ')}.`,
     );
   }
   return `${out.join('\n')}\n`;

@@ -1,5 +1,5 @@
-// Scaling series: phase 1 time and the controller's peak memory for N Deployments of 1 replica
-// each. The pool has max(--nodes, ceil(N / 200)) spot nodes (KWOK nodes take 250 pods) and half of
+// Scaling series: phase 1 time and the controller's peak memory for N Deployments of
+// BENCH_SCALING_REPLICAS replicas each (default 1), once per set of node flags (BENCH_NODE_FLAGS). The pool has max(--nodes, ceil(N / 200)) spot nodes (KWOK nodes take 250 pods) and half of
 // it is warned, so about N/2 Deployments are patched. The nodes are not killed at the deadline (the
 // figures are the patching and the observation, not the aftermath); the controller runs until the
 // deadline plus the tail, so its peak memory covers phase 2 as well, and on until every affected
@@ -7,11 +7,27 @@
 import { InterruptionInjector, WARNING_WINDOW_MS } from '../../testground/src/injector.js';
 import { type Bench, retrying, sleep } from './context.js';
 import { startController } from './controller-process.js';
+import type { NodeFlagSet } from './options.js';
 import { setUp, tearDown } from './scenario.js';
 import { round } from './stats.js';
 
+/** The controller's own memory figures (its /metrics: process.memoryUsage() and V8's heap spaces), MiB. */
+export interface MemorySample {
+  rss: number;
+  heapTotal: number;
+  heapUsed: number;
+  external: number;
+  /** Committed size of V8's young generation (both semi-spaces) and of its old space. */
+  newSpace: number;
+  oldSpace: number;
+}
+
 export interface ScalingPoint {
   n: number;
+  replicas: number;
+  /** The node flags the controller ran with; image: the Dockerfile's. */
+  nodeFlags: string[];
+  nodeFlagsFromImage: boolean;
   nodes: number;
   doomedNodes: number;
   affected: number;
@@ -21,22 +37,67 @@ export interface ScalingPoint {
   /** The controller's own phase1Seconds, the largest over the messages it handled. */
   phase1LoggedMax: number | null;
   peakRssMiB: number;
+  /** Before the warning (after the initial lists), and at the sample with the highest RSS (every second). */
+  memoryBefore: MemorySample | null;
+  memoryAtPeak: MemorySample | null;
+  /** The largest heapTotal sampled. */
+  heapTotalMax: number | null;
   cpuSeconds: number;
   setupSeconds: number;
 }
 
-export async function runScalingPoint(b: Bench, n: number, entry: string | undefined): Promise<ScalingPoint> {
-  const section = `scale-${n}`;
-  const nodes = Math.max(b.options.nodes, Math.ceil(n / 200));
-  const scenario = await setUp(b, { tag: `scale${n}`, deployments: n, nodes, replicas: () => 1, service: () => false }, section);
-  let controller: Awaited<ReturnType<typeof startController>> | undefined;
+const MEMORY_METRICS: Record<string, (m: MemorySample, v: number) => void> = {
+  process_resident_memory_bytes: (m, v) => (m.rss = v),
+  nodejs_heap_size_total_bytes: (m, v) => (m.heapTotal = v),
+  nodejs_heap_size_used_bytes: (m, v) => (m.heapUsed = v),
+  nodejs_external_memory_bytes: (m, v) => (m.external = v),
+  'nodejs_heap_space_size_total_bytes{space="new"}': (m, v) => (m.newSpace = v),
+  'nodejs_heap_space_size_total_bytes{space="old"}': (m, v) => (m.oldSpace = v),
+};
+
+/** One reading of the controller's /metrics; null when it does not answer. */
+export async function sampleMemory(metricsPort: number): Promise<MemorySample | null> {
   try {
-    controller = await startController(b, scenario.namespace, section, entry);
+    const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`, { signal: AbortSignal.timeout(2000) })).text();
+    const m: MemorySample = { rss: NaN, heapTotal: NaN, heapUsed: NaN, external: NaN, newSpace: NaN, oldSpace: NaN };
+    for (const line of text.split('\n')) {
+      const space = line.lastIndexOf(' ');
+      const name = line.slice(0, space).replace(/^spot_orchestrator_/, '');
+      MEMORY_METRICS[name]?.(m, round(Number(line.slice(space + 1)) / 1048576, 1));
+    }
+    return Number.isNaN(m.rss) ? null : m;
+  } catch {
+    return null;
+  }
+}
+
+export async function runScalingPoint(b: Bench, n: number, entry: string | undefined, nodeFlags: NodeFlagSet): Promise<ScalingPoint> {
+  const section = `scale-${n}`;
+  const replicas = b.options.scalingReplicas;
+  const nodes = Math.max(b.options.nodes, Math.ceil((n * replicas) / 200));
+  const scenario = await setUp(b, { tag: `scale${n}`, deployments: n, nodes, replicas: () => replicas, service: () => false }, section);
+  let controller: Awaited<ReturnType<typeof startController>> | undefined;
+  let sampling = true;
+  try {
+    controller = await startController(b, scenario.namespace, section, entry, {}, nodeFlags.flags);
+    b.say(section, `node flags: ${nodeFlags.flags.join(' ') || '(none)'}${nodeFlags.image ? " (the image's)" : ''}`);
     const doomed = scenario.nodes.slice(0, Math.floor(nodes / 2));
     const doomedSet = new Set(doomed);
     const pods = await retrying(() => b.core.listNamespacedPod({ namespace: scenario.namespace }));
     const affected = [...new Set(pods.items.filter((p) => doomedSet.has(p.spec?.nodeName ?? '')).map((p) => p.metadata!.labels!.app!))];
     await sleep(1000);
+    const memoryBefore = await sampleMemory(controller.metricsPort);
+    let memoryAtPeak: MemorySample | null = null;
+    let heapTotalMax: number | null = null;
+    const port = controller.metricsPort;
+    const memorySampler = (async () => {
+      while (sampling) {
+        const m = await sampleMemory(port);
+        if (m && (memoryAtPeak === null || m.rss > memoryAtPeak.rss)) memoryAtPeak = m;
+        if (m) heapTotalMax = Math.max(heapTotalMax ?? 0, m.heapTotal);
+        await sleep(1000);
+      }
+    })();
     const cpuBefore = controller.sample().cpuSeconds;
     const warnedAt = Date.now();
     await new InterruptionInjector(b.ground, b).interrupt(doomed, { terminate: false });
@@ -54,10 +115,15 @@ export async function runScalingPoint(b: Bench, n: number, entry: string | undef
         `t+${((Date.now() - warnedAt) / 1000).toFixed(1)}s: patched ${patched}/${affected.length}, controller RSS ${s.rssMiB.toFixed(0)} MiB (peak ${s.peakRssMiB.toFixed(0)})`,
       );
     }
+    sampling = false;
+    await memorySampler;
     const sample = controller.sample();
     const times = affected.map((a) => scenario.tracker.states.get(a)?.patchedAt).filter((t): t is number => t !== undefined);
     const point: ScalingPoint = {
       n,
+      replicas,
+      nodeFlags: nodeFlags.flags,
+      nodeFlagsFromImage: nodeFlags.image,
       nodes,
       doomedNodes: doomed.length,
       affected: affected.length,
@@ -65,12 +131,20 @@ export async function runScalingPoint(b: Bench, n: number, entry: string | undef
       phase1Seconds: times.length === affected.length && times.length > 0 ? round((Math.max(...times) - warnedAt) / 1000) : null,
       phase1LoggedMax: controller.phase1Logged.length ? round(Math.max(...controller.phase1Logged)) : null,
       peakRssMiB: round(sample.peakRssMiB, 1),
+      memoryBefore,
+      memoryAtPeak,
+      heapTotalMax,
       cpuSeconds: round(sample.cpuSeconds - cpuBefore, 2),
       setupSeconds: round(scenario.setupSeconds, 0),
     };
-    b.say(section, `N=${n}: phase 1 ${point.phase1Seconds ?? '-'} s for ${point.patched}/${point.affected}, peak RSS ${point.peakRssMiB} MiB`);
+    b.say(
+      section,
+      `N=${n}: phase 1 ${point.phase1Seconds ?? '-'} s for ${point.patched}/${point.affected}, peak RSS ${point.peakRssMiB} MiB` +
+        (memoryAtPeak ? `; at the highest sample ${JSON.stringify(memoryAtPeak)}` : ''),
+    );
     return point;
   } finally {
+    sampling = false;
     await controller?.stop();
     await tearDown(b, scenario, section);
   }

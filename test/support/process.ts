@@ -5,6 +5,7 @@ import { createWriteStream } from 'node:fs';
 import { join } from 'node:path';
 import type { TestGround } from './ground.js';
 import { FAST_ENV } from './controller.js';
+import { imageCommand } from '../../testground/src/image.js';
 import { freePort } from '../../testground/src/net.js';
 
 export interface ControllerProcess {
@@ -34,7 +35,8 @@ export async function spawnController(t: TestGround, env: Record<string, string>
     AWS_SECRET_ACCESS_KEY: 'testground',
     METRICS_PORT: String(metricsPort),
   };
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'run'], {
+  // The image's node flags (its heap sizing), so the tests run the controller's process as it ships.
+  const child = spawn(process.execPath, [...imageCommand().nodeFlags, '--import', 'tsx', 'src/cli.ts', 'run'], {
     cwd: new URL('../..', import.meta.url).pathname,
     env: bare
       ? { PATH: process.env.PATH, ...wiring, ...env }
