@@ -9,7 +9,7 @@ import { fits } from '../capacity/node-fit.js';
 import { healthySpotNodes } from '../capacity/spot-nodes.js';
 import { deploymentLogger } from '../log.js';
 import { escapePointerToken } from '../migration/json-patch.js';
-import { planFinish, planMigration, planReapply, planRestoreToSpot, planYieldToRevert } from '../migration/plan.js';
+import { type MigrationInput, planFinish, planMigration, planReapply, planRestoreToSpot, planYieldToRevert } from '../migration/plan.js';
 import { fargateTemplateDrift, revertFix, revertResponse } from '../migration/revert.js';
 import { readSignedSavedSpec } from '../migration/saved-spec.js';
 import type { ControllerContext } from '../moves/context.js';
@@ -71,24 +71,29 @@ export class MigrationFlow {
     });
   }
 
+  /** What the planners need to put a Deployment on Fargate for this request, now. */
+  private migrationInput(request: MigrationRequest, allowFargate: boolean): MigrationInput {
+    const { compute } = this.ctx.config;
+    return {
+      computeLabelKey: compute.compute_label_key,
+      spotLabel: compute.spot_label,
+      fargateLabel: compute.fargate_label,
+      allowFargate,
+      now: this.ctx.clock.now(),
+      reason: request.reason,
+      eventId: request.eventId,
+      instanceIds: request.instanceIds,
+      signer: this.ctx.signer,
+    };
+  }
+
   private async migrateOnce(cached: V1Deployment, request: MigrationRequest, move: MoveHandle): Promise<PhaseOneResult> {
     const key = keyOf(cached);
     const log = deploymentLogger(this.ctx.log, key, request.eventId);
     const settings = settingsFor(this.ctx, cached, log);
-    const { compute } = this.ctx.config;
     let skipReason = '';
     const result: PatchOutcome = await this.ctx.patcher.apply(cached.metadata!.namespace!, cached.metadata!.name!, cached, (d) => {
-      const plan = planMigration(d, {
-        computeLabelKey: compute.compute_label_key,
-        spotLabel: compute.spot_label,
-        fargateLabel: compute.fargate_label,
-        allowFargate: settings.allowFargate,
-        now: this.ctx.clock.now(),
-        reason: request.reason,
-        eventId: request.eventId,
-        instanceIds: request.instanceIds,
-        signer: this.ctx.signer,
-      });
+      const plan = planMigration(d, this.migrationInput(request, settings.allowFargate));
       if (plan.action === 'skip') {
         skipReason = plan.reason;
         return { skip: plan.detail };
@@ -230,15 +235,7 @@ export class MigrationFlow {
       const result = await this.ctx.patcher.apply(namespace, name, this.ctx.view.deployment(namespace, name), (cur) => {
         notOurs = cur.metadata?.annotations?.[MANAGED_ANNOTATIONS.phase] !== 'migrating';
         if (notOurs) return { skip: 'the phase is no longer migrating' };
-        const plan = planReapply(cur, {
-          ...labels,
-          allowFargate: settings.allowFargate,
-          now: this.ctx.clock.now(),
-          reason: request.reason,
-          eventId: request.eventId,
-          instanceIds: request.instanceIds,
-          signer: this.ctx.signer,
-        });
+        const plan = planReapply(cur, this.migrationInput(request, settings.allowFargate));
         return plan.action === 'skip' ? { skip: plan.detail } : { ops: plan.ops };
       });
       switch (result.outcome) {
