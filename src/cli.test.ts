@@ -153,7 +153,7 @@ describe('test-eventbridge', () => {
     try {
       const lines: string[] = [];
       const id = await testEventBridge(
-        { aws: { region: 'eu-west-1', sqs_queue_url: 'unused', visibility_timeout: 30_000, keep_foreign_messages: false } },
+        { aws: { region: 'eu-west-1', sqs_queue_url: 'unused', visibility_timeout: 30_000, keep_foreign_messages: false, max_event_age: 600_000 } },
         { instance: 'i-0123456789abcdef0' },
         (l) => lines.push(l),
         eb.client,
@@ -179,7 +179,7 @@ describe('test-eventbridge', () => {
     try {
       await assert.rejects(
         testEventBridge(
-          { aws: { region: 'eu-west-1', sqs_queue_url: 'unused', visibility_timeout: 30_000, keep_foreign_messages: false } },
+          { aws: { region: 'eu-west-1', sqs_queue_url: 'unused', visibility_timeout: 30_000, keep_foreign_messages: false, max_event_age: 600_000 } },
           { instance: 'i-0123456789abcdef0', source: 'test.spot', bus: 'ops' },
           () => undefined,
           eb.client,

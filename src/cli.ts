@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { AppsV1Api, loadAllYaml, type V1Deployment } from '@kubernetes/client-node';
 import { SendMessageCommand } from '@aws-sdk/client-sqs';
+import { trustedOriginOf } from './intake/event-trust.js';
 import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import { createAlerter, sampleAlerts } from './alerts/index.js';
 import { buildRebalanceRecommendation, buildSpotInterruption } from './events/build.js';
@@ -97,7 +98,9 @@ async function targetInstance(command: string, target: EventTarget): Promise<{ i
 
 export async function simulate(config: Pick<Config, 'aws'>, kind: string, target: EventTarget, out = console.log): Promise<string> {
   const { instanceId, zone } = await targetInstance('simulate', target);
-  const input = { instanceId, time: new Date(), region: config.aws.region, account: target.account ?? '123456789012' };
+  // By default the account and Region the controller trusts (intake/event-trust.ts), so the event is acted on.
+  const origin = trustedOriginOf(config.aws);
+  const input = { instanceId, time: new Date(), region: origin.region, account: target.account ?? origin.account ?? '123456789012' };
   let body: string;
   if (kind === 'interruption') body = buildSpotInterruption({ ...input, zone });
   else if (kind === 'rebalance') body = buildRebalanceRecommendation(input);
@@ -121,7 +124,13 @@ export async function testEventBridge(
 ): Promise<string> {
   const { instanceId, zone } = await targetInstance('test-eventbridge', target);
   const event = JSON.parse(
-    buildSpotInterruption({ instanceId, zone, time: new Date(), region: config.aws.region, account: target.account ?? '123456789012' }),
+    buildSpotInterruption({
+      instanceId,
+      zone,
+      time: new Date(),
+      region: config.aws.region,
+      account: target.account ?? trustedOriginOf(config.aws).account ?? '123456789012',
+    }),
   ) as {
     source: string;
     'detail-type': string;

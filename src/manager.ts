@@ -15,6 +15,7 @@ import { describeScope, isManaged, leaseNamespace, namespaceScope } from './conf
 import { type HandleResult, InterruptionHandler } from './controller/interruption-handler.js';
 import { MigrationFlow } from './controller/migration-flow.js';
 import { ScheduledChanges } from './controller/scheduled-changes.js';
+import { trustedOriginOf } from './intake/event-trust.js';
 import { type QueueClient, QueueSource } from './intake/queue-source.js';
 import { loadKubeConfig, messageOf } from './kube/api.js';
 import { ClusterView } from './kube/cluster-view.js';
@@ -125,6 +126,7 @@ export class Controller {
       visibilityTimeoutSeconds: config.aws.visibility_timeout / 1000,
       dryRun: config.controller.dry_run,
       keepForeign: config.aws.keep_foreign_messages,
+      trust: trustedOriginOf(config.aws),
       clock,
       onTick: (ok, error) => {
         this.queueReachable = ok;
@@ -232,7 +234,24 @@ export class Controller {
     this.queue.start();
     this.scheduledChanges.start();
     this.recovery.start();
-    this.ctx.log.info({ scope: describeScope(this.ctx.view.scope), mode: config.kubernetes.mode, dryRun: config.controller.dry_run }, 'controller started');
+    const origin = trustedOriginOf(config.aws);
+    this.ctx.log.info(
+      {
+        scope: describeScope(this.ctx.view.scope),
+        mode: config.kubernetes.mode,
+        dryRun: config.controller.dry_run,
+        eventAccount: origin.account ?? '(any)',
+        eventRegion: origin.region,
+        maxEventAgeSeconds: origin.maxAgeMs / 1000,
+      },
+      'controller started',
+    );
+    if (origin.account === undefined) {
+      this.ctx.log.warn(
+        { queueUrl: config.aws.sqs_queue_url },
+        "the queue URL names no AWS account and aws.event_account is unset: events' account is not checked",
+      );
+    }
   }
 
   async stop(): Promise<void> {

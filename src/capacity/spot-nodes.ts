@@ -6,13 +6,21 @@ import type { Config } from '../config/config.js';
 import { NODE_ANNOTATIONS } from '../state/annotations.js';
 import { isNodeReady } from '../kube/cluster-view.js';
 
+/**
+ * The labels that say a node is spot capacity, any one of them enough: the project's own
+ * (compute.compute_label_key = compute.spot_label), EKS managed node groups', and Karpenter's.
+ */
+export function spotCapacityLabels(compute: Config['compute']): [key: string, value: string][] {
+  return [
+    [compute.compute_label_key, compute.spot_label],
+    ['eks.amazonaws.com/capacityType', 'SPOT'],
+    ['karpenter.sh/capacity-type', 'spot'],
+  ];
+}
+
 export function isSpotNode(node: V1Node, compute: Config['compute']): boolean {
   const labels = node.metadata?.labels ?? {};
-  return (
-    labels[compute.compute_label_key] === compute.spot_label ||
-    labels['eks.amazonaws.com/capacityType'] === 'SPOT' ||
-    labels['karpenter.sh/capacity-type'] === 'spot'
-  );
+  return spotCapacityLabels(compute).some(([key, value]) => labels[key] === value);
 }
 
 export function atRiskReason(node: V1Node): string | undefined {

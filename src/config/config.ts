@@ -35,6 +35,8 @@
 // | migration.scheduled_change_lead    | 10m     | SCHEDULED_CHANGE_LEAD                        | move this long before an AWS Health scheduled change |
 // | migration.survivor_grace             | 10m     | SURVIVOR_GRACE                               | a sealed node Ready this long past its deadline      |
 // |                                      |         |                                              | survived: its seal is taken back                     |
+// | migration.rebalance_mark_ttl         | 1h      | REBALANCE_MARK_TTL                           | a rebalance recommendation keeps recovery off its    |
+// |                                      |         |                                              | node this long, then its mark is removed             |
 // | aws.endpoint_url                     | (unset) | AWS_ENDPOINT_URL_SQS, else AWS_ENDPOINT_URL  | SQS endpoint override (the AWS SDK's own variables,  |
 // |                                      |         |                                              | so a local SQS server needs no special wiring)       |
 // | aws.visibility_timeout               | 30s     | SQS_VISIBILITY_TIMEOUT                       | a received message stays hidden this long, renewed   |
@@ -43,9 +45,14 @@
 // |                                      |         |                                              | the queue, for the other clusters that share it      |
 // | aws.cluster_name                     | (unset) | CLUSTER_NAME                                 | the EKS cluster's name: the preflight (at start and  |
 // |                                      |         |                                              | `doctor`) checks its Fargate profiles; unset: skipped|
+// | aws.max_event_age                    | 10m     | MAX_EVENT_AGE                                | older events are counted and dropped (a DLQ redrive  |
+// |                                      |         |                                              | days later must not cordon healthy nodes)            |
+// | aws.event_account                    | (the account in sqs_queue_url) | EVENT_ACCOUNT         | events from any other account are dropped            |
+// | aws.event_region                     | (aws.region) | EVENT_REGION                            | events from any other Region are dropped             |
 
 import type { LabelSelector } from './label-selector.js';
 import {
+  accountIdType,
   booleanType,
   durationType,
   enumType,
@@ -55,6 +62,7 @@ import {
   type NamespaceList,
   namespaceListType,
   ratePerSecondType,
+  regionType,
   textType,
   type ValueType,
 } from './value-types.js';
@@ -116,6 +124,8 @@ export interface Config {
     scheduled_change_lead: number;
     /** A sealed node still Ready this long after its deadline survived: the controller takes its seal back. */
     survivor_grace: number;
+    /** A rebalance recommendation's node mark (which keeps recovery off the node) is removed this long after it. */
+    rebalance_mark_ttl: number;
   };
   recovery: {
     enabled: boolean;
@@ -144,6 +154,12 @@ export interface Config {
     keep_foreign_messages: boolean;
     /** The EKS cluster, whose Fargate profiles the preflight checks (preflight/); unset: that check is skipped. */
     cluster_name?: string;
+    /** An event whose `time` is older than this is dropped (intake/event-trust.ts), a scheduled change only once its startTime has passed too. */
+    max_event_age: number;
+    /** The account whose events are acted on; unset: the account in sqs_queue_url. */
+    event_account?: string;
+    /** The Region whose events are acted on; unset: aws.region. */
+    event_region?: string;
   };
   alerts: {
     enabled: boolean;
@@ -240,6 +256,7 @@ export const SCHEMA: Schema = {
     // Zero is meaningful: move at the change's startTime itself.
     scheduled_change_lead: setting(nonNegativeDuration, 'SCHEDULED_CHANGE_LEAD', { default: '10m' }),
     survivor_grace: setting(nonNegativeDuration, 'SURVIVOR_GRACE', { default: '10m' }),
+    rebalance_mark_ttl: setting(positiveDuration, 'REBALANCE_MARK_TTL', { default: '1h' }),
   },
   recovery: {
     enabled: setting(booleanType, 'RECOVERY_ENABLED', { default: true }),
@@ -264,6 +281,11 @@ export const SCHEMA: Schema = {
     keep_foreign_messages: setting(booleanType, 'SQS_KEEP_FOREIGN_MESSAGES', { default: false }),
     // The name Kubernetes does not know: only the EKS API does (the preflight's Fargate profile check).
     cluster_name: setting(textType, 'CLUSTER_NAME'),
+    // Zero would drop every event: refused. A spot warning is worthless after its two minutes, so the
+    // default leaves room for redelivery after a controller restart (30 s) and clock skew, no more.
+    max_event_age: setting(positiveDuration, 'MAX_EVENT_AGE', { default: '10m' }),
+    event_account: setting(accountIdType, 'EVENT_ACCOUNT'),
+    event_region: setting(regionType, 'EVENT_REGION'),
   },
   alerts: {
     enabled: setting(booleanType, 'ALERTS_ENABLED', { default: true }),

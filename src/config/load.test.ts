@@ -48,6 +48,7 @@ describe('loadConfig defaults', () => {
         on_rebalance: false,
         scheduled_change_lead: 600_000,
         survivor_grace: 600_000,
+        rebalance_mark_ttl: 3_600_000,
       },
       recovery: {
         enabled: true,
@@ -58,7 +59,7 @@ describe('loadConfig defaults', () => {
         max_backoff: 14_400_000,
       },
       compute: { spot_label: 'spot', fargate_label: 'fargate', compute_label_key: 'compute-type' },
-      aws: { region: 'us-east-1', sqs_queue_url: QUEUE_URL, visibility_timeout: 30_000, keep_foreign_messages: false },
+      aws: { region: 'us-east-1', sqs_queue_url: QUEUE_URL, visibility_timeout: 30_000, keep_foreign_messages: false, max_event_age: 600_000 },
       alerts: { enabled: true },
       logging: { level: 'info', format: 'auto' },
       controller: {
@@ -126,6 +127,7 @@ const ENV_NAMES: Array<[env: string, key: ConfigKey, raw: string, value: unknown
   ['MIGRATION_ON_REBALANCE', 'migration.on_rebalance', 'true', true],
   ['SCHEDULED_CHANGE_LEAD', 'migration.scheduled_change_lead', '30m', 1_800_000],
   ['SURVIVOR_GRACE', 'migration.survivor_grace', '0', 0],
+  ['REBALANCE_MARK_TTL', 'migration.rebalance_mark_ttl', '3h', 10_800_000],
   ['LOG_LEVEL', 'logging.level', 'DEBUG', 'debug'],
   ['LOG_FORMAT', 'logging.format', 'json', 'json'],
   ['SLACK_WEBHOOK_URL', 'alerts.slack_webhook_url', WEBHOOK, WEBHOOK],
@@ -157,6 +159,9 @@ const ENV_NAMES: Array<[env: string, key: ConfigKey, raw: string, value: unknown
   ['SQS_VISIBILITY_TIMEOUT', 'aws.visibility_timeout', '2m', 120_000],
   ['SQS_KEEP_FOREIGN_MESSAGES', 'aws.keep_foreign_messages', 'true', true],
   ['CLUSTER_NAME', 'aws.cluster_name', 'prod-eu', 'prod-eu'],
+  ['MAX_EVENT_AGE', 'aws.max_event_age', '2m', 120_000],
+  ['EVENT_ACCOUNT', 'aws.event_account', '012345678901', '012345678901'],
+  ['EVENT_REGION', 'aws.event_region', 'us-gov-west-1', 'us-gov-west-1'],
 ];
 
 describe('environment names', () => {
@@ -296,6 +301,30 @@ describe('validation', () => {
       value: '"1500ms"',
       message:
         'aws.visibility_timeout from env SQS_VISIBILITY_TIMEOUT: got "1500ms" (not whole seconds); expected a duration in whole seconds from 1s to 12h, such as "30s" (what SQS accepts)',
+    },
+    {
+      rule: 'the event account is 12 digits',
+      sources: { env: { ...MINIMAL_ENV, EVENT_ACCOUNT: '1234' } },
+      key: 'aws.event_account',
+      source: 'env EVENT_ACCOUNT',
+      value: '"1234"',
+      message: 'aws.event_account from env EVENT_ACCOUNT: got "1234"; expected an AWS account id (12 digits)',
+    },
+    {
+      rule: 'the event Region is a Region name',
+      sources: { env: { ...MINIMAL_ENV }, tomlText: '[aws]\nevent_region = "US East"' },
+      key: 'aws.event_region',
+      source: 'config.toml',
+      value: '"US East"',
+      message: 'aws.event_region from config.toml: got "US East"; expected an AWS Region, such as "us-east-1"',
+    },
+    {
+      rule: 'the max event age is not zero',
+      sources: { env: { ...MINIMAL_ENV, MAX_EVENT_AGE: '0' } },
+      key: 'aws.max_event_age',
+      source: 'env MAX_EVENT_AGE',
+      value: '"0"',
+      message: 'aws.max_event_age from env MAX_EVENT_AGE: got "0" (zero is not allowed here); expected a duration greater than zero, such as "5s" or "1h30m"',
     },
     {
       rule: 'the SQS visibility timeout is at most 12h',
@@ -520,7 +549,7 @@ describe('validation', () => {
         [
           'migration.rollout_timout',
           '/etc/sfo/config.toml',
-          '/etc/sfo/config.toml: unknown key migration.rollout_timout, ignored; expected one of the keys of [migration]: rollout_timeout, verification_delay, triage, fargate_launch_burst, fargate_launch_rate, fargate_start_estimate, on_rebalance, scheduled_change_lead, survivor_grace',
+          '/etc/sfo/config.toml: unknown key migration.rollout_timout, ignored; expected one of the keys of [migration]: rollout_timeout, verification_delay, triage, fargate_launch_burst, fargate_launch_rate, fargate_start_estimate, on_rebalance, scheduled_change_lead, survivor_grace, rebalance_mark_ttl',
         ],
         [
           'monitor',

@@ -131,6 +131,27 @@ export const textType: ValueType<string> = {
   format: String,
 };
 
+/** An AWS account id: 12 digits, as EventBridge writes it in an event's `account`. */
+export const accountIdType: ValueType<string> = {
+  expected: 'an AWS account id (12 digits)',
+  parse(raw) {
+    const text = typeof raw === 'number' && Number.isSafeInteger(raw) ? String(raw).padStart(12, '0') : typeof raw === 'string' ? raw.trim() : '';
+    return /^\d{12}$/.test(text) ? { ok: true, value: text } : { ok: false, expected: accountIdType.expected };
+  },
+  format: String,
+};
+
+/** An AWS Region name, such as us-east-1 or us-gov-west-1. */
+export const regionType: ValueType<string> = {
+  expected: 'an AWS Region, such as "us-east-1"',
+  parse(raw) {
+    const text = typeof raw === 'string' ? raw.trim() : '';
+    // The rule events are read with (events/fields.ts REGION): partitions add names like us-gov-west-1.
+    return text.length <= 40 && /^[a-z]{2}(-[a-z0-9]+)+$/.test(text) ? { ok: true, value: text } : { ok: false, expected: regionType.expected };
+  },
+  format: String,
+};
+
 /** Every namespace, or these (written "*", or names separated by commas, or a TOML array of names). */
 export type NamespaceList = '*' | readonly string[];
 

@@ -34,8 +34,9 @@ function parsed(body: string): ParsedEvent {
 
 const spotWarning = (instanceId: string) => parsed(buildSpotInterruption({ instanceId, time: WARNED_AT, region: 'eu-west-1', account: '210987654321' }));
 
+/** A node named od-… is on-demand capacity, any other is spot (labelled as an EKS managed node group labels it). */
 const node = (name: string, instanceId: string): V1Node => ({
-  metadata: { name, uid: `uid-${name}`, resourceVersion: '7' },
+  metadata: { name, uid: `uid-${name}`, resourceVersion: '7', labels: { 'eks.amazonaws.com/capacityType': name.startsWith('od-') ? 'ON_DEMAND' : 'SPOT' } },
   spec: { providerID: `aws:///eu-west-1a/${instanceId}` },
 });
 
@@ -245,6 +246,50 @@ describe('InterruptionHandler', () => {
     assert.equal(flow.maxRunning, 2);
   });
 
+  it('a spot warning for a node that is not spot capacity is reported on the node, counted, and not acted on', async () => {
+    const cluster = new FakeCluster();
+    cluster.place('od-a', 'i-0a1b2c3d4e5f60718', deployment('api', true));
+    const flow = new FakeFlow();
+    const result = await handlerFor(cluster, flow).handle(spotWarning('i-0a1b2c3d4e5f60718'));
+    assert.deepEqual({ ack: result.ack, outcome: result.outcome }, { ack: true, outcome: 'not_spot' });
+    assert.equal(flow.started.length, 0, 'nothing moved');
+    assert.deepEqual(cluster.nodePatches, [], 'the node is neither marked nor sealed');
+    assert.deepEqual(cluster.events, ['NotSpotCapacity od-a']);
+    const dropped = (await cluster.metrics.eventsDropped.get()).values.find(
+      (v) => v.labels.kind === 'spot_interrupted' && v.labels.reason === 'not_spot_capacity',
+    );
+    assert.equal(dropped?.value, 1);
+  });
+
+  it('a spot warning finds a spot node by any of the three label conventions', async () => {
+    const conventions: Record<string, string>[] = [
+      { 'compute-type': 'spot' },
+      { 'karpenter.sh/capacity-type': 'spot' },
+      { 'eks.amazonaws.com/capacityType': 'SPOT' },
+    ];
+    for (const labels of conventions) {
+      const cluster = new FakeCluster();
+      cluster.place('od-a', 'i-0a1b2c3d4e5f60718', deployment('api', true));
+      cluster.nodes.get('i-0a1b2c3d4e5f60718')!.metadata!.labels = labels;
+      const flow = new FakeFlow();
+      const result = await handlerFor(cluster, flow).handle(spotWarning('i-0a1b2c3d4e5f60718'));
+      assert.equal(result.outcome, 'migrated', JSON.stringify(labels));
+      await result.settled;
+    }
+  });
+
+  it('a rebalance recommendation for a node that is not spot capacity marks nothing', async () => {
+    const cluster = new FakeCluster();
+    cluster.place('od-a', 'i-0a1b2c3d4e5f60718', deployment('api', true));
+    const flow = new FakeFlow();
+    const event = parsed(buildRebalanceRecommendation({ instanceId: 'i-0a1b2c3d4e5f60718', time: WARNED_AT, region: 'eu-west-1', account: '210987654321' }));
+    const result = await handlerFor(cluster, flow, { MIGRATION_ON_REBALANCE: 'true' }).handle(event);
+    assert.deepEqual({ ack: result.ack, outcome: result.outcome }, { ack: true, outcome: 'not_spot' });
+    assert.deepEqual(cluster.nodePatches, []);
+    assert.equal(flow.started.length, 0);
+    assert.deepEqual(cluster.events, ['NotSpotCapacity od-a']);
+  });
+
   it('a rebalance recommendation marks the node without cordoning it and moves nothing', async () => {
     const cluster = new FakeCluster();
     cluster.place('spot-a', 'i-0a1b2c3d4e5f60718', deployment('api', true));
@@ -344,7 +389,7 @@ describe('InterruptionHandler', () => {
     assert.equal(flow.started.length, 0, 'the warning, not the state change, moves Deployments');
   });
 
-  it('a capacity-reservation warning gets the same phase 1, with its own deadline, and the node is sealed off', async () => {
+  it('a capacity-reservation warning (on-demand capacity) gets the same phase 1, with its own deadline, and the node is sealed off', async () => {
     const cluster = new FakeCluster();
     cluster.place('od-a', 'i-0a1b2c3d4e5f60718', deployment('api', true));
     const flow = new FakeFlow();

@@ -15,6 +15,7 @@ import type { ScheduledChangeEvent } from '../events/kinds/scheduled-change.js';
 import { SPOT_INTERRUPTION_NOTICE_MS, type SpotInterruptedEvent } from '../events/kinds/spot-interruption.js';
 import { isActedOnState, type StateChangeEvent } from '../events/kinds/state-change.js';
 import { forecastLaunches } from '../capacity/fargate-budget.js';
+import { isSpotNode, spotCapacityLabels } from '../capacity/spot-nodes.js';
 import { resolveDeploymentSettings } from '../config/overrides.js';
 import { isPodReady, keyOf } from '../kube/cluster-view.js';
 import { NODE_ANNOTATIONS } from '../state/annotations.js';
@@ -29,7 +30,8 @@ import { isManaged, scopeKey } from '../config/scope.js';
 export interface HandleResult {
   /** Safe to delete the message: phase 1 is done, or the event does not concern this cluster. */
   ack: boolean;
-  outcome: 'migrated' | 'partial' | 'nothing_to_do' | 'foreign' | 'noted';
+  /** not_spot: a spot-only signal whose nodes are all on capacity that is not spot; reported, nothing done. */
+  outcome: 'migrated' | 'partial' | 'nothing_to_do' | 'foreign' | 'noted' | 'not_spot';
   /** Resolves when phase 2 has settled for every Deployment (tests and the summary wait on it). */
   settled: Promise<void>;
 }
@@ -37,6 +39,12 @@ export interface HandleResult {
 const DONE: Promise<void> = Promise.resolve();
 
 /** Node annotations, or how to make them from the node's newest copy (a mark that merges with others'). */
+/** A node of this cluster, found from an instance id an event names. */
+interface Found {
+  node: V1Node;
+  instanceId: string;
+}
+
 type Marks = Record<string, string> | ((node: V1Node) => Record<string, string>);
 const marksFor = (marks: Marks | undefined, node: V1Node) => (typeof marks === 'function' ? marks(node) : (marks ?? {}));
 
@@ -133,9 +141,50 @@ export class InterruptionHandler {
     return written.every(Boolean);
   }
 
-  private async onAtRisk(event: RebalanceRecommendationEvent | StateChangeEvent, annotations: Record<string, string>, seal: boolean): Promise<HandleResult> {
-    const found = this.nodesOf(event.instanceIds);
-    if (found.length === 0) return { ack: true, outcome: 'foreign', settled: DONE };
+  /**
+   * A spot warning and a rebalance recommendation are sent for spot instances only. One that names a
+   * node on other capacity (on-demand, by its labels) did not come from EC2's spot service, or names the
+   * wrong instance: each such node is reported (log line, NotSpotCapacity Event, counted) and left
+   * alone. Capacity Reservation warnings, scheduled changes and state changes concern any capacity and
+   * are not filtered.
+   */
+  private spotOnly(event: SpotInterruptedEvent | RebalanceRecommendationEvent, found: Found[]): Found[] {
+    const { compute } = this.ctx.config;
+    const spot = found.filter((f) => isSpotNode(f.node, compute));
+    const notSpot = found.filter((f) => !spot.includes(f));
+    if (notSpot.length === 0) return spot;
+    this.ctx.metrics.eventsDropped.inc({ kind: event.kind, reason: 'not_spot_capacity' });
+    const what = event.kind === 'spot_interrupted' ? 'spot interruption warning' : 'rebalance recommendation';
+    const labels = spotCapacityLabels(compute);
+    for (const { node, instanceId } of notSpot) {
+      const name = node.metadata!.name!;
+      const own = node.metadata?.labels ?? {};
+      this.ctx.log.warn(
+        {
+          eventId: event.id,
+          kind: event.kind,
+          node: name,
+          instance: instanceId,
+          capacityLabels: Object.fromEntries(labels.map(([key]) => [key, own[key] ?? null])),
+        },
+        'spot signal for a node that is not spot capacity; not acting on it',
+      );
+      this.ctx.recorder.record(
+        { kind: 'Node', name, uid: node.metadata?.uid },
+        'Warning',
+        'NotSpotCapacity',
+        `${what} for ${instanceId} (event ${event.id}), but the node is not spot capacity (none of ${labels.map(([k, v]) => `${k}=${v}`).join(', ')}): nothing done`,
+      );
+    }
+    return spot;
+  }
+
+  private async onAtRisk(
+    event: RebalanceRecommendationEvent | StateChangeEvent,
+    found: Found[],
+    annotations: Record<string, string>,
+    seal: boolean,
+  ): Promise<HandleResult> {
     await this.markNodes(
       found.map((f) => f.node),
       annotations,
@@ -160,7 +209,7 @@ export class InterruptionHandler {
     if (!isActedOnState(event.state)) return { ack: true, outcome: 'nothing_to_do', settled: DONE };
     // An instance going away without a warning: treat it as interrupted (no Deployment move here,
     // the interruption warning is what triggers that; this keeps recovery off the node).
-    return this.onAtRisk(event, { [NODE_ANNOTATIONS.interruptedAt]: event.time.toISOString() }, true);
+    return this.onAtRisk(event, this.nodesOf(event.instanceIds), { [NODE_ANNOTATIONS.interruptedAt]: event.time.toISOString() }, true);
   }
 
   /**
@@ -210,9 +259,12 @@ export class InterruptionHandler {
    * keeps a repeated or later recommendation from moving them again (no thrash).
    */
   private async onRebalance(event: RebalanceRecommendationEvent): Promise<HandleResult> {
-    const noted = await this.onAtRisk(event, { [NODE_ANNOTATIONS.rebalanceRecommendedAt]: event.time.toISOString() }, false);
-    if (noted.outcome === 'foreign') return noted;
-    const found = this.nodesOf(event.instanceIds).filter((f) => f.node.metadata?.annotations?.[NODE_ANNOTATIONS.rebalanceMovedAt] === undefined);
+    const ours = this.nodesOf(event.instanceIds);
+    if (ours.length === 0) return { ack: true, outcome: 'foreign', settled: DONE };
+    const spot = this.spotOnly(event, ours);
+    if (spot.length === 0) return { ack: true, outcome: 'not_spot', settled: DONE };
+    const noted = await this.onAtRisk(event, spot, { [NODE_ANNOTATIONS.rebalanceRecommendedAt]: event.time.toISOString() }, false);
+    const found = spot.filter((f) => f.node.metadata?.annotations?.[NODE_ANNOTATIONS.rebalanceMovedAt] === undefined);
     const wants = (d: V1Deployment) => resolveDeploymentSettings(this.ctx.config, d.metadata?.annotations).settings.moveOnRebalance;
     if (found.length === 0 || !this.atStake(found.map((f) => f.node)).some((s) => wants(s.deployment))) return noted;
     return this.interrupt({
@@ -230,7 +282,10 @@ export class InterruptionHandler {
   }
 
   private onWarning(event: SpotInterruptedEvent | CapacityReservationInterruptedEvent): Promise<HandleResult> {
-    const found = this.nodesOf(event.instanceIds);
+    const ours = this.nodesOf(event.instanceIds);
+    // A Capacity Reservation's instances are on-demand capacity: only the spot warning is checked.
+    const found = event.kind === 'spot_interrupted' && ours.length > 0 ? this.spotOnly(event, ours) : ours;
+    if (ours.length > 0 && found.length === 0) return Promise.resolve({ ack: true, outcome: 'not_spot', settled: DONE });
     for (const { node } of found) {
       const a = node.metadata?.annotations ?? {};
       // The first warning for a node whose Deployments a recommendation moved: that move was worth it.

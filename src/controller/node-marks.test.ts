@@ -4,7 +4,18 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { V1Node, V1Taint } from '@kubernetes/client-node';
 import { EXCLUDE_FROM_LB_LABEL, INTERRUPTED_TAINT_KEY, NODE_ANNOTATIONS } from '../state/annotations.js';
-import { describeClearMarks, dueScheduledChanges, planClearMarks, planSeal, planUnseal, readSealRecord, survivors, withMovedScope } from './node-marks.js';
+import {
+  describeClearMarks,
+  dueScheduledChanges,
+  planClearMarks,
+  planRebalanceExpiry,
+  planSeal,
+  planUnseal,
+  readSealRecord,
+  rebalanceMarkExpired,
+  survivors,
+  withMovedScope,
+} from './node-marks.js';
 
 const NOW = new Date('2026-11-30T10:00:00Z');
 const theirs = { key: 'dedicated', value: 'gpu', effect: 'NoSchedule' };
@@ -78,17 +89,40 @@ describe('sealing a doomed node off', () => {
 describe('a node that survived its deadline', () => {
   const marks = { [NODE_ANNOTATIONS.interruptedAt]: '2026-11-30T09:00:00Z', [NODE_ANNOTATIONS.terminationDeadline]: '2026-11-30T09:02:00Z' };
 
-  it('is a survivor only when sealed, Ready, and past its deadline by the grace', () => {
+  it('is a survivor when sealed or interruption-marked, Ready, and past its deadline by the grace', () => {
     const sealed = (name: string, ready = true, deadline = '2026-11-30T09:02:00Z') => {
       const n = node(name, { annotations: { ...marks, [NODE_ANNOTATIONS.terminationDeadline]: deadline }, ready });
       return applied(n, planSeal(n, {}, NOW));
     };
     const grace = 10 * 60_000;
-    const found = survivors([sealed('n1'), sealed('n2', false), sealed('n3', true, '2026-11-30T09:55:00Z'), node('n4', { annotations: marks })], NOW, grace);
+    const found = survivors(
+      [
+        sealed('n1'),
+        sealed('n2', false),
+        sealed('n3', true, '2026-11-30T09:55:00Z'),
+        node('n4', { annotations: marks }),
+        node('n5', { annotations: { [NODE_ANNOTATIONS.rebalanceRecommendedAt]: '2026-11-30T08:00:00Z' } }),
+        node('n6'),
+      ],
+      NOW,
+      grace,
+    );
     assert.deepEqual(
       found.map((n) => n.metadata!.name),
-      ['n1'],
+      ['n1', 'n4'],
+      'n4 carries the marks of a warning (an older version, no seal record): they expire too',
     );
+  });
+
+  it('an interruption-marked node with no seal record loses only the marks: a cordon there is not known to be ours', () => {
+    const marked = node('n4', { unschedulable: true, annotations: marks });
+    const patch = planUnseal(marked, NOW)!;
+    assert.equal(patch.spec, undefined);
+    assert.equal(patch.metadata.labels, undefined);
+    const after = applied(marked, patch);
+    assert.deepEqual(after.metadata?.annotations, { [NODE_ANNOTATIONS.survivedAt]: NOW.toISOString() });
+    assert.equal(after.spec?.unschedulable, true);
+    assert.deepEqual(survivors([after], NOW, 0), [], 'once taken back, it is no survivor again');
   });
 
   it('gets back exactly what the controller added, and its marks go', () => {
@@ -117,6 +151,27 @@ describe('a node that survived its deadline', () => {
     });
     assert.equal(planUnseal(damaged, NOW)!.spec, undefined);
     assert.equal(planUnseal(node('n3'), NOW), undefined, 'never sealed: nothing to do');
+  });
+});
+
+describe('a rebalance recommendation mark', () => {
+  const ttl = 60 * 60_000;
+  const recommended = (at: string) => node('n1', { annotations: { [NODE_ANNOTATIONS.rebalanceRecommendedAt]: at, [NODE_ANNOTATIONS.rebalanceMovedAt]: at } });
+
+  it('expires the ttl after the recommendation, and a mark that is not a time at once', () => {
+    assert.equal(rebalanceMarkExpired(recommended('2026-11-30T09:00:01Z'), NOW, ttl), false);
+    assert.equal(rebalanceMarkExpired(recommended('2026-11-30T09:00:00Z'), NOW, ttl), true);
+    assert.equal(rebalanceMarkExpired(recommended('yesterday'), NOW, ttl), true);
+    assert.equal(rebalanceMarkExpired(node('n2'), NOW, ttl), false, 'no mark, nothing to expire');
+  });
+
+  it('is removed with the resourceVersion it was read at; rebalance-moved-at stays, so a later one moves nothing again', () => {
+    const old = recommended('2026-11-30T08:00:00Z');
+    const patch = planRebalanceExpiry(old, NOW, ttl)!;
+    assert.deepEqual(patch, { metadata: { resourceVersion: '42', annotations: { [NODE_ANNOTATIONS.rebalanceRecommendedAt]: null } } });
+    assert.deepEqual(applied(old, patch).metadata?.annotations, { [NODE_ANNOTATIONS.rebalanceMovedAt]: '2026-11-30T08:00:00Z' });
+    // Replanned on a fresh copy that a newer recommendation has marked: nothing to remove.
+    assert.equal(planRebalanceExpiry(recommended('2026-11-30T09:59:00Z'), NOW, ttl), undefined);
   });
 });
 

@@ -76,10 +76,18 @@ export function deadlineOf(node: V1Node): Date | undefined {
   return Number.isNaN(at) ? undefined : new Date(at);
 }
 
-/** Sealed nodes still Ready `graceMs` after their deadline: the instance was not taken after all. */
+/** The marks that say a node is doomed; a node that has one but no seal record was marked, not sealed (an older version). */
+const hasDoomMark = (node: V1Node) =>
+  node.metadata?.annotations?.[NODE_ANNOTATIONS.interruptedAt] !== undefined ||
+  node.metadata?.annotations?.[NODE_ANNOTATIONS.terminationDeadline] !== undefined;
+
+/**
+ * Sealed (or interruption-marked) nodes still Ready `graceMs` after their deadline: the instance was
+ * not taken after all, and the marks must not keep the node out of recovery for the rest of its life.
+ */
 export function survivors(nodes: readonly V1Node[], now: Date, graceMs: number): V1Node[] {
   return nodes.filter((node) => {
-    if (readSealRecord(node) === undefined || !isNodeReady(node)) return false;
+    if ((readSealRecord(node) === undefined && !hasDoomMark(node)) || !isNodeReady(node)) return false;
     const deadline = deadlineOf(node);
     return deadline !== undefined && now.getTime() >= deadline.getTime() + graceMs;
   });
@@ -91,7 +99,8 @@ export function survivors(nodes: readonly V1Node[], now: Date, graceMs: number):
  * rebalance-moved-at stays: the node's recommendation has had its move.
  */
 export function planUnseal(node: V1Node, now: Date): NodePatch | undefined {
-  const record = readSealRecord(node);
+  // Without a record nothing was ours to take back but the marks: a cordon there may be someone else's.
+  const record = readSealRecord(node) ?? (hasDoomMark(node) ? { taint: false, label: false, cordon: false } : undefined);
   if (record === undefined) return undefined;
   const annotations: Record<string, string | null> = { [NODE_ANNOTATIONS.survivedAt]: now.toISOString() };
   for (const key of [
@@ -151,6 +160,26 @@ export function describeClearMarks(patch: NodePatch): string {
   if (patch.metadata.labels) parts.push(`label ${EXCLUDE_FROM_LB_LABEL}`);
   if (patch.spec?.unschedulable === null) parts.push('cordon');
   return parts.join('; ');
+}
+
+/**
+ * When a node's rebalance recommendation mark stops keeping recovery off it: `ttlMs` after the
+ * recommendation. A mark that is not a time says nothing of when: it is expired at once.
+ */
+export function rebalanceMarkExpired(node: V1Node, now: Date, ttlMs: number): boolean {
+  const text = node.metadata?.annotations?.[NODE_ANNOTATIONS.rebalanceRecommendedAt];
+  if (text === undefined) return false;
+  const at = Date.parse(text);
+  return Number.isNaN(at) || now.getTime() >= at + ttlMs;
+}
+
+/**
+ * Removes an expired rebalance mark. The patch carries the node's resourceVersion, and is planned from
+ * the freshest copy: a newer recommendation written in between is not expired, and stays.
+ */
+export function planRebalanceExpiry(node: V1Node, now: Date, ttlMs: number): NodePatch | undefined {
+  if (!rebalanceMarkExpired(node, now, ttlMs)) return undefined;
+  return { metadata: { resourceVersion: node.metadata?.resourceVersion, annotations: { [NODE_ANNOTATIONS.rebalanceRecommendedAt]: null } } };
 }
 
 /** scheduled-change-moved: scope -> the startTime moved for. A damaged value counts as no move made. */

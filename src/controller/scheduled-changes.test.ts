@@ -225,4 +225,23 @@ describe('ScheduledChanges', () => {
     );
     sweep.stop();
   });
+
+  it('removes a rebalance recommendation mark rebalance_mark_ttl after it, so recovery may use the node again', async () => {
+    const clock = new ManualClock(START);
+    const nodes = new Nodes();
+    nodes.add('spot-a', { [NODE_ANNOTATIONS.rebalanceRecommendedAt]: START.toISOString() });
+    nodes.add('spot-b', { [NODE_ANNOTATIONS.rebalanceRecommendedAt]: new Date(START.getTime() + 20 * 60_000).toISOString() });
+    const sweep = new ScheduledChanges(nodes.context(clock, { REBALANCE_MARK_TTL: '30m' }), new Mover(nodes, clock));
+    sweep.start();
+    await clock.advance(29 * 60_000);
+    assert.ok(nodes.byName.get('spot-a')!.metadata!.annotations![NODE_ANNOTATIONS.rebalanceRecommendedAt], 'within the ttl: kept');
+    await clock.advance(60_000);
+    assert.equal(nodes.byName.get('spot-a')!.metadata!.annotations![NODE_ANNOTATIONS.rebalanceRecommendedAt], undefined);
+    assert.ok(nodes.byName.get('spot-b')!.metadata!.annotations![NODE_ANNOTATIONS.rebalanceRecommendedAt], 'a later recommendation has its own ttl');
+    assert.deepEqual(nodes.events, ['RebalanceMarkExpired spot-a']);
+    await clock.advance(20 * 60_000);
+    assert.equal(nodes.byName.get('spot-b')!.metadata!.annotations![NODE_ANNOTATIONS.rebalanceRecommendedAt], undefined);
+    assert.deepEqual(nodes.events, ['RebalanceMarkExpired spot-a', 'RebalanceMarkExpired spot-b']);
+    sweep.stop();
+  });
 });

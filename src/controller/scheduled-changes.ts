@@ -2,13 +2,14 @@
 // survives a restart: a scheduled change whose lead time has come gets phase 1 (the handler's), and a
 // sealed node still Ready well after its deadline gets its seal taken back. It runs when acting starts,
 // every check_interval, at the moment the next scheduled change comes due, and when the handler has
-// just noted one.
+// just noted one. It also removes rebalance recommendation marks older than migration.rebalance_mark_ttl,
+// so one recommendation that no warning followed does not keep recovery off the node for its whole life.
 import type { Clock, Timer } from '../clock.js';
 import type { ControllerContext } from '../moves/context.js';
 import type { HandleResult } from './interruption-handler.js';
 import { NODE_ANNOTATIONS } from '../state/annotations.js';
 import { NodeMarker } from './node-marker.js';
-import { type DueChange, dueScheduledChanges, planUnseal, survivors } from './node-marks.js';
+import { type DueChange, dueScheduledChanges, planRebalanceExpiry, planUnseal, rebalanceMarkExpired, survivors } from './node-marks.js';
 import { scopeKey } from '../config/scope.js';
 
 export interface ScheduledChangeMover {
@@ -100,6 +101,21 @@ export class ScheduledChanges {
         'Normal',
         'NodeSurvived',
         `still Ready ${Math.round(config.migration.survivor_grace / 1000)} s after its deadline: the taint, the load-balancer exclusion and the cordon the controller added are removed`,
+      );
+    }
+    const ttl = config.migration.rebalance_mark_ttl;
+    for (const node of nodes.filter((n) => rebalanceMarkExpired(n, now, ttl))) {
+      if (this.stopped) return;
+      const name = node.metadata!.name!;
+      const at = node.metadata?.annotations?.[NODE_ANNOTATIONS.rebalanceRecommendedAt];
+      const ok = await this.marker.write(node, (n) => planRebalanceExpiry(n, this.clock.now(), ttl), 'remove an expired rebalance recommendation mark');
+      if (!ok) continue;
+      log.info({ node: name, recommendedAt: at }, 'rebalance recommendation mark expired: recovery may use the node again');
+      this.ctx.recorder.record(
+        { kind: 'Node', name, uid: node.metadata?.uid },
+        'Normal',
+        'RebalanceMarkExpired',
+        `no interruption followed the rebalance recommendation of ${at} within ${Math.round(ttl / 1000)} s (migration.rebalance_mark_ttl): the mark is removed, and recovery may use the node again`,
       );
     }
     this.schedule(nextAt);

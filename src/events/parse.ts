@@ -179,8 +179,9 @@ function parseEventBridge(value: unknown, where: Where): ParseResult {
 
   const id = readString(value, 'id', 'id', EVENT_ID);
   if (id instanceof Problem) return fail(id);
-  // The account is informational: nothing is decided on it, and some EventBridge-compatible
-  // servers leave it out, so it is kept when it is a valid id and otherwise reported as ''.
+  // Kept when it is a valid id and otherwise reported as '' (some EventBridge-compatible servers leave
+  // it out), so that such a body still parses; the intake then judges it (intake/event-trust.ts), and an
+  // event that names no account is not of the account expected.
   const account = typeof value.account === 'string' && ACCOUNT_ID.test(value.account) ? value.account : '';
   const time = readString(value, 'time', 'time', EVENT_TIME);
   if (time instanceof Problem) return fail(time);

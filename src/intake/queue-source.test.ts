@@ -257,4 +257,78 @@ describe('QueueSource', () => {
       ['rh-own'],
     );
   });
+
+  describe('event trust', () => {
+    const ORIGIN = { account: '210987654321', region: 'eu-west-1', maxAgeMs: 600_000 };
+    /** The sample warning (account 210987654321, eu-west-1, 2026-11-24T16:52:12Z), judged at `now`. */
+    async function judged(bodies: string[], now: Date, keepForeign = false) {
+      const messages = bodies.map((Body, i) => ({ MessageId: `t${i}`, ReceiptHandle: `rh-t${i}`, Body }));
+      const { sqs, calls } = fakeQueue(messages);
+      const { log, lines } = capturingLog();
+      const metrics = createMetrics();
+      const handled: string[] = [];
+      const source = new QueueSource({
+        sqs,
+        queueUrl: 'https://sqs.eu-west-1.amazonaws.com/210987654321/q',
+        log,
+        metrics,
+        errorBackoffMs: 10,
+        visibilityTimeoutSeconds: 30,
+        keepForeign,
+        trust: ORIGIN,
+        clock: { now: () => now, sleep: async (ms) => void (await sleep(ms)), setRepeating: () => ({ cancel() {} }) },
+        handle: async (event) => (handled.push(event.id), { ack: true }),
+      });
+      source.start();
+      const settled = () => calls.filter((c) => c.command === 'DeleteMessageBatch' || c.command === 'ChangeMessageVisibility').length + handled.length;
+      for (let i = 0; i < 200 && settled() < messages.length; i++) await sleep(5);
+      await source.stop();
+      const dropped = async (reason: string) =>
+        (await metrics.eventsDropped.get()).values.find((v) => v.labels.kind === 'spot_interrupted' && v.labels.reason === reason)?.value;
+      return { calls, lines, handled, dropped };
+    }
+    const withAccount = (account: string) => WARNING.replace('"210987654321"', `"${account}"`);
+
+    it('hands a fresh event of the expected account and Region to the handler', async () => {
+      const { handled, dropped } = await judged([WARNING], new Date('2026-11-24T16:53:00Z'));
+      assert.deepEqual(handled, ['9c3f1a72-5d0e-4b8a-a1f6-2e7d4c90b315']);
+      assert.equal(await dropped('stale'), 0);
+    });
+
+    it('deletes a stale event without handling it, counts it, and says why in one line', async () => {
+      const { calls, lines, handled, dropped } = await judged([WARNING], new Date('2026-11-27T16:52:12Z'));
+      assert.deepEqual(handled, [], 'the handler never saw it');
+      assert.equal(calls.filter((c) => c.command === 'DeleteMessageBatch').length, 1);
+      assert.equal(await dropped('stale'), 1);
+      const line = lines.filter((l) => l.msg === 'event older than aws.max_event_age; dropped without acting on it');
+      assert.equal(line.length, 1);
+      assert.equal(line[0]!.level, 40);
+      assert.equal(line[0]!.reason, 'stale');
+      assert.deepEqual(line[0]!.instances, ['i-07c4e2a9d1b3f5e68']);
+    });
+
+    it('drops a flood of foreign-account events with one log line, and counts every one', async () => {
+      const { calls, lines, handled, dropped } = await judged(
+        Array.from({ length: 10 }, () => withAccount('999999999999')),
+        new Date('2026-11-24T16:53:00Z'),
+      );
+      assert.deepEqual(handled, []);
+      assert.equal(calls.filter((c) => c.command === 'DeleteMessageBatch').length, 10);
+      assert.equal(await dropped('foreign_account'), 10);
+      assert.equal(lines.filter((l) => l.msg === 'event from another AWS account; dropped without acting on it').length, 1, 'rate-limited');
+    });
+
+    it("with keepForeign, leaves another account's event in the queue for its owner, and still deletes a stale one", async () => {
+      const now = new Date('2026-11-24T16:53:00Z');
+      const { calls, handled } = await judged([withAccount('999999999999')], now, true);
+      assert.deepEqual(handled, []);
+      assert.equal(calls.filter((c) => c.command === 'DeleteMessageBatch').length, 0);
+      assert.deepEqual(
+        calls.filter((c) => c.command === 'ChangeMessageVisibility').map((c) => c.input.VisibilityTimeout),
+        [0],
+      );
+      const stale = await judged([WARNING], new Date('2026-11-27T16:52:12Z'), true);
+      assert.equal(stale.calls.filter((c) => c.command === 'DeleteMessageBatch').length, 1);
+    });
+  });
 });

@@ -15,7 +15,14 @@ import { ChangeMessageVisibilityCommand, DeleteMessageBatchCommand, ReceiveMessa
 import type { Logger } from 'pino';
 import { classify, parseMessage, type ParsedEvent } from '../events/parse.js';
 import type { Metrics } from '../metrics/metrics.js';
+import { DropLogLimiter, judgeEvent, type TrustedOrigin, type UntrustedReason } from './event-trust.js';
 import { ForeignMessages, type SharedQueueSign } from './foreign-messages.js';
+
+const DROP_MESSAGES: Record<UntrustedReason, string> = {
+  foreign_account: 'event from another AWS account; dropped without acting on it',
+  foreign_region: 'event from another AWS Region; dropped without acting on it',
+  stale: 'event older than aws.max_event_age; dropped without acting on it',
+};
 
 /** The only SQS calls the controller makes (and so the only ones its IAM policy allows). */
 export type QueueClient = Pick<SQSClient, 'send'>;
@@ -49,6 +56,11 @@ export interface QueueSourceOptions {
    * deleted.
    */
   keepForeign?: boolean;
+  /**
+   * Events not of this account and Region, or older than the max age, are counted, logged and dropped
+   * before the handler sees them (event-trust.ts). Unset: every event is handled.
+   */
+  trust?: TrustedOrigin;
   /** Called after every receive attempt, so /healthz can see the loop turning. */
   onTick?: (ok: boolean, error?: string) => void;
   /** Waits between failed receives (cut short by stop()), paces the visibility renewals, times the shared-queue window. */
@@ -63,6 +75,7 @@ export class QueueSource {
   /** Set once ChangeMessageVisibility is refused as not allowed: the IAM policy lacks it. */
   private heartbeatRefused = false;
   private readonly foreign: ForeignMessages;
+  private readonly dropLog = new DropLogLimiter();
 
   constructor(private readonly o: QueueSourceOptions) {
     this.foreign = new ForeignMessages(o.keepForeign === true);
@@ -142,6 +155,33 @@ export class QueueSource {
       await this.delete(message, kind);
       return;
     }
+    if (this.o.trust) {
+      const trust = judgeEvent(parsed.event, this.o.trust, (this.o.clock ?? systemClock).now());
+      if (!trust.trusted) {
+        this.o.metrics.eventsDropped.inc({ kind, reason: trust.reason });
+        const logged = this.dropLog.admit(trust.reason, (this.o.clock ?? systemClock).now().getTime());
+        if (logged) {
+          this.o.log.warn(
+            {
+              messageId,
+              eventId: parsed.event.id,
+              kind,
+              reason: trust.reason,
+              detail: trust.detail,
+              instances: parsed.event.instanceIds.slice(0, 10),
+              ...(logged.suppressed > 0 ? { droppedUnlogged: logged.suppressed } : {}),
+            },
+            DROP_MESSAGES[trust.reason],
+          );
+        }
+        // The warn line above is rate-limited; this one says, per message, what became of it.
+        this.o.log.debug({ messageId, eventId: parsed.event.id, kind, reason: trust.reason }, 'message dropped');
+        // Another account's or Region's event may be another consumer's, in a queue shared on purpose.
+        if (trust.reason !== 'stale' && this.o.keepForeign) await this.onForeign(message, kind);
+        else await this.delete(message, kind);
+        return;
+      }
+    }
     let verdict: HandlerVerdict;
     const heartbeat = (this.o.clock ?? systemClock).setRepeating(() => void this.extendVisibility(message), (this.visibilitySeconds * 1000) / 3);
     try {
@@ -191,7 +231,7 @@ export class QueueSource {
         detail:
           `${sign.messages} messages for instances with no Node in this cluster within ${sign.windowMs / 60_000} minutes: another cluster's consumer ` +
           'probably reads this queue, and this controller deletes its messages. Give each cluster its own queue and EventBridge rule ' +
-          '(deploy/aws/aws-setup.sh --name), as Karpenter requires; if the queue must be shared, set aws.keep_foreign_messages = true ' +
+          '(deploy/aws/aws-setup.sh --cluster-name), as Karpenter requires; if the queue must be shared, set aws.keep_foreign_messages = true ' +
           "(SQS_KEEP_FOREIGN_MESSAGES) to leave other clusters' messages in it. If only spot instances outside any cluster use this " +
           'account and Region, nothing is wrong.',
       },

@@ -28,6 +28,14 @@ export type MessageStage = (typeof MESSAGE_STAGES)[number];
 export const FOREIGN_ACTIONS = ['deleted', 'released', 'held'] as const;
 export type ForeignAction = (typeof FOREIGN_ACTIONS)[number];
 
+/**
+ * Why an event was dropped without acting on it: from another account or Region, older than
+ * aws.max_event_age (intake/event-trust.ts), or a spot warning or rebalance recommendation for a node
+ * that is not spot capacity (controller/interruption-handler.ts).
+ */
+export const DROP_REASONS = ['foreign_account', 'foreign_region', 'stale', 'not_spot_capacity'] as const;
+export type DropReason = (typeof DROP_REASONS)[number];
+
 export const INTERRUPTION_OUTCOMES = ['migrated', 'partial', 'nothing_to_do', 'foreign'] as const;
 export type InterruptionOutcome = (typeof INTERRUPTION_OUTCOMES)[number];
 
@@ -88,6 +96,8 @@ export interface Metrics {
   readonly messagesForeign: CounterOf<{ kind: MessageKind; action: ForeignAction }>;
   /** One ReceiveMessage call, long-poll wait included. */
   readonly queueReceiveSeconds: Histogram;
+  /** Events dropped without acting on them, by kind and why. */
+  readonly eventsDropped: CounterOf<{ kind: MessageKind; reason: DropReason }>;
 
   readonly interruptionsHandled: CounterOf<{ outcome: InterruptionOutcome }>;
   readonly deploymentsMigrated: Counter;
@@ -171,6 +181,14 @@ export function createMetrics(registry: Registry = new Registry(), options: Metr
       'Queue messages about instances with no Node in this cluster, by event kind and action: deleted, or kept in the queue ' +
       '(aws.keep_foreign_messages): released (first sighting, visible again at once) or held (seen again, hidden for longer).',
     labelNames: ['kind', 'action'],
+    registers,
+  });
+  const eventsDropped = new Counter({
+    name: `${PREFIX}events_dropped_total`,
+    help:
+      'Events dropped without touching the cluster, by event kind and reason: foreign_account, foreign_region, stale (older than ' +
+      'aws.max_event_age), not_spot_capacity (a spot warning or rebalance recommendation for a node that is not spot).',
+    labelNames: ['kind', 'reason'],
     registers,
   });
   const queueReceiveSeconds = new Histogram({
@@ -309,6 +327,14 @@ export function createMetrics(registry: Registry = new Registry(), options: Metr
     // Only events that name instances can be foreign.
     if (kind !== 'unknown' && kind !== 'malformed') for (const action of FOREIGN_ACTIONS) messagesForeign.inc({ kind, action }, 0);
   }
+  for (const kind of MESSAGE_KINDS) {
+    if (kind === 'unknown' || kind === 'malformed') continue;
+    for (const reason of DROP_REASONS) {
+      // Only the spot-only signals can be for a node that is not spot.
+      if (reason === 'not_spot_capacity' && kind !== 'spot_interrupted' && kind !== 'rebalance_recommendation') continue;
+      eventsDropped.inc({ kind, reason }, 0);
+    }
+  }
   for (const outcome of INTERRUPTION_OUTCOMES) interruptionsHandled.inc({ outcome }, 0);
   for (const to of ROLLBACK_TARGETS) rollbacks.inc({ to }, 0);
   for (const outcome of RECOVERY_OUTCOMES) recoveries.inc({ outcome }, 0);
@@ -321,6 +347,7 @@ export function createMetrics(registry: Registry = new Registry(), options: Metr
     messagesFailed,
     messagesForeign,
     queueReceiveSeconds,
+    eventsDropped,
     interruptionsHandled,
     deploymentsMigrated,
     deploymentsFailed,

@@ -37,11 +37,19 @@ const SAMPLES = [
   { file: 'sns-spot-interruption-warning.json', kind: 'spot_interrupted', instances: ['i-07c4e2a9d1b3f5e68'], id: '0f6a2c48-91d7-4e35-b8a0-5c2e7f14d9a3' },
 ] as const;
 
-/** The sample, about `instanceId`, as a new event sent at `time`. */
+/**
+ * The sample, about `instanceId`, as a new event sent at `time` from the ground's account and Region
+ * (the controller drops events of any other: intake/event-trust.ts).
+ */
 function fromSample(sample: (typeof SAMPLES)[number], instanceId: string, time = new Date()): string {
-  let body = readSample(sample.file);
+  let body = readSample(sample.file).replaceAll('210987654321', t.ground.account).replaceAll('eu-west-1', t.ground.region);
   for (const id of sample.instances) body = body.replaceAll(id, instanceId);
-  return body.replaceAll(sample.id, randomUUID()).replace(/"time": ?"[^"]+"/, `"time": "${time.toISOString().replace(/\.\d{3}Z$/, 'Z')}"`);
+  const at = time.toISOString().replace(/\.\d{3}Z$/, 'Z');
+  // The time of an event as it is, and of one inside an SNS envelope's Message (quotes escaped).
+  return body
+    .replaceAll(sample.id, randomUUID())
+    .replace(/"time": ?"[^"]+"/, `"time": "${at}"`)
+    .replace(/\\"time\\":\\"[^\\]+\\"/, `\\"time\\":\\"${at}\\"`);
 }
 
 /** A made-up instance id no Node of the ground has. */

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { copyFileSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { DeleteMessageBatchCommand, GetQueueAttributesCommand, GetQueueUrlCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
@@ -1120,35 +1121,71 @@ describe('AWS setup', () => {
     assert.deepEqual((JSON.parse(policy![1]!) as string[]).sort(), iamActionsFor(calls), `the controller calls ${calls.join(', ')}`);
   });
 
-  it('aws-setup.sh creates the queue, DLQ, policy, rule, target and IRSA role; an EC2 event reaches the queue; re-runs; --delete removes it all', async () => {
-    const prefix = uniqueName('setup');
-    const policyFile = join(tempDir('iam'), 'policy.json');
-    const issuer = 'oidc.eks.us-east-1.amazonaws.com/id/TESTGROUND';
-    const setup = () =>
-      runOk(
-        'bash',
-        [
-          join(PROJECT_DIR, 'deploy/aws/aws-setup.sh'),
-          '--name',
-          prefix,
-          '--oidc-issuer',
-          `https://${issuer}`,
-          '--namespace',
-          'ops',
-          '--policy-file',
-          policyFile,
-        ],
-        { env },
-      );
-    const first = await setup();
-    const outputs = Object.fromEntries(
-      first.stdout
+  const SETUP = join(PROJECT_DIR, 'deploy/aws/aws-setup.sh');
+  const outputsOf = (stdout: string): Record<string, string> =>
+    Object.fromEntries(
+      stdout
         .trim()
         .split('\n')
         .map((l) => l.split(/=(.*)/s).slice(0, 2) as [string, string]),
     );
+  /** The trust policy of a role, as the CLI shows it (decoded) or as the server keeps it (URL-encoded). */
+  const trustOf = async (roleName: string) => {
+    const role = await awsJson(['iam', 'get-role', '--role-name', roleName]);
+    const doc = role.Role.AssumeRolePolicyDocument;
+    return typeof doc === 'string' ? JSON.parse(decodeURIComponent(doc)) : doc;
+  };
+  interface PolicyStatement {
+    Sid?: string;
+    Effect: string;
+    Principal: unknown;
+    Action: string;
+    Resource: string;
+    Condition?: Record<string, Record<string, string>>;
+  }
+  const queuePolicyOf = async (queueUrl: string) =>
+    JSON.parse((await sqs.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['Policy'] }))).Attributes!.Policy!) as {
+      Statement: PolicyStatement[];
+    };
+  /**
+   * Only the rule may send: an Allow for EventBridge from the rule, and a Deny of sqs:SendMessage (and
+   * nothing else, so the account keeps administering the queue) for any sender that is not the rule.
+   * The local server does not enforce queue policies (a direct SendMessage is accepted there), so this
+   * checks the document; AWS evaluates it.
+   */
+  const assertOnlyTheRuleSends = (policy: { Statement: PolicyStatement[] }, queueArn: string, ruleArn: string) => {
+    const allow = policy.Statement.find((x) => x.Effect === 'Allow')!;
+    assert.deepEqual(allow.Principal, { Service: 'events.amazonaws.com' });
+    assert.equal(allow.Action, 'sqs:SendMessage');
+    assert.equal(allow.Condition?.ArnEquals?.['aws:SourceArn'], ruleArn, 'only our rule may send');
+    const deny = policy.Statement.filter((x) => x.Effect === 'Deny' && x.Condition?.ArnNotEquals !== undefined);
+    assert.deepEqual(deny, [
+      {
+        Sid: 'DenySendersOtherThanTheRule',
+        Effect: 'Deny',
+        Principal: '*',
+        Action: 'sqs:SendMessage',
+        Resource: queueArn,
+        Condition: { ArnNotEquals: { 'aws:SourceArn': ruleArn } },
+      },
+    ]);
+  };
+
+  it('aws-setup.sh creates the queue, DLQ, policy, rule, target and IRSA role named after the cluster and Region; an EC2 event reaches the queue; re-runs; --delete removes it all', async () => {
+    const cluster = uniqueName('setup');
+    const name = `spot-fargate-orchestrator-${cluster}-${t.ground.region}`;
+    const policyFile = join(tempDir('iam'), 'policy.json');
+    const issuer = 'oidc.eks.us-east-1.amazonaws.com/id/TESTGROUND';
+    const setup = () =>
+      runOk('bash', [SETUP, '--cluster-name', cluster, '--oidc-issuer', `https://${issuer}`, '--namespace', 'ops', '--policy-file', policyFile], { env });
+    const first = await setup();
+    const outputs = outputsOf(first.stdout);
     try {
-      assert.equal(outputs.QUEUE_ARN, `arn:aws:sqs:${t.ground.region}:${t.ground.account}:${prefix}-interruptions`);
+      assert.equal(outputs.QUEUE_ARN, `arn:aws:sqs:${t.ground.region}:${t.ground.account}:${name}`);
+      assert.equal(outputs.DLQ_ARN, `arn:aws:sqs:${t.ground.region}:${t.ground.account}:${name}-dlq`);
+      assert.equal(outputs.RULE_ARN, `arn:aws:events:${t.ground.region}:${t.ground.account}:rule/${name}`);
+      assert.equal(outputs.POLICY_ARN, `arn:aws:iam::${t.ground.account}:policy/${name}`);
+      assert.equal(outputs.ROLE_ARN, `arn:aws:iam::${t.ground.account}:role/${name}`);
       const attrs = (await sqs.send(new GetQueueAttributesCommand({ QueueUrl: outputs.QUEUE_URL, AttributeNames: ['All'] }))).Attributes!;
       assert.equal(attrs.MessageRetentionPeriod, '300');
       assert.equal(attrs.VisibilityTimeout, '30');
@@ -1156,21 +1193,15 @@ describe('AWS setup', () => {
       const redrive = JSON.parse(attrs.RedrivePolicy!) as { deadLetterTargetArn: string; maxReceiveCount: number | string };
       assert.equal(redrive.deadLetterTargetArn, outputs.DLQ_ARN);
       assert.equal(Number(redrive.maxReceiveCount), 5);
-      const queuePolicy = JSON.parse(attrs.Policy!) as {
-        Statement: { Effect: string; Principal: unknown; Action: string; Condition?: Record<string, Record<string, string>> }[];
-      };
-      const allow = queuePolicy.Statement.find((s) => s.Effect === 'Allow')!;
-      assert.deepEqual(allow.Principal, { Service: 'events.amazonaws.com' });
-      assert.equal(allow.Action, 'sqs:SendMessage');
-      assert.equal(allow.Condition?.ArnEquals?.['aws:SourceArn'], outputs.RULE_ARN, 'only our rule may send');
+      assertOnlyTheRuleSends(JSON.parse(attrs.Policy!), outputs.QUEUE_ARN!, outputs.RULE_ARN!);
       const dlq = (await sqs.send(new GetQueueAttributesCommand({ QueueUrl: outputs.DLQ_URL, AttributeNames: ['MessageRetentionPeriod'] }))).Attributes!;
       assert.ok(Number(dlq.MessageRetentionPeriod) > 300, 'the dead-letter queue keeps messages longer than the queue');
 
-      const rule = await events.send(new DescribeRuleCommand({ Name: `${prefix}-ec2-events` }));
+      const rule = await events.send(new DescribeRuleCommand({ Name: name }));
       assert.equal(rule.Arn, outputs.RULE_ARN);
       assert.equal(rule.State, 'ENABLED');
       assert.deepEqual(JSON.parse(rule.EventPattern!), JSON.parse(readFileSync(EVENT_PATTERN_FILE, 'utf8')));
-      const targets = await events.send(new ListTargetsByRuleCommand({ Rule: `${prefix}-ec2-events` }));
+      const targets = await events.send(new ListTargetsByRuleCommand({ Rule: name }));
       assert.deepEqual(
         targets.Targets?.map((x) => x.Arn),
         [outputs.QUEUE_ARN],
@@ -1179,18 +1210,13 @@ describe('AWS setup', () => {
       const policyDoc = JSON.parse(readFileSync(policyFile, 'utf8')) as { Statement: { Action: string[]; Resource: string }[] };
       assert.deepEqual(policyDoc.Statement[0]!.Action.sort(), iamActionsFor(sqsCallsOfTheController()));
       assert.equal(policyDoc.Statement[0]!.Resource, outputs.QUEUE_ARN);
-      const attached = await awsJson(['iam', 'list-attached-role-policies', '--role-name', prefix]);
+      const attached = await awsJson(['iam', 'list-attached-role-policies', '--role-name', name]);
       assert.deepEqual(
         attached.AttachedPolicies.map((p: { PolicyArn: string }) => p.PolicyArn),
         [outputs.POLICY_ARN],
       );
-      const role = await awsJson(['iam', 'get-role', '--role-name', prefix]);
-      const trust =
-        typeof role.Role.AssumeRolePolicyDocument === 'string'
-          ? JSON.parse(decodeURIComponent(role.Role.AssumeRolePolicyDocument))
-          : role.Role.AssumeRolePolicyDocument;
+      const trust = await trustOf(name);
       assert.equal(trust.Statement[0].Condition.StringEquals[`${issuer}:sub`], 'system:serviceaccount:ops:spot-fargate-orchestrator');
-      assert.equal(outputs.ROLE_ARN, role.Role.Arn);
 
       await eventReaches(outputs.QUEUE_URL!);
 
@@ -1198,12 +1224,102 @@ describe('AWS setup', () => {
       assert.equal(again.stdout, first.stdout, 're-running changes nothing it reports');
       await eventReaches(outputs.QUEUE_URL!);
     } finally {
-      await runOk('bash', [join(PROJECT_DIR, 'deploy/aws/aws-setup.sh'), '--name', prefix, '--delete'], { env });
+      await runOk('bash', [SETUP, '--cluster-name', cluster, '--oidc-issuer', `https://${issuer}`, '--delete'], { env });
     }
-    await assert.rejects(sqs.send(new GetQueueUrlCommand({ QueueName: `${prefix}-interruptions` })));
-    await assert.rejects(sqs.send(new GetQueueUrlCommand({ QueueName: `${prefix}-interruptions-dlq` })));
-    await assert.rejects(events.send(new DescribeRuleCommand({ Name: `${prefix}-ec2-events` })));
-    assert.notEqual((await run(aws, ['--endpoint-url', t.ground.sqsEndpoint, 'iam', 'get-role', '--role-name', prefix], { env })).code, 0);
+    await assert.rejects(sqs.send(new GetQueueUrlCommand({ QueueName: name })));
+    await assert.rejects(sqs.send(new GetQueueUrlCommand({ QueueName: `${name}-dlq` })));
+    await assert.rejects(events.send(new DescribeRuleCommand({ Name: name })));
+    assert.notEqual((await run(aws, ['--endpoint-url', t.ground.sqsEndpoint, 'iam', 'get-role', '--role-name', name], { env })).code, 0);
+  });
+
+  it('aws-setup.sh gives two clusters distinct names (a long cluster name shortened with its hash, within the 64-character limit), and both keep their queue, rule and role', async () => {
+    const short = uniqueName('east');
+    // Longer than 23 characters: written as its first 14, "-", and 8 hex digits of its SHA-256.
+    const long = `${uniqueName('payments-production')}-blue-green`;
+    const issuers = { [short]: 'oidc.eks.us-east-1.amazonaws.com/id/SHORT', [long]: 'oidc.eks.us-east-1.amazonaws.com/id/LONG' };
+    const setup = async (cluster: string) =>
+      outputsOf((await runOk('bash', [SETUP, '--cluster-name', cluster, '--oidc-issuer', `https://${issuers[cluster]}`], { env })).stdout);
+    const names = async (cluster: string) => outputsOf((await runOk('bash', [SETUP, '--cluster-name', cluster, '--print-names'], { env })).stdout);
+    const a = await setup(short);
+    try {
+      const b = await setup(long);
+      try {
+        const longNames = await names(long);
+        const hash = createHash('sha256').update(long).digest('hex').slice(0, 8);
+        assert.equal(longNames.NAME_TOKEN, `${long.slice(0, 14)}-${hash}`);
+        assert.equal(longNames.NAME, `spot-fargate-orchestrator-${long.slice(0, 14)}-${hash}-${t.ground.region}`);
+        assert.ok(longNames.NAME!.length <= 64);
+        assert.equal((await names(long)).NAME, longNames.NAME, 'deterministic');
+        assert.equal((await names(short)).NAME, `spot-fargate-orchestrator-${short}-${t.ground.region}`);
+        assert.equal(b.QUEUE_ARN!.split(':').pop(), longNames.NAME);
+        for (const key of ['QUEUE_URL', 'DLQ_URL', 'RULE_ARN', 'POLICY_ARN', 'ROLE_ARN']) assert.notEqual(a[key], b[key], key);
+
+        // The second setup left the first alone: its role trusts its own cluster, its queue its own rule.
+        for (const [cluster, out] of [
+          [short, a],
+          [long, b],
+        ] as const) {
+          const trust = await trustOf(out.ROLE_ARN!.split('/').pop()!);
+          assert.equal(trust.Statement[0].Principal.Federated, `arn:aws:iam::${t.ground.account}:oidc-provider/${issuers[cluster]}`, cluster);
+          assertOnlyTheRuleSends(await queuePolicyOf(out.QUEUE_URL!), out.QUEUE_ARN!, out.RULE_ARN!);
+          // EventBridge fans every event out to each rule: both queues get it.
+          await eventReaches(out.QUEUE_URL!);
+        }
+      } finally {
+        await runOk('bash', [SETUP, '--cluster-name', long, '--oidc-issuer', `https://${issuers[long]}`, '--delete'], { env });
+      }
+      await eventReaches(a.QUEUE_URL!);
+    } finally {
+      await runOk('bash', [SETUP, '--cluster-name', short, '--oidc-issuer', `https://${issuers[short]}`, '--delete'], { env });
+    }
+  });
+
+  it("aws-setup.sh refuses, changing nothing, to take over a role whose trust names another cluster's OIDC provider", async () => {
+    const cluster = uniqueName('taken');
+    const name = `spot-fargate-orchestrator-${cluster}-${t.ground.region}`;
+    const theirs = 'oidc.eks.us-east-1.amazonaws.com/id/THEIRS';
+    const trustFile = join(tempDir('trust'), 'trust.json');
+    writeFileSync(
+      trustFile,
+      JSON.stringify({
+        Version: '2012-10-17',
+        Statement: [
+          {
+            Effect: 'Allow',
+            Principal: { Federated: `arn:aws:iam::${t.ground.account}:oidc-provider/${theirs}` },
+            Action: 'sts:AssumeRoleWithWebIdentity',
+            Condition: { StringEquals: { [`${theirs}:sub`]: 'system:serviceaccount:ops:spot-fargate-orchestrator' } },
+          },
+        ],
+      }),
+    );
+    // Another installation's role, of the very name this cluster's would have.
+    await awsJson(['iam', 'create-role', '--role-name', name, '--assume-role-policy-document', `file://${trustFile}`]);
+    try {
+      const refused = await run('bash', [SETUP, '--cluster-name', cluster, '--oidc-issuer', 'https://oidc.eks.us-east-1.amazonaws.com/id/OURS'], { env });
+      assert.equal(refused.code, 3, refused.stderr);
+      assert.equal(refused.stdout, '', 'no outputs: nothing was made');
+      assert.match(refused.stderr, new RegExp(`refusing to change IAM role ${name}: its trust policy names the OIDC provider`));
+      assert.match(refused.stderr, new RegExp(`${theirs.replaceAll('/', '\\/')}\\n`));
+      assert.match(refused.stderr, /Nothing was changed/);
+      assert.equal((await trustOf(name)).Statement[0].Principal.Federated, `arn:aws:iam::${t.ground.account}:oidc-provider/${theirs}`, 'trust unchanged');
+      const attached = await awsJson(['iam', 'list-attached-role-policies', '--role-name', name]);
+      assert.deepEqual(attached.AttachedPolicies, []);
+      await assert.rejects(sqs.send(new GetQueueUrlCommand({ QueueName: name })), 'no queue created');
+      await assert.rejects(sqs.send(new GetQueueUrlCommand({ QueueName: `${name}-dlq` })), 'no dead-letter queue created');
+      await assert.rejects(events.send(new DescribeRuleCommand({ Name: name })), 'no rule created');
+      assert.notEqual(
+        (
+          await run(aws, ['--endpoint-url', t.ground.sqsEndpoint, 'iam', 'get-policy', '--policy-arn', `arn:aws:iam::${t.ground.account}:policy/${name}`], {
+            env,
+          })
+        ).code,
+        0,
+        'no IAM policy created',
+      );
+    } finally {
+      await run(aws, ['--endpoint-url', t.ground.sqsEndpoint, 'iam', 'delete-role', '--role-name', name], { env });
+    }
   });
 
   it('cloudformation.yaml passes cfn-lint, matches the script, and deploys on the local server with an event reaching its queue', async () => {
@@ -1243,8 +1359,24 @@ print(json.dumps(yaml.load(open(sys.argv[1]), Loader=L)))`;
     assert.equal(cfn.Parameters.VisibilityTimeout!.Default, 30);
     assert.equal(cfn.Parameters.MaxReceiveCount!.Default, 5);
     assert.deepEqual(cfn.Resources.ControllerPolicy!.Properties.PolicyDocument.Statement[0].Action.sort(), iamActionsFor(sqsCallsOfTheController()));
+    const ruleArn = { 'Fn::GetAtt': ['InterruptionRule', 'Arn'] };
+    assert.deepEqual(
+      cfn.Resources.InterruptionQueuePolicy!.Properties.PolicyDocument.Statement.find((x: { Sid: string }) => x.Sid === 'DenySendersOtherThanTheRule'),
+      {
+        Sid: 'DenySendersOtherThanTheRule',
+        Effect: 'Deny',
+        Principal: '*',
+        Action: 'sqs:SendMessage',
+        Resource: { 'Fn::GetAtt': ['InterruptionQueue', 'Arn'] },
+        Condition: { ArnNotEquals: { 'aws:SourceArn': ruleArn } },
+      },
+      'senders other than the rule are denied, and only sending',
+    );
 
+    // The stack's ClusterName is the cluster; every name is the one aws-setup.sh derives for it.
     const stack = uniqueName('cfn');
+    const { NAME: name } = outputsOf((await runOk('bash', [SETUP, '--cluster-name', stack, '--print-names'], { env })).stdout);
+    assert.equal(name, `spot-fargate-orchestrator-${stack}-${t.ground.region}`);
     await runOk(
       aws,
       [
@@ -1259,7 +1391,7 @@ print(json.dumps(yaml.load(open(sys.argv[1]), Loader=L)))`;
         '--capabilities',
         'CAPABILITY_NAMED_IAM',
         '--parameters',
-        `ParameterKey=NamePrefix,ParameterValue=${stack}`,
+        `ParameterKey=ClusterName,ParameterValue=${stack}`,
         `ParameterKey=OidcProvider,ParameterValue=oidc.eks.us-east-1.amazonaws.com/id/TESTGROUND`,
       ],
       { env },
@@ -1278,8 +1410,11 @@ print(json.dumps(yaml.load(open(sys.argv[1]), Loader=L)))`;
         60_000,
         500,
       );
-      assert.equal(outputs.RoleArn, `arn:aws:iam::${t.ground.account}:role/${stack}`);
-      const { QueueUrl } = await sqs.send(new GetQueueUrlCommand({ QueueName: `${stack}-interruptions` }));
+      assert.equal(outputs.RoleArn, `arn:aws:iam::${t.ground.account}:role/${name}`);
+      assert.equal(outputs.RuleArn, `arn:aws:events:${t.ground.region}:${t.ground.account}:rule/${name}`);
+      assert.equal(outputs.PolicyArn, `arn:aws:iam::${t.ground.account}:policy/${name}`);
+      const { QueueUrl } = await sqs.send(new GetQueueUrlCommand({ QueueName: name }));
+      await sqs.send(new GetQueueUrlCommand({ QueueName: `${name}-dlq` }));
       const attrs = (await sqs.send(new GetQueueAttributesCommand({ QueueUrl, AttributeNames: ['All'] }))).Attributes!;
       assert.equal(attrs.MessageRetentionPeriod, '300');
       assert.equal(Number((JSON.parse(attrs.RedrivePolicy!) as { maxReceiveCount: number }).maxReceiveCount), 5);
@@ -1289,7 +1424,7 @@ print(json.dumps(yaml.load(open(sys.argv[1]), Loader=L)))`;
       await eventually(
         'the stack deleted',
         async () =>
-          (await sqs.send(new GetQueueUrlCommand({ QueueName: `${stack}-interruptions` })).then(
+          (await sqs.send(new GetQueueUrlCommand({ QueueName: name })).then(
             () => false,
             () => true,
           ))
@@ -1299,7 +1434,7 @@ print(json.dumps(yaml.load(open(sys.argv[1]), Loader=L)))`;
         500,
       );
       // The local server's stack deletion leaves the managed policy behind (AWS deletes it).
-      await run(aws, ['--endpoint-url', t.ground.sqsEndpoint, 'iam', 'delete-policy', '--policy-arn', `arn:aws:iam::${t.ground.account}:policy/${stack}`], {
+      await run(aws, ['--endpoint-url', t.ground.sqsEndpoint, 'iam', 'delete-policy', '--policy-arn', `arn:aws:iam::${t.ground.account}:policy/${name}`], {
         env,
       });
     }

@@ -144,7 +144,9 @@ describe('fault: bad input', () => {
           assert.equal(typeof logged[0]!.reason, 'string');
           assert.ok((logged[0]!.reason as string).length <= MAX_REASON_LENGTH);
         } else {
-          assert.equal(about.filter((l) => l.message === 'message handled').length, 1, `${b.kind} ${messageId} handled once`);
+          // Handled, or dropped unhandled (another account or Region, too old: intake/event-trust.ts), once.
+          const once = about.filter((l) => l.message === 'message handled' || l.message === 'message dropped');
+          assert.equal(once.length, 1, `${b.kind} ${messageId} handled or dropped once`);
         }
       }
       // No log line carries a body: the largest line stays far below the huge bodies.

@@ -5,7 +5,13 @@
 import { sqsClientFor } from '../../src/manager.js';
 
 const client = sqsClientFor({
-  aws: { region: process.env.AWS_REGION ?? 'us-east-1', sqs_queue_url: 'http://127.0.0.1:1/q', visibility_timeout: 30_000, keep_foreign_messages: false },
+  aws: {
+    region: process.env.AWS_REGION ?? 'us-east-1',
+    sqs_queue_url: 'http://127.0.0.1:1/q',
+    visibility_timeout: 30_000,
+    keep_foreign_messages: false,
+    max_event_age: 600_000,
+  },
 });
 try {
   const credentials = await client.config.credentials();

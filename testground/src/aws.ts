@@ -23,9 +23,17 @@ export async function ensureQueueAndRule(
   const queueArn = attrs.Attributes!.QueueArn!;
   const ruleName = ruleNameFor(queueName);
   await events.send(new PutRuleCommand({ Name: ruleName, EventPattern: readFileSync(EVENT_PATTERN_FILE, 'utf8'), State: 'ENABLED' }));
-  await events.send(new PutTargetsCommand({ Rule: ruleName, Targets: [{ Id: 'interruption-queue', Arn: queueArn }] }));
+  await events.send(new PutTargetsCommand({ Rule: ruleName, Targets: [{ Id: 'interruption-queue', Arn: queueArn, InputTransformer: WHOLE_EVENT }] }));
   return { queueUrl: QueueUrl!, queueArn };
 }
+
+/**
+ * The event as EventBridge delivers it to a queue on AWS, account included. moto 5.2.5's default
+ * delivery to SQS leaves `account` out, and the controller drops an event that names no account (the
+ * account of its queue URL is the one it trusts: src/intake/event-trust.ts); EventBridge's own
+ * predefined variable for the whole event, which moto supports too, keeps it.
+ */
+const WHOLE_EVENT = { InputPathsMap: {}, InputTemplate: '<aws.events.event.json>' };
 
 /** Messages waiting (visible) and being handled (received, not yet deleted or timed out). */
 export async function queueDepth(ground: Ground, queueUrl: string): Promise<{ visible: number; hidden: number }> {
