@@ -112,7 +112,10 @@ describe('spot-orchestrator doctor', () => {
     assert.match(out.stdout, new RegExp(`^ok {6}queue: ${queueUrl.replaceAll('.', '\\.')}: reachable: arn:aws:sqs:`, 'm'));
     assert.match(out.stdout, new RegExp(`^ok {6}rbac: namespace ${app}: allowed: .*patch deployments\\.apps`, 'm'));
     assert.match(out.stdout, /^ok {6}rbac: cluster-wide: allowed: get nodes, list nodes, watch nodes, patch nodes$/m);
-    assert.match(out.stdout, new RegExp(`^ok {6}rbac: namespace ${controllerNamespace}: allowed: create leases`, 'm'));
+    assert.match(
+      out.stdout,
+      new RegExp(`^ok {6}rbac: namespace ${controllerNamespace}: allowed: create secrets, get secrets/[a-z0-9-]+-record-key, create leases`, 'm'),
+    );
     assert.match(out.stdout, /^all checks passed$/m);
   });
 
