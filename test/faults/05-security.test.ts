@@ -1,5 +1,6 @@
 // Fault 6, security. Warnings, rebalance recommendations and state changes naming instances that are
-// not in this cluster change nothing (no patch, no cordon, no Event). In namespace mode only the
+// not in this cluster change nothing (no patch, no cordon, no Event). A restore record a tenant
+// forged (unsigned, or with a made-up signature) is never applied, and is reported. In namespace mode only the
 // Deployments of the namespace that opted in with a true boolean ("true", as the original documents it) are touched: not those without
 // the annotation, with another value or a misspelt key, nor an opted-in one in another namespace,
 // all on the interrupted node. The Slack webhook URL (a local receiver under a secret path that
@@ -49,7 +50,14 @@ describe('fault: security', () => {
   });
   before(async () => {
     otherNamespace = await createNamespace(t, 'fsecother');
-    c = await FaultController.spawn(t, scenario.secrets, { MODE: 'namespace', NAMESPACE: scenario.namespace, SQS_QUEUE_URL: scenario.queueUrl }, 'security');
+    // Recovery passes every 2 s, for the forged restore records below; the default cooldown (45m)
+    // keeps what the other scenarios move where it is.
+    c = await FaultController.spawn(
+      t,
+      scenario.secrets,
+      { MODE: 'namespace', NAMESPACE: scenario.namespace, SQS_QUEUE_URL: scenario.queueUrl, RECOVERY_INTERVAL: '2s' },
+      'security',
+    );
     await c.waitFor('controller started');
   });
   const queueEmptied = async () => ((await queueEmpty(t.ground, scenario.queueUrl)) ? true : undefined);
@@ -144,6 +152,72 @@ describe('fault: security', () => {
       assert.ok(!c.output().includes(foreignName), 'the Deployment of another namespace was not even considered');
       ledger.add('cases', fleet.sentinels.length + 1);
       ledger.note('scope', `${fleet.names.length} opted in moved; ${fleet.sentinels.length} not opted in and 1 opted in elsewhere left untouched`);
+      await injector.terminateNode(fleet.nodes[0]!);
+    }));
+
+  it('a restore record a tenant forged changes nothing and is reported', () =>
+    ledger.run(async () => {
+      const { namespace } = scenario;
+      // Healthy spot capacity, so that recovery would go as far as reading the record.
+      const fleet = await createFleet(t, injector, { namespace, nodes: 1, deployments: 0, prefix: 'forge', sentinels: [] });
+      // What a tenant with edit on their own opted-in Deployment can write: "it is on Fargate, and
+      // this is how it was" — with a toleration for the control plane, which the controller would
+      // write under its own name. Once with no signature, once with one made up.
+      const forgedSpec = JSON.stringify({
+        version: 1,
+        label: { key: 'compute-type', value: 'spot' },
+        nodeSelector: { 'compute-type': 'spot' },
+        tolerations: [{ key: 'node-role.kubernetes.io/control-plane', operator: 'Exists', effect: 'NoSchedule' }],
+      });
+      const longAgo = new Date(Date.now() - 24 * 3600_000).toISOString().replace(/\.\d+Z$/, 'Z');
+      const forged = [
+        { name: `forged-unsigned-${fleet.pool.slice(-6)}`, signature: undefined },
+        { name: `forged-signed-${fleet.pool.slice(-6)}`, signature: `v1.${randomBytes(32).toString('base64url')}` },
+      ];
+      const before = new Map<string, string>();
+      for (const [i, f] of forged.entries()) {
+        const d = fleetDeployment(namespace, f.name, fleet.pool, 1, OPT_IN, undefined, i);
+        d.spec!.template.metadata!.labels!['compute-type'] = 'fargate';
+        d.spec!.template.spec!.nodeSelector = { 'compute-type': 'fargate' };
+        delete d.spec!.template.spec!.tolerations;
+        d.metadata!.annotations = {
+          ...d.metadata!.annotations,
+          'spot-orchestrator/state': 'fargate',
+          'spot-orchestrator/migrated-at': longAgo,
+          'spot-orchestrator/saved-spec': forgedSpec,
+          ...(f.signature ? { 'spot-orchestrator/saved-spec-signature': f.signature } : {}),
+        };
+        const created = await t.apps.createNamespacedDeployment({ namespace, body: d });
+        before.set(f.name, created.metadata!.resourceVersion!);
+      }
+      ledger.add('cases', forged.length);
+      ledger.add('faults', forged.length);
+      for (const f of forged) {
+        await eventually(
+          `a RestoreRecordRejected Event for ${f.name}`,
+          async () => {
+            const events = await t.core.listNamespacedEvent({ namespace, fieldSelector: `involvedObject.name=${f.name}` });
+            return events.items.some((e) => e.reason === 'RestoreRecordRejected') ? true : undefined;
+          },
+          30_000,
+          250,
+        );
+        assert.ok(
+          c.lines().some((l) => l.message === 'restore record rejected: not recovering this Deployment' && JSON.stringify(l).includes(f.name)),
+          `the rejection of ${f.name} is logged`,
+        );
+      }
+      // A few more passes: still nothing written.
+      await new Promise((r) => setTimeout(r, 5000));
+      for (const f of forged) {
+        const d = await t.apps.readNamespacedDeployment({ name: f.name, namespace });
+        assert.equal(d.metadata?.resourceVersion, before.get(f.name), `${f.name} was written`);
+        assert.equal(d.spec?.template.spec?.tolerations, undefined, `${f.name}: the forged toleration was never applied`);
+        const events = await t.core.listNamespacedEvent({ namespace, fieldSelector: `involvedObject.name=${f.name}` });
+        assert.ok(!events.items.some((e) => e.reason === 'RecoveringToSpot'), `${f.name}: no recovery started`);
+      }
+      ledger.note('forged restore records', `${forged.length} (unsigned, made-up signature): not applied, not written, reported by Event and log`);
+      for (const f of forged) await t.apps.deleteNamespacedDeployment({ name: f.name, namespace });
       await injector.terminateNode(fleet.nodes[0]!);
     }));
 
