@@ -149,11 +149,13 @@ async function main(argv: string[]): Promise<number> {
     results.detection = await attempt('detection', () => runDetection(b, options.detection, entry));
   }
   for (const n of options.scaling) {
-    for (const nodeFlags of options.nodeFlags) {
-      const flags = nodeFlags.flags.join(' ') || 'no node flags';
-      b.say('bench', `scaling: N=${n}, ${flags}`);
-      const p = await attempt(`scaling N=${n} (${flags})`, () => runScalingPoint(b, n, entry, nodeFlags));
-      if (p) results.scaling.push(p);
+    for (const namespaces of options.scalingNamespaces) {
+      for (const nodeFlags of options.nodeFlags) {
+        const flags = nodeFlags.flags.join(' ') || 'no node flags';
+        b.say('bench', `scaling: N=${n} in ${namespaces} namespace(s), ${flags}`);
+        const p = await attempt(`scaling N=${n} in ${namespaces} namespace(s) (${flags})`, () => runScalingPoint(b, n, entry, nodeFlags, namespaces));
+        if (p) results.scaling.push(p);
+      }
     }
   }
   results.durationSeconds = (Date.now() - started.getTime()) / 1000;

@@ -95,7 +95,8 @@ export function controllerEnv(b: Bench, namespace: string, queueUrl: string, ext
     AWS_ACCESS_KEY_ID: 'testground',
     AWS_SECRET_ACCESS_KEY: 'testground',
     MODE: 'namespace',
-    NAMESPACE: namespace,
+    // "*": every namespace (the scaling series' spread over several), watched cluster-wide.
+    ...(namespace === '*' ? { NAMESPACES: '*' } : { NAMESPACE: namespace }),
     SQS_QUEUE_URL: queueUrl,
     LOG_FORMAT: 'json',
     LOG_LEVEL: 'info',
@@ -117,7 +118,7 @@ export async function startController(
   const queueName = `bench-${shortId()}`;
   const { queueUrl } = await ensureQueueAndRule(b.ground, queueName);
   const metricsPort = await freePort();
-  const logFile = join(b.workDir, `controller-${namespace}.log`);
+  const logFile = join(b.workDir, `controller-${namespace === '*' ? 'all-namespaces' : namespace}-${queueName}.log`);
   const log = createWriteStream(logFile);
   // The image's node flags by default, so what is measured is what ships (the scaling series can
   // compare others: BENCH_NODE_FLAGS).

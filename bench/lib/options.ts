@@ -36,6 +36,11 @@ export interface BenchOptions {
   /** Replicas of each Deployment in the scaling series (1: N pods; 3: the 3N pods of issue 17's sizing). */
   scalingReplicas: number;
   /**
+   * Each scaling point is run once per value: its Deployments spread round-robin over that many
+   * namespaces, the controller watching every namespace ("*") when there are several.
+   */
+  scalingNamespaces: number[];
+  /**
    * The node flags the controller runs with in the scaling series: one or more sets, `;` between
    * them, each point run once per set in the order given (so `image;X;X;image` interleaves two
    * pairs). `image` is the Dockerfile ENTRYPOINT's flags (what ships), `none` is no flags.
@@ -71,6 +76,7 @@ const FLAGS = {
   detection: { env: 'BENCH_DETECTION', default: '20' },
   scaling: { env: 'BENCH_SCALING', default: '10,100,1000,5000' },
   'scaling-replicas': { env: 'BENCH_SCALING_REPLICAS', default: '1' },
+  'scaling-namespaces': { env: 'BENCH_SCALING_NAMESPACES', default: '1' },
   'node-flags': { env: 'BENCH_NODE_FLAGS', default: 'image' },
   'phase1-n': { env: 'BENCH_PHASE1_N', default: '0' },
   tail: { env: 'BENCH_TAIL', default: '60' },
@@ -157,6 +163,9 @@ export function parseOptions(argv: string[], env: Record<string, string | undefi
     detection: positiveInt('detection', get('detection'), 0),
     scaling: scalingText === '' ? [] : scalingText.split(',').map((s) => positiveInt('scaling', s.trim())),
     scalingReplicas: positiveInt('scaling-replicas', get('scaling-replicas')),
+    scalingNamespaces: get('scaling-namespaces')
+      .split(',')
+      .map((s) => positiveInt('scaling-namespaces', s.trim())),
     nodeFlags: nodeFlagSets(get('node-flags')),
     phase1N: positiveInt('phase1-n', get('phase1-n'), 0),
     tailSeconds: tail,

@@ -224,10 +224,17 @@ export function renderResults(r: BenchResults): string {
     }
     out.push('');
     const flagsColumn = flagSets.size > 1 || !r.scaling[0]!.nodeFlagsFromImage;
+    const namespacesColumn = r.scaling.some((p) => (p.namespaces ?? 1) > 1);
+    if (namespacesColumn) {
+      out.push(
+        'Namespaces: the Deployments spread round-robin over that many; with more than one the controller manages every namespace (`NAMESPACES=*`: one cluster-wide watch per kind), with one it manages that one (`NAMESPACE`).',
+      );
+      out.push('');
+    }
     out.push(
-      `| N |${flagsColumn ? ' node flags |' : ''} nodes (warned) | affected | phase 1: warning → last patch | controller's own phase 1 (max per message) | controller CPU s (event) | controller peak RSS | at the highest sample: RSS / heap total (new / old) / heap used / external | before the warning: RSS / heap total / heap used | setup |`,
+      `| N |${namespacesColumn ? ' namespaces |' : ''}${flagsColumn ? ' node flags |' : ''} nodes (warned) | affected | phase 1: warning → last patch | controller's own phase 1 (max per message) | controller CPU s (event) | controller peak RSS | at the highest sample: RSS / heap total (new / old) / heap used / external | before the warning: RSS / heap total / heap used | setup |`,
     );
-    out.push(`|---:|${flagsColumn ? '---|' : ''}---:|---:|---:|---:|---:|---:|---:|---:|---:|`);
+    out.push(`|---:|${namespacesColumn ? '---:|' : ''}${flagsColumn ? '---|' : ''}---:|---:|---:|---:|---:|---:|---:|---:|---:|`);
     const mem = (m: MemorySample | null, full: boolean) =>
       m === null
         ? dash
@@ -237,7 +244,7 @@ export function renderResults(r: BenchResults): string {
     for (const p of r.scaling) {
       const flags = `${p.nodeFlags.map((f) => `\`${f}\``).join(' ') || 'none'}${p.nodeFlagsFromImage ? ' (image)' : ''}`;
       out.push(
-        `| ${p.n} |${flagsColumn ? ` ${flags} |` : ''} ${p.nodes} (${p.doomedNodes}) | ${p.affected} | ${p.phase1Seconds === null ? `${dash} (${p.patched}/${p.affected} patched)` : s(p.phase1Seconds, 2)} | ${s(p.phase1LoggedMax, 2)} | ${p.cpuSeconds.toFixed(1)} | ${p.peakRssMiB.toFixed(0)} MiB | ${mem(p.memoryAtPeak ?? null, true)} | ${mem(p.memoryBefore ?? null, false)} | ${p.setupSeconds} s |`,
+        `| ${p.n} |${namespacesColumn ? ` ${p.namespaces ?? 1} |` : ''}${flagsColumn ? ` ${flags} |` : ''} ${p.nodes} (${p.doomedNodes}) | ${p.affected} | ${p.phase1Seconds === null ? `${dash} (${p.patched}/${p.affected} patched)` : s(p.phase1Seconds, 2)} | ${s(p.phase1LoggedMax, 2)} | ${p.cpuSeconds.toFixed(1)} | ${p.peakRssMiB.toFixed(0)} MiB | ${mem(p.memoryAtPeak ?? null, true)} | ${mem(p.memoryBefore ?? null, false)} | ${p.setupSeconds} s |`,
       );
     }
     out.push('');

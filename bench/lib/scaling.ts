@@ -25,6 +25,8 @@ export interface MemorySample {
 export interface ScalingPoint {
   n: number;
   replicas: number;
+  /** The Deployments were spread over this many namespaces (absent in results from before: 1). */
+  namespaces?: number;
   /** The node flags the controller ran with; image: the Dockerfile's. */
   nodeFlags: string[];
   nodeFlagsFromImage: boolean;
@@ -71,19 +73,22 @@ export async function sampleMemory(metricsPort: number): Promise<MemorySample | 
   }
 }
 
-export async function runScalingPoint(b: Bench, n: number, entry: string | undefined, nodeFlags: NodeFlagSet): Promise<ScalingPoint> {
-  const section = `scale-${n}`;
+export async function runScalingPoint(b: Bench, n: number, entry: string | undefined, nodeFlags: NodeFlagSet, namespaces = 1): Promise<ScalingPoint> {
+  const section = namespaces === 1 ? `scale-${n}` : `scale-${n}-ns${namespaces}`;
   const replicas = b.options.scalingReplicas;
   const nodes = Math.max(b.options.nodes, Math.ceil((n * replicas) / 200));
-  const scenario = await setUp(b, { tag: `scale${n}`, deployments: n, nodes, replicas: () => replicas, service: () => false }, section);
+  const scenario = await setUp(b, { tag: `scale${n}`, deployments: n, nodes, replicas: () => replicas, service: () => false, namespaces }, section);
   let controller: Awaited<ReturnType<typeof startController>> | undefined;
   let sampling = true;
   try {
-    controller = await startController(b, scenario.namespace, section, entry, {}, nodeFlags.flags);
+    // Several namespaces: the controller watches every one ("*"), one watch per kind, as a platform team runs it.
+    controller = await startController(b, namespaces === 1 ? scenario.namespace : '*', section, entry, {}, nodeFlags.flags);
     b.say(section, `node flags: ${nodeFlags.flags.join(' ') || '(none)'}${nodeFlags.image ? " (the image's)" : ''}`);
     const doomed = scenario.nodes.slice(0, Math.floor(nodes / 2));
     const doomedSet = new Set(doomed);
-    const pods = await retrying(() => b.core.listNamespacedPod({ namespace: scenario.namespace }));
+    const pods = {
+      items: (await Promise.all(scenario.namespaces.map((namespace) => retrying(() => b.core.listNamespacedPod({ namespace }))))).flatMap((l) => l.items),
+    };
     const affected = [...new Set(pods.items.filter((p) => doomedSet.has(p.spec?.nodeName ?? '')).map((p) => p.metadata!.labels!.app!))];
     await sleep(1000);
     const memoryBefore = await sampleMemory(controller.metricsPort);
@@ -122,6 +127,7 @@ export async function runScalingPoint(b: Bench, n: number, entry: string | undef
     const point: ScalingPoint = {
       n,
       replicas,
+      namespaces,
       nodeFlags: nodeFlags.flags,
       nodeFlagsFromImage: nodeFlags.image,
       nodes,

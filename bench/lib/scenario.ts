@@ -24,10 +24,14 @@ export interface ScenarioSpec {
   paused?: boolean;
   /** Pin each Deployment to one node by hostname (detection: one Deployment per node). */
   pinToNode?: boolean;
+  /** Spread the Deployments round-robin over this many namespaces (default 1); one pool serves them all. */
+  namespaces?: number;
 }
 
 export interface Scenario {
+  /** The first namespace; with spec.namespaces > 1, `namespaces` lists it and the others. */
   namespace: string;
+  namespaces: string[];
   pool: string;
   nodes: string[];
   names: string[];
@@ -53,14 +57,17 @@ export async function setUp(b: Bench, spec: ScenarioSpec, section: string): Prom
   const id = shortId();
   const namespace = `bench-${spec.tag}-${id}`;
   const pool = `bench-${spec.tag}-${id}`;
-  await retrying(() => b.core.createNamespace({ body: { metadata: { name: namespace, labels: { [BENCH_LABEL]: spec.tag } } } }));
-  b.live.namespaces.add(namespace);
-  const tracker = new DeploymentTracker(b.kc, namespace, (l) => b.say(section, l));
+  const namespaces = Array.from({ length: spec.namespaces ?? 1 }, (_, k) => (k === 0 ? namespace : `${namespace}-${k}`));
+  for (const ns of namespaces) {
+    await retrying(() => b.core.createNamespace({ body: { metadata: { name: ns, labels: { [BENCH_LABEL]: spec.tag } } } }));
+    b.live.namespaces.add(ns);
+  }
+  const tracker = new DeploymentTracker(b.kc, namespaces.length === 1 ? namespace : namespaces, (l) => b.say(section, l));
   let nodes: string[] = [];
   try {
-    return await populate(b, spec, section, { namespace, pool, tracker, started }, (made) => (nodes = made));
+    return await populate(b, spec, section, { namespace, namespaces, pool, tracker, started }, (made) => (nodes = made));
   } catch (err) {
-    await tearDown(b, { namespace, nodes, tracker }, section);
+    await tearDown(b, { namespace, namespaces, nodes, tracker }, section);
     throw err;
   }
 }
@@ -69,7 +76,7 @@ async function populate(
   b: Bench,
   spec: ScenarioSpec,
   section: string,
-  { namespace, pool, tracker, started }: { namespace: string; pool: string; tracker: DeploymentTracker; started: number },
+  { namespace, namespaces, pool, tracker, started }: { namespace: string; namespaces: string[]; pool: string; tracker: DeploymentTracker; started: number },
   madeNodes: (nodes: string[]) => void,
 ): Promise<Scenario> {
   const injector = new InterruptionInjector(b.ground, b);
@@ -91,7 +98,7 @@ async function populate(
     const replicas = spec.replicas(i);
     pods += replicas;
     const d = appDeployment({
-      namespace,
+      namespace: namespaces[i % namespaces.length]!,
       name,
       replicas,
       annotations: OPT_IN,
@@ -100,7 +107,10 @@ async function populate(
     if (spec.paused) d.spec!.paused = true;
     return d;
   });
-  b.say(section, `setting up ${namespace}: ${spec.deployments} Deployments, ${spec.paused ? 0 : pods} pods, pool ${pool} of ${nodes.length} spot nodes`);
+  b.say(
+    section,
+    `setting up ${namespaces.length === 1 ? namespace : `${namespaces.length} namespaces ${namespace}(-k)`}: ${spec.deployments} Deployments, ${spec.paused ? 0 : pods} pods, pool ${pool} of ${nodes.length} spot nodes`,
+  );
   let created = 0;
   const progress = setInterval(() => {
     const { settled } = tracker.allSettled(spec.deployments);
@@ -108,6 +118,7 @@ async function populate(
   }, 5000);
   try {
     await mapLimit(bodies, 16, async (body, i) => {
+      const namespace = body.metadata!.namespace!;
       await retrying(() => b.apps.createNamespacedDeployment({ namespace, body }));
       if (spec.service(i)) {
         const name = body.metadata!.name!;
@@ -143,7 +154,7 @@ async function populate(
   }
   const setupSeconds = (Date.now() - started) / 1000;
   b.say(section, `setup done in ${setupSeconds.toFixed(0)} s`);
-  return { namespace, pool, nodes, names, pods: spec.paused ? 0 : pods, services, tracker, setupSeconds };
+  return { namespace, namespaces, pool, nodes, names, pods: spec.paused ? 0 : pods, services, tracker, setupSeconds };
 }
 
 /**
@@ -173,12 +184,28 @@ function ignoreNotFound(err: unknown): void {
 }
 
 /** Removes everything the scenario made and waits (bounded) until it is gone. */
-export async function tearDown(b: Bench, s: Pick<Scenario, 'namespace' | 'nodes' | 'tracker'>, section: string): Promise<void> {
+export async function tearDown(b: Bench, s: Pick<Scenario, 'namespace' | 'nodes' | 'tracker'> & { namespaces?: string[] }, section: string): Promise<void> {
   s.tracker.stop();
   const started = Date.now();
-  // Emptied first, one object per call, 50 calls in flight: the namespace controller would use
-  // delete-collection calls, which the API server works through one object at a time.
-  const namespace = s.namespace;
+  const namespaces = s.namespaces ?? [s.namespace];
+  for (const namespace of namespaces) await emptyNamespace(b, namespace);
+  await mapLimit(s.nodes, 10, (name) => retrying(() => b.core.deleteNode({ name })).catch(ignoreNotFound));
+  for (const n of s.nodes) b.live.nodes.delete(n);
+  await Promise.all(namespaces.map((namespace) => awaitNamespaceGone(b, namespace, section)));
+  // The Fargate simulator removes a pod's node when the pod goes; sweep any it missed.
+  const fargate = (await retrying(() => b.core.listNode())).items.filter((n) =>
+    namespaces.some((ns) => n.metadata?.annotations?.[FARGATE_POD_ANNOTATION]?.startsWith(`${ns}/`)),
+  );
+  if (fargate.length > 0) await mapLimit(fargate, 10, (n) => retrying(() => b.core.deleteNode({ name: n.metadata!.name! })).catch(ignoreNotFound));
+  for (const namespace of namespaces) b.live.namespaces.delete(namespace);
+  b.say(section, `teardown done in ${((Date.now() - started) / 1000).toFixed(0)} s${fargate.length ? ` (swept ${fargate.length} Fargate nodes)` : ''}`);
+}
+
+/**
+ * Empties a namespace, one object per call, 50 calls in flight, then deletes it: the namespace
+ * controller would use delete-collection calls, which the API server works through one object at a time.
+ */
+async function emptyNamespace(b: Bench, namespace: string): Promise<void> {
   const each = async (names: string[], del: (name: string) => Promise<unknown>) =>
     mapLimit(names, 50, (name) => retrying(() => del(name)).catch(ignoreNotFound));
   const deployments = await retrying(() => b.apps.listNamespacedDeployment({ namespace })).catch(() => undefined);
@@ -191,41 +218,37 @@ export async function tearDown(b: Bench, s: Pick<Scenario, 'namespace' | 'nodes'
   );
   const podList = await retrying(() => b.core.listNamespacedPod({ namespace })).catch(() => undefined);
   await each(podList?.items.map((p) => p.metadata!.name!) ?? [], (name) => b.core.deleteNamespacedPod({ name, namespace, gracePeriodSeconds: 0 }));
-  await retrying(() => b.core.deleteNamespace({ name: s.namespace })).catch(ignoreNotFound);
-  await mapLimit(s.nodes, 10, (name) => retrying(() => b.core.deleteNode({ name })).catch(ignoreNotFound));
-  for (const n of s.nodes) b.live.nodes.delete(n);
-  // Waited for until its pods are gone; what the namespace controller still has to delete after
-  // that (Events, endpoint slices) is light, and is left to it after 30 s more.
+  await retrying(() => b.core.deleteNamespace({ name: namespace })).catch(ignoreNotFound);
+}
+
+/**
+ * Waited for until its pods are gone; what the namespace controller still has to delete after that
+ * (Events, endpoint slices) is light, and is left to it after 30 s more.
+ */
+async function awaitNamespaceGone(b: Bench, namespace: string, section: string): Promise<void> {
   const deadline = Date.now() + 15 * 60_000;
   let last = 0;
   let emptySince: number | undefined;
   for (;;) {
-    const ns = await b.core.readNamespace({ name: s.namespace }).catch(() => undefined);
+    const ns = await b.core.readNamespace({ name: namespace }).catch(() => undefined);
     if (!ns) break;
     if (Date.now() > deadline) {
-      b.say(section, `namespace ${s.namespace} still terminating after 15 min; moving on`);
+      b.say(section, `namespace ${namespace} still terminating after 15 min; moving on`);
       break;
     }
-    const left = await b.core.listNamespacedPod({ namespace: s.namespace, limit: 1 }).catch(() => undefined);
+    const left = await b.core.listNamespacedPod({ namespace, limit: 1 }).catch(() => undefined);
     const remaining = left ? (left.metadata?.remainingItemCount ?? 0) + left.items.length : undefined;
     if (remaining === 0) {
       emptySince ??= Date.now();
       if (Date.now() - emptySince > 30_000) {
-        b.say(section, `namespace ${s.namespace} has no pods left; leaving the rest of its deletion to the namespace controller`);
+        b.say(section, `namespace ${namespace} has no pods left; leaving the rest of its deletion to the namespace controller`);
         break;
       }
     }
     if (Date.now() - last > 10_000) {
       last = Date.now();
-      b.say(section, `teardown: namespace ${s.namespace} terminating, ${remaining ?? '?'} pods left`);
+      b.say(section, `teardown: namespace ${namespace} terminating, ${remaining ?? '?'} pods left`);
     }
     await sleep(1000);
   }
-  // The Fargate simulator removes a pod's node when the pod goes; sweep any it missed.
-  const fargate = (await retrying(() => b.core.listNode())).items.filter((n) =>
-    n.metadata?.annotations?.[FARGATE_POD_ANNOTATION]?.startsWith(`${s.namespace}/`),
-  );
-  if (fargate.length > 0) await mapLimit(fargate, 10, (n) => retrying(() => b.core.deleteNode({ name: n.metadata!.name! })).catch(ignoreNotFound));
-  b.live.namespaces.delete(s.namespace);
-  b.say(section, `teardown done in ${((Date.now() - started) / 1000).toFixed(0)} s${fargate.length ? ` (swept ${fargate.length} Fargate nodes)` : ''}`);
 }

@@ -98,21 +98,24 @@ export class DeploymentTracker extends WatchedCollection {
   /** [ms since begin, replicas below desired across the namespace] at every change. */
   readonly deficitTimeline: [number, number][] = [];
 
-  constructor(
-    kc: KubeConfig,
-    readonly namespace: string,
-    log?: (line: string) => void,
-  ) {
+  /** Set when the tracker watches several namespaces (cluster-wide, keeping only these). */
+  private readonly only: ReadonlySet<string> | undefined;
+
+  /** One namespace, or several: then one cluster-wide watch, its objects filtered to them (names must be unique across them). */
+  constructor(kc: KubeConfig, namespaces: string | readonly string[], log?: (line: string) => void) {
     const apps = kc.makeApiClient(AppsV1Api);
+    const several = typeof namespaces === 'string' ? undefined : new Set(namespaces);
+    const keep = (items: RawObject[]) => (several ? items.filter((o) => several.has(o.metadata?.namespace ?? '')) : items);
     super(
       kc,
-      `/apis/apps/v1/namespaces/${namespace}/deployments`,
+      several ? '/apis/apps/v1/deployments' : `/apis/apps/v1/namespaces/${namespaces as string}/deployments`,
       async () => {
-        const out = await apps.listNamespacedDeployment({ namespace });
-        return { items: out.items as RawObject[], resourceVersion: out.metadata?.resourceVersion ?? '' };
+        const out = several ? await apps.listDeploymentForAllNamespaces() : await apps.listNamespacedDeployment({ namespace: namespaces as string });
+        return { items: keep(out.items as RawObject[]), resourceVersion: out.metadata?.resourceVersion ?? '' };
       },
       log,
     );
+    this.only = several;
   }
 
   protected *present(): Iterable<string> {
@@ -124,6 +127,7 @@ export class DeploymentTracker extends WatchedCollection {
   }
 
   protected onEvent(type: WatchEventType, obj: RawObject, at: number): void {
+    if (this.only && obj.metadata?.namespace !== undefined && !this.only.has(obj.metadata.namespace)) return;
     this.events++;
     const name = obj.metadata?.name;
     if (!name) return;
