@@ -299,18 +299,17 @@ export function loadRecordKeyFor(config: Pick<Config, 'kubernetes' | 'controller
   return loadRecordKey(kc.makeApiClient(CoreV1Api), leaseNamespace(config), config.controller.record_key_secret);
 }
 
-/** Start-up reads that the API server may not answer yet (it is restarting, the network is slow). */
-const START_RETRIES = 5;
-const START_RETRY_MS = 2_000;
-
-async function withStartRetries<T>(log: Logger, what: string, attempt: () => Promise<T>): Promise<T> {
-  for (let i = 1; ; i++) {
+/**
+ * A start-up read the API server may not answer yet (restarting, slow, or RBAC still being applied):
+ * retried like the watches, 1 s doubling to 30 s, for as long as it takes; /readyz stays false meanwhile.
+ */
+async function untilDone<T>(log: Logger, what: string, attempt: () => Promise<T>): Promise<T> {
+  for (let waitMs = 1_000; ; waitMs = Math.min(waitMs * 2, 30_000)) {
     try {
       return await attempt();
     } catch (err) {
-      if (i >= START_RETRIES) throw new Error(`${what} failed ${START_RETRIES} times: ${messageOf(err)}`, { cause: err });
-      log.warn({ err: messageOf(err), attempt: i, retryInMs: START_RETRY_MS }, `${what} failed; retrying`);
-      await new Promise((r) => setTimeout(r, START_RETRY_MS));
+      log.warn({ err: messageOf(err), retryInMs: waitMs }, `${what} failed; retrying`);
+      await new Promise((r) => setTimeout(r, waitMs));
     }
   }
 }
@@ -350,7 +349,8 @@ export async function runController(config: Config, configWarnings: readonly Con
         loops: heartbeat.report(),
         // A standby's queue loop is stopped on purpose: only the acting replica must reach the queue.
         ready: {
-          cachesSynced: r.cachesSynced,
+          // Ready once it could act: caches listed and the restore-record key read.
+          cachesSynced: r.cachesSynced && signer.ready,
           queueReachable: r.acting ? r.queueReachable : true,
           detail: r.acting ? r.lastQueueError : 'standby: waiting for the lease',
         },
@@ -365,6 +365,8 @@ export async function runController(config: Config, configWarnings: readonly Con
     synced = resolve;
   });
   const preflight = startupPreflight(config, kc, controller, watching, log);
+  // Read beside the watches' first lists, standby or not: a replica elected later verifies records at once.
+  const keyRead = untilDone(log, 'reading the restore-record key', () => loadRecordKeyFor(config, kc)).then((key) => signer.useKey(key));
   try {
     await controller.startWatching();
   } catch (err) {
@@ -373,8 +375,8 @@ export async function runController(config: Config, configWarnings: readonly Con
     throw err;
   }
   synced();
-  // Before acting, standby or not: a replica elected later must verify records at once.
-  signer.useKey(await withStartRetries(log, 'reading the restore-record key', () => loadRecordKeyFor(config, kc)));
+  await keyRead;
+  // Nothing is awaited from here to act(): /readyz turns 200 only once it can be served.
   const act = () => {
     const round = QUEUE_LONG_POLL_MS + config.monitoring.check_interval;
     heartbeat.register('queue', Math.max(MIN_QUEUE_SILENCE_MS, QUEUE_ROUNDS_MISSED_BEFORE_UNHEALTHY * round));

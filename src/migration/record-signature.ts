@@ -51,6 +51,10 @@ export class DeferredRecordSigner implements RecordSigner {
     this.inner = hmacRecordSigner(key);
   }
 
+  get ready(): boolean {
+    return this.inner !== undefined;
+  }
+
   private keyed(): RecordSigner {
     if (!this.inner) throw new Error('the restore-record key has not been read yet');
     return this.inner;
