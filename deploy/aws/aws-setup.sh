@@ -333,5 +333,5 @@ if [[ -n "$role_out" ]]; then echo "ROLE_ARN=$role_out"; fi
   echo "Install with:"
   echo "  helm install spot-fargate-orchestrator charts/spot-fargate-orchestrator -n $sa_namespace --create-namespace \\"
   echo "    --set config.aws.region=$region --set config.aws.sqs_queue_url=$queue_url \\"
-  echo "    --set serviceAccount.roleArn=${role_out:-<role ARN>}"
+  echo "    --set serviceAccount.roleArn=${role_out:-<role ARN>}${cluster:+ --set config.aws.cluster_name=$cluster}"
 } >&2
