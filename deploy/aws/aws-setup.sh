@@ -253,6 +253,18 @@ aws_ events put-targets --rule "$rule_name" --targets "Id=$target_id,Arn=$queue_
 log "rule $rule_arn -> $queue_arn"
 
 # --- IAM --------------------------------------------------------------------------------------
+# The preflight (at start and `doctor`) reads this cluster's Fargate profiles; read-only, and only
+# this cluster's (without a cluster name there is nothing to name, and the check is skipped).
+eks_statement=""
+if [[ -n "$cluster" ]]; then
+  eks_statement=",
+    {
+      \"Sid\": \"ReadThisClustersFargateProfiles\",
+      \"Effect\": \"Allow\",
+      \"Action\": [\"eks:DescribeFargateProfile\", \"eks:ListFargateProfiles\"],
+      \"Resource\": [\"arn:$partition:eks:$region:$account:cluster/$cluster\", \"arn:$partition:eks:$region:$account:fargateprofile/$cluster/*\"]
+    }"
+fi
 cat > "$tmp/policy.json" <<JSON
 {
   "Version": "2012-10-17",
@@ -262,7 +274,7 @@ cat > "$tmp/policy.json" <<JSON
       "Effect": "Allow",
       "Action": ["sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:ReceiveMessage"],
       "Resource": "$queue_arn"
-    }
+    }$eks_statement
   ]
 }
 JSON

@@ -1207,9 +1207,15 @@ describe('AWS setup', () => {
         [outputs.QUEUE_ARN],
       );
 
-      const policyDoc = JSON.parse(readFileSync(policyFile, 'utf8')) as { Statement: { Action: string[]; Resource: string }[] };
+      const policyDoc = JSON.parse(readFileSync(policyFile, 'utf8')) as { Statement: { Action: string[]; Resource: string | string[] }[] };
       assert.deepEqual(policyDoc.Statement[0]!.Action.sort(), iamActionsFor(sqsCallsOfTheController()));
       assert.equal(policyDoc.Statement[0]!.Resource, outputs.QUEUE_ARN);
+      // The preflight's read of this cluster's Fargate profiles, and no other cluster's.
+      assert.deepEqual(policyDoc.Statement[1]!.Action.sort(), ['eks:DescribeFargateProfile', 'eks:ListFargateProfiles']);
+      assert.ok(
+        (policyDoc.Statement[1]!.Resource as string[]).every((r) => r.includes(`/${cluster}`)),
+        JSON.stringify(policyDoc.Statement[1]),
+      );
       const attached = await awsJson(['iam', 'list-attached-role-policies', '--role-name', name]);
       assert.deepEqual(
         attached.AttachedPolicies.map((p: { PolicyArn: string }) => p.PolicyArn),
