@@ -135,10 +135,10 @@ describe('a move whose finishing patch is refused', () => {
     assert.equal(c.controller, controller, 'the same controller, never restarted');
     assert.equal(done.metadata?.annotations?.['spot-orchestrator/state'], 'fargate');
     assert.deepEqual(done.spec?.strategy, original, "the Deployment's own strategy is back");
-    const events = (await t.core.listNamespacedEvent({ namespace, fieldSelector: `involvedObject.name=${name}` })).items;
-    assert.ok(
-      events.some((e) => e.reason === 'MigratedToFargate'),
-      `a MigratedToFargate Event once finished: ${events.map((e) => e.reason).join(', ')}`,
-    );
+    // The recorder writes Events behind the patches, a few at a time: the Event may follow the patch.
+    await eventually('a MigratedToFargate Event once finished', async () => {
+      const events = (await t.core.listNamespacedEvent({ namespace, fieldSelector: `involvedObject.name=${name}` })).items;
+      return events.some((e) => e.reason === 'MigratedToFargate') ? true : undefined;
+    });
   });
 });
