@@ -150,7 +150,8 @@ export class MigrationFlow {
   /**
    * Phase 2 for one Deployment: observe the rollout, then finish the move or roll it back. A
    * migration's template is watched for a revert (`reverts` counts those this move has met): see
-   * onTemplateReverted. A rollback's is not: it goes to spot itself, as any revert would.
+   * onTemplateReverted. A rollback's template is not: a rollback writes the spot template back
+   * itself, which is what a reverter would write, so there is nothing to fight.
    */
   private async observe(d: V1Deployment, purpose: ToFargate, request: MigrationRequest, move: MoveHandle, reverts = 0): Promise<DeploymentOutcome> {
     const key = keyOf(d);

@@ -92,9 +92,9 @@ class ScopedSource<T extends KubernetesObject> {
     return this.informerFor(namespace)?.cache.get(name, namespace);
   }
 
-  /** Every cached object of one namespace, or of all the watched ones. */
-  list(namespace?: string): T[] {
-    if (namespace !== undefined) return [...(this.informerFor(namespace)?.cache.list(namespace) ?? [])];
+  /** Every cached object of one namespace (the cache's own list, not a copy: it is read on hot paths), or of all the watched ones. */
+  list(namespace?: string): readonly T[] {
+    if (namespace !== undefined) return this.informerFor(namespace)?.cache.list(namespace) ?? [];
     return [...this.informers.values()].flatMap((i) => i.cache.list());
   }
 

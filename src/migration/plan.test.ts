@@ -4,22 +4,23 @@ import { describe, it } from 'node:test';
 import type { V1Deployment } from '@kubernetes/client-node';
 
 import { MANAGED_ANNOTATIONS as A } from '../state/annotations.js';
-import { applyJsonPatch, type JsonPatchOp } from './json-patch.js';
-import { formatTimestamp, MOVE_STRATEGY, planFinish, planMigration, planRestoreToSpot, type MigrationPlan, type PatchResult, type SavedSpec } from './plan.js';
-import { LABELS, migrationInput, NOW, serverApply, setSignedSavedSpec, spotDeployment, TEST_SIGNER, userAnnotations } from './test-fixtures.js';
+import { applyJsonPatch } from './json-patch.js';
+import { formatTimestamp, MOVE_STRATEGY, planFinish, planMigration, planRestoreToSpot, type SavedSpec } from './plan.js';
+import {
+  LABELS,
+  migrationInput,
+  NOW,
+  okOps,
+  patchOps,
+  serverApply,
+  setSignedSavedSpec,
+  spotDeployment,
+  TEST_SIGNER,
+  userAnnotations,
+} from './test-fixtures.js';
 import { hmacRecordSigner } from './record-signature.js';
 
 const LATER = new Date('2025-03-14T10:00:00.999Z');
-
-function patchOps(plan: MigrationPlan): JsonPatchOp[] {
-  assert.equal(plan.action, 'patch', plan.action === 'skip' ? `skipped: ${plan.reason}: ${plan.detail}` : '');
-  return plan.action === 'patch' ? plan.ops : [];
-}
-
-function okOps(result: PatchResult): JsonPatchOp[] {
-  assert.ok('ops' in result, 'error' in result ? result.error : '');
-  return 'ops' in result ? result.ops : [];
-}
 
 function migrate(d: V1Deployment): V1Deployment {
   return serverApply(d, patchOps(planMigration(d, migrationInput())));

@@ -7,22 +7,11 @@ import { describe, it } from 'node:test';
 import type { V1Deployment } from '@kubernetes/client-node';
 
 import { MANAGED_ANNOTATIONS as A } from '../state/annotations.js';
-import type { JsonPatchOp } from './json-patch.js';
-import { MOVE_STRATEGY, planMigration, planReapply, planYieldToRevert, type MigrationPlan, type PatchResult } from './plan.js';
+import { MOVE_STRATEGY, planMigration, planReapply, planYieldToRevert } from './plan.js';
 import { fargateTemplateDrift, GITOPS_GUIDE, revertFix, revertResponse } from './revert.js';
-import { LABELS, migrationInput, serverApply, spotDeployment, TEST_SIGNER } from './test-fixtures.js';
+import { LABELS, migrationInput, okOps, patchOps, serverApply, spotDeployment, TEST_SIGNER } from './test-fixtures.js';
 
 const LATER = new Date('2025-03-14T09:27:40.000Z');
-
-function patchOps(plan: MigrationPlan): JsonPatchOp[] {
-  assert.equal(plan.action, 'patch', plan.action === 'skip' ? `skipped: ${plan.reason}: ${plan.detail}` : '');
-  return plan.action === 'patch' ? plan.ops : [];
-}
-
-function okOps(result: PatchResult): JsonPatchOp[] {
-  assert.ok('ops' in result, 'error' in result ? result.error : '');
-  return 'ops' in result ? result.ops : [];
-}
 
 function migrated(original = spotDeployment()): V1Deployment {
   return serverApply(original, patchOps(planMigration(original, migrationInput())));

@@ -1,10 +1,11 @@
 // Shared by the migration tests: realistic Deployments and an API-server stand-in for patches.
 
+import assert from 'node:assert/strict';
 import type { V1Deployment } from '@kubernetes/client-node';
 
 import { MANAGED_ANNOTATIONS } from '../state/annotations.js';
 import { applyJsonPatch, type JsonPatchOp } from './json-patch.js';
-import type { MigrationInput } from './plan.js';
+import type { MigrationInput, MigrationPlan, PatchResult } from './plan.js';
 import { hmacRecordSigner } from './record-signature.js';
 import type { ComputeLabels } from './spot-constraints.js';
 
@@ -102,4 +103,16 @@ const MANAGED = new Set<string>(Object.values(MANAGED_ANNOTATIONS));
 /** The Deployment's annotations other than the ones the controller manages. */
 export function userAnnotations(d: V1Deployment): Record<string, string> {
   return Object.fromEntries(Object.entries(d.metadata?.annotations ?? {}).filter(([k]) => !MANAGED.has(k)));
+}
+
+/** The ops of a plan that must patch; fails the test with the skip reason otherwise. */
+export function patchOps(plan: MigrationPlan): JsonPatchOp[] {
+  assert.equal(plan.action, 'patch', plan.action === 'skip' ? `skipped: ${plan.reason}: ${plan.detail}` : '');
+  return plan.action === 'patch' ? plan.ops : [];
+}
+
+/** The ops of a planner result that must succeed; fails the test with its error otherwise. */
+export function okOps(result: PatchResult): JsonPatchOp[] {
+  assert.ok('ops' in result, 'error' in result ? result.error : '');
+  return 'ops' in result ? result.ops : [];
 }
