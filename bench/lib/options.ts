@@ -23,6 +23,11 @@ export interface BenchOptions {
   k: number;
   /** Spot nodes in each strategy's fresh pool. */
   nodes: number;
+  /**
+   * Pods each spot node holds: a number, or `packed` for the scenario's pods over its nodes plus 5 %,
+   * as a cluster autoscaler leaves a pool; then the survivors cannot take in the warned nodes' pods.
+   */
+  nodePods: number | 'packed';
   replicasMin: number;
   replicasMax: number;
   /** Share of Deployments with a Service (and a PodDisruptionBudget, maxUnavailable 1). */
@@ -69,6 +74,7 @@ const FLAGS = {
   n: { env: 'BENCH_N', default: '1000' },
   k: { env: 'BENCH_K', default: '10' },
   nodes: { env: 'BENCH_NODES', default: '20' },
+  'node-pods': { env: 'BENCH_NODE_PODS', default: '250' },
   replicas: { env: 'BENCH_REPLICAS', default: '1-5' },
   'service-share': { env: 'BENCH_SERVICE_SHARE', default: '0.25' },
   strategies: { env: 'BENCH_STRATEGIES', default: STRATEGIES.join(',') },
@@ -151,10 +157,12 @@ export function parseOptions(argv: string[], env: Record<string, string | undefi
   const tail = Number(get('tail'));
   if (!(tail >= 0)) throw new Error(`--tail must be >= 0 seconds, got "${get('tail')}"`);
   const scalingText = get('scaling').trim();
+  const nodePodsText = get('node-pods').trim();
   return {
     n,
     k,
     nodes,
+    nodePods: nodePodsText === 'packed' ? 'packed' : positiveInt('node-pods', nodePodsText),
     replicasMin,
     replicasMax,
     serviceShare: share,
@@ -187,4 +195,17 @@ export function replicasOf(o: Pick<BenchOptions, 'replicasMin' | 'replicasMax'>,
 export function hasService(o: Pick<BenchOptions, 'serviceShare'>, i: number): boolean {
   if (o.serviceShare <= 0) return false;
   return Math.floor((i + 1) * o.serviceShare) > Math.floor(i * o.serviceShare);
+}
+
+/** Pods per node for a pool of `nodes` holding `pods`: `packed` leaves 5 % room, as an autoscaled pool would. */
+export function podsPerNode(nodePods: number | 'packed' | undefined, pods: number, nodes: number): number | undefined {
+  if (nodePods !== 'packed') return nodePods;
+  return Math.max(1, Math.ceil((pods / Math.max(1, nodes)) * 1.05));
+}
+
+/** Pods of the main scenario: the replicas of its N Deployments. */
+export function mainScenarioPods(o: Pick<BenchOptions, 'n' | 'replicasMin' | 'replicasMax'>): number {
+  let pods = 0;
+  for (let i = 0; i < o.n; i++) pods += replicasOf(o, i);
+  return pods;
 }

@@ -1,6 +1,6 @@
 // The results file (Markdown: tables, definitions, the exact command and environment) and the
 // short fragment for the README.
-import type { BenchOptions } from './options.js';
+import { type BenchOptions, mainScenarioPods, podsPerNode } from './options.js';
 import type { Environment } from './environment.js';
 import type { DetectionResult } from './detection.js';
 import type { FloorResult } from './floor.js';
@@ -67,6 +67,13 @@ export function mainTable(results: BenchResults): string {
   return lines.join('\n');
 }
 
+function nodePodsText(o: BenchOptions): string {
+  // Older result files predate the setting: their pools held the ground's 250.
+  const p = o.nodePods ?? 250;
+  if (p !== 'packed') return `${p} pods each`;
+  return `packed: ${podsPerNode('packed', mainScenarioPods(o), o.nodes)} pods each, the scenario's pods + 5 %, so the survivors cannot take in the warned nodes' pods`;
+}
+
 function environmentTable(e: Environment, o: BenchOptions): string {
   const rows: [string, string][] = [
     ['date', e.date],
@@ -80,7 +87,7 @@ function environmentTable(e: Environment, o: BenchOptions): string {
     ['warning window (simulated 120 s)', `${(e.windowMs / 1000).toFixed(2)} s wall clock`],
     ['observation', `warning → deadline + ${o.tailSeconds} simulated s`],
     ['N Deployments / replicas / Services+PDBs', `${o.n} / ${o.replicasMin}-${o.replicasMax} in turn / ${Math.round(o.serviceShare * 100)} % of Deployments`],
-    ['spot pool per strategy / K interrupted', `${o.nodes} fresh KWOK nodes (250 pods each) / the first ${o.k}`],
+    ['spot pool per strategy / K interrupted', `${o.nodes} fresh KWOK nodes (${nodePodsText(o)}) / the first ${o.k}`],
     ['patch concurrency (controller MAX_CONCURRENT_PATCHES, floor)', String(o.patchConcurrency)],
     ['project commit', `${e.gitCommit}${e.gitDirty ? ' (with uncommitted changes)' : ''}`],
   ];

@@ -6,7 +6,7 @@ import type { V1Deployment } from '@kubernetes/client-node';
 import { appDeployment } from '../../test/support/ground.js';
 import { InterruptionInjector } from '../../testground/src/injector.js';
 import { type Bench, mapLimit, retrying, shortId, sleep } from './context.js';
-import { hasService, replicasOf } from './options.js';
+import { hasService, podsPerNode, replicasOf } from './options.js';
 import { DeploymentTracker } from './trackers.js';
 
 export const OPT_IN = { 'spot-orchestrator/enabled': 'true' };
@@ -26,6 +26,8 @@ export interface ScenarioSpec {
   pinToNode?: boolean;
   /** Spread the Deployments round-robin over this many namespaces (default 1); one pool serves them all. */
   namespaces?: number;
+  /** Pods each spot node holds (default: the ground's 250), or `packed` (see BenchOptions.nodePods). */
+  nodePods?: number | 'packed';
 }
 
 export interface Scenario {
@@ -45,7 +47,7 @@ export const appName = (i: number) => `app-${String(i).padStart(5, '0')}`;
 
 export function mainSpec(b: Bench, tag: string): ScenarioSpec {
   const o = b.options;
-  return { tag, deployments: o.n, nodes: o.nodes, replicas: (i) => replicasOf(o, i), service: (i) => hasService(o, i) };
+  return { tag, deployments: o.n, nodes: o.nodes, replicas: (i) => replicasOf(o, i), service: (i) => hasService(o, i), nodePods: o.nodePods };
 }
 
 export function poolSelector(pool: string) {
@@ -81,11 +83,13 @@ async function populate(
 ): Promise<Scenario> {
   const injector = new InterruptionInjector(b.ground, b);
   let nodes: string[] = [];
+  const plannedPods = Array.from({ length: spec.deployments }, (_, i) => spec.replicas(i)).reduce((a, r) => a + r, 0);
+  const perNode = podsPerNode(spec.nodePods, plannedPods, spec.nodes);
   if (spec.nodes > 0 && !spec.paused) {
     const names = Array.from({ length: spec.nodes }, (_, i) => `${pool}-${i}`);
     for (const n of names) b.live.nodes.add(n);
     madeNodes(names);
-    nodes = await injector.addSpotNodes(spec.nodes, { name: pool, suffix: '' });
+    nodes = await injector.addSpotNodes(spec.nodes, { name: pool, suffix: '', podsPerNode: perNode });
     // addSpotNodes names them <pool>-<i>; keep them in index order.
     nodes.sort((a, c) => Number(a.slice(pool.length + 1)) - Number(c.slice(pool.length + 1)));
   }
@@ -109,7 +113,7 @@ async function populate(
   });
   b.say(
     section,
-    `setting up ${namespaces.length === 1 ? namespace : `${namespaces.length} namespaces ${namespace}(-k)`}: ${spec.deployments} Deployments, ${spec.paused ? 0 : pods} pods, pool ${pool} of ${nodes.length} spot nodes`,
+    `setting up ${namespaces.length === 1 ? namespace : `${namespaces.length} namespaces ${namespace}(-k)`}: ${spec.deployments} Deployments, ${spec.paused ? 0 : pods} pods, pool ${pool} of ${nodes.length} spot nodes${perNode ? ` holding ${perNode} pods each` : ''}`,
   );
   let created = 0;
   const progress = setInterval(() => {

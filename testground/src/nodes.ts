@@ -17,6 +17,8 @@ export interface PoolSpec {
   computeLabel?: { key: string; value: string };
   /** Appended to node names so tests can add fresh nodes to an existing pool. */
   suffix?: string;
+  /** Pods each node holds (its `pods` capacity); 250 by default, far more than any test fills. */
+  podsPerNode?: number;
 }
 
 export function newInstanceId(): string {
@@ -27,6 +29,7 @@ export function poolNodes(spec: PoolSpec): V1Node[] {
   const zones = spec.zones ?? ['us-east-1a', 'us-east-1b', 'us-east-1c'];
   const instanceType = spec.instanceType ?? (spec.capacityType === 'SPOT' ? 'm5.xlarge' : 'm5.large');
   const computeLabel = spec.computeLabel ?? (spec.capacityType === 'SPOT' ? { key: 'compute-type', value: 'spot' } : undefined);
+  const pods = String(spec.podsPerNode ?? 250);
   return Array.from({ length: spec.count }, (_, i) => {
     const zone = zones[i % zones.length]!;
     const instanceId = newInstanceId();
@@ -53,8 +56,8 @@ export function poolNodes(spec: PoolSpec): V1Node[] {
       },
       spec: { providerID: `aws:///${zone}/${instanceId}` },
       status: {
-        allocatable: { cpu: '32', memory: '256Gi', pods: '250' },
-        capacity: { cpu: '32', memory: '256Gi', pods: '250' },
+        allocatable: { cpu: '32', memory: '256Gi', pods },
+        capacity: { cpu: '32', memory: '256Gi', pods },
       },
     };
   });

@@ -1,0 +1,22 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { mainScenarioPods, parseOptions, podsPerNode } from './options.js';
+
+test('node pods: the ground default, a number, or packed', () => {
+  assert.equal(parseOptions([], {}).nodePods, 250);
+  assert.equal(parseOptions(['--node-pods', '90'], {}).nodePods, 90);
+  assert.equal(parseOptions([], { BENCH_NODE_PODS: 'packed' }).nodePods, 'packed');
+  assert.throws(() => parseOptions(['--node-pods', 'full'], {}), /--node-pods must be an integer >= 1, got "full"/);
+});
+
+test('a packed pool holds the scenario plus 5 %, so half the pool cannot take in the other half', () => {
+  // 600 Deployments of 1-5 replicas in turn: 1800 pods on 20 nodes, 90 each.
+  const pods = mainScenarioPods({ n: 600, replicasMin: 1, replicasMax: 5 });
+  assert.equal(pods, 1800);
+  const perNode = podsPerNode('packed', pods, 20)!;
+  assert.equal(perNode, 95);
+  // The 10 survivors hold their own 900 and have room for 50 of the warned 900.
+  assert.equal(10 * perNode - 900, 50);
+  assert.equal(podsPerNode(250, pods, 20), 250);
+  assert.equal(podsPerNode(undefined, pods, 20), undefined);
+});
