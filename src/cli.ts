@@ -11,7 +11,7 @@ import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge
 import { createAlerter, sampleAlerts } from './alerts/index.js';
 import { buildRebalanceRecommendation, buildSpotInterruption } from './events/build.js';
 import { parseProviderId } from './events/provider-id.js';
-import { Controller, loadRecordKeyFor, runController, sqsClientFor } from './manager.js';
+import { createControllerContext, loadRecordKeyFor, runController, sqsClientFor, startCaches, stopControllerContext } from './manager.js';
 import {
   ConfigError,
   loadConfigFor,
@@ -22,7 +22,7 @@ import {
   type ConfigProvenance,
 } from './config/load.js';
 import { resolveDeploymentSettingsWithProvenance, type OverriddenConfig } from './config/overrides.js';
-import { SCHEMA, type Config } from './config/config.js';
+import { type ClusterConfig, SCHEMA, type Config } from './config/config.js';
 import { CoordinationV1Api, CoreV1Api } from '@kubernetes/client-node';
 import { describeScope, isManaged, leaseNamespace, namespaceScope } from './config/scope.js';
 import { listScopedDeployments } from './kube/scoped-list.js';
@@ -69,6 +69,8 @@ const USAGE = `usage: spot-orchestrator <command>        (also installed as spot
 /** What each command reads of the configuration; nothing else of it can stop the command. */
 const NEEDS = {
   run: { sections: Object.keys(SCHEMA) as (keyof Config)[], managed: true },
+  /** Acting on the cluster without receiving: no queue URL needed (the queue may be gone at uninstall). */
+  cluster: { sections: (Object.keys(SCHEMA) as (keyof Config)[]).filter((s): s is Exclude<keyof Config, 'aws'> => s !== 'aws'), managed: true },
   state: { sections: ['kubernetes'] },
   aws: { sections: ['aws'] },
   alerts: { sections: ['alerts', 'logging'] },
@@ -285,7 +287,7 @@ export async function configCheck(env: NodeJS.ProcessEnv, out = console.log): Pr
  * Lease: it would seal nodes again on the next warning, and start recoveries of its own beside these.
  * True when every managed Deployment is on spot and every node free of the controller's marks.
  */
-export async function recoverAll(config: Config, options: { force: boolean }, out = console.log): Promise<boolean> {
+export async function recoverAll(config: ClusterConfig, options: { force: boolean }, out = console.log): Promise<boolean> {
   const kc = loadKubeConfig();
   const log = createLogger(config.logging, process.stderr);
   if (config.controller.leader_elect) {
@@ -309,20 +311,20 @@ export async function recoverAll(config: Config, options: { force: boolean }, ou
     out('warning: leader election is off, so whether a controller still runs cannot be told: make sure it is scaled to 0');
   }
   const signer = hmacRecordSigner(await loadRecordKeyFor(config, kc));
-  const controller = new Controller({ config, kc, log, metrics: createMetrics(), alerter: createAlerter(config, log), signer });
-  await controller.startWatching();
+  const ctx = createControllerContext({ config, kc, log, metrics: createMetrics(), alerter: createAlerter(config, log), signer });
+  await startCaches(ctx, kc);
   try {
-    const flow = new RecoveryFlow(controller.ctx);
-    const marker = new NodeMarker(controller.ctx);
+    const flow = new RecoveryFlow(ctx);
+    const marker = new NodeMarker(ctx);
     const result = await recoverAllNow({
-      ctx: controller.ctx,
+      ctx,
       recover: (key) => flow.recover(key, { waive: true }),
       writeNode: (node, plan, what) => marker.write(node, plan, what),
       out,
     });
     return result.ok;
   } finally {
-    await controller.stop();
+    await stopControllerContext(ctx);
   }
 }
 
@@ -410,11 +412,11 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
         if (!values.all || !values.now) throw new UsageError('recover --all --now goes together: every managed Deployment, at once (the uninstall path)');
         if (values['dry-run']) throw new UsageError('recover --dry-run shows what recovery would do; --all --now does it: pick one');
         if (values.namespace) throw new UsageError('recover --all --now covers every managed namespace; it takes no -n');
-        return (await recoverAll(configFor(NEEDS.run, env, warn).config, { force: values.force ?? false })) ? 0 : 1;
+        return (await recoverAll(configFor(NEEDS.cluster, env, warn).config, { force: values.force ?? false })) ? 0 : 1;
       }
       if (!values['dry-run'])
         throw new UsageError('recover needs --dry-run, or --all --now (the uninstall path): the running controller does the recovering itself');
-      const { config } = configFor(NEEDS.run, env, warn);
+      const { config } = configFor(NEEDS.cluster, env, warn);
       const kc = loadKubeConfig();
       await recoveryDryRun({ ...config, kubernetes: { ...config.kubernetes, namespace: values.namespace ?? config.kubernetes.namespace } }, kc, () =>
         loadRecordKeyFor(config, kc),

@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import type { Alerter } from './alerts/alert.js';
 import { createAlerter } from './alerts/index.js';
 import { type Clock, systemClock } from './clock.js';
-import type { Config } from './config/config.js';
+import type { ClusterConfig, Config } from './config/config.js';
 import type { ConfigProblem } from './config/load.js';
 import { describeScope, isManaged, leaseNamespace, namespaceScope } from './config/scope.js';
 import { type HandleResult, InterruptionHandler } from './controller/interruption-handler.js';
@@ -65,6 +65,73 @@ export interface ControllerReadiness {
   lastQueueError?: string;
 }
 
+/** What watching and changing the cluster needs: the controller's parts without its queue. */
+export interface ClusterDeps {
+  config: ClusterConfig;
+  kc: KubeConfig;
+  log: Logger;
+  metrics: Metrics;
+  alerter: Alerter;
+  clock?: Clock;
+  signer: RecordSigner;
+}
+
+/**
+ * The caches and the writers every move shares, one set per process: the controller's, and the
+ * uninstall path's (`recover --all --now`), which acts on the cluster without a queue.
+ */
+export function createControllerContext(deps: ClusterDeps): ControllerContext {
+  const { config, kc, log, metrics, alerter } = deps;
+  const clock = deps.clock ?? systemClock;
+  const core = kc.makeApiClient(CoreV1Api);
+  const view = new ClusterView(kc, namespaceScope(config.kubernetes), log);
+  const observer = new RolloutObserver({
+    view,
+    config,
+    clock,
+    onHealthCheckFailed: (key, attempt, of, detail) => {
+      const [namespace, name] = key.split('/') as [string, string];
+      alerter.notify({ kind: 'health_check_failed', deployment: { namespace, name }, attempt, of, detail });
+    },
+  });
+  const patcher = new DeploymentPatcher(kc.makeApiClient(AppsV1Api), log, {
+    dryRun: config.controller.dry_run,
+    clock,
+    onApiError: (verb, code) => metrics.apiErrors.inc({ verb, code: code === 'network' ? 'network' : Number(code) }),
+  });
+  const recorder = new EventRecorder(
+    core,
+    log,
+    config.controller.node_events_namespace,
+    config.controller.dry_run,
+    undefined,
+    clock,
+    process.env.POD_NAME ?? `${hostname()}-${process.pid}`,
+  );
+  const moves = new MoveRegistry(clock, log);
+  return { config, log, clock, view, core, patcher, observer, moves, recorder, alerter, metrics, signer: deps.signer };
+}
+
+/** The first lists and the watches behind them; a failure names the API server it could not list from. */
+export async function startCaches(ctx: ControllerContext, kc: KubeConfig): Promise<void> {
+  try {
+    await ctx.view.start();
+  } catch (cause) {
+    const server = kc.getCurrentCluster()?.server ?? '(no cluster in the kubeconfig)';
+    throw new Error(`listing Nodes, Pods, ReplicaSets, Deployments, Services and EndpointSlices from the Kubernetes API at ${server}: ${messageOf(cause)}`, {
+      cause,
+    });
+  }
+}
+
+/** Stops what createControllerContext started, and gives the alerts in flight 5 s to go out. */
+export async function stopControllerContext(ctx: ControllerContext): Promise<void> {
+  ctx.moves.stop();
+  ctx.observer.stop();
+  await ctx.view.stop();
+  await ctx.alerter.flush(5000);
+}
+
 export class Controller {
   readonly ctx: ControllerContext;
   readonly flow: MigrationFlow;
@@ -84,35 +151,9 @@ export class Controller {
     this.firstReceive = new Promise((resolve) => {
       this.onFirstReceive = resolve;
     });
-    const { config, kc, log, metrics, alerter } = deps;
-    const clock = deps.clock ?? systemClock;
-    const core = kc.makeApiClient(CoreV1Api);
-    const view = new ClusterView(kc, namespaceScope(config.kubernetes), log);
-    const observer = new RolloutObserver({
-      view,
-      config,
-      clock,
-      onHealthCheckFailed: (key, attempt, of, detail) => {
-        const [namespace, name] = key.split('/') as [string, string];
-        alerter.notify({ kind: 'health_check_failed', deployment: { namespace, name }, attempt, of, detail });
-      },
-    });
-    const patcher = new DeploymentPatcher(kc.makeApiClient(AppsV1Api), log, {
-      dryRun: config.controller.dry_run,
-      clock,
-      onApiError: (verb, code) => metrics.apiErrors.inc({ verb, code: code === 'network' ? 'network' : Number(code) }),
-    });
-    const recorder = new EventRecorder(
-      core,
-      log,
-      config.controller.node_events_namespace,
-      config.controller.dry_run,
-      undefined,
-      clock,
-      process.env.POD_NAME ?? `${hostname()}-${process.pid}`,
-    );
-    const moves = new MoveRegistry(clock, log);
-    this.ctx = { config, log, clock, view, core, patcher, observer, moves, recorder, alerter, metrics, signer: deps.signer };
+    const { config, log, metrics } = deps;
+    this.ctx = createControllerContext(deps);
+    const { clock, view } = this.ctx;
     this.flow = new MigrationFlow(this.ctx);
     this.handler = new InterruptionHandler(this.ctx, this.flow, () => this.scheduledChanges.wake());
     this.scheduledChanges = new ScheduledChanges(this.ctx, this.handler);
@@ -212,20 +253,14 @@ export class Controller {
 
   /** Caches only: what a standby replica does, so it can act at once when elected. */
   async startWatching(): Promise<void> {
-    try {
-      await this.ctx.view.start();
-    } catch (cause) {
-      const server = this.deps.kc.getCurrentCluster()?.server ?? '(no cluster in the kubeconfig)';
-      throw new Error(`listing Nodes, Pods, ReplicaSets, Deployments, Services and EndpointSlices from the Kubernetes API at ${server}: ${messageOf(cause)}`, {
-        cause,
-      });
-    }
+    await startCaches(this.ctx, this.deps.kc);
   }
 
   /** Acting: only the leader (or the single replica) does this. */
   startActing(): void {
     this.acting = true;
-    const { config, view, moves } = this.ctx;
+    const { view, moves } = this.ctx;
+    const { config } = this.deps;
     moves.startResync({
       list: () => view.listDeployments().filter((d) => isManaged(config, d, view.inScope)),
       resume: (d, phase) => this.resume(d, phase),
@@ -255,13 +290,12 @@ export class Controller {
   }
 
   async stop(): Promise<void> {
+    // No orphan resumed while the rest stops.
     this.ctx.moves.stop();
     this.scheduledChanges.stop();
     this.recovery.stop();
     await this.queue.stop();
-    this.ctx.observer.stop();
-    await this.ctx.view.stop();
-    await this.deps.alerter.flush(5000);
+    await stopControllerContext(this.ctx);
   }
 
   /** Level-triggered: the phase annotation says which move was in flight, and the flow that owns it finishes it. */

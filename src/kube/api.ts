@@ -17,8 +17,10 @@ export const STRATEGIC_MERGE_PATCH = setHeaderOptions('Content-Type', PatchStrat
  * on the API server alike; during phase 1 that is hundreds of handshakes a second on a control plane
  * that is busy with the rollouts we just started. The pooled dispatcher is keyed on everything that
  * shapes the connection (server, CA, client certificate and key, TLS verification), so a changed
- * credential gets a pool of its own. Watches ride the same pool (over HTTP/2, one stream each of the
- * same connection); proxies are left to client-node.
+ * credential gets a pool of its own. Watches get a pool apart from the calls: over HTTP/2 one
+ * connection carries every stream, and its flow-control window is shared, so during a rollout the
+ * pod and ReplicaSet events (megabytes, read on the same event loop) would hold back the patch
+ * responses phase 1 waits for. Proxies are left to client-node.
  */
 export class PooledKubeConfig extends KubeConfig {
   private readonly pools = new Map<string, Agent>();
@@ -47,10 +49,11 @@ export class PooledKubeConfig extends KubeConfig {
     });
     if (options.type !== 'agent') return;
     const c = options.connect;
+    const watch = new URL(context.getUrl()).searchParams.get('watch') === 'true';
     const key = createHash('sha256')
       .update(
         JSON.stringify(
-          [cluster.server, c.ca, c.cert, c.key, c.pfx, c.rejectUnauthorized, c.servername].map((v) =>
+          [cluster.server, c.ca, c.cert, c.key, c.pfx, c.rejectUnauthorized, c.servername, watch].map((v) =>
             Buffer.isBuffer(v) ? v.toString('base64') : (v ?? null),
           ),
         ),

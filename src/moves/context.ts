@@ -3,7 +3,7 @@ import type { CoreV1Api } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { Alerter } from '../alerts/alert.js';
 import type { Clock } from '../clock.js';
-import type { Config } from '../config/config.js';
+import type { ClusterConfig } from '../config/config.js';
 import type { ClusterView } from '../kube/cluster-view.js';
 import type { Recorder } from '../kube/recorder.js';
 import type { Metrics } from '../metrics/metrics.js';
@@ -13,7 +13,7 @@ import type { MoveRegistry } from './registry.js';
 import type { RolloutObserver } from './rollout-observer.js';
 
 export interface ControllerContext {
-  config: Config;
+  config: ClusterConfig;
   log: Logger;
   clock: Clock;
   view: ClusterView;

@@ -5,7 +5,7 @@
 import type { V1Deployment, V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { Clock, Timer } from '../clock.js';
-import type { Config } from '../config/config.js';
+import type { ClusterConfig } from '../config/config.js';
 import { evaluateRollout } from '../migration/rollout.js';
 import { isPodReady, keyOf, type ClusterView } from '../kube/cluster-view.js';
 
@@ -55,7 +55,7 @@ interface Tracking {
 
 export interface ObserverDeps {
   view: ClusterView;
-  config: Config;
+  config: ClusterConfig;
   clock: Clock;
   onHealthCheckFailed?: (key: string, attempt: number, of: number, detail: string) => void;
 }

@@ -1,7 +1,7 @@
 // `spot-orchestrator recover --dry-run`: one pass of the recovery eligibility over a one-time list
 // of nodes and Deployments, printed per managed Deployment. Nothing is written.
 import { CoreV1Api, type KubeConfig, type V1Deployment, type V1Node } from '@kubernetes/client-node';
-import type { Config } from '../config/config.js';
+import type { ClusterConfig } from '../config/config.js';
 import { formatDuration } from '../config/duration.js';
 import { describeScope, isManaged, namespaceScope } from '../config/scope.js';
 import { messageOf } from '../kube/api.js';
@@ -12,7 +12,7 @@ import { describeVerdict, judgePass } from './eligibility.js';
 
 /** The report, as lines; pure, so it is tested without a cluster. */
 export function recoveryDryRunReport(
-  config: Config,
+  config: ClusterConfig,
   nodes: readonly V1Node[],
   listed: { deployments: readonly V1Deployment[]; inScope: (namespace: string) => boolean },
   now: Date,
@@ -60,7 +60,7 @@ export function recoveryDryRunReport(
 
 /** Lists nodes and Deployments once and prints the report. */
 export async function recoveryDryRun(
-  config: Config,
+  config: ClusterConfig,
   kc: KubeConfig,
   key: () => Promise<Buffer>,
   out: (line: string) => void = console.log,

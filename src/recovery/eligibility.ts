@@ -22,7 +22,7 @@
 //   no_matching_spot_node   healthy spot nodes exist, but none satisfies the constraints the restore
 //                           would put back (nodeSelector, required node affinity, tolerations)
 import type { V1Deployment, V1Node } from '@kubernetes/client-node';
-import type { Config } from '../config/config.js';
+import type { ClusterConfig } from '../config/config.js';
 import { formatDuration } from '../config/duration.js';
 import { type DeploymentSettings, resolveDeploymentSettings } from '../config/overrides.js';
 import { healthySpotNodes, isSpotNode } from '../capacity/spot-nodes.js';
@@ -72,12 +72,12 @@ export interface SpotCapacity {
   healthy: readonly V1Node[];
 }
 
-export function assessSpotCapacity(nodes: readonly V1Node[], compute: Config['compute']): SpotCapacity {
+export function assessSpotCapacity(nodes: readonly V1Node[], compute: ClusterConfig['compute']): SpotCapacity {
   return { spotNodes: nodes.filter((n) => isSpotNode(n, compute)).length, healthy: healthySpotNodes(nodes, compute) };
 }
 
 export interface EligibilityInput {
-  config: Config;
+  config: ClusterConfig;
   now: Date;
   capacity: SpotCapacity;
   /** Set when this controller is already moving or observing the Deployment: says what. */
@@ -93,7 +93,7 @@ export interface EligibilityInput {
 }
 
 /** Delay before retry N+1 after N failed attempts: base x 2^(N-1), capped at max_backoff; 0 with no failure. */
-export function backoffDelayMs(attempts: number, recovery: Pick<Config['recovery'], 'backoff_base' | 'max_backoff'>): number {
+export function backoffDelayMs(attempts: number, recovery: Pick<ClusterConfig['recovery'], 'backoff_base' | 'max_backoff'>): number {
   if (!(attempts > 0)) return 0;
   // 2 ** large is Infinity, which the cap absorbs.
   return Math.min(recovery.backoff_base * 2 ** (attempts - 1), recovery.max_backoff);
@@ -171,7 +171,12 @@ export function judgeRecovery(d: V1Deployment, input: EligibilityInput): Verdict
 }
 
 /** What `waive` waives for this Deployment, said plainly (empty when nothing would have held it back). */
-function waived(config: Config, settings: Pick<DeploymentSettings, 'recoveryEnabled' | 'recoveryCooldown'>, a: Record<string, string>, now: Date): string[] {
+function waived(
+  config: ClusterConfig,
+  settings: Pick<DeploymentSettings, 'recoveryEnabled' | 'recoveryCooldown'>,
+  a: Record<string, string>,
+  now: Date,
+): string[] {
   const out: string[] = [];
   if (!config.recovery.enabled) out.push('recovery.enabled is false');
   if (!settings.recoveryEnabled && a[USER_ANNOTATIONS.recoveryEnabled] !== undefined)
@@ -189,7 +194,7 @@ function waived(config: Config, settings: Pick<DeploymentSettings, 'recoveryEnab
 /** The restore record, then spot capacity that fits what it would put back. */
 function judgeCapacity(
   d: V1Deployment,
-  config: Config,
+  config: ClusterConfig,
   signer: RecordSigner,
   capacity: SpotCapacity,
   warnings: string[],
@@ -221,7 +226,7 @@ function judgeCapacity(
 }
 
 /** The template label a Deployment moved by the Go original goes back to. */
-export function legacyRestoreLabel(config: Config): { computeLabelKey: string; spotLabel: string } {
+export function legacyRestoreLabel(config: ClusterConfig): { computeLabelKey: string; spotLabel: string } {
   return { computeLabelKey: config.compute.compute_label_key, spotLabel: config.compute.spot_label };
 }
 

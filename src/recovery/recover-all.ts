@@ -15,7 +15,7 @@
 import type { V1Deployment, V1Lease, V1Node } from '@kubernetes/client-node';
 import pLimit from 'p-limit';
 import type { RecordSigner } from '../migration/record-signature.js';
-import type { Config } from '../config/config.js';
+import type { ClusterConfig } from '../config/config.js';
 import { describeScope, isManaged } from '../config/scope.js';
 import { describeClearMarks, type NodePatch, planClearMarks } from '../controller/node-marks.js';
 import { type JsonPatchOp, pointer } from '../migration/json-patch.js';
@@ -34,7 +34,13 @@ export interface RecoverAllPlan {
 }
 
 /** Which managed Deployments go back now, which cannot (and why), which are on spot already. */
-export function planRecoverAll(managed: readonly V1Deployment[], nodes: readonly V1Node[], config: Config, now: Date, signer: RecordSigner): RecoverAllPlan {
+export function planRecoverAll(
+  managed: readonly V1Deployment[],
+  nodes: readonly V1Node[],
+  config: ClusterConfig,
+  now: Date,
+  signer: RecordSigner,
+): RecoverAllPlan {
   const plan: RecoverAllPlan = { recover: [], blocked: [], onSpot: [] };
   for (const { key, verdict } of judgePass(managed, nodes, { config, now, waive: true, signer }).verdicts) {
     if (verdict.eligible) plan.recover.push({ key, verdict });

@@ -2,7 +2,7 @@
 // TCP and TLS handshake per call (client-node 2.0 alone builds a new undici Agent for every request).
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { CoreV1Api, KubeConfig, Watch } from '@kubernetes/client-node';
 import pLimit from 'p-limit';
 import { loadKubeConfig } from '../../src/kube/api.js';
 import { testGround } from '../support/ground.js';
@@ -41,6 +41,36 @@ describe('Kubernetes client connections', () => {
     await core.readNamespace({ name: 'default' });
     assert.equal(kc.connectionsOpened, 2, 'one connection per identity, each reused');
     kc.closeConnections();
+  });
+
+  it('carries watches on a connection apart from the calls', async () => {
+    const kc = loadKubeConfig(t.ground.kubeconfig);
+    const core = kc.makeApiClient(CoreV1Api);
+    await core.readNamespace({ name: 'default' });
+    const seen: string[] = [];
+    const watches = await Promise.all(
+      ['namespaces', 'nodes'].map((kind) =>
+        new Watch(kc).watch(
+          `/api/v1/${kind}`,
+          {},
+          (type, obj: { metadata?: { name?: string } }) => seen.push(`${kind} ${type} ${obj.metadata?.name}`),
+          () => undefined,
+        ),
+      ),
+    );
+    try {
+      // Both watches are open (their initial ADDED events arrived) while the calls go on.
+      const deadline = Date.now() + 10_000;
+      while (!(seen.some((e) => e.startsWith('namespaces ADDED')) && seen.some((e) => e.startsWith('nodes ADDED')))) {
+        if (Date.now() > deadline) assert.fail(`the watches delivered no ADDED event in 10 s: ${seen.slice(0, 5).join(', ')}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      for (let i = 0; i < 10; i++) await core.readNamespace({ name: 'kube-system' });
+      assert.equal(kc.connectionsOpened, 2, 'one connection for the calls, one shared by both watches');
+    } finally {
+      for (const w of watches) w.abort();
+      kc.closeConnections();
+    }
   });
 
   it('opens a connection per call without the pool (the client-node default it replaces)', async () => {
