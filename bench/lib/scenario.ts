@@ -83,8 +83,8 @@ async function populate(
 ): Promise<Scenario> {
   const injector = new InterruptionInjector(b.ground, b);
   let nodes: string[] = [];
-  const plannedPods = Array.from({ length: spec.deployments }, (_, i) => spec.replicas(i)).reduce((a, r) => a + r, 0);
-  const perNode = podsPerNode(spec.nodePods, plannedPods, spec.nodes);
+  const pods = Array.from({ length: spec.deployments }, (_, i) => spec.replicas(i)).reduce((a, r) => a + r, 0);
+  const perNode = podsPerNode(spec.nodePods, pods, spec.nodes);
   if (spec.nodes > 0 && !spec.paused) {
     const names = Array.from({ length: spec.nodes }, (_, i) => `${pool}-${i}`);
     for (const n of names) b.live.nodes.add(n);
@@ -96,11 +96,9 @@ async function populate(
   await tracker.start();
 
   const names = Array.from({ length: spec.deployments }, (_, i) => appName(i));
-  let pods = 0;
   let services = 0;
   const bodies: V1Deployment[] = names.map((name, i) => {
     const replicas = spec.replicas(i);
-    pods += replicas;
     const d = appDeployment({
       namespace: namespaces[i % namespaces.length]!,
       name,

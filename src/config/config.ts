@@ -190,13 +190,13 @@ export interface Config {
   };
 }
 
-/** "section.key", e.g. "migration.rollout_timeout". */
 /**
  * Everything but the queue: what watching and changing the cluster needs. The commands that act
  * without receiving (`recover`) take this, so an uninstall after the queue is gone needs no queue URL.
  */
 export type ClusterConfig = Omit<Config, 'aws'>;
 
+/** "section.key", e.g. "migration.rollout_timeout". */
 export type ConfigKey = { [S in keyof Config]: `${S}.${keyof Config[S] & string}` }[keyof Config];
 
 export interface Setting<T> {

@@ -510,27 +510,17 @@ describe('docs/install.md, followed literally on the local test ground', () => {
     await runBlockOk('uninstall-aws');
 
     // Nothing of the controller is left in the cluster.
-    const namespaced = await kubectl(t, [
-      'get',
-      'all,configmaps,secrets,serviceaccounts,roles,rolebindings,leases,poddisruptionbudgets,networkpolicies',
-      '-A',
-      '-l',
-      INSTANCE_LABEL,
-      '-o',
-      'name',
-    ]);
-    assert.equal(namespaced.code, 0, namespaced.stderr);
-    assert.equal(namespaced.stdout.trim(), '', 'namespaced objects of the release');
-    const clusterScoped = await kubectl(t, [
-      'get',
-      'clusterroles,clusterrolebindings,flowschemas,prioritylevelconfigurations',
-      '-l',
-      INSTANCE_LABEL,
-      '-o',
-      'name',
-    ]);
-    assert.equal(clusterScoped.code, 0, clusterScoped.stderr);
-    assert.equal(clusterScoped.stdout.trim(), '', 'cluster-scoped objects of the release');
+    const labelled = async (kinds: string, ...scope: string[]) => {
+      const r = await kubectl(t, ['get', kinds, ...scope, '-l', INSTANCE_LABEL, '-o', 'name']);
+      assert.equal(r.code, 0, r.stderr);
+      return r.stdout.trim();
+    };
+    assert.equal(
+      await labelled('all,configmaps,secrets,serviceaccounts,roles,rolebindings,leases,poddisruptionbudgets,networkpolicies', '-A'),
+      '',
+      'namespaced objects of the release',
+    );
+    assert.equal(await labelled('clusterroles,clusterrolebindings,flowschemas,prioritylevelconfigurations'), '', 'cluster-scoped objects of the release');
     assert.equal((await kubectl(t, ['get', 'namespace', RELEASE_NAMESPACE])).code, 1, 'the release namespace is gone');
     assert.equal((await kubectl(t, ['get', 'role', `${RELEASE}-node-events`, '-n', 'default'])).code, 1);
     assert.equal((await kubectl(t, ['get', 'role', RELEASE, '-n', v.appNamespace])).code, 1);
