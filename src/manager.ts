@@ -17,7 +17,7 @@ import { MigrationFlow } from './controller/migration-flow.js';
 import { ScheduledChanges } from './controller/scheduled-changes.js';
 import { trustedOriginOf } from './intake/event-trust.js';
 import { type QueueClient, QueueSource } from './intake/queue-source.js';
-import { loadKubeConfig, messageOf } from './kube/api.js';
+import { callConnectionsFor, loadKubeConfig, messageOf } from './kube/api.js';
 import { ClusterView } from './kube/cluster-view.js';
 import { LeaderElector } from './kube/leader-election.js';
 import { loadRecordKey } from './kube/record-key.js';
@@ -357,7 +357,7 @@ export async function runController(config: Config, configWarnings: readonly Con
     else log.warn({ key: warning.key, file: warning.source, expected: warning.expected }, 'unknown config.toml key ignored');
   }
   const metrics = createMetrics();
-  const kc = loadKubeConfig();
+  const kc = loadKubeConfig(undefined, callConnectionsFor(config.controller.max_concurrent_patches));
   const heartbeat = new LoopHeartbeat();
   const signer = new DeferredRecordSigner();
   const controller = new Controller({ config, kc, log, metrics, alerter: createAlerter(config, log), onQueueTick: () => heartbeat.beat('queue'), signer });

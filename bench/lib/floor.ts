@@ -8,6 +8,7 @@ import { type Bench, mapLimit, retrying, sleep } from './context.js';
 import { replicasOf } from './options.js';
 import { benchMigrationPlan } from './plan.js';
 import { setUp, tearDown } from './scenario.js';
+import { awaitQuietMachine, type Quiet } from './quiet.js';
 import { percentile, round } from './stats.js';
 
 export interface FloorResult {
@@ -20,6 +21,8 @@ export interface FloorResult {
   errors: number;
   /** Patches refused by the resourceVersion test and redone after a fresh read. */
   conflicts: number;
+  /** How the machine was when the clock started (see quiet.ts). */
+  quiet?: Quiet;
 }
 
 export async function runFloor(b: Bench, count: number): Promise<FloorResult> {
@@ -42,6 +45,7 @@ export async function runFloor(b: Bench, count: number): Promise<FloorResult> {
     // The patch an unpaused Deployment gets (the controller skips paused ones); its ops never touch
     // spec.paused, so the Deployments stay paused and no rollout starts.
     const plan = (d: V1Deployment) => benchMigrationPlan({ ...d, spec: { ...d.spec!, paused: false } }, 'bench-floor', ['i-0123456789abcdef0']);
+    const quiet = await awaitQuietMachine((l) => b.say(section, l));
     b.say(section, `patching ${list.items.length} paused Deployments, ${concurrency} at a time`);
     const started = performance.now();
     await mapLimit(list.items, concurrency, async (cached) => {
@@ -74,6 +78,7 @@ export async function runFloor(b: Bench, count: number): Promise<FloorResult> {
       latencyP95Ms: round(percentile(latencies, 95), 1),
       errors,
       conflicts,
+      quiet,
     };
     b.say(section, `floor: ${result.deployments} patches in ${result.seconds} s (${result.patchesPerSecond}/s), ${errors} errors`);
     return result;

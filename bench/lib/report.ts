@@ -5,6 +5,7 @@ import type { Environment } from './environment.js';
 import type { DetectionResult } from './detection.js';
 import type { FloorResult } from './floor.js';
 import type { StrategyResult } from './run-strategy.js';
+import type { Quiet } from './quiet.js';
 import type { MemorySample, ScalingPoint } from './scaling.js';
 
 export interface BenchResults {
@@ -135,6 +136,7 @@ export function renderResults(r: BenchResults): string {
         );
       if (x.watchRestarts > 0) notes.push(`${x.watchRestarts} watch restarts (resumed from the last resourceVersion)`);
       if (x.loadAverage) notes.push(`load average ${x.loadAverage.atWarning} at the warning, ${x.loadAverage.atEnd} at the end`);
+      if (x.quiet) notes.push(`machine at the warning ${quietCell(x.quiet)}`);
       out.push(`| ${x.strategy} | ${x.describe} | ${x.setupSeconds} s | ${notes.join('; ') || dash} |`);
     }
     out.push('');
@@ -197,7 +199,7 @@ export function renderResults(r: BenchResults): string {
       `paused Deployments (so no rollout started), ${f.concurrency} at a time: **${f.seconds.toFixed(2)} s**, ${f.patchesPerSecond} patches/s, latency p50`,
     );
     out.push(
-      `${f.latencyP50Ms} ms, p95 ${f.latencyP95Ms} ms${f.conflicts ? `, ${f.conflicts} resourceVersion conflicts redone` : ''}${f.errors ? `, ${f.errors} errors` : ''}. The count is the number of Deployments the controller patched in this run.`,
+      `${f.latencyP50Ms} ms, p95 ${f.latencyP95Ms} ms${f.conflicts ? `, ${f.conflicts} resourceVersion conflicts redone` : ''}${f.errors ? `, ${f.errors} errors` : ''}. The count is the number of Deployments the controller patched in this run. Machine when the clock started: ${quietCell(f.quiet)}.`,
     );
     out.push('');
   }
@@ -253,6 +255,11 @@ export function renderResults(r: BenchResults): string {
       out.push(
         `| ${p.n} |${namespacesColumn ? ` ${p.namespaces ?? 1} |` : ''}${flagsColumn ? ` ${flags} |` : ''} ${p.nodes} (${p.doomedNodes}) | ${p.affected} | ${p.phase1Seconds === null ? `${dash} (${p.patched}/${p.affected} patched)` : s(p.phase1Seconds, 2)} | ${s(p.phase1LoggedMax, 2)} | ${p.cpuSeconds.toFixed(1)} | ${p.peakRssMiB.toFixed(0)} MiB | ${mem(p.memoryAtPeak ?? null, true)} | ${mem(p.memoryBefore ?? null, false)} | ${p.setupSeconds} s |`,
       );
+    }
+    const quiet = r.scaling.map((p) => p.quiet).filter((q): q is Quiet => q !== undefined);
+    if (quiet.length > 0) {
+      out.push('');
+      out.push(`Machine at each warning, in row order: ${quiet.map(quietCell).join('; ')} (bench/lib/quiet.ts).`);
     }
     out.push('');
   }
@@ -325,11 +332,20 @@ function phase1AtSection(p: NonNullable<BenchResults['phase1At']>, cores: number
     `The controller alone on the main scenario at N=${p.n} (${x.pods} pods, ${x.doomedNodes} of its nodes warned, ${x.affected} Deployments affected), observed until`,
     'its last patch was seen; then, right after it on the same ground, the floor for as many patches.',
     '',
-    "| N | affected | phase 1: warning → last patch | controller's own phase 1 (max per message) | floor | phase 1 ÷ floor | load average at the warning / at the end (" +
+    "| N | affected | phase 1: warning → last patch | controller's own phase 1 (max per message) | floor | phase 1 ÷ floor | machine when the clock started: phase 1 / floor | load average at the warning / at the end (" +
       `${cores} cores) |`,
-    '|---:|---:|---:|---:|---:|---:|---:|',
-    `| ${p.n} | ${x.affected} | ${phase1Cell(x)} | ${ctl?.phase1Logged.length ? s(Math.max(...ctl.phase1Logged), 2) : dash} | ${f ? s(f.seconds, 2) : dash} | ${ratio === null ? dash : `${ratio.toFixed(2)}×`} | ${x.loadAverage.atWarning} / ${x.loadAverage.atEnd} |`,
+    '|---:|---:|---:|---:|---:|---:|---|---:|',
+    `| ${p.n} | ${x.affected} | ${phase1Cell(x)} | ${ctl?.phase1Logged.length ? s(Math.max(...ctl.phase1Logged), 2) : dash} | ${f ? s(f.seconds, 2) : dash} | ${ratio === null ? dash : `${ratio.toFixed(2)}×`} | ${quietCell(x.quiet)} / ${quietCell(f?.quiet)} | ${x.loadAverage.atWarning} / ${x.loadAverage.atEnd} |`,
+    '',
+    'Both clocks start only once the machine has been at least 85 % idle for 3 s in a row (bench/lib/quiet.ts), so neither measures',
+    'what the previous setup or teardown left running; the wait is in brackets.',
   ];
+}
+
+/** The machine when a clock started: its idle share, and how long the bench waited for it to be quiet. */
+function quietCell(q: Quiet | undefined): string {
+  if (!q) return dash;
+  return `${q.quiet ? '' : 'busy: '}${q.idlePct.toFixed(0)} % idle (${q.waitedSeconds.toFixed(0)} s)`;
 }
 
 export function renderReadmeFragment(r: BenchResults, resultsPath: string): string {

@@ -9,6 +9,7 @@ import { InterruptionInjector, WARNING_WINDOW_MS } from '../../testground/src/in
 import { type BudgetDeployment, type BudgetModel, budgetOptimum, drawnStarts, slotReadyTimes } from './budget-model.js';
 import type { ControllerStats, Strategy, StrategyRun } from './strategy.js';
 import { type Bench, retrying, sleep } from './context.js';
+import { awaitQuietMachine, type Quiet } from './quiet.js';
 import { mainSpec, setUp, tearDown, terminateNodes, type ScenarioSpec } from './scenario.js';
 import { PodTracker } from './trackers.js';
 
@@ -60,6 +61,8 @@ export interface StrategyResult {
   watchRestarts: number;
   /** 1-minute load average of the machine when the warning went out and when the observation ended. */
   loadAverage: { atWarning: number; atEnd: number };
+  /** How the machine was when the warning went out: the wait for it to become quiet, and its idle share. */
+  quiet?: Quiet;
   /** The launch budget: the model optimum for this run's placement and draws, and what the run did against it. */
   budget?: BudgetRun;
   /** Set when the observation ended as soon as phase 1 was done (--phase1-n). */
@@ -127,8 +130,8 @@ export async function runStrategy(
     const desiredOf = (app: string) => scenario.tracker.states.get(app)?.desired ?? 1;
     const windowMs = b.scaled(WARNING_WINDOW_MS);
     const tailMs = b.scaled(b.options.tailSeconds * 1000);
-    // Let the watches settle on the quiet cluster before the clock starts.
-    await sleep(1000);
+    // The clock starts on a quiet machine, so the run measures the strategy, not the setup's leftovers.
+    const quiet = await awaitQuietMachine((l) => b.say(section, l));
 
     const injector = new InterruptionInjector(b.ground, b);
     const warnedAt = Date.now();
@@ -249,6 +252,7 @@ export async function runStrategy(
       timeline: { deficit: scenario.tracker.deficitTimeline, available: pods.survivedTimeline },
       watchRestarts: scenario.tracker.restarts + pods.restarts,
       loadAverage: { atWarning: round(loadAtWarning), atEnd: round(loadAtEnd) },
+      quiet,
       budget: budget && {
         ...budget,
         atRiskHitZero: [...pods.placement].filter(([app, p]) => p.survivors === 0 && scenario.tracker.states.get(app)?.hitZero).length,

@@ -8,6 +8,7 @@ import { InterruptionInjector, WARNING_WINDOW_MS } from '../../testground/src/in
 import { type Bench, retrying, sleep } from './context.js';
 import { startController } from './controller-process.js';
 import type { NodeFlagSet } from './options.js';
+import { awaitQuietMachine, type Quiet } from './quiet.js';
 import { setUp, tearDown } from './scenario.js';
 import { round } from './stats.js';
 
@@ -46,6 +47,8 @@ export interface ScalingPoint {
   heapTotalMax: number | null;
   cpuSeconds: number;
   setupSeconds: number;
+  /** How the machine was when the warning went out (see quiet.ts); absent in results from before. */
+  quiet?: Quiet;
 }
 
 const MEMORY_METRICS: Record<string, (m: MemorySample, v: number) => void> = {
@@ -90,7 +93,7 @@ export async function runScalingPoint(b: Bench, n: number, entry: string | undef
       items: (await Promise.all(scenario.namespaces.map((namespace) => retrying(() => b.core.listNamespacedPod({ namespace }))))).flatMap((l) => l.items),
     };
     const affected = [...new Set(pods.items.filter((p) => doomedSet.has(p.spec?.nodeName ?? '')).map((p) => p.metadata!.labels!.app!))];
-    await sleep(1000);
+    const quiet = await awaitQuietMachine((l) => b.say(section, l));
     const memoryBefore = await sampleMemory(controller.metricsPort);
     let memoryAtPeak: MemorySample | null = null;
     let heapTotalMax: number | null = null;
@@ -142,6 +145,7 @@ export async function runScalingPoint(b: Bench, n: number, entry: string | undef
       heapTotalMax,
       cpuSeconds: round(sample.cpuSeconds - cpuBefore, 2),
       setupSeconds: round(scenario.setupSeconds, 0),
+      quiet,
     };
     b.say(
       section,

@@ -11,20 +11,36 @@ export const MERGE_PATCH = setHeaderOptions('Content-Type', PatchStrategy.MergeP
 export const JSON_PATCH = setHeaderOptions('Content-Type', PatchStrategy.JsonPatch);
 export const STRATEGIC_MERGE_PATCH = setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch);
 
+/** Enough for phase 1's patches and the calls beside them, for the default MAX_CONCURRENT_PATCHES. */
+export const DEFAULT_CALL_CONNECTIONS = 64;
+
+/** Connections for a controller that runs `maxConcurrentPatches` patches at once, plus room for the lease, Events, node marks and reads. */
+export const callConnectionsFor = (maxConcurrentPatches: number) => maxConcurrentPatches + 16;
+
 /**
  * A KubeConfig whose API calls share one keep-alive connection pool. client-node (2.0) hands every
  * request a new undici Agent, so each call pays a fresh TCP and TLS handshake, on the controller and
  * on the API server alike; during phase 1 that is hundreds of handshakes a second on a control plane
  * that is busy with the rollouts we just started. The pooled dispatcher is keyed on everything that
  * shapes the connection (server, CA, client certificate and key, TLS verification), so a changed
- * credential gets a pool of its own. Watches get a pool apart from the calls: over HTTP/2 one
- * connection carries every stream, and its flow-control window is shared, so during a rollout the
- * pod and ReplicaSet events (megabytes, read on the same event loop) would hold back the patch
- * responses phase 1 waits for. Proxies are left to client-node.
+ * credential gets a pool of its own.
+ *
+ * The calls go over HTTP/1.1, one request per connection at a time, on at most `callConnections`
+ * connections. Over HTTP/2 all of them shared one connection, and under load that one connection is
+ * what the API server serves slowly: with the rollouts of the first patches keeping it busy, phase 1
+ * at 1000 Deployments took 11.1 and 11.8 s over HTTP/2 and 7.1 and 7.9 s over 50 HTTP/1.1
+ * connections, runs taking turns on one ground (bench/results/2026-12-01-http1-calls.md). The
+ * watches share one HTTP/2 connection of their own: a handful of long streams, kept apart so a
+ * rollout's event flood never queues in front of a patch. Proxies are left to client-node.
  */
 export class PooledKubeConfig extends KubeConfig {
   private readonly pools = new Map<string, Agent>();
   private opened = 0;
+
+  /** callConnections: the most connections the API calls open (the watches have their own one). */
+  constructor(private readonly callConnections = DEFAULT_CALL_CONNECTIONS) {
+    super();
+  }
 
   /** TCP+TLS connections the pools have opened so far (reuse shows as a count well below the calls). */
   get connectionsOpened(): number {
@@ -61,10 +77,8 @@ export class PooledKubeConfig extends KubeConfig {
       .digest('hex');
     let pooled = this.pools.get(key);
     if (!pooled) {
-      // undici 8 offers HTTP/2, which the API server takes: every call and watch shares one TCP
-      // connection, as client-go's do. (HTTP/1.1 here opened about two connections per call in
-      // flight; paired benchmark runs could not tell the two apart: bench/results/2026-11-30-node24.md.)
-      pooled = new Agent({ connect: c });
+      // undici 8 offers HTTP/2, which the API server takes; the calls decline it (see above).
+      pooled = watch ? new Agent({ connect: c }) : new Agent({ connect: c, allowH2: false, connections: this.callConnections });
       pooled.on('connect', () => this.opened++);
       this.pools.set(key, pooled);
     }
@@ -78,8 +92,8 @@ export class PooledKubeConfig extends KubeConfig {
   }
 }
 
-export function loadKubeConfig(path = process.env.KUBECONFIG): PooledKubeConfig {
-  const kc = new PooledKubeConfig();
+export function loadKubeConfig(path = process.env.KUBECONFIG, callConnections = DEFAULT_CALL_CONNECTIONS): PooledKubeConfig {
+  const kc = new PooledKubeConfig(callConnections);
   try {
     if (path) kc.loadFromFile(path);
     else kc.loadFromDefault(); // in-cluster service account when running as a pod

@@ -2,7 +2,7 @@
 // and an identity for the controller that, unlike the admin (system:masters), the API server
 // throttles.
 import { execFile } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { RbacAuthorizationV1Api } from '@kubernetes/client-node';
@@ -53,6 +53,24 @@ export async function restartComponent(t: TestGround, component: string, o: Rest
   ];
   const { stdout, stderr } = await run('bash', args, { env: groundScriptEnv(t), timeout: 180_000 });
   return `${stdout}${stderr}`.trim();
+}
+
+/**
+ * Freezes one component (SIGSTOP) until the returned function thaws it (SIGCONT): its connections
+ * stay open but nothing is read, as with a process stalled on a starved machine. The pid comes from
+ * the ground's pid file, so only this ground's process is touched.
+ */
+export function freezeComponent(t: TestGround, component: 'kwok' | 'kube-controller-manager' | 'kube-scheduler'): () => void {
+  groundScriptEnv(t);
+  const pid = Number(readFileSync(join(dirname(groundFile()), 'pids', `${component}.pid`), 'utf8').trim());
+  if (!Number.isInteger(pid) || pid <= 1) throw new Error(`no pid for ${component} in the ground's pid file`);
+  process.kill(pid, 'SIGSTOP');
+  let thawed = false;
+  return () => {
+    if (thawed) return;
+    thawed = true;
+    process.kill(pid, 'SIGCONT');
+  };
 }
 
 /**

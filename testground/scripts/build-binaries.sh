@@ -29,4 +29,23 @@ build "$GO_DIR/etcd" "$ETCD_BIN" "" .
 build "$GO_DIR/kubernetes" "$K8S_BIN" "$version_flags" \
   k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
   k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl
-build "$GO_DIR/kwok" "$KWOK_BIN" "-X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK_VERSION" sigs.k8s.io/kwok/cmd/kwok
+
+# KWOK from a copy of its module with our patches applied (each says why), through a replace in a
+# copy of the wrapper module; the wrapper's go.sum still pins every dependency.
+kwok_dir="$GO_DIR/kwok"
+if [[ ! -f "$KWOK_BIN/.complete" && ${#KWOK_PATCHES[@]} -gt 0 ]]; then
+  work="$CACHE_DIR/kwok-src.partial"
+  rm -rf "$work" && mkdir -p "$work/wrapper"
+  src="$(cd "$GO_DIR/kwok" && go mod download -json "sigs.k8s.io/kwok@$KWOK_VERSION" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')"
+  [[ -d "$src" ]] || { echo "could not download sigs.k8s.io/kwok@$KWOK_VERSION" >&2; exit 1; }
+  cp -R "$src" "$work/kwok" && chmod -R u+w "$work/kwok"
+  for p in "${KWOK_PATCHES[@]}"; do
+    (cd "$work/kwok" && git apply "$p") || { echo "$p does not apply to sigs.k8s.io/kwok@$KWOK_VERSION" >&2; exit 1; }
+    echo "patched kwok: $(basename "$p")"
+  done
+  cp "$GO_DIR"/kwok/go.mod "$GO_DIR"/kwok/go.sum "$GO_DIR"/kwok/*.go "$work/wrapper/"
+  (cd "$work/wrapper" && go mod edit -replace "sigs.k8s.io/kwok=$work/kwok")
+  kwok_dir="$work/wrapper"
+fi
+build "$kwok_dir" "$KWOK_BIN" "-X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK_VERSION" sigs.k8s.io/kwok/cmd/kwok
+[[ "$kwok_dir" == "$GO_DIR/kwok" ]] || rm -rf "$CACHE_DIR/kwok-src.partial"

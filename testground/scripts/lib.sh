@@ -39,7 +39,13 @@ KWOK_VERSION="$(module_version "$GO_DIR/kwok" sigs.k8s.io/kwok)"
 
 K8S_BIN="$CACHE_DIR/kubernetes-$K8S_VERSION"
 ETCD_BIN="$CACHE_DIR/etcd-$ETCD_VERSION"
-KWOK_BIN="$CACHE_DIR/kwok-$KWOK_VERSION"
+# KWOK is built with the fixes in testground/go/kwok/patches; their hash names the build, so a
+# changed or added patch rebuilds it.
+KWOK_PATCHES=("$GO_DIR"/kwok/patches/*.patch)
+[[ -e "${KWOK_PATCHES[0]}" ]] || KWOK_PATCHES=()
+KWOK_PATCH_ID=""
+(( ${#KWOK_PATCHES[@]} == 0 )) || KWOK_PATCH_ID="-p$(cat "${KWOK_PATCHES[@]}" | sha256sum | cut -c1-8)"
+KWOK_BIN="$CACHE_DIR/kwok-$KWOK_VERSION$KWOK_PATCH_ID"
 
 # Ports sit in one block, away from the usual service ports; move the block with TESTGROUND_PORT_BASE.
 PORT_BASE="${TESTGROUND_PORT_BASE:-26000}"
