@@ -90,6 +90,13 @@ demo: node_modules
 bench: node_modules
 	bash bench/scripts/bench.sh
 
+# What one API call costs the controller's process over each kube client transport, side by side
+# on the running ground (make cluster-up first). Writes bench/results/<date>-client-cost.md.
+# Settings: BENCH_CLIENT_N (Deployments, 300), BENCH_CLIENT_ROUNDS (8), BENCH_CLIENT_IN_FLIGHT (50).
+.PHONY: bench-client
+bench-client: node_modules
+	node --import tsx bench/client-cost.ts
+
 # The fault suite (test/faults/, see run.sh there): crashes, restarts, outages, throttling, conflicts,
 # bad input and load, on a test ground of its own (ports 28000+, state in .testground-faults), taken
 # down after. Prints cases tried, faults injected, Deployments lost and half-patched. FAULTS_SHORT=1

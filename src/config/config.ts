@@ -86,6 +86,9 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 export const LOG_FORMATS = ['auto', 'console', 'json'] as const;
 export type LogFormat = (typeof LOG_FORMATS)[number];
 
+/** Also sizes the default connection pool of the kube client (kube/api.ts). */
+export const DEFAULT_MAX_CONCURRENT_PATCHES = 50;
+
 export interface Config {
   kubernetes: {
     /** The one namespace managed when kubernetes.namespaces and namespace_selector are unset (scope.ts). */
@@ -305,7 +308,7 @@ export const SCHEMA: Schema = {
   controller: {
     dry_run: setting(booleanType, 'DRY_RUN', { default: false }),
     metrics_port: setting(integerType(1, 65535), 'METRICS_PORT', { default: 8080 }),
-    max_concurrent_patches: setting(integerType(1), 'MAX_CONCURRENT_PATCHES', { default: 50 }),
+    max_concurrent_patches: setting(integerType(1), 'MAX_CONCURRENT_PATCHES', { default: DEFAULT_MAX_CONCURRENT_PATCHES }),
     max_concurrent_recoveries: setting(integerType(1), 'MAX_CONCURRENT_RECOVERIES', { default: 5 }),
     leader_elect: setting(booleanType, 'LEADER_ELECT', { default: false }),
     lease_name: setting(textType, 'LEASE_NAME', { default: 'spot-fargate-orchestrator' }),

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { CoreV1Api, KubeConfig, Watch } from '@kubernetes/client-node';
 import pLimit from 'p-limit';
-import { loadKubeConfig } from '../../src/kube/api.js';
+import { type CallTransport, loadKubeConfig, PooledKubeConfig } from '../../src/kube/api.js';
 import { testGround } from '../support/ground.js';
 
 const t = testGround();
@@ -35,6 +35,30 @@ describe('Kubernetes client connections', () => {
     assert.equal(kc.connectionsOpened, 4, '100 calls, 20 at a time, on the 4 connections allowed');
     kc.closeConnections();
   });
+
+  for (const transport of ['request', 'fetch'] satisfies CallTransport[]) {
+    it(`carries calls over ${transport}: answers, API errors with their code and message, bodies both ways`, async () => {
+      const kc = new PooledKubeConfig(8, transport);
+      kc.loadFromFile(t.ground.kubeconfig);
+      const core = kc.makeApiClient(CoreV1Api);
+      assert.equal((await core.readNamespace({ name: 'default' })).metadata?.name, 'default');
+      const listed = await core.listNamespace();
+      assert.ok(
+        listed.items.some((n) => n.metadata?.name === 'kube-system'),
+        'a list comes back whole',
+      );
+      await assert.rejects(core.readNamespace({ name: 'no-such-namespace' }), (err: { code?: number; body?: unknown }) => {
+        assert.equal(err.code, 404);
+        assert.equal(JSON.parse(String(err.body)).message, 'namespaces "no-such-namespace" not found');
+        return true;
+      });
+      const name = `transport-${transport}-${Date.now()}`;
+      const created = await core.createNamespace({ body: { metadata: { name, labels: { via: transport } } } });
+      assert.equal(created.metadata?.labels?.via, transport, 'a request body reaches the server');
+      await core.deleteNamespace({ name });
+      kc.closeConnections();
+    });
+  }
 
   it('keeps a separate pool for a different identity', async () => {
     const kc = loadKubeConfig(t.ground.kubeconfig);
