@@ -4,7 +4,7 @@ import { type BenchOptions, mainScenarioPods, podsPerNode } from './options.js';
 import type { Environment } from './environment.js';
 import type { DetectionResult } from './detection.js';
 import type { FloorResult } from './floor.js';
-import type { StrategyResult } from './run-strategy.js';
+import type { HitZeroApp, StrategyResult } from './run-strategy.js';
 import type { Quiet } from './quiet.js';
 import type { MemorySample, ScalingPoint } from './scaling.js';
 
@@ -318,7 +318,23 @@ function budgetTable(r: BenchResults): string {
       `| ${x.strategy} | ${x.affected} | ${m.atRisk} | ${m.launches} | ${m.goodSlots} | ${g.drawOffset}${g.offsetSource === 'own launches' ? '' : ' (after the previous runs)'} / ${g.fargateNodes} / ${g.drawsMatched} | ${m.fewestHitZero} | ${x.hitZero} (${g.atRiskHitZero}) | ${fromPods} | ${m.mostWhole} | ${x.availableBeforeDeadline} | ${m.schedule.hitZero} / ${m.schedule.whole} |`,
     );
   }
+  const named = r.strategies.filter((x) => x.budget?.atRiskHitZeroNamed?.length);
+  if (named.length) {
+    lines.push('', "At-risk Deployments that hit zero ready (from pods' Ready condition), with their place in the patch order:");
+    for (const x of named) lines.push(`- ${x.strategy}: ${hitZeroList(x.budget!.atRiskHitZeroNamed!, x.affected)}`);
+  }
   return lines.join('\n');
+}
+
+const NAMED_AT_MOST = 12;
+
+export function hitZeroList(apps: readonly HitZeroApp[], affected: number): string {
+  const shown = apps.slice(0, NAMED_AT_MOST).map((a) => {
+    const where = a.patchRank === null ? 'not patched in phase 1' : `patched ${a.patchedSeconds} s after the warning, ${a.patchRank} of ${affected}`;
+    return `${a.app} (${a.replicas} replica${a.replicas === 1 ? '' : 's'}, ${where})`;
+  });
+  const more = apps.length - shown.length;
+  return shown.join('; ') + (more > 0 ? `; and ${more} more (the .json has them all)` : '');
 }
 
 function phase1AtSection(p: NonNullable<BenchResults['phase1At']>, cores: number): string[] {

@@ -81,6 +81,17 @@ export interface BudgetRun {
   /** At-risk Deployments (all Ready replicas on warned nodes at the warning) that hit zero ready (status; and from the pod watch). */
   atRiskHitZero: number;
   atRiskHitZeroFromPods?: number;
+  /** Which at-risk Deployments hit zero ready (from the pod watch), and where each stood in the patch order (absent in older results). */
+  atRiskHitZeroNamed?: HitZeroApp[];
+}
+
+export interface HitZeroApp {
+  app: string;
+  replicas: number;
+  /** Warning -> its patch seen, seconds (null: not patched within phase 1). */
+  patchedSeconds: number | null;
+  /** Its place in the patch order among the affected Deployments (1 = first patched; null: not patched). */
+  patchRank: number | null;
 }
 
 /** One past the highest start-up draw index seen so far in this process (the next run's offset when it launches nothing). */
@@ -257,6 +268,18 @@ export async function runStrategy(
         ...budget,
         atRiskHitZero: [...pods.placement].filter(([app, p]) => p.survivors === 0 && scenario.tracker.states.get(app)?.hitZero).length,
         atRiskHitZeroFromPods: [...pods.placement].filter(([app, p]) => p.survivors === 0 && pods.hitZero.has(app)).length,
+        atRiskHitZeroNamed: [...pods.placement]
+          .filter(([app, p]) => p.survivors === 0 && pods.hitZero.has(app))
+          .map(([app, p]) => {
+            const at = scenario.tracker.states.get(app)?.patchedAt;
+            const patched = at !== undefined && at <= phase1End;
+            return {
+              app,
+              replicas: p.replicas,
+              patchedSeconds: patched ? sec(at) : null,
+              patchRank: patched ? patchTimes.filter((t) => t < at).length + 1 : null,
+            };
+          }),
       },
       phase1Only: phase1Only || undefined,
     };

@@ -32,7 +32,7 @@ describe('the ground: KWOK forgets nodes deleted while its watch was down', () =
     const nodes = await new InterruptionInjector(t.ground, t).addSpotNodes(4, { name: 'fkwok' });
     for (const name of nodes) await eventually(`KWOK holds the lease of ${name}`, async () => ((await leaseOf(name))?.spec?.holderIdentity ? true : undefined));
 
-    thaw = freezeComponent(t, 'kwok');
+    thaw = freezeComponent('kwok');
     for (const name of nodes) await t.core.deleteNode({ name });
     // The garbage collector would delete them too (their owner is the node); not waiting on it.
     for (const name of nodes) await leases.deleteNamespacedLease({ name, namespace: LEASE_NAMESPACE }).catch(() => undefined);

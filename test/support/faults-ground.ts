@@ -16,17 +16,23 @@ export function groundFile(): string {
   return resolve(process.env.TESTGROUND_FILE ?? DEFAULT_GROUND_FILE);
 }
 
+/** The ground file the tests use, unless it is the shared ground, whose components are not ours to `verb`. */
+function assertOwnGround(verb: string): string {
+  const file = groundFile();
+  if (file === resolve(DEFAULT_GROUND_FILE) && process.env.FAULTS_ALLOW_SHARED_GROUND !== '1') {
+    throw new Error(
+      `refusing to ${verb} components of the shared test ground (${file}); run the fault suite on its own ground (make test-faults, or TESTGROUND_FILE=…/.testground-faults/ground.json)`,
+    );
+  }
+  return file;
+}
+
 /**
  * The environment that points the ground scripts at the ground the tests use. The shared ground
  * (.testground, which other people's tests run on) is refused: its components are not ours to stop.
  */
 export function groundScriptEnv(t: TestGround): NodeJS.ProcessEnv {
-  const file = groundFile();
-  if (file === resolve(DEFAULT_GROUND_FILE) && process.env.FAULTS_ALLOW_SHARED_GROUND !== '1') {
-    throw new Error(
-      `refusing to restart components of the shared test ground (${file}); run the fault suite on its own ground (make test-faults, or TESTGROUND_FILE=…/.testground-faults/ground.json)`,
-    );
-  }
+  const file = assertOwnGround('restart');
   const apiPort = Number(new URL(t.ground.apiServer).port);
   return { ...process.env, TESTGROUND_PORT_BASE: String(apiPort - 443), SPOT_TESTGROUND_STATE: dirname(file) };
 }
@@ -60,9 +66,9 @@ export async function restartComponent(t: TestGround, component: string, o: Rest
  * stay open but nothing is read, as with a process stalled on a starved machine. The pid comes from
  * the ground's pid file, so only this ground's process is touched.
  */
-export function freezeComponent(t: TestGround, component: 'kwok' | 'kube-controller-manager' | 'kube-scheduler'): () => void {
-  groundScriptEnv(t);
-  const pid = Number(readFileSync(join(dirname(groundFile()), 'pids', `${component}.pid`), 'utf8').trim());
+export function freezeComponent(component: 'kwok' | 'kube-controller-manager' | 'kube-scheduler'): () => void {
+  const file = assertOwnGround('freeze');
+  const pid = Number(readFileSync(join(dirname(file), 'pids', `${component}.pid`), 'utf8').trim());
   if (!Number.isInteger(pid) || pid <= 1) throw new Error(`no pid for ${component} in the ground's pid file`);
   process.kill(pid, 'SIGSTOP');
   let thawed = false;
