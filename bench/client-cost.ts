@@ -11,8 +11,9 @@ import { writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { AppsV1Api, CoreV1Api, type V1Deployment } from '@kubernetes/client-node';
 import { type CallTransport, MERGE_PATCH, PooledKubeConfig } from '../src/kube/api.js';
-import { loadGround } from '../testground/src/ground.js';
+import { kubeConfigFrom, loadGround } from '../testground/src/ground.js';
 import { mapLimit, retrying, shortId } from './lib/context.js';
+import { appName } from './lib/scenario.js';
 import { percentile, round } from './lib/stats.js';
 
 const TRANSPORTS: readonly CallTransport[] = ['fetch', 'request'];
@@ -112,15 +113,14 @@ async function main(): Promise<void> {
     .filter((k) => k.startsWith('BENCH_CLIENT_'))
     .sort();
   const command = ['make bench-client', ...vars.map((k) => `${k}=${process.env[k]}`)].join(' ');
-  const admin = new PooledKubeConfig();
-  admin.loadFromFile(ground.kubeconfig);
+  const admin = kubeConfigFrom(ground.kubeconfig);
   const core = admin.makeApiClient(CoreV1Api);
   const apps = admin.makeApiClient(AppsV1Api);
   const namespace = `client-cost-${shortId()}`;
   await retrying(() => core.createNamespace({ body: { metadata: { name: namespace } } }));
   const clients = new Map(TRANSPORTS.map((t) => [t, clientFor(ground.kubeconfig, t, settings.inFlight)]));
   try {
-    const names = Array.from({ length: settings.deployments }, (_, i) => `app-${String(i).padStart(5, '0')}`);
+    const names = Array.from({ length: settings.deployments }, (_, i) => appName(i));
     await mapLimit(names, 20, (name) => retrying(() => apps.createNamespacedDeployment({ namespace, body: deployment(name) })));
     console.log(
       `${names.length} Deployments in ${namespace}; ${settings.rounds} rounds of ${names.length * 2} calls per transport, ${settings.inFlight} in flight`,
@@ -144,7 +144,7 @@ async function main(): Promise<void> {
       '',
       `Command: \`${command}\` (on a running ground; ${ground.apiServer}), host ${hostname()}, Node.js ${process.version}.`,
       '',
-      `Each round: ${names.length} merge patches and ${names.length} reads, ${settings.inFlight} in flight, one transport; the two take turns (ABBA) over ${settings.rounds} rounds each. CPU is this process's user + system time over the round, divided by its calls.`,
+      `Each round: ${names.length} merge patches and ${names.length} reads, ${settings.inFlight} in flight, one transport; the two take turns (ABBA) over ${settings.rounds} rounds each. CPU is this process's user + system time over the round, divided by its calls; latency is half the median time of a patch and its read.`,
       '',
       table,
       '',
@@ -164,5 +164,6 @@ async function main(): Promise<void> {
 
 main().catch((err) => {
   console.error(err instanceof Error ? err.message : err);
-  process.exit(1);
+  // exitCode, not exit(): the message is flushed and the connections closed above finish closing.
+  process.exitCode = 1;
 });

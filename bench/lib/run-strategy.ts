@@ -227,6 +227,18 @@ export async function runStrategy(
     const before = availableTimes.filter((t) => t <= deadline).length;
     const sec = (t: number) => round((t - warnedAt) / 1000);
     const deficitMs = states.reduce((sum, s) => sum + s.deficitMs, 0);
+    const atRiskHitZeroNamed: HitZeroApp[] = [...pods.placement]
+      .filter(([app, p]) => p.survivors === 0 && pods.hitZero.has(app))
+      .map(([app, p]) => {
+        const at = scenario.tracker.states.get(app)?.patchedAt;
+        const patched = at !== undefined && at <= phase1End;
+        return {
+          app,
+          replicas: p.replicas,
+          patchedSeconds: patched ? sec(at) : null,
+          patchRank: patched ? patchTimes.filter((t) => t < at).length + 1 : null,
+        };
+      });
     const result: StrategyResult = {
       strategy: strategy.name,
       describe: strategy.describe,
@@ -267,19 +279,8 @@ export async function runStrategy(
       budget: budget && {
         ...budget,
         atRiskHitZero: [...pods.placement].filter(([app, p]) => p.survivors === 0 && scenario.tracker.states.get(app)?.hitZero).length,
-        atRiskHitZeroFromPods: [...pods.placement].filter(([app, p]) => p.survivors === 0 && pods.hitZero.has(app)).length,
-        atRiskHitZeroNamed: [...pods.placement]
-          .filter(([app, p]) => p.survivors === 0 && pods.hitZero.has(app))
-          .map(([app, p]) => {
-            const at = scenario.tracker.states.get(app)?.patchedAt;
-            const patched = at !== undefined && at <= phase1End;
-            return {
-              app,
-              replicas: p.replicas,
-              patchedSeconds: patched ? sec(at) : null,
-              patchRank: patched ? patchTimes.filter((t) => t < at).length + 1 : null,
-            };
-          }),
+        atRiskHitZeroFromPods: atRiskHitZeroNamed.length,
+        atRiskHitZeroNamed,
       },
       phase1Only: phase1Only || undefined,
     };

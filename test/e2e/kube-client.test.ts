@@ -14,6 +14,7 @@ const t = testGround();
 describe('Kubernetes client connections', () => {
   it('serves a burst of API calls over a few kept-alive connections', async () => {
     const kc = loadKubeConfig(t.ground.kubeconfig);
+    assert.equal(kc.transport, 'request', "the controller's calls go over undici's request (src/kube/api.ts says why)");
     const core = kc.makeApiClient(CoreV1Api);
     for (let i = 0; i < 20; i++) await core.readNamespace({ name: 'default' });
     // undici may open a second before it sees the first one free again; never one per call.

@@ -40,7 +40,7 @@ export function loadGround(path = process.env.TESTGROUND_FILE ?? DEFAULT_GROUND_
 }
 
 /** The same connection reuse as the controller's (see PooledKubeConfig), for the simulators and harnesses. */
-export function kubeConfigFrom(path: string): KubeConfig {
+export function kubeConfigFrom(path: string): PooledKubeConfig {
   const kc = new PooledKubeConfig();
   kc.loadFromFile(path);
   return kc;
