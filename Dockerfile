@@ -2,8 +2,9 @@
 # The controller's image: `docker build -t spot-fargate-orchestrator:0.1.0 .`
 #
 # Three stages on Node 24 LTS (the line the project is tested on; package.json allows >= 22):
-# production dependencies only (deps), the TypeScript build (build), and the runtime, which holds
-# node_modules from deps and dist/src from build, owned by root and read-only to the non-root user
+# production dependencies only (deps), the build (build: the type check, then scripts/build.ts bundles
+# the controller into dist/src/cli.js), and the runtime, which holds node_modules from deps (pino and
+# pino-pretty load from there) and dist/src from build, owned by root and read-only to the non-root user
 # (uid 65532), so the container runs with readOnlyRootFilesystem. tini is PID 1: a process that is
 # PID 1 gets no default signal handling from the kernel, so a SIGTERM that arrives before `run` has
 # installed its handlers (or during `config check` and the other commands) would be ignored until the
@@ -21,6 +22,7 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
+COPY scripts/build.ts ./scripts/
 COPY src ./src
 RUN npm run build
 

@@ -105,8 +105,8 @@ async function main(argv: string[]): Promise<number> {
     options.strategies.some((s) => s.startsWith('controller')) || options.detection > 0 || options.scaling.length > 0 || options.phase1N > 0;
   let entry: string | undefined;
   if (needsController && options.controllerRuntime === 'build') {
-    b.say('bench', 'building the controller (tsc -p tsconfig.build.json)');
-    entry = buildController((line) => b.say('bench', line));
+    b.say('bench', 'building the controller (scripts/build.ts, as the image)');
+    entry = await buildController((line) => b.say('bench', line));
   }
 
   const results: BenchResults = { stamp, command, options, environment, strategies: [], scaling: [], plots: [], errors: [], durationSeconds: 0 };

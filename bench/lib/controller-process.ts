@@ -2,9 +2,10 @@
 // peak memory can be read from /proc/<pid>/stat (utime + stime) and /proc/<pid>/status (VmHWM).
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { imageCommand } from '../../testground/src/image.js';
-import { createWriteStream, existsSync, readFileSync } from 'node:fs';
+import { createWriteStream, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ensureQueueAndRule, removeQueueAndRule } from '../../testground/src/aws.js';
+import { bundleController } from '../../scripts/build.js';
 import { type Bench, shortId, sleep } from './context.js';
 import { freePort } from '../../testground/src/net.js';
 
@@ -42,26 +43,15 @@ export function sampleProc(pid: number): ProcSample {
 }
 
 /**
- * Compiles src/ with tsconfig.build.json into bench/results/tmp/build, as the image does, so the
- * measured process is `node dist/src/cli.js run` without a TypeScript loader in it. Returns the
- * entry point, or undefined when the build fails (the caller falls back to tsx and says so).
+ * Builds the controller into bench/results/tmp/build the way the image does (scripts/build.ts: one
+ * bundle), so the measured process is `node dist/src/cli.js run` without a TypeScript loader in it.
+ * Returns the entry point, or undefined when the build fails (the caller falls back to tsx and says so).
  */
-export function buildController(say: (line: string) => void): string | undefined {
-  const entry = join(BUILD_DIR, 'src/cli.js');
+export async function buildController(say: (line: string) => void): Promise<string | undefined> {
   try {
-    execFileSync(
-      process.execPath,
-      [join(PROJECT_DIR, 'node_modules/typescript/bin/tsc'), '-p', join(PROJECT_DIR, 'tsconfig.build.json'), '--outDir', BUILD_DIR],
-      {
-        cwd: PROJECT_DIR,
-        stdio: 'pipe',
-        encoding: 'utf8',
-      },
-    );
-    return existsSync(entry) ? entry : undefined;
+    return await bundleController(BUILD_DIR);
   } catch (err) {
-    const out = (err as { stdout?: string }).stdout ?? String(err);
-    say(`the tsc build of src/ failed; the controller will run through tsx instead:\n${out.split('\n').slice(0, 10).join('\n')}`);
+    say(`the build of src/ failed; the controller will run through tsx instead: ${err instanceof Error ? err.message : String(err)}`);
     return undefined;
   }
 }
@@ -171,7 +161,7 @@ export async function startController(
   }
   const pid = child.pid!;
   b.live.pids.add(pid);
-  b.say(section, `controller running (pid ${pid}, ${entry ? 'tsc build' : 'tsx'}), queue ${queueName}`);
+  b.say(section, `controller running (pid ${pid}, ${entry ? 'the build' : 'tsx'}), queue ${queueName}`);
   return {
     pid,
     queueUrl,

@@ -60,7 +60,7 @@ export interface BenchOptions {
   tailSeconds: number;
   /** Bounded concurrency of the controller's patches (MAX_CONCURRENT_PATCHES) and of the floor. */
   patchConcurrency: number;
-  /** How the controller runs: the tsc build (as shipped) or through tsx. */
+  /** How the controller runs: the build (as shipped) or through tsx. */
   controllerRuntime: 'build' | 'tsx';
   outDir: string;
   plots: boolean;

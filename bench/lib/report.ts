@@ -128,7 +128,7 @@ export function renderResults(r: BenchResults): string {
       const notes = [...x.notes];
       if (x.controller)
         notes.push(
-          `controller run from the ${x.controller.runtime === 'build' ? 'tsc build (node dist/src/cli.js run)' : 'TypeScript sources through tsx'}; its own phase 1 per message: max ${x.controller.phase1Logged.length ? Math.max(...x.controller.phase1Logged).toFixed(2) : dash} s over ${x.controller.phase1Logged.length} messages`,
+          `controller run from the ${x.controller.runtime === 'build' ? 'build (node dist/src/cli.js run, one bundle as the image ships it)' : 'TypeScript sources through tsx'}; its own phase 1 per message: max ${x.controller.phase1Logged.length ? Math.max(...x.controller.phase1Logged).toFixed(2) : dash} s over ${x.controller.phase1Logged.length} messages`,
         );
       if (x.strategy === 'drain')
         notes.push(

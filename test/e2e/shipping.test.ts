@@ -4,6 +4,7 @@
 // signal handling, the AWS setup (script and CloudFormation, on the local SQS/EventBridge/IAM
 // server: an EC2 event reaches the queue through the rule they create) and the examples.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { copyFileSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -33,6 +34,7 @@ import { newInstanceId } from '../../testground/src/nodes.js';
 import { FAST_ENV } from '../support/controller.js';
 import { appDeployment, createNamespace, deleteNamespace, eventually, isPodReady, podsOf, testGround, uniqueName } from '../support/ground.js';
 import { freePort } from '../../testground/src/net.js';
+import { bundleController, UNBUNDLED_PACKAGES } from '../../scripts/build.js';
 import { spawnController, type ControllerProcess } from '../support/process.js';
 import {
   awsCliBinary,
@@ -913,25 +915,54 @@ describe('the container image layout', () => {
     for (const f of ['package.json', 'package-lock.json']) copyFileSync(join(PROJECT_DIR, f), join(app, f));
     await runOk('npm', ['ci', '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund', '--prefer-offline'], { cwd: app });
     assert.ok(!existsSync(join(app, 'node_modules/typescript')) && !existsSync(join(app, 'node_modules/tsx')), 'no dev dependency in the image');
-    await runOk(process.execPath, [
-      join(PROJECT_DIR, 'node_modules/typescript/bin/tsc'),
-      '-p',
-      join(PROJECT_DIR, 'tsconfig.build.json'),
-      '--outDir',
-      join(app, 'dist'),
-    ]);
+    assert.match(dockerfile, /^RUN npm run build$/m);
+    assert.equal(
+      JSON.parse(readFileSync(join(PROJECT_DIR, 'package.json'), 'utf8')).scripts.build,
+      'tsc -p tsconfig.build.json && node --import tsx scripts/build.ts',
+    );
+    await bundleController(join(app, 'dist'));
     assert.deepEqual(readdirSync(join(app, 'dist')), ['src'], 'the build holds the controller only');
-    assert.ok(!readdirSync(join(app, 'dist/src'), { recursive: true }).some((f) => String(f).endsWith('.test.js')), 'no tests in the build');
+    assert.deepEqual(readdirSync(join(app, 'dist/src')).sort(), ['cli.js', 'cli.js.LEGAL.txt', 'cli.js.map'], 'one bundle, its source map and its licences');
+    for (const name of UNBUNDLED_PACKAGES)
+      assert.ok(existsSync(join(app, 'node_modules', name)), `${name}, left out of the bundle, is a production dependency`);
 
     const help = await run('node', [...entrypoint.slice(1), ...cmd, '--help'], { cwd: app, env: { PATH: process.env.PATH, NODE_ENV: 'production' } });
     assert.equal(help.code, 0, help.stderr);
     assert.match(help.stdout, /usage: spot-orchestrator/);
 
+    // The console format runs pino-pretty in a worker thread that loads it by name from node_modules.
+    const consoleRun = spawn('node', [...entrypoint.slice(1), 'run'], {
+      cwd: app,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: {
+        PATH: process.env.PATH,
+        LOG_FORMAT: 'console',
+        KUBECONFIG: t.ground.kubeconfig,
+        MODE: 'namespace',
+        NAMESPACE: 'default',
+        SQS_QUEUE_URL: 'http://127.0.0.1:9/000000000000/none',
+        AWS_REGION: t.ground.region,
+        METRICS_PORT: String(await freePort()),
+        ALERTS_ENABLED: 'false',
+      },
+    });
+    let consoleOutput = '';
+    consoleRun.stdout.on('data', (c: Buffer) => (consoleOutput += c.toString()));
+    consoleRun.stderr.on('data', (c: Buffer) => (consoleOutput += c.toString()));
+    try {
+      await eventually(
+        'a coloured log line from pino-pretty',
+        async () => (consoleOutput.includes(`${String.fromCharCode(27)}[32mINFO`) ? true : undefined),
+        30_000,
+      );
+    } finally {
+      consoleRun.kill('SIGKILL');
+    }
+
     const namespace = await createNamespace(t, 'ship-img');
     const queueName = uniqueName('imgq');
     const { queueUrl } = await ensureQueueAndRule(t.ground, queueName);
     const port = await freePort();
-    const { spawn } = await import('node:child_process');
     const child = spawn('node', [...entrypoint.slice(1), ...cmd], {
       cwd: app,
       stdio: ['ignore', 'pipe', 'pipe'],
