@@ -117,9 +117,9 @@ async function main(): Promise<void> {
   const core = admin.makeApiClient(CoreV1Api);
   const apps = admin.makeApiClient(AppsV1Api);
   const namespace = `client-cost-${shortId()}`;
-  await retrying(() => core.createNamespace({ body: { metadata: { name: namespace } } }));
   const clients = new Map(TRANSPORTS.map((t) => [t, clientFor(ground.kubeconfig, t, settings.inFlight)]));
   try {
+    await retrying(() => core.createNamespace({ body: { metadata: { name: namespace } } }));
     const names = Array.from({ length: settings.deployments }, (_, i) => appName(i));
     await mapLimit(names, 20, (name) => retrying(() => apps.createNamespacedDeployment({ namespace, body: deployment(name) })));
     console.log(
@@ -164,6 +164,6 @@ async function main(): Promise<void> {
 
 main().catch((err) => {
   console.error(err instanceof Error ? err.message : err);
-  // exitCode, not exit(): the message is flushed and the connections closed above finish closing.
+  // exitCode, not exit(): the message is flushed and the connections main's finally closed finish closing.
   process.exitCode = 1;
 });

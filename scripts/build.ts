@@ -29,13 +29,13 @@ export const ENTRY_POINT = 'src/cli.js';
  * about: a warning there (an import it could not resolve, a require it could not follow) is a
  * failure at run time, on the first code path that reaches it.
  */
-export async function bundleController(outDir: string): Promise<string> {
+export async function bundleController(outDir: string, entryPoint = 'src/cli.ts'): Promise<string> {
   const outfile = join(outDir, ENTRY_POINT);
   // A tsc build left here (file per module) would sit beside the bundle and could be run by mistake.
   rmSync(dirname(outfile), { recursive: true, force: true });
   const result = await build({
     absWorkingDir: PROJECT_DIR,
-    entryPoints: ['src/cli.ts'],
+    entryPoints: [entryPoint],
     outfile,
     bundle: true,
     platform: 'node',

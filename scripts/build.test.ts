@@ -1,0 +1,37 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { bundleController, ENTRY_POINT } from './build.js';
+
+describe('the build (scripts/build.ts)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'build-test-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('bundles an entry and what it imports into one runnable file, replacing an earlier build there', async () => {
+    writeFileSync(join(dir, 'dep.ts'), 'export const greeting: string = "bundled";\n');
+    writeFileSync(
+      join(dir, 'entry.ts'),
+      'import { greeting } from "./dep.js";\nimport { createHash } from "node:crypto";\nconsole.log(greeting, createHash("sha256").digest("hex").length);\n',
+    );
+    const out = join(dir, 'dist');
+    mkdirSync(join(out, 'src/controller'), { recursive: true });
+    writeFileSync(join(out, 'src/controller/stale.js'), 'left by a file-per-module build\n');
+
+    const entry = await bundleController(out, join(dir, 'entry.ts'));
+
+    assert.equal(entry, join(out, ENTRY_POINT));
+    assert.ok(!existsSync(join(out, 'src/controller/stale.js')), 'an earlier build in the output is removed');
+    assert.equal(execFileSync(process.execPath, [entry], { encoding: 'utf8' }).trim(), 'bundled 64');
+  });
+
+  it('refuses a build that esbuild warned about, naming the warning', async () => {
+    writeFileSync(join(dir, 'warned.ts'), 'export const settings = { retries: 1, retries: 2 };\n');
+    await assert.rejects(
+      bundleController(join(dir, 'warned-dist'), join(dir, 'warned.ts')),
+      /the build had 1 warning\(s\): .*warned\.ts:1 Duplicate key "retries"/,
+    );
+  });
+});
