@@ -11,6 +11,7 @@ import { buildController, PROJECT_DIR } from './lib/controller-process.js';
 import { runDetection } from './lib/detection.js';
 import { captureEnvironment } from './lib/environment.js';
 import { runFloor } from './lib/floor.js';
+import { controllerIdentity } from './lib/identity.js';
 import { parseOptions, USAGE, type BenchOptions } from './lib/options.js';
 import { mainTable, renderReadmeFragment, renderResults, type BenchResults } from './lib/report.js';
 import { runStrategy } from './lib/run-strategy.js';
@@ -107,6 +108,13 @@ async function main(argv: string[]): Promise<number> {
   if (needsController && options.controllerRuntime === 'build') {
     b.say('bench', 'building the controller (scripts/build.ts, as the image)');
     entry = await buildController((line) => b.say('bench', line));
+  }
+
+  if (needsController || options.floor) {
+    const identity = await controllerIdentity(b);
+    b.controllerKubeconfig = identity.kubeconfig;
+    environment.controllerIdentity = identity.describe;
+    b.say('bench', `the controller and the floor call the API server as ${identity.describe}`);
   }
 
   const results: BenchResults = { stamp, command, options, environment, strategies: [], scaling: [], plots: [], errors: [], durationSeconds: 0 };

@@ -22,6 +22,11 @@ export interface Bench {
   scaled: (realMs: number) => number;
   /** What this run has made and not yet removed, for a best-effort cleanup on Ctrl-C. */
   live: { namespaces: Set<string>; nodes: Set<string>; pids: Set<number> };
+  /**
+   * The kubeconfig the controller and the floor use (identity.ts); the admin one until the run has
+   * installed the controller's identity.
+   */
+  controllerKubeconfig: string;
 }
 
 export function makeBench(ground: Ground, options: BenchOptions, workDir: string, out: (line: string) => void = console.log): Bench {
@@ -38,6 +43,7 @@ export function makeBench(ground: Ground, options: BenchOptions, workDir: string
     say: (section, line) => out(`[${new Date().toISOString().slice(11, 19)}] ${section.padEnd(11)} ${line}`),
     scaled: (realMs) => scaled(ground, realMs),
     live: { namespaces: new Set(), nodes: new Set(), pids: new Set() },
+    controllerKubeconfig: ground.kubeconfig,
   };
 }
 

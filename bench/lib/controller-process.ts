@@ -79,7 +79,7 @@ export function controllerEnv(b: Bench, namespace: string, queueUrl: string, ext
   return {
     PATH: process.env.PATH ?? '/usr/bin:/bin',
     HOME: process.env.HOME ?? '/tmp',
-    KUBECONFIG: b.ground.kubeconfig,
+    KUBECONFIG: b.controllerKubeconfig,
     AWS_REGION: b.ground.region,
     AWS_ENDPOINT_URL_SQS: b.ground.sqsEndpoint,
     AWS_ACCESS_KEY_ID: 'testground',

@@ -30,6 +30,8 @@ export interface Environment {
   apiServer: string;
   gitCommit: string;
   gitDirty: boolean;
+  /** Who the controller and the floor were to the API server (identity.ts); set once installed. */
+  controllerIdentity?: string;
 }
 
 function moduleVersion(dir: string, module: string): string {

@@ -3,7 +3,8 @@
 // same bounded concurrency, as fast as the API server takes them. The Deployments are paused, so a
 // patch starts no rollout: what is left is the API server's cost of the patches alone.
 import { JSON_PATCH } from '../../src/kube/api.js';
-import type { V1Deployment } from '@kubernetes/client-node';
+import { AppsV1Api, type V1Deployment } from '@kubernetes/client-node';
+import { kubeConfigFrom } from '../../testground/src/ground.js';
 import { type Bench, mapLimit, retrying, sleep } from './context.js';
 import { replicasOf } from './options.js';
 import { benchMigrationPlan } from './plan.js';
@@ -32,12 +33,16 @@ export async function runFloor(b: Bench, count: number): Promise<FloorResult> {
     { tag: 'floor', deployments: count, nodes: 0, replicas: (i) => replicasOf(b.options, i), service: () => false, paused: true },
     section,
   );
+  // The patches go as the controller's identity (identity.ts), so they face the same API priority.
+  const kc = kubeConfigFrom(b.controllerKubeconfig);
+  const apps = kc.makeApiClient(AppsV1Api);
   try {
     // What the controller's cache would hold: one LIST, before the clock starts, once the deployment
     // controller has written its status (a later status write would fail the resourceVersion test).
     const ready = Date.now() + 60_000;
     while ([...scenario.tracker.states.values()].some((d) => d.observedGeneration < d.generation) && Date.now() < ready) await sleep(200);
     const list = await retrying(() => b.apps.listNamespacedDeployment({ namespace: scenario.namespace }));
+
     const latencies: number[] = [];
     let errors = 0;
     let conflicts = 0;
@@ -56,14 +61,14 @@ export async function runFloor(b: Bench, count: number): Promise<FloorResult> {
         if (p.action !== 'patch') break;
         const t = performance.now();
         try {
-          await b.apps.patchNamespacedDeployment({ name: d.metadata!.name!, namespace: scenario.namespace, body: p.ops }, JSON_PATCH);
+          await apps.patchNamespacedDeployment({ name: d.metadata!.name!, namespace: scenario.namespace, body: p.ops }, JSON_PATCH);
           latencies.push(performance.now() - t);
           return;
         } catch (err) {
           const code = (err as { code?: number }).code;
           if (code !== 409 && code !== 422) break;
           conflicts++;
-          d = await b.apps.readNamespacedDeployment({ name: d.metadata!.name!, namespace: scenario.namespace });
+          d = await apps.readNamespacedDeployment({ name: d.metadata!.name!, namespace: scenario.namespace });
         }
       }
       errors++;
@@ -83,6 +88,7 @@ export async function runFloor(b: Bench, count: number): Promise<FloorResult> {
     b.say(section, `floor: ${result.deployments} patches in ${result.seconds} s (${result.patchesPerSecond}/s), ${errors} errors`);
     return result;
   } finally {
+    kc.closeConnections();
     await tearDown(b, scenario, section);
   }
 }

@@ -62,6 +62,11 @@ export interface BenchOptions {
   patchConcurrency: number;
   /** How the controller runs: the build (as shipped) or through tsx. */
   controllerRuntime: 'build' | 'tsx';
+  /**
+   * Who the controller and the floor are to the API server: the shipped ServiceAccount under the
+   * shipped FlowSchema, or the admin certificate (exempt from API Priority and Fairness).
+   */
+  identity: 'service-account' | 'admin';
   outDir: string;
   plots: boolean;
   /** Where to write the README fragment; '' for nowhere. */
@@ -88,6 +93,7 @@ const FLAGS = {
   tail: { env: 'BENCH_TAIL', default: '60' },
   'patch-concurrency': { env: 'BENCH_PATCH_CONCURRENCY', default: '50' },
   controller: { env: 'BENCH_CONTROLLER', default: 'build' },
+  identity: { env: 'BENCH_IDENTITY', default: 'service-account' },
   out: { env: 'BENCH_OUT', default: 'bench/results' },
   plots: { env: 'BENCH_PLOTS', default: '1' },
   'readme-fragment': { env: 'BENCH_README_FRAGMENT', default: '' },
@@ -150,6 +156,8 @@ export function parseOptions(argv: string[], env: Record<string, string | undefi
   if (!(share >= 0 && share <= 1)) throw new Error(`--service-share must be between 0 and 1, got "${get('service-share')}"`);
   const runtime = get('controller');
   if (runtime !== 'build' && runtime !== 'tsx') throw new Error(`--controller must be build or tsx, got "${runtime}"`);
+  const identity = get('identity');
+  if (identity !== 'service-account' && identity !== 'admin') throw new Error(`--identity must be service-account or admin, got "${identity}"`);
   const n = positiveInt('n', get('n'));
   const nodes = positiveInt('nodes', get('nodes'));
   const k = positiveInt('k', get('k'));
@@ -179,6 +187,7 @@ export function parseOptions(argv: string[], env: Record<string, string | undefi
     tailSeconds: tail,
     patchConcurrency: positiveInt('patch-concurrency', get('patch-concurrency')),
     controllerRuntime: runtime,
+    identity,
     outDir: get('out'),
     plots: bool('plots', get('plots')),
     readmeFragment: get('readme-fragment'),

@@ -90,6 +90,7 @@ function environmentTable(e: Environment, o: BenchOptions): string {
     ['N Deployments / replicas / Services+PDBs', `${o.n} / ${o.replicasMin}-${o.replicasMax} in turn / ${Math.round(o.serviceShare * 100)} % of Deployments`],
     ['spot pool per strategy / K interrupted', `${o.nodes} fresh KWOK nodes (${nodePodsText(o)}) / the first ${o.k}`],
     ['patch concurrency (controller MAX_CONCURRENT_PATCHES, floor)', String(o.patchConcurrency)],
+    ['the controller and the floor call the API server as', e.controllerIdentity ?? 'the admin certificate'],
     ['project commit', `${e.gitCommit}${e.gitDirty ? ' (with uncommitted changes)' : ''}`],
   ];
   return ['| | |', '|---|---|', ...rows.map(([k, v]) => `| ${k} | ${v} |`)].join('\n');

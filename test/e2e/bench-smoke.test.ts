@@ -2,10 +2,12 @@
 // point) on the running test ground: it must finish, and write a results file with a row per
 // strategy and numbers that are numbers. No timing is asserted: benchmarks are not tests.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { loadGround } from '../../testground/src/ground.js';
+import { shippedPriority } from '../../bench/lib/identity.js';
 
 const PROJECT_DIR = new URL('../..', import.meta.url).pathname;
 const STRATEGIES = ['controller', 'sequential', 'drain', 'none'];
@@ -26,10 +28,22 @@ function run(args: string[], timeoutMs: number): Promise<{ code: number | null; 
 
 const isNumber = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
 
+/** Requests the API server has dispatched under this FlowSchema since it started. */
+function dispatchedUnder(flowSchema: string): number {
+  const ground = loadGround();
+  const text = execFileSync(ground.kubectl, ['--kubeconfig', ground.kubeconfig, 'get', '--raw', '/metrics'], { encoding: 'utf8', maxBuffer: 256 << 20 });
+  return text
+    .split('\n')
+    .filter((l) => l.startsWith('apiserver_flowcontrol_dispatched_requests_total{') && l.includes(`flow_schema="${flowSchema}"`))
+    .reduce((sum, l) => sum + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+}
+
 describe('benchmark harness (smoke)', () => {
   it('runs every strategy, the floor, detection and a scaling point, and writes sane results', { timeout: 600_000 }, async () => {
     mkdirSync(join(PROJECT_DIR, 'bench/results/tmp'), { recursive: true });
     const out = mkdtempSync(join(PROJECT_DIR, 'bench/results/tmp/smoke-'));
+    const flowSchema = shippedPriority().flowSchema.metadata!.name!;
+    const before = dispatchedUnder(flowSchema);
     try {
       const { code, output } = await run(
         ['--n', '10', '--k', '2', '--nodes', '4', '--detection', '3', '--scaling', '10', '--controller', 'tsx', '--plots', '1', '--out', out],
@@ -74,6 +88,17 @@ describe('benchmark harness (smoke)', () => {
       for (const png of results.plots) assert.ok(existsSync(join(out, png)), png);
       assert.ok(results.plots.length >= 3, `plots: ${results.plots.join(', ')}`);
       assert.match(output, /\[\d\d:\d\d:\d\d\] controller +t\+/, 'progress lines while it runs');
+      // The controller and the floor ran as the shipped ServiceAccount, under the shipped FlowSchema.
+      assert.match(
+        results.environment.controllerIdentity,
+        /^ServiceAccount spot-fargate-orchestrator\/spot-fargate-orchestrator, matched by the shipped FlowSchema/,
+      );
+      assert.match(table, /\| the controller and the floor call the API server as \| ServiceAccount /);
+      const dispatched = dispatchedUnder(flowSchema) - before;
+      assert.ok(
+        dispatched >= results.floor.deployments,
+        `${dispatched} requests dispatched under ${flowSchema}, fewer than the floor's ${results.floor.deployments} patches`,
+      );
     } finally {
       rmSync(out, { recursive: true, force: true });
     }

@@ -2,11 +2,11 @@
 // and an identity for the controller that, unlike the admin (system:masters), the API server
 // throttles.
 import { execFile } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { RbacAuthorizationV1Api } from '@kubernetes/client-node';
-import { DEFAULT_GROUND_FILE } from '../../testground/src/ground.js';
+import { DEFAULT_GROUND_FILE, writeServiceAccountKubeconfig } from '../../testground/src/ground.js';
 import type { TestGround } from './ground.js';
 
 const run = promisify(execFile);
@@ -98,19 +98,7 @@ export async function serviceAccountKubeconfig(t: TestGround, name = 'spot-fault
       },
     })
     .catch(ignoreConflict);
-  const token = await t.core.createNamespacedServiceAccountToken({ name, namespace, body: { spec: { audiences: [], expirationSeconds: 3600 } } });
-  const cluster = t.kc.getCurrentCluster()!;
-  const path = join(dirname(t.ground.kubeconfig), `${name}.kubeconfig`);
-  const config = {
-    apiVersion: 'v1',
-    kind: 'Config',
-    clusters: [{ name: 'ground', cluster: { server: cluster.server, 'certificate-authority-data': cluster.caData } }],
-    users: [{ name, user: { token: token.status!.token } }],
-    contexts: [{ name: 'ground', context: { cluster: 'ground', user: name } }],
-    'current-context': 'ground',
-  };
-  writeFileSync(path, JSON.stringify(config, null, 2), { mode: 0o600 });
-  return path;
+  return writeServiceAccountKubeconfig(t, { namespace, name }, join(dirname(t.ground.kubeconfig), `${name}.kubeconfig`));
 }
 
 function ignoreConflict(err: unknown): void {

@@ -1,10 +1,11 @@
 // Helpers for the shipping tests: the tools the project builds or installs (helm, the AWS CLI), the
 // chart rendered and parsed, and a kubeconfig that authenticates as a ServiceAccount.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { dumpYaml, loadYaml, type KubernetesObject } from '@kubernetes/client-node';
+import { writeServiceAccountKubeconfig } from '../../testground/src/ground.js';
 import type { TestGround } from './ground.js';
 
 export const PROJECT_DIR = new URL('../..', import.meta.url).pathname.replace(/\/$/, '');
@@ -99,23 +100,8 @@ export function kubectl(t: TestGround, args: string[], input?: string, kubeconfi
  * A kubeconfig that authenticates as the ServiceAccount with a token from the TokenRequest API, as
  * the kubelet would mount it in the pod, against the ground's API server.
  */
-export async function serviceAccountKubeconfig(t: TestGround, namespace: string, name: string): Promise<string> {
-  const request = await t.core.createNamespacedServiceAccountToken({ name, namespace, body: { spec: { audiences: [], expirationSeconds: 3600 } } });
-  const token = request.status?.token;
-  if (!token) throw new Error(`no token issued for ${namespace}/${name}`);
-  const cluster = t.kc.getCurrentCluster();
-  if (!cluster?.caData) throw new Error('the admin kubeconfig has no certificate-authority-data');
-  const config = {
-    apiVersion: 'v1',
-    kind: 'Config',
-    clusters: [{ name: 'ground', cluster: { server: t.ground.apiServer, 'certificate-authority-data': cluster.caData } }],
-    users: [{ name: `${namespace}:${name}`, user: { token } }],
-    contexts: [{ name: 'sa', context: { cluster: 'ground', user: `${namespace}:${name}` } }],
-    'current-context': 'sa',
-  };
-  const path = join(tempDir('sa-kubeconfig'), 'kubeconfig');
-  writeFileSync(path, JSON.stringify(config, null, 2), { mode: 0o600 });
-  return path;
+export function serviceAccountKubeconfig(t: TestGround, namespace: string, name: string): Promise<string> {
+  return writeServiceAccountKubeconfig(t, { namespace, name }, join(tempDir('sa-kubeconfig'), 'kubeconfig'));
 }
 
 export function tempDir(prefix: string): string {

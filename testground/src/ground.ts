@@ -1,5 +1,5 @@
 // What cluster-up wrote about the running test ground, and clients bound to it.
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { AppsV1Api, CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { PooledKubeConfig } from '../../src/kube/api.js';
 import { type FargateSettings, parseFargateSettings, type RawFargateSettings, realThrottle } from './fargate/settings.js';
@@ -55,6 +55,34 @@ export interface GroundClients {
 export function groundClients(kubeconfigPath: string): GroundClients {
   const kc = kubeConfigFrom(kubeconfigPath);
   return { kc, core: kc.makeApiClient(CoreV1Api), apps: kc.makeApiClient(AppsV1Api) };
+}
+
+/**
+ * Writes to `path` a kubeconfig that authenticates as the ServiceAccount with a token from the
+ * TokenRequest API, as the kubelet would mount it in the pod, against the API server of `admin`.
+ */
+export async function writeServiceAccountKubeconfig(
+  admin: { kc: KubeConfig; core: CoreV1Api },
+  account: { namespace: string; name: string },
+  path: string,
+  expirationSeconds = 3600,
+): Promise<string> {
+  const request = await admin.core.createNamespacedServiceAccountToken({ ...account, body: { spec: { audiences: [], expirationSeconds } } });
+  const token = request.status?.token;
+  if (!token) throw new Error(`no token issued for ${account.namespace}/${account.name}`);
+  const cluster = admin.kc.getCurrentCluster();
+  if (!cluster?.caData) throw new Error('the admin kubeconfig has no certificate-authority-data');
+  const user = `${account.namespace}:${account.name}`;
+  const config = {
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: [{ name: 'ground', cluster: { server: cluster.server, 'certificate-authority-data': cluster.caData } }],
+    users: [{ name: user, user: { token } }],
+    contexts: [{ name: 'sa', context: { cluster: 'ground', user } }],
+    'current-context': 'sa',
+  };
+  writeFileSync(path, JSON.stringify(config, null, 2), { mode: 0o600 });
+  return path;
 }
 
 /** Simulated durations shrink by the ground's time scale; never below 1 ms so timers still order. */
