@@ -120,20 +120,27 @@ class FakeFlow {
     settled: Promise.resolve<DeploymentOutcome>({ result: 'migrated', durationMs: 1 }),
   });
   hold = false;
+  /** Moves in flight by name: a second warning's phase 1 for one of them joins it, as MigrationFlow's does. */
+  private readonly inFlight = new Map<string, Promise<PhaseOneResult>>();
 
-  migrate(d: V1Deployment, request: MigrationRequest): Promise<PhaseOneResult> {
+  begin(d: V1Deployment, request: MigrationRequest): { joined: boolean; result: Promise<PhaseOneResult> } {
     const name = d.metadata!.name!;
+    const current = this.inFlight.get(name);
+    if (current) return { joined: true, result: current.then((r) => ({ ...r, joined: true })) };
     this.started.push({ name, request });
     this.running++;
     this.maxRunning = Math.max(this.maxRunning, this.running);
-    return new Promise((resolve) => {
+    const result = new Promise<PhaseOneResult>((resolve) => {
       const done = () => {
         this.running--;
+        this.inFlight.delete(name);
         resolve({ key: `prod/${name}`, ...this.result(name) });
       };
       if (this.hold) this.releases.push(done);
       else done();
     });
+    if (this.hold) this.inFlight.set(name, result);
+    return { joined: false, result };
   }
 }
 
@@ -243,6 +250,35 @@ describe('InterruptionHandler', () => {
     const result = await handling;
     assert.equal(result.ack, true);
     assert.equal(flow.started.length, 5);
+    assert.equal(flow.maxRunning, 2);
+  });
+
+  it('a warning that joins a move in flight gives its slot back, so the next patch is not kept waiting', async () => {
+    const cluster = new FakeCluster();
+    const x = deployment('x', true);
+    cluster.place('spot-a', 'i-0a1b2c3d4e5f60718', x);
+    cluster.place('spot-b', 'i-0b1b2c3d4e5f60718', x, deployment('z', true));
+    const flow = new FakeFlow();
+    flow.hold = true;
+    const handler = handlerFor(cluster, flow, { MAX_CONCURRENT_PATCHES: '2' });
+    const first = handler.handle(spotWarning('i-0a1b2c3d4e5f60718'));
+    const spin = async (until: () => boolean, what: string) => {
+      for (let spins = 0; !until(); spins++) {
+        assert.ok(spins < 1000, what);
+        await new Promise((r) => setImmediate(r));
+      }
+    };
+    await spin(() => flow.started.length === 1, "x's patch never started");
+    // x's patch holds one slot; the second warning's x joins it, and z takes the other slot.
+    const second = handler.handle(spotWarning('i-0b1b2c3d4e5f60718'));
+    await spin(() => flow.started.length === 2, 'z waited for a slot that the joined x held');
+    assert.deepEqual(
+      flow.started.map((s) => s.name),
+      ['x', 'z'],
+    );
+    while (flow.releases.length > 0) flow.releases.shift()!();
+    const [a, b] = await Promise.all([first, second]);
+    assert.deepEqual([a.outcome, b.outcome], ['migrated', 'migrated']);
     assert.equal(flow.maxRunning, 2);
   });
 

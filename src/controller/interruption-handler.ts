@@ -352,8 +352,20 @@ export class InterruptionHandler {
     const request = { eventId: doom.eventId, instanceIds, reason: 'spot-interruption' as const, deadline: doom.deadline };
     let results: PhaseOneResult[] = [];
     try {
-      // One queue for every warning handled at once: the triage order holds across messages.
-      const phaseOne = Promise.all(deployments.map((d) => this.patches.run(stakesOf.get(d)!, () => this.flow.migrate(d, request))));
+      // One queue for every warning handled at once: the triage order holds across messages. A slot
+      // is held while this message's own patch is in flight. A Deployment on two doomed nodes is found
+      // by both messages, and the second joins the first's move: waiting on that patch in a slot would
+      // keep a slot from a patch that could be in flight.
+      const phaseOne = Promise.all(
+        deployments.map(async (d) => {
+          const move = await this.patches.run(stakesOf.get(d)!, async () => {
+            const begun = this.flow.begin(d, request);
+            if (!begun.joined) await begun.result;
+            return begun;
+          });
+          return move.result;
+        }),
+      );
       this.ctx.recorder.holdWhile?.(phaseOne);
       results = await phaseOne;
     } finally {

@@ -51,6 +51,14 @@ export class MigrationFlow {
    * of them is found by both: the second joins the first's move instead of sending a patch of its own.
    */
   migrate(found: V1Deployment, request: MigrationRequest): Promise<PhaseOneResult> {
+    return this.begin(found, request).result;
+  }
+
+  /**
+   * migrate, saying at once whether this call sent the patch or joined a move already in flight, so
+   * that a caller bounding the patches in flight holds a slot for its own patch only.
+   */
+  begin(found: V1Deployment, request: MigrationRequest): { joined: boolean; result: Promise<PhaseOneResult> } {
     const key = keyOf(found);
     const started = this.ctx.moves.start(key, 'migration', (move) => {
       // The watch cache may have moved on since the handler looked (a queue of patches, another
@@ -59,7 +67,7 @@ export class MigrationFlow {
       return { value: phaseOne, done: phaseOne.then((r) => r.settled) };
     });
     if ('busy' in started) throw new Error(`${key}: a ${started.busy} is in flight and a migration does not supersede it`);
-    return started.joined ? started.value.then((r) => ({ ...r, joined: true })) : started.value;
+    return started.joined ? { joined: true, result: started.value.then((r) => ({ ...r, joined: true })) } : { joined: false, result: started.value };
   }
 
   /** A move to Fargate that a previous process, or a failed last step, left in flight: phase 2 from where its phase says. */
