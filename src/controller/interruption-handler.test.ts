@@ -615,6 +615,33 @@ describe('phase 1 across warnings handled at once', () => {
       ['a1', 'whole', 'a2', 'a3'],
     );
   });
+
+  it('counts Ready replicas on every warned node: one spread over two warned nodes would hit zero', async () => {
+    const c = new FakeCluster();
+    const owner = (name: string, replicas: number, ready = replicas): V1Deployment => ({
+      metadata: { namespace: 'prod', name, annotations: { 'spot-orchestrator/enabled': 'true' } },
+      spec: { replicas, selector: {}, template: {} },
+      status: { readyReplicas: ready },
+    });
+    // spread: two replicas, one Ready on each warned node. light: one replica, its pod on spot-b not
+    // Ready and a Ready one elsewhere, so it keeps serving; with fewer replicas it goes first unless
+    // spread is known to lose everything.
+    const spread = owner('spread', 2);
+    c.placePods('spot-a', 'i-0a1b2c3d4e5f60718', [{ owner: spread, ready: true }]);
+    c.placePods('spot-b', 'i-0b1b2c3d4e5f60718', [
+      { owner: owner('light', 1), ready: false },
+      { owner: spread, ready: true },
+    ]);
+    const flow = new FakeFlow();
+    const handler = handlerFor(c, flow, { MAX_CONCURRENT_PATCHES: '1' });
+    await handler.handle(spotWarning('i-0a1b2c3d4e5f60718'));
+    await handler.handle(spotWarning('i-0b1b2c3d4e5f60718'));
+    assert.deepEqual(
+      flow.started.map((s) => s.name),
+      ['spread', 'spread', 'light'],
+      "the second warning ranks spread first: with the first warning's node, all its Ready replicas are doomed",
+    );
+  });
 });
 
 describe('the launch forecast of warnings arriving together', () => {

@@ -72,6 +72,12 @@ export class InterruptionHandler {
   private wave?: { openedAt: number; stakes: Map<string, Stakes>; deadline: Date };
   private readonly groups: InterruptionGroups;
   private readonly marker: NodeMarker;
+  /**
+   * Nodes going away (warned, or a scheduled change that is due), by name, until their deadline: a
+   * Deployment whose Ready replicas are spread over several of them would hit zero, though each
+   * node's warning holds only part of them.
+   */
+  private readonly doomedNodes = new Map<string, number>();
 
   /** onScheduledChangeNoted: the nodes of a scheduled change were marked (the sweep may want to look now). */
   constructor(
@@ -319,6 +325,7 @@ export class InterruptionHandler {
     // patches' Fargate template already does for the moved Deployments.
     const markNodes = (done: boolean) => this.markNodes(nodes, done ? (n: V1Node) => ({ ...marks, ...marksFor(doom.doneMarks, n) }) : marks, 'seal');
 
+    if (doom.kind !== 'rebalance_recommendation') this.noteDoomed(nodes, doom.deadline);
     const affected = this.atStake(nodes).filter((s) => doom.only?.(s.deployment) ?? true);
     const order = this.ctx.config.migration.triage ? triageOrder(affected) : affected;
     const deployments = order.map((s) => s.deployment);
@@ -390,7 +397,18 @@ export class InterruptionHandler {
     return { ack: !retry && (doom.doneMarks === undefined || marked), outcome, settled };
   }
 
-  /** The managed Deployments with pods on the doomed nodes, with what each has at stake there. */
+  /** Remembers nodes going away until their deadline (forgetting those whose deadline has passed). */
+  private noteDoomed(nodes: V1Node[], deadline: Date): void {
+    const now = this.ctx.clock.now().getTime();
+    for (const [name, until] of this.doomedNodes) if (until < now) this.doomedNodes.delete(name);
+    for (const node of nodes) this.doomedNodes.set(node.metadata!.name!, Math.max(deadline.getTime(), this.doomedNodes.get(node.metadata!.name!) ?? 0));
+  }
+
+  /**
+   * The managed Deployments with pods on these nodes, with what each has at stake. Ready replicas on
+   * doomed nodes are counted on every node going away, not on these alone: AWS warns one instance
+   * per message, and a Deployment spread over several of them loses all of its replicas.
+   */
   private atStake(nodes: V1Node[]): (Stakes & { deployment: V1Deployment })[] {
     const { config, view } = this.ctx;
     const serviceName = config.kubernetes.mode === 'single' ? config.kubernetes.service_name : undefined;
@@ -402,10 +420,18 @@ export class InterruptionHandler {
         const key = keyOf(deployment);
         const entry = found.get(key) ?? { deployment, readyOnDoomed: 0 };
         found.set(key, entry);
-        if (isPodReady(pod)) entry.readyOnDoomed++;
         // The value of its PriorityClass, which admission wrote on each pod.
         const podPriority = pod.spec?.priority;
         if (podPriority !== undefined) entry.podPriority = Math.max(entry.podPriority ?? podPriority, podPriority);
+      }
+    }
+    const doomed = new Set([...nodes.map((n) => n.metadata!.name!), ...this.doomedNodes.keys()]);
+    for (const name of doomed) {
+      for (const pod of view.podsOnNode(name)) {
+        if (!isPodReady(pod)) continue;
+        const deployment = view.deploymentOfPod(pod);
+        const entry = deployment && found.get(keyOf(deployment));
+        if (entry) entry.readyOnDoomed++;
       }
     }
     return [...found].map(([key, { deployment: d, readyOnDoomed, podPriority }]) => ({
