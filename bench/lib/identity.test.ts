@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { readFileSync } from 'node:fs';
-import { GENERATED_MANIFESTS, shippedPriority } from './identity.js';
+import { BENCH_IDENTITY_NAME, BENCH_IDENTITY_NAMESPACE, benchPriority, GENERATED_MANIFESTS, shippedPriority } from './identity.js';
 
 describe('the controller identity the benchmark installs', () => {
   it('is the ServiceAccount, FlowSchema and priority level of the generated manifests', () => {
@@ -11,6 +11,22 @@ describe('the controller identity the benchmark installs', () => {
     assert.equal(subject?.name, serviceAccount.metadata?.name);
     assert.equal(subject?.namespace, serviceAccount.metadata?.namespace);
     assert.equal(priorityLevel.spec?.type, 'Limited');
+  });
+
+  it("the bench's copy keeps the shipped rules and priority level under names of its own", () => {
+    const shipped = shippedPriority();
+    const copy = benchPriority(shipped);
+    assert.equal(copy.serviceAccount.metadata?.name, BENCH_IDENTITY_NAME);
+    assert.equal(copy.serviceAccount.metadata?.namespace, BENCH_IDENTITY_NAMESPACE);
+    assert.equal(copy.flowSchema.metadata?.name, BENCH_IDENTITY_NAME);
+    assert.equal(copy.flowSchema.spec?.priorityLevelConfiguration.name, copy.priorityLevel.metadata?.name);
+    assert.equal(copy.flowSchema.spec?.matchingPrecedence, shipped.flowSchema.spec?.matchingPrecedence);
+    assert.deepEqual(copy.flowSchema.spec?.rules?.[0]?.resourceRules, shipped.flowSchema.spec?.rules?.[0]?.resourceRules);
+    assert.deepEqual(copy.flowSchema.spec?.rules?.[0]?.subjects, [
+      { kind: 'ServiceAccount', serviceAccount: { name: BENCH_IDENTITY_NAME, namespace: BENCH_IDENTITY_NAMESPACE } },
+    ]);
+    assert.deepEqual(copy.priorityLevel.spec, shipped.priorityLevel.spec);
+    assert.notEqual(copy.flowSchema.metadata?.name, shipped.flowSchema.metadata?.name, 'a release of the chart on the same ground finds its names free');
   });
 
   it('refuses manifests whose FlowSchema names another ServiceAccount', () => {

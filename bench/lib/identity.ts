@@ -65,16 +65,43 @@ const ignoreConflict = (err: unknown) => {
 };
 
 /**
- * Installs the shipped ServiceAccount, FlowSchema and priority level, and writes a kubeconfig with a
- * token for that ServiceAccount. Its permissions come from a cluster-admin binding rather than the
- * chart's Roles: the scenarios create their namespaces as they go, and RBAC's cost is not what is
- * measured (the chart's RBAC is proven in test/e2e/shipping.test.ts and doctor.test.ts).
+ * The bench's own copy of the shipped identity: the FlowSchema's rules and the priority level's spec
+ * as shipped, under names of the bench's own, so that a release of the chart on the same ground (the
+ * e2e suite installs one as documented) finds none of its names taken.
+ */
+export const BENCH_IDENTITY_NAME = 'spot-bench-controller';
+export const BENCH_IDENTITY_NAMESPACE = 'spot-bench-identity';
+
+export function benchPriority(shipped: ShippedPriority = shippedPriority()): ShippedPriority {
+  const name = BENCH_IDENTITY_NAME;
+  const namespace = BENCH_IDENTITY_NAMESPACE;
+  const spec = shipped.flowSchema.spec!;
+  return {
+    serviceAccount: { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name, namespace } },
+    priorityLevel: { ...shipped.priorityLevel, metadata: { name } },
+    flowSchema: {
+      ...shipped.flowSchema,
+      metadata: { name },
+      spec: {
+        ...spec,
+        priorityLevelConfiguration: { name },
+        rules: (spec.rules ?? []).map((rule) => ({ ...rule, subjects: [{ kind: 'ServiceAccount', serviceAccount: { name, namespace } }] })),
+      },
+    },
+  };
+}
+
+/**
+ * Installs the bench's copy of the shipped ServiceAccount, FlowSchema and priority level, and writes
+ * a kubeconfig with a token for that ServiceAccount. Its permissions come from a cluster-admin binding
+ * rather than the chart's Roles: the scenarios create their namespaces as they go, and RBAC's cost is
+ * not what is measured (the chart's RBAC is proven in test/e2e/shipping.test.ts and doctor.test.ts).
  */
 export async function controllerIdentity(b: Bench): Promise<ControllerIdentity> {
   if (b.options.identity === 'admin') {
     return { identity: 'admin', kubeconfig: b.ground.kubeconfig, describe: 'the admin certificate (system:masters: exempt from API Priority and Fairness)' };
   }
-  const { serviceAccount, flowSchema, priorityLevel } = shippedPriority();
+  const { serviceAccount, flowSchema, priorityLevel } = benchPriority();
   const name = serviceAccount.metadata!.name!;
   const namespace = serviceAccount.metadata!.namespace!;
   const flow = b.kc.makeApiClient(FlowcontrolApiserverV1Api);
@@ -86,7 +113,7 @@ export async function controllerIdentity(b: Bench): Promise<ControllerIdentity> 
   await retrying(() => flow.deleteFlowSchema({ name: flowSchema.metadata!.name! }).catch(ignoreMissing));
   await retrying(() => flow.createPriorityLevelConfiguration({ body: priorityLevel }));
   await retrying(() => flow.createFlowSchema({ body: flowSchema }));
-  const binding = `spot-bench-${name}`;
+  const binding = name;
   await retrying(() =>
     rbac
       .createClusterRoleBinding({
@@ -103,7 +130,7 @@ export async function controllerIdentity(b: Bench): Promise<ControllerIdentity> 
   return {
     identity: 'service-account',
     kubeconfig,
-    describe: `ServiceAccount ${namespace}/${name}, matched by the shipped FlowSchema ${flowSchema.metadata!.name} (priority level ${priorityLevel.metadata!.name}, ${priorityLevel.spec?.limited?.nominalConcurrencyShares} shares, lends ${priorityLevel.spec?.limited?.lendablePercent ?? 0} %)`,
+    describe: `ServiceAccount ${namespace}/${name}, matched by the shipped FlowSchema's rules as ${flowSchema.metadata!.name} (the shipped priority level as ${priorityLevel.metadata!.name}: ${priorityLevel.spec?.limited?.nominalConcurrencyShares} shares, lends ${priorityLevel.spec?.limited?.lendablePercent ?? 0} %)`,
   };
 }
 

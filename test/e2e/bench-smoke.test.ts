@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync }
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { loadGround } from '../../testground/src/ground.js';
-import { shippedPriority } from '../../bench/lib/identity.js';
+import { BENCH_IDENTITY_NAME } from '../../bench/lib/identity.js';
 
 const PROJECT_DIR = new URL('../..', import.meta.url).pathname;
 const STRATEGIES = ['controller', 'sequential', 'drain', 'none'];
@@ -42,7 +42,7 @@ describe('benchmark harness (smoke)', () => {
   it('runs every strategy, the floor, detection and a scaling point, and writes sane results', { timeout: 600_000 }, async () => {
     mkdirSync(join(PROJECT_DIR, 'bench/results/tmp'), { recursive: true });
     const out = mkdtempSync(join(PROJECT_DIR, 'bench/results/tmp/smoke-'));
-    const flowSchema = shippedPriority().flowSchema.metadata!.name!;
+    const flowSchema = BENCH_IDENTITY_NAME;
     const before = dispatchedUnder(flowSchema);
     try {
       const { code, output } = await run(
