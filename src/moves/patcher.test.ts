@@ -10,7 +10,7 @@ import { ManualClock } from '../clock-test-support.js';
 import { JSON_PATCH } from '../kube/api.js';
 import { capturingLog } from '../log-test-support.js';
 import { applyJsonPatch, type JsonPatchOp, pointer } from '../migration/json-patch.js';
-import { DeploymentPatcher, type PatchDecision, type PatcherOptions } from './patcher.js';
+import { conflictPause, DeploymentPatcher, type PatchDecision, type PatcherOptions } from './patcher.js';
 
 const NS = 'shop';
 const NAME = 'web';
@@ -119,9 +119,25 @@ function harness(fake: FakeApps, options: Partial<PatcherOptions> = {}) {
     dryRun: false,
     clock,
     onApiError: (verb, code) => void apiErrors.push([verb, code]),
+    // The middle of the jitter: each pause between conflict retries is its base.
+    random: () => 0.5,
     ...options,
   });
   return { patcher, clock, apiErrors, lines };
+}
+
+/** Advances the clock 1 ms at a time until `work` settles; the clock time it took. */
+async function timed<T>(clock: ManualClock, work: Promise<T>): Promise<{ value: T; ms: number }> {
+  const start = clock.now().getTime();
+  let settledAt: number | undefined;
+  const settled = work.finally(() => {
+    settledAt = clock.now().getTime();
+  });
+  while (settledAt === undefined) {
+    assert.ok(clock.now().getTime() - start < 60_000, 'still not settled after a minute of clock time');
+    await clock.advance(1);
+  }
+  return { value: await settled, ms: settledAt - start };
 }
 
 describe('DeploymentPatcher', () => {
@@ -161,8 +177,8 @@ describe('DeploymentPatcher', () => {
     const seen: string[] = [];
     const { patcher, apiErrors } = harness(fake);
     const out = await patcher.apply(NS, NAME, stale, addReplica(seen));
-    // patch (refused), get (did it change? yes), get (fresh copy to decide on), patch.
-    assert.deepEqual(fake.calls, ['patch', 'get', 'get', 'patch']);
+    // patch (refused), get (did it change? yes: that copy is decided on), patch.
+    assert.deepEqual(fake.calls, ['patch', 'get', 'patch']);
     assert.deepEqual(seen, ['101', '102'], 'decided on the stale copy, then on the fresh one');
     assert.equal(out.outcome, 'patched');
     assert.equal(fake.stored!.spec!.replicas, 6, 'one more than the other writer left, not one more than the stale copy');
@@ -183,14 +199,15 @@ describe('DeploymentPatcher', () => {
     assert.deepEqual(apiErrors, [['patch', '409']]);
   });
 
-  it('gives up with a transient error after maxConflictRetries conflicts', async () => {
+  it('gives up with a transient error after maxConflictRetries conflicts, pausing before every recompute but the first', async () => {
     const fake = new FakeApps();
     const conflict = () => apiError(409, 'the object has been modified; please apply your changes to the latest version and try again');
     fake.failNext.patch.push(conflict(), conflict(), conflict(), conflict());
-    const { patcher, apiErrors } = harness(fake, { maxConflictRetries: 2 });
-    const out = await patcher.apply(NS, NAME, fake.copy, addReplica());
+    const { patcher, clock, apiErrors } = harness(fake, { maxConflictRetries: 2 });
+    const { value: out, ms } = await timed(clock, patcher.apply(NS, NAME, fake.copy, addReplica()));
     assert.equal(fake.count('patch'), 3, 'the first try and two recomputes');
     assert.equal(fake.count('get'), 2);
+    assert.equal(ms, 10, 'no pause before the first recompute, 10 ms before the second');
     assert.deepEqual(out, {
       outcome: 'error',
       error: 'patching deployment shop/web: the object has been modified; please apply your changes to the latest version and try again',
@@ -204,13 +221,27 @@ describe('DeploymentPatcher', () => {
     assert.equal(fake.stored!.spec!.replicas, 3, 'nothing written');
   });
 
-  it('allows 8 conflict retries by default', async () => {
+  it('allows 8 conflict retries by default, with pauses of 10 ms doubling to 320 ms', async () => {
     const fake = new FakeApps();
     for (let i = 0; i < 20; i++) fake.failNext.patch.push(apiError(409, 'conflict'));
-    const { patcher } = harness(fake);
-    const out = await patcher.apply(NS, NAME, fake.copy, addReplica());
+    const { patcher, clock } = harness(fake);
+    const { value: out, ms } = await timed(clock, patcher.apply(NS, NAME, fake.copy, addReplica()));
     assert.equal(fake.count('patch'), 9);
+    assert.equal(ms, 10 + 20 + 40 + 80 + 160 + 320 + 320);
     assert.equal(out.outcome, 'error');
+  });
+
+  it('jitters each pause between half and one and a half times its base', () => {
+    assert.deepEqual(
+      [2, 3, 7, 8, 30].map((n) => [conflictPause(n, () => 0), conflictPause(n, () => 0.999)]),
+      [
+        [5, 15],
+        [10, 30],
+        [160, 480],
+        [160, 480],
+        [160, 480],
+      ],
+    );
   });
 
   it('keeps recomputing while another writer keeps winning, and succeeds once it stops', async () => {
@@ -220,8 +251,8 @@ describe('DeploymentPatcher', () => {
       if (interferences-- > 0) fake.otherWriter((d) => void (d.spec!.replicas = d.spec!.replicas! + 10));
     };
     const seen: string[] = [];
-    const { patcher, apiErrors } = harness(fake);
-    const out = await patcher.apply(NS, NAME, fake.copy, addReplica(seen));
+    const { patcher, clock, apiErrors } = harness(fake);
+    const { value: out } = await timed(clock, patcher.apply(NS, NAME, fake.copy, addReplica(seen)));
     assert.equal(out.outcome, 'patched');
     assert.equal(fake.stored!.spec!.replicas, 34, 'the three writes of +10 and ours');
     assert.equal(seen.length, 4);
@@ -230,6 +261,20 @@ describe('DeploymentPatcher', () => {
       ['patch', '422'],
       ['patch', '422'],
     ]);
+  });
+
+  it('still losing to another writer after the last recompute (a 422 from the failed test) is a transient error, worth another try later', async () => {
+    const fake = new FakeApps(deployment(3));
+    fake.beforePatch = () => fake.otherWriter((d) => void (d.spec!.replicas = d.spec!.replicas! + 10));
+    const { patcher, clock, apiErrors } = harness(fake, { maxConflictRetries: 2 });
+    const { value: out } = await timed(clock, patcher.apply(NS, NAME, fake.copy, addReplica()));
+    assert.deepEqual(out, {
+      outcome: 'error',
+      error: 'patching deployment shop/web: the server rejected our request due to an error in our request',
+      transient: true,
+    });
+    assert.deepEqual(apiErrors, Array(3).fill(['patch', '422']));
+    assert.equal(fake.stored!.spec!.replicas, 33, "only the other writer's three changes");
   });
 
   it('reports a 422 on an unchanged Deployment as a non-transient error (the patch itself is invalid), without retrying', async () => {

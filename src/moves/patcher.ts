@@ -22,6 +22,14 @@ export interface PatcherOptions {
   onApiError?: (verb: string, code: string) => void;
   /** Waits out the backoff between retries (default: the system clock). */
   clock?: Clock;
+  /** The jitter of the pause between conflict retries, in [0, 1) (default: Math.random). */
+  random?: () => number;
+}
+
+/** The pause before the nth recompute (n ≥ 2): 10 ms doubling, capped at 320 ms, jittered to 50–150 %. */
+export function conflictPause(conflicts: number, random: () => number): number {
+  const base = Math.min(10 * 2 ** (conflicts - 2), 320);
+  return Math.round(base * (0.5 + random()));
 }
 
 export class DeploymentPatcher {
@@ -57,35 +65,50 @@ export class DeploymentPatcher {
         return { outcome: 'patched', deployment: patched, dryRun: false };
       } catch (err) {
         if (isNotFound(err)) return { outcome: 'not_found' };
-        if ((isConflict(err) || (isInvalid(err) && (await this.changedSince(namespace, name, testedVersion)))) && ++conflicts <= maxConflicts) {
-          this.options.onApiError?.('patch', String(statusOf(err)));
-          current = undefined; // read again and recompute
+        // Refused because the Deployment moved on: a 409, or a 422 from the failed resourceVersion test
+        // (a 422 on an unchanged Deployment is a patch that is itself invalid).
+        const moved = isInvalid(err) ? await this.readIfChanged(namespace, name, testedVersion) : undefined;
+        const stale = isConflict(err) || moved !== undefined;
+        this.options.onApiError?.('patch', String(statusOf(err) ?? 'network'));
+        if (stale && ++conflicts <= maxConflicts) {
+          // The first recompute goes at once, on the copy just read if there is one (a stale cached
+          // copy is the usual cause). After that another writer keeps winning the race: a short,
+          // growing, jittered pause steps out of its rhythm, and the copy is read after it.
+          current = moved;
+          if (conflicts > 1) {
+            await this.clock.sleep(conflictPause(conflicts, this.options.random ?? Math.random));
+            current = undefined;
+          }
           continue;
         }
-        this.options.onApiError?.('patch', String(statusOf(err) ?? 'network'));
         const status = statusOf(err);
         return {
           outcome: 'error',
           error: `patching deployment ${namespace}/${name}: ${messageOf(err)}`,
-          transient: status === undefined || status === 429 || status >= 500 || isConflict(err),
+          // Still losing to another writer is worth another try later, like throttling.
+          transient: stale || status === undefined || status === 429 || status >= 500,
         };
       }
     }
   }
 
-  /** Whether the Deployment moved on from the version a refused patch was tested against. */
-  private async changedSince(namespace: string, name: string, version: string | undefined): Promise<boolean> {
+  private get clock(): Clock {
+    return this.options.clock ?? systemClock;
+  }
+
+  /** The Deployment as it is now, if it moved on from the version a refused patch was tested against. */
+  private async readIfChanged(namespace: string, name: string, version: string | undefined): Promise<V1Deployment | undefined> {
     try {
       const fresh = await this.apps.readNamespacedDeployment({ name, namespace });
-      return fresh.metadata?.resourceVersion !== version;
+      return fresh.metadata?.resourceVersion !== version ? fresh : undefined;
     } catch {
-      return false;
+      return undefined;
     }
   }
 
   private retryOptions(verb: string) {
     return {
-      sleep: (ms: number) => (this.options.clock ?? systemClock).sleep(ms),
+      sleep: (ms: number) => this.clock.sleep(ms),
       onRetry: (err: unknown, attempt: number, delayMs: number) => {
         this.options.onApiError?.(verb, String(statusOf(err) ?? 'network'));
         this.log.warn({ err: messageOf(err), attempt, delayMs, verb }, 'Kubernetes API call failed; retrying');
