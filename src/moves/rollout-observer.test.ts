@@ -162,6 +162,37 @@ describe('RolloutObserver', () => {
     );
   });
 
+  it("waits out another writer's generation that the deployment controller has not observed yet, without counting it as a failed check", async () => {
+    const { clock, view, observer, request, healthFailures } = setUp();
+    view.pods = [pod('api-1', true), pod('api-2', true)];
+    view.current = deployment({ ready: 2 });
+    const result = peek(observer.track(request({ timeoutMs: 30_000 })));
+    // During the verification delay someone changes an annotation: generation 3, still observed 2.
+    const ahead = deployment({ generation: 3, ready: 2 });
+    ahead.status!.observedGeneration = 2;
+    view.deliver(ahead);
+    await clock.advance(1000 + 5 * 2000);
+    assert.equal(result.value, undefined, 'not settled while the status speaks for an older generation');
+    assert.deepEqual(healthFailures, [], 'an unknown health is not a failed check');
+    view.deliver(deployment({ generation: 3, ready: 2 }));
+    await clock.advance(2000);
+    assert.deepEqual(result.value, { result: 'complete', durationMs: 13_000 });
+  });
+
+  it('a generation never observed ends in the rollout timeout, not in failed health checks', async () => {
+    const { clock, view, observer, request, healthFailures } = setUp();
+    view.pods = [pod('api-1', true), pod('api-2', true)];
+    const ahead = deployment({ generation: 3, ready: 2 });
+    ahead.status!.observedGeneration = 2;
+    view.current = deployment({ ready: 2 });
+    const result = peek(observer.track(request({ timeoutMs: 30_000 })));
+    view.deliver(ahead);
+    await clock.advance(30_000);
+    assert.ok(result.value?.result === 'failed' && result.value.reason === 'timeout', JSON.stringify(result.value));
+    assert.match(result.value.detail, /generation 3 not yet observed \(observed 2\)/);
+    assert.deepEqual(healthFailures, []);
+  });
+
   it('a Deployment behind a Service is healthy only when its new pods are ready endpoints', async () => {
     const { clock, view, observer, request } = setUp();
     view.pods = [pod('api-1', true), pod('api-2', true)];

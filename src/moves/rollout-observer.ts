@@ -147,9 +147,8 @@ export class RolloutObserver {
     const { health_check_retries: retries, health_check_interval: interval } = this.deps.config.monitoring;
     const key = `${t.request.namespace}/${t.request.name}`;
     await this.deps.clock.sleep(t.request.verificationDelayMs);
-    for (let attempt = 1; attempt <= retries; attempt++) {
+    for (let attempt = 1; attempt <= retries; ) {
       if (this.tracked.get(key) !== t) return; // timed out or stood down meanwhile
-      const problem = this.healthProblem(t.request.namespace, t.request.name, t.request.minGeneration);
       const current = this.deps.view.deployment(t.request.namespace, t.request.name);
       // The watch handler settles a revert as soon as it sees one; this covers a copy the cache
       // holds that the handler has not been called for yet.
@@ -158,6 +157,16 @@ export class RolloutObserver {
         this.finish(t, { result: 'failed', reason: 'template-reverted', detail: reverted });
         return;
       }
+      // Another writer's change (a scale, a label, an annotation) gives the Deployment a generation
+      // the deployment controller has not reported on yet: nothing is known of its health until it
+      // has. That is waited out, bounded by the rollout timeout, and is no failed attempt.
+      const unknown = current ? this.notYetObserved(current) : undefined;
+      if (unknown) {
+        t.request.log.debug({ why: unknown }, 'health not known yet; verifying again');
+        await this.deps.clock.sleep(interval);
+        continue;
+      }
+      const problem = this.healthProblem(t.request.namespace, t.request.name, t.request.minGeneration);
       if (!problem) {
         this.finish(t, { result: 'complete', durationMs: this.deps.clock.now().getTime() - t.request.startedAt.getTime() });
         return;
@@ -166,7 +175,15 @@ export class RolloutObserver {
       t.request.log.warn({ attempt, of: retries, problem }, 'health check failed');
       if (attempt < retries) await this.deps.clock.sleep(interval);
       else this.finish(t, { result: 'failed', reason: 'health-check-failed', detail: `health check failed ${retries} times: ${problem}` });
+      attempt++;
     }
+  }
+
+  /** Why the status cannot speak for the Deployment's current generation yet, or undefined when it can. */
+  private notYetObserved(d: V1Deployment): string | undefined {
+    const generation = d.metadata?.generation ?? 0;
+    const observed = d.status?.observedGeneration ?? 0;
+    return observed < generation ? `generation ${generation} not yet observed (observed ${observed})` : undefined;
   }
 
   /** Why the Deployment is not healthy on its current template, or undefined when it is. */

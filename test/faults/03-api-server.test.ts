@@ -1,20 +1,22 @@
 // Fault 3, the Kubernetes API server. (a) It is restarted (crash, or graceful stop) while the
 // rollouts of phase 2 are in flight: the controller's watches fail and relist, and every rollout is
-// still seen through to the end. (b) Another writer changes the same Deployments while the
-// controller patches them (PUTs with a resourceVersion, as kubectl edit does): both sides meet
-// conflicts, retry, and at the end both changes are there. (c) The API server is restarted with
+// still seen through to the end. (b) Another writer changes the same Deployments from phase 1 to
+// the end of phase 2 (PUTs with a resourceVersion, as kubectl edit does): both sides meet
+// conflicts, retry, and at the end both changes are there; the generations it adds, not yet
+// observed when the health check looks, do not fail the move. (c) The API server is restarted with
 // --max-requests-inflight lowered (and API Priority and Fairness off, so the limit answers 429 at
 // once): the controller, under a ServiceAccount (system:masters is never throttled), gets real 429s
 // with Retry-After and retries its way through.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parseProviderId } from '../../src/events/provider-id.js';
+import { MERGE_PATCH } from '../../src/kube/api.js';
 import { publishEc2Events, queueEmpty } from '../../testground/src/aws.js';
 import { InterruptionInjector } from '../../testground/src/injector.js';
 import { auditNamespace } from '../support/faults-audit.js';
 import { FaultController, M, metric, scanForSecrets } from '../support/faults-controller.js';
 import { createFleet, progress, waitMoved } from '../support/faults-fleet.js';
-import { restartComponent, serviceAccountKubeconfig } from '../support/faults-ground.js';
+import { freezeComponent, restartComponent, serviceAccountKubeconfig } from '../support/faults-ground.js';
 import { ScenarioLedger } from '../support/faults-ledger.js';
 import { full, Random } from '../support/faults-random.js';
 import { eventually, testGround } from '../support/ground.js';
@@ -191,6 +193,8 @@ describe('fault: the API server restarted, conflicting writers, throttling', () 
       // The writer: read, change a label and an annotation, PUT with the resourceVersion read;
       // on 409, read again and redo. It remembers its last accepted change per Deployment.
       let stop = false;
+      // Hammering while phase 1 patches; then the pace of an HPA or a GitOps tool through phase 2.
+      let calm = false;
       let writes = 0;
       let writerConflicts = 0;
       const last = new Map<string, number>();
@@ -212,19 +216,20 @@ describe('fault: the API server restarted, conflicting writers, throttling', () 
             if ((err as { code?: number }).code !== 409) throw err;
             writerConflicts++;
           }
-          await sleep(rnd.int(0, 40));
+          await sleep(calm ? rnd.int(300, 1200) : rnd.int(0, 40));
         }
       };
       const writers = fleet.names.map((n) => writer(n));
       await sleep(300);
       await injector.interrupt(fleet.nodes, { windowMs: 1_200_000, terminate: false });
-      // Through phase 1 and a few seconds of phase 2 (its strategy restores), 30 s at most.
-      const deadline = Date.now() + 30_000;
-      let phase1DoneAt = 0;
+      // Through phase 1 and all of phase 2 (verification and the strategy restores): each change is
+      // a generation the deployment controller may not have observed yet when the health check looks.
+      // 60 s at most; what is not done by then must finish after.
+      const deadline = Date.now() + 60_000;
       while (Date.now() < deadline) {
         const p = await progress(t, fleet);
-        if (p.patched === fleet.names.length) phase1DoneAt ||= Date.now();
-        if ((phase1DoneAt && Date.now() - phase1DoneAt > 5000) || (p.patched === fleet.names.length && p.inFlight === 0)) break;
+        calm ||= p.patched === fleet.names.length;
+        if (p.patched === fleet.names.length && p.inFlight === 0) break;
         await sleep(100);
       }
       stop = true;
@@ -248,6 +253,78 @@ describe('fault: the API server restarted, conflicting writers, throttling', () 
       ledger.add('faults', writerConflicts + controllerConflicts);
       ledger.add('cases');
       ledger.note('conflicts', `${writes} concurrent writes; ${writerConflicts} writer 409s; ${controllerConflicts} controller patches refused and recomputed`);
+      await c.kill('SIGTERM');
+      await injector.terminateNode(fleet.nodes[0]!);
+    }));
+
+  it('a change the deployment controller has not observed when health is verified is waited for, not taken for a failed check', () =>
+    ledger.run(async () => {
+      const { namespace, secrets } = scenario;
+      const fleet = await createFleet(t, injector, { namespace, nodes: 1, deployments: 3, prefix: 'g' });
+      // A verification delay long enough to freeze kube-controller-manager inside it, and checks that
+      // would all be spent while it stays frozen.
+      const c = await FaultController.spawn(
+        t,
+        secrets,
+        { ...env(), VERIFICATION_DELAY: '8s', HEALTH_CHECK_RETRIES: '2', HEALTH_CHECK_INTERVAL: '500ms' },
+        'unobserved',
+      );
+      controllers.push(c);
+      await c.waitFor('controller started');
+      await injector.interrupt(fleet.nodes, { windowMs: 1_200_000, terminate: false });
+      const rolledOut = async (name: string) => {
+        const d = await t.apps.readNamespacedDeployment({ name, namespace });
+        const st = d.status ?? {};
+        const want = d.spec?.replicas ?? 1;
+        return (
+          d.metadata?.annotations?.['spot-orchestrator/state'] === 'fargate' &&
+          (st.observedGeneration ?? 0) >= (d.metadata?.generation ?? 0) &&
+          st.updatedReplicas === want &&
+          st.availableReplicas === want &&
+          st.replicas === want
+        );
+      };
+      await eventually('every rollout complete', async () => ((await Promise.all(fleet.names.map(rolledOut))).every(Boolean) ? true : undefined), 60_000, 100);
+      const thaw = freezeComponent('kube-controller-manager');
+      ledger.add('faults');
+      try {
+        // A label and an annotation on each, as a GitOps tool would write them: a generation that
+        // nobody observes while the deployment controller is frozen.
+        for (const name of fleet.names) {
+          await t.apps.patchNamespacedDeployment(
+            { name, namespace, body: { metadata: { labels: { [WRITER_LABEL]: 'w1' }, annotations: { [WRITER_ANNOTATION]: '1' } } } },
+            MERGE_PATCH,
+          );
+        }
+        // Frozen past the verification delay and both checks of every Deployment (each began its
+        // delay before its rollout was seen complete here).
+        await sleep(8000 + 2 * 500 + 1500);
+      } finally {
+        thaw();
+      }
+      const perDeployment = () => ({ writerLabels: { [WRITER_LABEL]: 'w1' }, writerAnnotations: { [WRITER_ANNOTATION]: '1' }, expectedGenerationBump: 1 });
+      const moved = await waitMoved(t, fleet, 60_000, { perDeployment });
+      await eventually('the message deleted', queueEmptied, 30_000, 250);
+      const { problems } = await auditNamespace(t, ledger, namespace, fleet.before, fleet.sentinels, { perDeployment });
+      assert.deepEqual(problems, [], `pending: ${moved.pending.join(', ')}`);
+      const met = new Set(
+        c
+          .lines()
+          .filter((l) => l.message === 'health not known yet; verifying again')
+          .map((l) => String(l.deployment)),
+      );
+      assert.deepEqual(
+        fleet.names.filter((n) => !met.has(`${namespace}/${n}`)),
+        [],
+        'a verification that never met the unobserved generation: the scenario tested nothing for these',
+      );
+      const failedChecks = c.lines().filter((l) => l.message === 'health check failed');
+      assert.deepEqual(
+        failedChecks.map((l) => l.problem),
+        [],
+        'a generation not yet observed was counted as a failed health check',
+      );
+      ledger.add('cases');
       await c.kill('SIGTERM');
       await injector.terminateNode(fleet.nodes[0]!);
     }));
