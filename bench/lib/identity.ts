@@ -10,13 +10,12 @@ import { join } from 'node:path';
 import {
   FlowcontrolApiserverV1Api,
   loadAllYaml,
-  RbacAuthorizationV1Api,
   type KubernetesObject,
   type V1FlowSchema,
   type V1PriorityLevelConfiguration,
   type V1ServiceAccount,
 } from '@kubernetes/client-node';
-import { writeServiceAccountKubeconfig } from '../../testground/src/ground.js';
+import { ensureClusterAdminServiceAccount, writeServiceAccountKubeconfig } from '../../testground/src/ground.js';
 import { PROJECT_DIR } from './controller-process.js';
 import { type Bench, retrying } from './context.js';
 
@@ -26,7 +25,6 @@ export const GENERATED_MANIFESTS = join(PROJECT_DIR, 'deployments/kubernetes/spo
 export type BenchIdentity = 'service-account' | 'admin';
 
 export interface ControllerIdentity {
-  identity: BenchIdentity;
   kubeconfig: string;
   /** For the report: who the requests came from and which FlowSchema matched them. */
   describe: string;
@@ -59,10 +57,6 @@ export function shippedPriority(manifests = readFileSync(GENERATED_MANIFESTS, 'u
   }
   return { serviceAccount, flowSchema, priorityLevel };
 }
-
-const ignoreConflict = (err: unknown) => {
-  if ((err as { code?: number }).code !== 409) throw err;
-};
 
 /**
  * The bench's own copy of the shipped identity: the FlowSchema's rules and the priority level's spec
@@ -99,36 +93,21 @@ export function benchPriority(shipped: ShippedPriority = shippedPriority()): Shi
  */
 export async function controllerIdentity(b: Bench): Promise<ControllerIdentity> {
   if (b.options.identity === 'admin') {
-    return { identity: 'admin', kubeconfig: b.ground.kubeconfig, describe: 'the admin certificate (system:masters: exempt from API Priority and Fairness)' };
+    return { kubeconfig: b.ground.kubeconfig, describe: 'the admin certificate (system:masters: exempt from API Priority and Fairness)' };
   }
   const { serviceAccount, flowSchema, priorityLevel } = benchPriority();
   const name = serviceAccount.metadata!.name!;
   const namespace = serviceAccount.metadata!.namespace!;
   const flow = b.kc.makeApiClient(FlowcontrolApiserverV1Api);
-  const rbac = b.kc.makeApiClient(RbacAuthorizationV1Api);
-  await retrying(() => b.core.createNamespace({ body: { metadata: { name: namespace } } }).catch(ignoreConflict));
-  await retrying(() => b.core.createNamespacedServiceAccount({ namespace, body: serviceAccount }).catch(ignoreConflict));
+  await ensureClusterAdminServiceAccount(b, { namespace, name }, retrying);
   // Replaced, not kept, so that a ground reused across chart changes runs the current priority level.
   await retrying(() => flow.deletePriorityLevelConfiguration({ name: priorityLevel.metadata!.name! }).catch(ignoreMissing));
   await retrying(() => flow.deleteFlowSchema({ name: flowSchema.metadata!.name! }).catch(ignoreMissing));
   await retrying(() => flow.createPriorityLevelConfiguration({ body: priorityLevel }));
   await retrying(() => flow.createFlowSchema({ body: flowSchema }));
-  const binding = name;
-  await retrying(() =>
-    rbac
-      .createClusterRoleBinding({
-        body: {
-          metadata: { name: binding },
-          roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'cluster-admin' },
-          subjects: [{ kind: 'ServiceAccount', name, namespace }],
-        },
-      })
-      .catch(ignoreConflict),
-  );
   // Long enough for the longest series; the controller reads its kubeconfig once, at start.
   const kubeconfig = await retrying(() => writeServiceAccountKubeconfig(b, { namespace, name }, join(b.workDir, `${name}.kubeconfig`), 6 * 3600));
   return {
-    identity: 'service-account',
     kubeconfig,
     describe: `ServiceAccount ${namespace}/${name}, matched by the shipped FlowSchema's rules as ${flowSchema.metadata!.name} (the shipped priority level as ${priorityLevel.metadata!.name}: ${priorityLevel.spec?.limited?.nominalConcurrencyShares} shares, lends ${priorityLevel.spec?.limited?.lendablePercent ?? 0} %)`,
   };

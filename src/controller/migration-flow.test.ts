@@ -39,15 +39,16 @@ describe('MigrationFlow.migrate', () => {
     const flow = new MigrationFlow(ctx);
     const d: V1Deployment = spotDeployment();
     const request = { eventId: 'e1', instanceIds: ['i-1'], reason: 'spot-interruption' as const };
-    const first = flow.migrate(d, request);
-    const second = flow.migrate(d, { ...request, eventId: 'e2' });
+    const first = flow.begin(d, request);
+    const second = flow.begin(d, { ...request, eventId: 'e2' });
+    assert.deepEqual([first.joined, second.joined], [false, true], 'said at once, before the patch returns');
     release({ outcome: 'error', error: 'refused', transient: false });
-    const [a, b] = await Promise.all([first, second]);
+    const [a, b] = await Promise.all([first.result, second.result]);
     assert.equal(calls, 1);
     assert.deepEqual(b, { ...a, joined: true }, "the second warning gets the first one's phase 1, marked as joined");
     assert.equal(a.joined, undefined);
     // Once done, a later warning patches again (its own decision, from the current object).
-    void flow.migrate(d, request);
+    void flow.begin(d, request).result;
     assert.equal(calls, 2);
   });
 });
@@ -117,7 +118,7 @@ describe('MigrationFlow: a template reverted during phase 2', () => {
 
   it('re-applies the Fargate patch once, tells people the fix, and finishes on Fargate', async () => {
     const { flow, store, patches, events, alerts, tracked } = setUp([reverted, { result: 'complete', durationMs: 4000 }]);
-    const phaseOne = await flow.migrate(spotDeployment(), request);
+    const phaseOne = await flow.begin(spotDeployment(), request).result;
     const outcome = await phaseOne.settled;
     assert.deepEqual(outcome, { result: 'migrated', durationMs: 4000 });
     assert.equal(patches.length, 3, 'the move, the re-apply, the finish');
@@ -141,7 +142,7 @@ describe('MigrationFlow: a template reverted during phase 2', () => {
 
   it('stops at the second revert: rolled back on the template the reverter wrote, state spot, and says so', async () => {
     const { flow, store, patches, events, alerts } = setUp([reverted, reverted]);
-    const phaseOne = await flow.migrate(spotDeployment(), request);
+    const phaseOne = await flow.begin(spotDeployment(), request).result;
     const outcome = await phaseOne.settled;
     assert.equal(outcome?.result, 'failed');
     assert.ok(outcome?.result === 'failed' && outcome.rolledBack);

@@ -49,14 +49,8 @@ export class MigrationFlow {
    * Phase 1 for one Deployment: patch it onto Fargate (never waiting for its rollout). Warnings for
    * several instances arrive as several messages handled at once, and a Deployment with pods on two
    * of them is found by both: the second joins the first's move instead of sending a patch of its own.
-   */
-  migrate(found: V1Deployment, request: MigrationRequest): Promise<PhaseOneResult> {
-    return this.begin(found, request).result;
-  }
-
-  /**
-   * migrate, saying at once whether this call sent the patch or joined a move already in flight, so
-   * that a caller bounding the patches in flight holds a slot for its own patch only.
+   * `joined` says so at once, so that a caller bounding the patches in flight holds a slot for its
+   * own patch only.
    */
   begin(found: V1Deployment, request: MigrationRequest): { joined: boolean; result: Promise<PhaseOneResult> } {
     const key = keyOf(found);

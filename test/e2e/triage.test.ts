@@ -5,11 +5,21 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { InterruptionInjector } from '../../testground/src/injector.js';
 import { startController, type TestController } from '../support/controller.js';
-import { appDeployment, createNamespace, deleteNamespace, eventually, testGround, uniqueName } from '../support/ground.js';
+import { MERGE_PATCH } from '../../src/kube/api.js';
+import { appDeployment, createNamespace, deleteNamespace, eventually, isPodReady, testGround, uniqueName } from '../support/ground.js';
 
 const t = testGround();
 const injector = new InterruptionInjector(t.ground, t);
 const OPT_IN = { 'spot-orchestrator/enabled': 'true' };
+/** A pod spec whose replicas never share a node. */
+const onePerNode = (app: string) => ({
+  containers: [{ name: 'app', image: 'registry.example/app:1.0' }],
+  affinity: {
+    podAntiAffinity: {
+      requiredDuringSchedulingIgnoredDuringExecution: [{ topologyKey: 'kubernetes.io/hostname', labelSelector: { matchLabels: { app } } }],
+    },
+  },
+});
 
 describe('phase 1 triage', () => {
   let namespace: string;
@@ -49,14 +59,7 @@ describe('phase 1 triage', () => {
         replicas: 2,
         annotations: OPT_IN,
         nodeSelector: { 'compute-type': 'spot', 'eks.amazonaws.com/nodegroup': pool },
-        spec: {
-          containers: [{ name: 'app', image: 'registry.example/app:1.0' }],
-          affinity: {
-            podAntiAffinity: {
-              requiredDuringSchedulingIgnoredDuringExecution: [{ topologyKey: 'kubernetes.io/hostname', labelSelector: { matchLabels: { app: spread } } }],
-            },
-          },
-        },
+        spec: onePerNode(spread),
       }),
     });
     await eventually(
@@ -110,5 +113,90 @@ describe('phase 1 triage', () => {
       summary.outcomes.every((o) => o.result === 'migrated'),
       `both still moved: ${JSON.stringify(summary.outcomes)}`,
     );
+  });
+
+  it('ranks across warnings handled together: a Deployment spread over two warned nodes goes before one that keeps a replica', async () => {
+    await c?.stop();
+    c = undefined;
+    const pool = uniqueName('pool');
+    const [a, b, spare] = await injector.addSpotNodes(3, { name: pool, suffix: '' });
+    // Each Deployment has two replicas, one on each of its two nodes: spread on a and b (both
+    // warned), x on a and the spare, y on b and the spare. Neither warning alone puts all of
+    // spread's Ready replicas at stake; the two together do.
+    const groups = { spread: [a!, b!], x: [a!, spare!], y: [b!, spare!] } as const;
+    const GROUP_LABEL = (g: string) => `triage.example/${g}`;
+    // Valued with the pool, so that nodes an earlier run left labelled draw no pod.
+    for (const node of [a!, b!, spare!]) {
+      const labels = Object.fromEntries(
+        Object.entries(groups).flatMap(([g, nodes]) => ((nodes as readonly string[]).includes(node) ? [[GROUP_LABEL(g), pool]] : [])),
+      );
+      await t.core.patchNode({ name: node, body: { metadata: { labels } } }, MERGE_PATCH);
+    }
+    const names = { spread: uniqueName('spread'), x: uniqueName('x'), y: uniqueName('y') };
+    // x and y outrank spread on priority, so by what each warning alone sees, they go first.
+    const priority = { spread: undefined, x: '1000', y: '500' };
+    for (const g of ['spread', 'x', 'y'] as const) {
+      const name = names[g];
+      await t.apps.createNamespacedDeployment({
+        namespace,
+        body: appDeployment({
+          namespace,
+          name,
+          replicas: 2,
+          annotations: { ...OPT_IN, ...(priority[g] ? { 'spot-orchestrator/priority': priority[g] } : {}) },
+          nodeSelector: { 'compute-type': 'spot', [GROUP_LABEL(g)]: pool },
+          spec: onePerNode(name),
+        }),
+      });
+    }
+    await eventually(
+      'all Ready, one replica on each of their two nodes',
+      async () => {
+        for (const g of ['spread', 'x', 'y'] as const) {
+          const pods = (await t.core.listNamespacedPod({ namespace, labelSelector: `app=${names[g]}` })).items.filter(isPodReady);
+          const on = new Set(pods.map((p) => p.spec?.nodeName));
+          if (pods.length !== 2 || groups[g].some((n) => !on.has(n))) return undefined;
+        }
+        return true;
+      },
+      60_000,
+    );
+
+    // Both warnings are queued before the controller starts, so its first receive gets them together
+    // and both are ranked before the first patch (one at a time) returns.
+    c = await startController(
+      t,
+      namespace,
+      { MAX_CONCURRENT_PATCHES: '1' },
+      {
+        beforeStart: async () => void (await injector.interrupt([a!, b!], { windowMs: 600_000, terminate: false })),
+      },
+    );
+    const logs = c.logs;
+    const lines = () => logs.map((l) => JSON.parse(l) as { msg?: string; deployment?: string });
+    const patched = () => lines().filter((l) => l.msg === 'patched onto Fargate; rollout started');
+    await eventually('all three patched', async () => (patched().length === 3 ? true : undefined), 60_000);
+    const firstPatch = lines().findIndex((l) => l.msg === 'patched onto Fargate; rollout started');
+    const warnings = lines()
+      .map((l, i) => (l.msg === 'spot interruption warning' ? i : -1))
+      .filter((i) => i >= 0);
+    assert.equal(warnings.length, 2);
+    assert.ok(
+      warnings.every((i) => i < firstPatch),
+      'both warnings were ranked before the first patch returned (else this scenario tests nothing)',
+    );
+    const order = patched().map((l) => l.deployment);
+    assert.equal(
+      order[1],
+      `${namespace}/${names.spread}`,
+      `spread, with every Ready replica on a warned node, goes right after the patch already in flight: ${order.join(', ')}`,
+    );
+    assert.ok([`${namespace}/${names.x}`, `${namespace}/${names.y}`].includes(order[0]!), order.join(', '));
+    const summary = await eventually('the interruption summary', async () => c!.alerter.of('migration_summary')[0], 120_000);
+    assert.ok(
+      summary.outcomes.every((o) => o.result === 'migrated'),
+      `all moved: ${JSON.stringify(summary.outcomes)}`,
+    );
+    for (const node of [a!, b!, spare!]) await injector.terminateNode(node);
   });
 });

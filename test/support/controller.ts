@@ -54,7 +54,11 @@ export async function startController(
   t: TestGround,
   namespace: string,
   env: Record<string, string> = {},
-  options: { forwardAlertsTo?: Alerter } = {},
+  options: {
+    forwardAlertsTo?: Alerter;
+    /** Runs once the controller's queue exists, before the controller starts: what it sends is there at the first receive. */
+    beforeStart?: () => Promise<void>;
+  } = {},
 ): Promise<TestController> {
   const queueName = uniqueName('ctl');
   const { queueUrl } = await ensureQueueAndRule(t.ground, queueName);
@@ -87,6 +91,7 @@ export async function startController(
   const kc = kubeConfigFrom(t.ground.kubeconfig);
   const signer = hmacRecordSigner(await loadRecordKeyFor(config, kc));
   const controller = new Controller({ config, kc, log, metrics: createMetrics(), alerter, signer });
+  await options.beforeStart?.();
   await controller.start();
   return {
     controller,

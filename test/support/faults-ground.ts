@@ -5,8 +5,7 @@ import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { RbacAuthorizationV1Api } from '@kubernetes/client-node';
-import { DEFAULT_GROUND_FILE, writeServiceAccountKubeconfig } from '../../testground/src/ground.js';
+import { DEFAULT_GROUND_FILE, ensureClusterAdminServiceAccount, writeServiceAccountKubeconfig } from '../../testground/src/ground.js';
 import type { TestGround } from './ground.js';
 
 const run = promisify(execFile);
@@ -86,21 +85,6 @@ export function freezeComponent(component: 'kwok' | 'kube-controller-manager' | 
  */
 export async function serviceAccountKubeconfig(t: TestGround, name = 'spot-faults-controller'): Promise<string> {
   const namespace = 'spot-faults-system';
-  await t.core.createNamespace({ body: { metadata: { name: namespace } } }).catch(ignoreConflict);
-  await t.core.createNamespacedServiceAccount({ namespace, body: { metadata: { name } } }).catch(ignoreConflict);
-  const rbac = t.kc.makeApiClient(RbacAuthorizationV1Api);
-  await rbac
-    .createClusterRoleBinding({
-      body: {
-        metadata: { name },
-        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'cluster-admin' },
-        subjects: [{ kind: 'ServiceAccount', name, namespace }],
-      },
-    })
-    .catch(ignoreConflict);
+  await ensureClusterAdminServiceAccount(t, { namespace, name });
   return writeServiceAccountKubeconfig(t, { namespace, name }, join(dirname(t.ground.kubeconfig), `${name}.kubeconfig`));
-}
-
-function ignoreConflict(err: unknown): void {
-  if ((err as { code?: number }).code !== 409) throw err;
 }

@@ -1,6 +1,6 @@
 // What cluster-up wrote about the running test ground, and clients bound to it.
 import { readFileSync, writeFileSync } from 'node:fs';
-import { AppsV1Api, CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
+import { AppsV1Api, CoreV1Api, type KubeConfig, RbacAuthorizationV1Api } from '@kubernetes/client-node';
 import { PooledKubeConfig } from '../../src/kube/api.js';
 import { type FargateSettings, parseFargateSettings, type RawFargateSettings, realThrottle } from './fargate/settings.js';
 import { describeStart, type StartDistribution } from './fargate/timing.js';
@@ -83,6 +83,37 @@ export async function writeServiceAccountKubeconfig(
   };
   writeFileSync(path, JSON.stringify(config, null, 2), { mode: 0o600 });
   return path;
+}
+
+/**
+ * The ServiceAccount's namespace, the ServiceAccount and a ClusterRoleBinding of its name to
+ * cluster-admin, created where missing. `attempt` wraps each call (a caller's retry policy).
+ */
+export async function ensureClusterAdminServiceAccount(
+  admin: { kc: KubeConfig; core: CoreV1Api },
+  account: { namespace: string; name: string },
+  attempt: <T>(call: () => Promise<T>) => Promise<T> = (call) => call(),
+): Promise<void> {
+  const { namespace, name } = account;
+  const keep = (err: unknown) => {
+    if ((err as { code?: number }).code !== 409) throw err;
+  };
+  const rbac = admin.kc.makeApiClient(RbacAuthorizationV1Api);
+  await attempt(() => admin.core.createNamespace({ body: { metadata: { name: namespace } } }).catch(keep));
+  await attempt(() =>
+    admin.core.createNamespacedServiceAccount({ namespace, body: { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name, namespace } } }).catch(keep),
+  );
+  await attempt(() =>
+    rbac
+      .createClusterRoleBinding({
+        body: {
+          metadata: { name },
+          roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'cluster-admin' },
+          subjects: [{ kind: 'ServiceAccount', name, namespace }],
+        },
+      })
+      .catch(keep),
+  );
 }
 
 /** Simulated durations shrink by the ground's time scale; never below 1 ms so timers still order. */
