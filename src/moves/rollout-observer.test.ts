@@ -193,6 +193,42 @@ describe('RolloutObserver', () => {
     assert.deepEqual(healthFailures, []);
   });
 
+  it('replicas an autoscaler adds during verification, still starting, do not fail the move; the replicas it rolled out must stay Ready', async () => {
+    for (const keepsBoth of [true, false]) {
+      const { clock, view, observer, request, healthFailures } = setUp();
+      view.pods = [pod('api-1', true), pod('api-2', true)];
+      view.current = deployment({ ready: 2 });
+      const result = peek(observer.track(request()));
+      // Scaled from 2 to 4 (generation 3, observed): two new pods starting, every pod of the new template.
+      const scaled = deployment({ generation: 3, replicas: 4, ready: 2 });
+      scaled.status!.updatedReplicas = 4;
+      view.deliver(scaled);
+      view.pods = [pod('api-1', keepsBoth), pod('api-2', true), pod('api-3', false), pod('api-4', false)];
+      await clock.advance(1000 + 2 * 2000);
+      if (keepsBoth) {
+        assert.deepEqual(result.value, { result: 'complete', durationMs: 1000 });
+        assert.deepEqual(healthFailures, []);
+      } else {
+        assert.ok(result.value?.result === 'failed' && result.value.reason === 'health-check-failed', JSON.stringify(result.value));
+        assert.match(result.value.detail, /1\/2 new pods Ready$/);
+      }
+    }
+  });
+
+  it('a rollout that is short for another reason than a scale-up still fails the check', async () => {
+    const { clock, view, observer, request } = setUp();
+    view.pods = [pod('api-1', true), pod('api-2', true)];
+    view.current = deployment({ ready: 2 });
+    const result = peek(observer.track(request()));
+    // Scaled up, but an old ReplicaSet's pod is back in the count (a new template rolling out).
+    const rolling = deployment({ generation: 3, replicas: 4, ready: 2 });
+    rolling.status!.updatedReplicas = 3;
+    view.deliver(rolling);
+    await clock.advance(1000 + 2 * 2000);
+    assert.ok(result.value?.result === 'failed' && result.value.reason === 'health-check-failed', JSON.stringify(result.value));
+    assert.match(result.value.detail, /rollout no longer complete: 3\/4 updated/);
+  });
+
   it('a Deployment behind a Service is healthy only when its new pods are ready endpoints', async () => {
     const { clock, view, observer, request } = setUp();
     view.pods = [pod('api-1', true), pod('api-2', true)];

@@ -51,6 +51,8 @@ interface Tracking {
   settle: (s: Settlement) => void;
   timer: Timer;
   verifying: boolean;
+  /** spec.replicas when the rollout was seen complete: the replicas the move is judged on. */
+  completedReplicas?: number;
 }
 
 export interface ObserverDeps {
@@ -138,6 +140,7 @@ export class RolloutObserver {
       this.finish(t, { result: 'failed', reason: 'progress-deadline-exceeded', detail: evaluation.detail });
     } else if (evaluation.status === 'complete') {
       t.verifying = true;
+      t.completedReplicas = d.spec?.replicas ?? 1;
       t.request.log.debug({ purpose: t.request.purpose }, 'rollout complete; verifying health');
       void this.verify(t);
     }
@@ -166,7 +169,7 @@ export class RolloutObserver {
         await this.deps.clock.sleep(interval);
         continue;
       }
-      const problem = this.healthProblem(t.request.namespace, t.request.name, t.request.minGeneration);
+      const problem = this.healthProblem(t.request.namespace, t.request.name, t.request.minGeneration, t.completedReplicas);
       if (!problem) {
         this.finish(t, { result: 'complete', durationMs: this.deps.clock.now().getTime() - t.request.startedAt.getTime() });
         return;
@@ -186,20 +189,28 @@ export class RolloutObserver {
     return observed < generation ? `generation ${generation} not yet observed (observed ${observed})` : undefined;
   }
 
-  /** Why the Deployment is not healthy on its current template, or undefined when it is. */
-  healthProblem(namespace: string, name: string, minGeneration = 0): string | undefined {
+  /**
+   * Why the Deployment is not healthy on its current template, or undefined when it is.
+   * `completedReplicas` (spec.replicas when the rollout was seen complete) caps what is asked of it:
+   * replicas an autoscaler added since are still starting (50-90 s on Fargate), and are the
+   * scaler's to bring up, not a sign that the move failed.
+   */
+  healthProblem(namespace: string, name: string, minGeneration = 0, completedReplicas?: number): string | undefined {
     const { view, config } = this.deps;
     const d = view.deployment(namespace, name);
     if (!d) return 'Deployment not found';
     if ((d.metadata?.generation ?? 0) < minGeneration) return 'the watch has not delivered the patched Deployment yet';
+    const desired = d.spec?.replicas ?? 1;
+    const judged = Math.min(desired, completedReplicas ?? desired);
     const evaluation = evaluateRollout(d, this.evaluationClock({ startedAt: this.deps.clock.now() }));
-    if (evaluation.status !== 'complete') return `rollout no longer complete: ${evaluation.detail}`;
+    if (evaluation.status !== 'complete' && !(evaluation.status === 'progressing' && scalingUpOnly(d, judged))) {
+      return `rollout no longer complete: ${evaluation.detail}`;
+    }
     const rs = view.currentReplicaSet(d);
     if (!rs) return 'current ReplicaSet not seen yet';
     const pods = view.podsOfReplicaSet(rs).filter((p) => !p.metadata?.deletionTimestamp);
     const ready = pods.filter(isPodReady);
-    const desired = d.spec?.replicas ?? 1;
-    if (ready.length < desired) return `${ready.length}/${desired} new pods Ready`;
+    if (ready.length < judged) return `${ready.length}/${judged} new pods Ready`;
     const serviceName = config.kubernetes.mode === 'single' ? config.kubernetes.service_name : undefined;
     for (const svc of view.servicesFor(d, serviceName)) {
       const missing = notServing(ready, view.endpointSlicesOf(svc.metadata!.namespace!, svc.metadata!.name!));
@@ -207,6 +218,19 @@ export class RolloutObserver {
     }
     return undefined;
   }
+}
+
+/**
+ * The rollout is only short of replicas added on top of `judged`: the status speaks for the current
+ * generation, and every pod is of the current template (no old ReplicaSet's pod is left).
+ */
+function scalingUpOnly(d: V1Deployment, judged: number): boolean {
+  const status = d.status ?? {};
+  return (
+    (d.spec?.replicas ?? 1) > judged &&
+    (status.observedGeneration ?? 0) >= (d.metadata?.generation ?? 0) &&
+    (status.updatedReplicas ?? 0) === (status.replicas ?? 0)
+  );
 }
 
 function notServing(pods: V1Pod[], slices: ReturnType<ClusterView['endpointSlicesOf']>): string[] {

@@ -49,6 +49,21 @@ describe('fault: the API server restarted, conflicting writers, throttling', () 
 
   // Generous: after an API server outage, kube-controller-manager may take a minute to resume.
   const env = () => ({ MODE: 'namespace', NAMESPACE: scenario.namespace, SQS_QUEUE_URL: scenario.queueUrl, ROLLOUT_TIMEOUT: '150s', CHECK_INTERVAL: '500ms' });
+  /** The Deployment on Fargate with its rollout complete, as the deployment controller reports it. */
+  const rolledOut = async (namespace: string, name: string) => {
+    const d = await t.apps.readNamespacedDeployment({ name, namespace });
+    const st = d.status ?? {};
+    const want = d.spec?.replicas ?? 1;
+    return (
+      d.metadata?.annotations?.['spot-orchestrator/state'] === 'fargate' &&
+      (st.observedGeneration ?? 0) >= (d.metadata?.generation ?? 0) &&
+      st.updatedReplicas === want &&
+      st.availableReplicas === want &&
+      st.replicas === want
+    );
+  };
+  const allRolledOut = (namespace: string, names: string[]) => async () =>
+    (await Promise.all(names.map((n) => rolledOut(namespace, n)))).every(Boolean) ? true : undefined;
   /**
    * The API server back with its original flags, and kube-controller-manager and kube-scheduler
    * started afresh after it. Their informers, refused with 429s for minutes and then cut off by the
@@ -272,19 +287,7 @@ describe('fault: the API server restarted, conflicting writers, throttling', () 
       controllers.push(c);
       await c.waitFor('controller started');
       await injector.interrupt(fleet.nodes, { windowMs: 1_200_000, terminate: false });
-      const rolledOut = async (name: string) => {
-        const d = await t.apps.readNamespacedDeployment({ name, namespace });
-        const st = d.status ?? {};
-        const want = d.spec?.replicas ?? 1;
-        return (
-          d.metadata?.annotations?.['spot-orchestrator/state'] === 'fargate' &&
-          (st.observedGeneration ?? 0) >= (d.metadata?.generation ?? 0) &&
-          st.updatedReplicas === want &&
-          st.availableReplicas === want &&
-          st.replicas === want
-        );
-      };
-      await eventually('every rollout complete', async () => ((await Promise.all(fleet.names.map(rolledOut))).every(Boolean) ? true : undefined), 60_000, 100);
+      await eventually('every rollout complete', allRolledOut(namespace, fleet.names), 60_000, 100);
       const thaw = freezeComponent('kube-controller-manager');
       ledger.add('faults');
       try {
@@ -324,6 +327,50 @@ describe('fault: the API server restarted, conflicting writers, throttling', () 
         [],
         'a generation not yet observed was counted as a failed health check',
       );
+      ledger.add('cases');
+      await c.kill('SIGTERM');
+      await injector.terminateNode(fleet.nodes[0]!);
+    }));
+
+  it('an autoscaler scaling up during verification: the replicas it adds are still starting, and the move is not failed for them', () =>
+    ledger.run(async () => {
+      const { namespace, secrets } = scenario;
+      const fleet = await createFleet(t, injector, { namespace, nodes: 1, deployments: 3, prefix: 's', replicas: () => 2 });
+      const c = await FaultController.spawn(
+        t,
+        secrets,
+        { ...env(), VERIFICATION_DELAY: '8s', HEALTH_CHECK_RETRIES: '2', HEALTH_CHECK_INTERVAL: '500ms' },
+        'scaled',
+      );
+      controllers.push(c);
+      await c.waitFor('controller started');
+      await injector.interrupt(fleet.nodes, { windowMs: 1_200_000, terminate: false });
+      await eventually('every rollout complete', allRolledOut(namespace, fleet.names), 60_000, 100);
+      // The Fargate simulator frozen: the replicas the scale-up adds stay Pending through every check.
+      const thaw = freezeComponent('eks-simulator');
+      ledger.add('faults');
+      try {
+        for (const name of fleet.names) {
+          await t.apps.patchNamespacedDeploymentScale({ name, namespace, body: { spec: { replicas: 4 } } }, MERGE_PATCH);
+        }
+        // Past the verification delay and both checks of every Deployment.
+        await sleep(8000 + 2 * 500 + 1500);
+      } finally {
+        thaw();
+      }
+      const moved = await waitMoved(t, fleet, 60_000, { perDeployment: () => ({ expectedGenerationBump: 1 }) });
+      await eventually('the message deleted', queueEmptied, 30_000, 250);
+      const { problems } = await auditNamespace(t, ledger, namespace, fleet.before, fleet.sentinels, { perDeployment: () => ({ expectedGenerationBump: 1 }) });
+      assert.deepEqual(problems, [], `pending: ${moved.pending.join(', ')}`);
+      assert.deepEqual(
+        c
+          .lines()
+          .filter((l) => l.message === 'health check failed')
+          .map((l) => l.problem),
+        [],
+        'replicas still starting after a scale-up were counted as a failed health check',
+      );
+      assert.equal(c.lines().filter((l) => l.message === 'healthy on Fargate').length, fleet.names.length);
       ledger.add('cases');
       await c.kill('SIGTERM');
       await injector.terminateNode(fleet.nodes[0]!);

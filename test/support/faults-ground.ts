@@ -65,7 +65,7 @@ export async function restartComponent(t: TestGround, component: string, o: Rest
  * stay open but nothing is read, as with a process stalled on a starved machine. The pid comes from
  * the ground's pid file, so only this ground's process is touched.
  */
-export function freezeComponent(component: 'kwok' | 'kube-controller-manager' | 'kube-scheduler'): () => void {
+export function freezeComponent(component: 'kwok' | 'kube-controller-manager' | 'kube-scheduler' | 'eks-simulator'): () => void {
   const file = assertOwnGround('freeze');
   const pid = Number(readFileSync(join(dirname(file), 'pids', `${component}.pid`), 'utf8').trim());
   if (!Number.isInteger(pid) || pid <= 1) throw new Error(`no pid for ${component} in the ground's pid file`);
