@@ -290,6 +290,21 @@ describe('DeploymentPatcher', () => {
     assert.deepEqual(apiErrors, [['patch', '422']]);
   });
 
+  it('a 422 that cannot be told apart, the read after it failing, is transient: the Deployment is not given up on', async () => {
+    const fake = new FakeApps();
+    fake.failNext.patch.push(apiError(422, 'the server rejected our request due to an error in our request'));
+    fake.failNext.get.push(apiError(503, 'etcdserver: leader changed'));
+    const { patcher, apiErrors } = harness(fake);
+    const out = await patcher.apply(NS, NAME, fake.copy, addReplica());
+    assert.deepEqual(fake.calls, ['patch', 'get']);
+    assert.deepEqual(out, {
+      outcome: 'error',
+      error: 'patching deployment shop/web: the server rejected our request due to an error in our request',
+      transient: true,
+    });
+    assert.deepEqual(apiErrors, [['patch', '422']]);
+  });
+
   it('answers not_found when the read finds no Deployment', async () => {
     const fake = new FakeApps(null);
     let decided = false;

@@ -67,7 +67,8 @@ export class DeploymentPatcher {
         if (isNotFound(err)) return { outcome: 'not_found' };
         // Refused because the Deployment moved on: a 409, or a 422 from the failed resourceVersion test
         // (a 422 on an unchanged Deployment is a patch that is itself invalid).
-        const moved = isInvalid(err) ? await this.readIfChanged(namespace, name, testedVersion) : undefined;
+        const check = isInvalid(err) ? await this.readAfterRefusal(namespace, name, testedVersion) : undefined;
+        const moved = check?.moved;
         const stale = isConflict(err) || moved !== undefined;
         this.options.onApiError?.('patch', String(statusOf(err) ?? 'network'));
         if (stale && ++conflicts <= maxConflicts) {
@@ -85,8 +86,9 @@ export class DeploymentPatcher {
         return {
           outcome: 'error',
           error: `patching deployment ${namespace}/${name}: ${messageOf(err)}`,
-          // Still losing to another writer is worth another try later, like throttling.
-          transient: stale || status === undefined || status === 429 || status >= 500,
+          // Still losing to another writer is worth another try later, like throttling; so is a 422
+          // that could not be told apart (the read failed), rather than giving up on the Deployment.
+          transient: stale || check?.unknown === true || status === undefined || status === 429 || status >= 500,
         };
       }
     }
@@ -96,13 +98,17 @@ export class DeploymentPatcher {
     return this.options.clock ?? systemClock;
   }
 
-  /** The Deployment as it is now, if it moved on from the version a refused patch was tested against. */
-  private async readIfChanged(namespace: string, name: string, version: string | undefined): Promise<V1Deployment | undefined> {
+  /**
+   * After a 422: the Deployment as it is now if it moved on from the version the refused patch was
+   * tested against (a failed test), nothing if it did not (the patch itself is invalid), or unknown
+   * when it could not be read.
+   */
+  private async readAfterRefusal(namespace: string, name: string, version: string | undefined): Promise<{ moved?: V1Deployment; unknown: boolean }> {
     try {
       const fresh = await this.apps.readNamespacedDeployment({ name, namespace });
-      return fresh.metadata?.resourceVersion !== version ? fresh : undefined;
+      return fresh.metadata?.resourceVersion !== version ? { moved: fresh, unknown: false } : { unknown: false };
     } catch {
-      return undefined;
+      return { unknown: true };
     }
   }
 
