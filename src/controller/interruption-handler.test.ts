@@ -88,6 +88,7 @@ class FakeCluster {
       deploymentOfPod: (pod: V1Pod) => owners.get(pod),
       servicesFor: (d: V1Deployment) => (this.served.has(d.metadata!.name!) ? [{ metadata: { name: d.metadata!.name } }] : []),
       inScope: (ns: string) => ns === 'prod',
+      listNodes: () => [...this.nodes.values()],
     };
     const core = {
       patchNode: async (req: { name: string; body: unknown }) => {
@@ -641,6 +642,39 @@ describe('phase 1 across warnings handled at once', () => {
       ['spread', 'spread', 'light'],
       "the second warning ranks spread first: with the first warning's node, all its Ready replicas are doomed",
     );
+  });
+});
+
+describe('phase 1 after a restart', () => {
+  it('counts Ready replicas on nodes an earlier process sealed (their termination deadline still ahead), not on those past it', async () => {
+    const owner = (name: string, replicas: number): V1Deployment => ({
+      metadata: { namespace: 'prod', name, annotations: { 'spot-orchestrator/enabled': 'true' } },
+      spec: { replicas, selector: {}, template: {} },
+      status: { readyReplicas: replicas },
+    });
+    for (const [deadline, expected] of [
+      [new Date(WARNED_AT.getTime() + 60_000), ['spread', 'light']],
+      [new Date(WARNED_AT.getTime() - 1), ['light', 'spread']],
+    ] as const) {
+      const c = new FakeCluster();
+      const spread = owner('spread', 2);
+      // spread: one Ready replica on a node warned before the restart, one on the node warned now.
+      c.placePods('spot-a', 'i-0a1b2c3d4e5f60718', [{ owner: spread, ready: true }]);
+      c.nodes.get('i-0a1b2c3d4e5f60718')!.metadata!.annotations = { 'spot-orchestrator/termination-deadline': deadline.toISOString() };
+      // light: one replica, with a Ready pod on a spare node; it goes first unless spread is known to lose everything.
+      const light = owner('light', 1);
+      c.placePods('spot-b', 'i-0b1b2c3d4e5f60718', [
+        { owner: light, ready: false },
+        { owner: spread, ready: true },
+      ]);
+      const flow = new FakeFlow();
+      await handlerFor(c, flow, { MAX_CONCURRENT_PATCHES: '1' }).handle(spotWarning('i-0b1b2c3d4e5f60718'));
+      assert.deepEqual(
+        flow.started.map((s) => s.name),
+        expected,
+        `termination deadline ${deadline.toISOString()}, warned at ${WARNED_AT.toISOString()}`,
+      );
+    }
   });
 });
 

@@ -22,7 +22,7 @@ import { NODE_ANNOTATIONS } from '../state/annotations.js';
 import type { ControllerContext } from '../moves/context.js';
 import { GROUP_WINDOW_MS, InterruptionGroups } from './interruption-groups.js';
 import { NodeMarker } from './node-marker.js';
-import { type DueChange, planMark, planSeal, withMovedScope } from './node-marks.js';
+import { type DueChange, markedDoomed, planMark, planSeal, withMovedScope } from './node-marks.js';
 import { StakeQueue, type Stakes, stakeReason, triageOrder } from './triage.js';
 import type { MigrationFlow, PhaseOneResult } from './migration-flow.js';
 import { isManaged, scopeKey } from '../config/scope.js';
@@ -73,9 +73,10 @@ export class InterruptionHandler {
   private readonly groups: InterruptionGroups;
   private readonly marker: NodeMarker;
   /**
-   * Nodes going away (warned, or a scheduled change that is due), by name, until their deadline: a
-   * Deployment whose Ready replicas are spread over several of them would hit zero, though each
-   * node's warning holds only part of them.
+   * Nodes going away (warned, or a scheduled change that is due), by name, until their deadline, from
+   * the moment a warning is handled: their marks are written only after phase 1. A Deployment whose
+   * Ready replicas are spread over several of them would hit zero, though each node's warning holds
+   * only part of them. Nodes already marked (by this process or an earlier one) are read from the marks.
    */
   private readonly doomedNodes = new Map<string, number>();
 
@@ -425,7 +426,9 @@ export class InterruptionHandler {
         if (podPriority !== undefined) entry.podPriority = Math.max(entry.podPriority ?? podPriority, podPriority);
       }
     }
-    const doomed = new Set([...nodes.map((n) => n.metadata!.name!), ...this.doomedNodes.keys()]);
+    const now = this.ctx.clock.now();
+    const marked = view.listNodes().filter((n) => markedDoomed(n, now));
+    const doomed = new Set([...nodes, ...marked].map((n) => n.metadata!.name!).concat([...this.doomedNodes.keys()]));
     for (const name of doomed) {
       for (const pod of view.podsOnNode(name)) {
         if (!isPodReady(pod)) continue;

@@ -76,6 +76,16 @@ export function deadlineOf(node: V1Node): Date | undefined {
   return Number.isNaN(at) ? undefined : new Date(at);
 }
 
+/**
+ * Whether the node's marks say it goes at a termination deadline still ahead: a warning, or a due
+ * scheduled change, that this process or an earlier one handled and sealed the node for.
+ */
+export function markedDoomed(node: V1Node, now: Date): boolean {
+  const text = node.metadata?.annotations?.[NODE_ANNOTATIONS.terminationDeadline];
+  const at = text === undefined ? Number.NaN : Date.parse(text);
+  return !Number.isNaN(at) && at >= now.getTime();
+}
+
 /** The marks that say a node is doomed; a node that has one but no seal record was marked, not sealed (an older version). */
 const hasDoomMark = (node: V1Node) =>
   node.metadata?.annotations?.[NODE_ANNOTATIONS.interruptedAt] !== undefined ||
