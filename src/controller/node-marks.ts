@@ -81,9 +81,10 @@ export function deadlineOf(node: V1Node): Date | undefined {
  * scheduled change, that this process or an earlier one handled and sealed the node for.
  */
 export function markedDoomed(node: V1Node, now: Date): boolean {
-  const text = node.metadata?.annotations?.[NODE_ANNOTATIONS.terminationDeadline];
-  const at = text === undefined ? Number.NaN : Date.parse(text);
-  return !Number.isNaN(at) && at >= now.getTime();
+  // deadlineOf falls back to other marks (a rebalance's among them): only a termination deadline counts.
+  if (node.metadata?.annotations?.[NODE_ANNOTATIONS.terminationDeadline] === undefined) return false;
+  const deadline = deadlineOf(node);
+  return deadline !== undefined && deadline.getTime() >= now.getTime();
 }
 
 /** The marks that say a node is doomed; a node that has one but no seal record was marked, not sealed (an older version). */

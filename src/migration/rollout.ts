@@ -17,6 +17,16 @@ export interface RolloutClock {
 }
 
 /**
+ * Why the status cannot speak for the Deployment's current generation yet (the deployment controller
+ * has not observed it), or undefined when it can.
+ */
+export function unobservedGeneration(deployment: V1Deployment): string | undefined {
+  const generation = deployment.metadata?.generation ?? 0;
+  const observed = deployment.status?.observedGeneration ?? 0;
+  return observed < generation ? `generation ${generation} not yet observed (observed ${observed})` : undefined;
+}
+
+/**
  * Judges a Deployment's rollout from its status, the way `kubectl rollout status` does, plus our
  * own deadline:
  * - complete: the controller has observed the current generation, and updated, available and total
@@ -27,17 +37,16 @@ export interface RolloutClock {
  */
 export function evaluateRollout(deployment: V1Deployment, clock: RolloutClock): RolloutEvaluation {
   const desired = deployment.spec?.replicas ?? 1;
-  const generation = deployment.metadata?.generation ?? 0;
   const status: V1DeploymentStatus = deployment.status ?? {};
-  const observed = status.observedGeneration ?? 0;
   const updated = status.updatedReplicas ?? 0;
   const available = status.availableReplicas ?? 0;
   const total = status.replicas ?? 0;
   const unavailable = status.unavailableReplicas ?? 0;
-  const generationObserved = observed >= generation;
+  const unobserved = unobservedGeneration(deployment);
+  const generationObserved = unobserved === undefined;
 
   const missing: string[] = [];
-  if (!generationObserved) missing.push(`generation ${generation} not yet observed (observed ${observed})`);
+  if (unobserved) missing.push(unobserved);
   missing.push(`${updated}/${desired} updated`, `${available}/${desired} available`);
   if (total !== desired) missing.push(`${total} total replicas`);
   if (unavailable > 0) missing.push(`${unavailable} unavailable`);

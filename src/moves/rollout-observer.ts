@@ -6,7 +6,7 @@ import type { V1Deployment, V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { Clock, Timer } from '../clock.js';
 import type { ClusterConfig } from '../config/config.js';
-import { evaluateRollout } from '../migration/rollout.js';
+import { evaluateRollout, unobservedGeneration } from '../migration/rollout.js';
 import { isPodReady, keyOf, type ClusterView } from '../kube/cluster-view.js';
 
 export type Purpose = 'migration' | 'rollback' | 'recovery' | 'recovery-rollback';
@@ -163,7 +163,7 @@ export class RolloutObserver {
       // Another writer's change (a scale, a label, an annotation) gives the Deployment a generation
       // the deployment controller has not reported on yet: nothing is known of its health until it
       // has. That is waited out, bounded by the rollout timeout, and is no failed attempt.
-      const unknown = current ? this.notYetObserved(current) : undefined;
+      const unknown = current ? unobservedGeneration(current) : undefined;
       if (unknown) {
         t.request.log.debug({ why: unknown }, 'health not known yet; verifying again');
         await this.deps.clock.sleep(interval);
@@ -180,13 +180,6 @@ export class RolloutObserver {
       else this.finish(t, { result: 'failed', reason: 'health-check-failed', detail: `health check failed ${retries} times: ${problem}` });
       attempt++;
     }
-  }
-
-  /** Why the status cannot speak for the Deployment's current generation yet, or undefined when it can. */
-  private notYetObserved(d: V1Deployment): string | undefined {
-    const generation = d.metadata?.generation ?? 0;
-    const observed = d.status?.observedGeneration ?? 0;
-    return observed < generation ? `generation ${generation} not yet observed (observed ${observed})` : undefined;
   }
 
   /**
@@ -226,11 +219,7 @@ export class RolloutObserver {
  */
 function scalingUpOnly(d: V1Deployment, judged: number): boolean {
   const status = d.status ?? {};
-  return (
-    (d.spec?.replicas ?? 1) > judged &&
-    (status.observedGeneration ?? 0) >= (d.metadata?.generation ?? 0) &&
-    (status.updatedReplicas ?? 0) === (status.replicas ?? 0)
-  );
+  return (d.spec?.replicas ?? 1) > judged && unobservedGeneration(d) === undefined && (status.updatedReplicas ?? 0) === (status.replicas ?? 0);
 }
 
 function notServing(pods: V1Pod[], slices: ReturnType<ClusterView['endpointSlicesOf']>): string[] {
