@@ -409,7 +409,10 @@ describe('fault: the API server restarted, conflicting writers, throttling', () 
       // ends. What must not happen is a move the controller gave up on: once the throttle is
       // lifted, every pending one must finish without anybody's help.
       const after = moved.pending.length > 0 ? await waitMoved(t, fleet, 120_000) : moved;
-      const { problems } = await auditNamespace(t, ledger, namespace, fleet.before, fleet.sentinels, { compareResourceVersion: true });
+      // Not the resourceVersion: restoreApiServer restarted kube-controller-manager, whose deployment
+      // controller may write a Deployment's status on its resync (seen once in CI); spec, labels,
+      // annotations and generation still show that the controller wrote nothing there.
+      const { problems } = await auditNamespace(t, ledger, namespace, fleet.before, fleet.sentinels);
       assert.deepEqual(problems, [], `pending under the throttle: ${moved.pending.join(', ')}; after it: ${after.pending.join(', ')}`);
       ledger.add('cases');
       ledger.note('429s', throttledCalls);
