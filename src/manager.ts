@@ -29,6 +29,7 @@ import { LoopHeartbeat, startOpsServer } from './metrics/server.js';
 import type { ControllerContext } from './moves/context.js';
 import { DeploymentPatcher } from './moves/patcher.js';
 import { type InFlightPhase, MoveRegistry } from './moves/registry.js';
+import { StrategyReturn } from './controller/strategy-return.js';
 import { RolloutObserver } from './moves/rollout-observer.js';
 import { RecoveryFlow } from './recovery/recovery-flow.js';
 import { RecoveryLoop } from './recovery/recovery-loop.js';
@@ -138,6 +139,8 @@ export class Controller {
   readonly handler: InterruptionHandler;
   readonly queue: QueueSource;
   readonly recovery: RecoveryLoop;
+  /** Gives the strategy back to Deployments a failed move left on Fargate, once their old pods are gone. */
+  private readonly strategyReturn: StrategyReturn;
   /** Scheduled changes due and sealed nodes that survived, from the node marks. */
   readonly scheduledChanges: ScheduledChanges;
   private acting = false;
@@ -157,6 +160,7 @@ export class Controller {
     this.flow = new MigrationFlow(this.ctx);
     this.handler = new InterruptionHandler(this.ctx, this.flow, () => this.scheduledChanges.wake());
     this.scheduledChanges = new ScheduledChanges(this.ctx, this.handler);
+    this.strategyReturn = new StrategyReturn(this.ctx, (d) => isManaged(config, d, view.inScope), config.monitoring.check_interval);
     this.recovery = new RecoveryLoop(this.ctx, new RecoveryFlow(this.ctx));
     this.queue = new QueueSource({
       sqs: deps.sqs ?? sqsClientFor(config),
@@ -269,6 +273,7 @@ export class Controller {
     this.queue.start();
     this.scheduledChanges.start();
     this.recovery.start();
+    this.strategyReturn.start();
     const origin = trustedOriginOf(config.aws);
     this.ctx.log.info(
       {
@@ -294,6 +299,7 @@ export class Controller {
     this.ctx.moves.stop();
     this.scheduledChanges.stop();
     this.recovery.stop();
+    this.strategyReturn.stop();
     await this.queue.stop();
     await stopControllerContext(this.ctx);
   }

@@ -334,6 +334,7 @@ export class MigrationFlow {
    * A migration that did not become healthy. Rolling back only makes sense while healthy spot
    * capacity exists outside the dying instances; otherwise the Fargate template stays (the old
    * pods die with their instance anyway, and maxUnavailable 0 keeps every pod that still runs).
+   * The move's strategy stays with it until no old pod is left; StrategyReturn gives it back then.
    */
   private async onMigrationFailed(d: V1Deployment, detail: string, request: MigrationRequest, log: Logger, move: MoveHandle): Promise<DeploymentOutcome> {
     const key = keyOf(d);

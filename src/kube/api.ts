@@ -158,7 +158,12 @@ const undiciRequests: PromiseHttpLibrary = {
   },
 };
 
-const USER_AGENT = 'spot-fargate-orchestrator';
+/**
+ * The controller's User-Agent. The API server also names the controller's writes after it (the
+ * `manager` of their metadata.managedFields entries), which is how an audit tells a write by the
+ * controller from everyone else's.
+ */
+export const USER_AGENT = 'spot-fargate-orchestrator';
 
 export function loadKubeConfig(path = process.env.KUBECONFIG, callConnections = DEFAULT_CALL_CONNECTIONS): PooledKubeConfig {
   const kc = new PooledKubeConfig(callConnections);

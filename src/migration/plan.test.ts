@@ -5,7 +5,7 @@ import type { V1Deployment } from '@kubernetes/client-node';
 
 import { MANAGED_ANNOTATIONS as A } from '../state/annotations.js';
 import { applyJsonPatch } from './json-patch.js';
-import { formatTimestamp, MOVE_STRATEGY, planFinish, planMigration, planRestoreToSpot, type SavedSpec } from './plan.js';
+import { formatTimestamp, MOVE_STRATEGY, type PatchResult, planFinish, planMigration, planRestoreToSpot, planStrategyReturn, type SavedSpec } from './plan.js';
 import {
   LABELS,
   migrationInput,
@@ -704,5 +704,63 @@ describe('the restore record is only applied when its signature verifies', () =>
     const done = serverApply(restoring, okOps(planFinish(restoring, { kind: 'recovered', now: LATER, recoveryReason: 'successful-recovery' }, TEST_SIGNER)));
     assert.equal(annotation(done, A.savedSpec), undefined);
     assert.equal(annotation(done, A.savedSpecSignature), undefined);
+  });
+});
+
+describe('planStrategyReturn: a move that ended on Fargate without a finish', () => {
+  /** A migration whose phase was cleared with no finish (no spot capacity to roll back to), its status as given. */
+  function stranded(status: { replicas: number; updatedReplicas: number; observed?: number }): V1Deployment {
+    const migrated = migrate(spotDeployment());
+    const cleared = serverApply(migrated, [{ op: 'remove', path: '/metadata/annotations/spot-orchestrator~1phase' }]);
+    cleared.metadata!.generation = 8;
+    cleared.status = { observedGeneration: status.observed ?? 8, replicas: status.replicas, updatedReplicas: status.updatedReplicas };
+    return cleared;
+  }
+  const skipOf = (r: ReturnType<typeof planStrategyReturn>) => ('skip' in r ? r.skip : undefined);
+
+  it('gives back the saved strategy once no pod of an older ReplicaSet is left, and nothing else', () => {
+    const original = spotDeployment();
+    const d = stranded({ replicas: 3, updatedReplicas: 3 });
+    const result = planStrategyReturn(d, TEST_SIGNER);
+    const ops = okOps(result as PatchResult);
+    assert.deepEqual(ops[0], { op: 'test', path: '/metadata/resourceVersion', value: d.metadata!.resourceVersion });
+    const back = serverApply(d, ops);
+    assert.deepEqual(back.spec!.strategy, original.spec!.strategy);
+    assert.deepEqual(back.spec!.template, d.spec!.template, 'still the Fargate template');
+    assert.deepEqual(back.metadata!.annotations, d.metadata!.annotations, 'state, saved-spec and the rest stay');
+    assert.match(skipOf(planStrategyReturn(back, TEST_SIGNER)) ?? '', /not the move's/, 'and once given back, there is nothing left to do');
+  });
+
+  it('keeps the surge while old pods still run, or while the status lags the generation', () => {
+    assert.equal(skipOf(planStrategyReturn(stranded({ replicas: 5, updatedReplicas: 3 }), TEST_SIGNER)), '2 pod(s) of an older ReplicaSet are still running');
+    assert.match(skipOf(planStrategyReturn(stranded({ replicas: 3, updatedReplicas: 3, observed: 7 }), TEST_SIGNER)) ?? '', /generation 8 not yet observed/);
+  });
+
+  it('leaves moves in flight, Deployments on spot, and other strategies alone', () => {
+    const migrating = migrate(spotDeployment());
+    migrating.status = { observedGeneration: 7, replicas: 3, updatedReplicas: 3 };
+    assert.equal(skipOf(planStrategyReturn(migrating, TEST_SIGNER)), 'a move is in flight (phase migrating)');
+    const onSpot = spotDeployment();
+    onSpot.spec!.strategy = MOVE_STRATEGY;
+    assert.equal(skipOf(planStrategyReturn(onSpot, TEST_SIGNER)), 'not on Fargate');
+    const edited = stranded({ replicas: 3, updatedReplicas: 3 });
+    edited.spec!.strategy = { type: 'Recreate' };
+    assert.equal(skipOf(planStrategyReturn(edited, TEST_SIGNER)), "the strategy is not the move's");
+  });
+
+  it("says nothing is left when the user's own strategy was the move's", () => {
+    const own = spotDeployment();
+    own.spec!.strategy = MOVE_STRATEGY;
+    const migrated = migrate(own);
+    const cleared = serverApply(migrated, [{ op: 'remove', path: '/metadata/annotations/spot-orchestrator~1phase' }]);
+    cleared.status = { observedGeneration: 7, replicas: 3, updatedReplicas: 3 };
+    assert.equal(skipOf(planStrategyReturn(cleared, TEST_SIGNER)), "the saved strategy is the move's");
+  });
+
+  it('does not guess a strategy from a saved-spec that does not verify', () => {
+    const d = stranded({ replicas: 3, updatedReplicas: 3 });
+    const result = planStrategyReturn(d, hmacRecordSigner(Buffer.alloc(32, 9)));
+    assert.ok('error' in result);
+    assert.match(result.error, /^cannot give the strategy back: /);
   });
 });

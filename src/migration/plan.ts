@@ -6,6 +6,7 @@ import type { V1Deployment, V1DeploymentStrategy } from '@kubernetes/client-node
 
 import { MANAGED_ANNOTATIONS, type MigrationReason } from '../state/annotations.js';
 import { fargateRefusal } from './fargate-refusal.js';
+import { unobservedGeneration } from './rollout.js';
 import { jsonEqual, pointer, type JsonPatchOp } from './json-patch.js';
 import type { RecordSigner } from './record-signature.js';
 import { readRestoreRecord, readSignedSavedSpec, signedSavedSpecAnnotations, type LegacyRestoreLabel, type SavedSpec } from './saved-spec.js';
@@ -298,6 +299,38 @@ export function planFinish(deployment: V1Deployment, outcome: FinishOutcome, sig
       break;
   }
   return { ops };
+}
+
+/**
+ * Plans giving a Deployment its own strategy back after a move that ended on Fargate without a
+ * finish: a migration that never became healthy, with no spot capacity to roll back to, keeps
+ * MOVE_STRATEGY so that no pod of the older ReplicaSet is taken down while the new ones cannot start
+ * (see MigrationFlow.onMigrationFailed). Once none of those is left, maxUnavailable 0 protects
+ * nothing, and the move's 100 % surge would double the pods of the Deployment's next rollout, all of
+ * them Fargate launches. So the strategy saved at migration comes back, as a successful move's
+ * finish would have given it.
+ *
+ * Skips (with why) a Deployment that is in a move (phase set), not on Fargate, not on MOVE_STRATEGY,
+ * whose status does not speak for its generation yet, that still has pods of an older ReplicaSet, or
+ * whose saved strategy is MOVE_STRATEGY itself. A saved-spec that does not verify is an error: the
+ * strategy is not guessed.
+ */
+export function planStrategyReturn(deployment: V1Deployment, signer: RecordSigner): PatchResult | { skip: string } {
+  const annotations = deployment.metadata?.annotations ?? {};
+  const A = MANAGED_ANNOTATIONS;
+  const phase = annotations[A.phase];
+  if (phase !== undefined) return { skip: `a move is in flight (phase ${phase})` };
+  if (annotations[A.state] !== 'fargate') return { skip: 'not on Fargate' };
+  if (!jsonEqual(plain(deployment.spec?.strategy), MOVE_STRATEGY)) return { skip: "the strategy is not the move's" };
+  const unobserved = unobservedGeneration(deployment);
+  if (unobserved !== undefined) return { skip: unobserved };
+  const older = (deployment.status?.replicas ?? 0) - (deployment.status?.updatedReplicas ?? 0);
+  if (older > 0) return { skip: `${older} pod(s) of an older ReplicaSet are still running` };
+  const parsed = readSignedSavedSpec(deployment, deploymentName(deployment), signer);
+  if (!parsed.ok) return { error: `cannot give the strategy back: ${parsed.error}` };
+  const ops = fieldOps(P.strategy, deployment.spec?.strategy, parsed.saved.strategy);
+  if (ops.length === 0) return { skip: "the saved strategy is the move's" };
+  return { ops: [...concurrencyTest(deployment), ...ops] };
 }
 
 // ---------------------------------------------------------------------------------------------

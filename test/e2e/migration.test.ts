@@ -2,6 +2,7 @@
 // the doomed nodes to Fargate inside the window, without a ready replica lost.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { GetQueueAttributesCommand, SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import type { V1Deployment } from '@kubernetes/client-node';
 import { buildSpotInterruption } from '../../src/events/build.js';
@@ -318,6 +319,7 @@ describe('migration to Fargate on a spot interruption', () => {
       }),
     );
     await allReady(namespace, [name]);
+    const original = await t.apps.readNamespacedDeployment({ name, namespace });
     await injector.interrupt(nodes, { terminate: false });
     const alert = await eventually('the rollback-skipped alert', async () => c.alerter.of('rollback').find((a) => a.deployment.name === name), 60_000);
     assert.equal(alert.to, 'none');
@@ -329,6 +331,20 @@ describe('migration to Fargate on a spot interruption', () => {
     assert.equal(d.spec?.template.metadata?.labels?.['compute-type'], 'fargate', 'still on the Fargate template');
     assert.equal(d.spec?.strategy?.rollingUpdate?.maxUnavailable, 0, 'no running pod is taken down');
     assert.ok((await eventsFor(namespace, name)).some((e) => e.reason === 'RollbackSkipped'));
+    // The old pod still serves on its node, so the move's strategy must stay while it runs.
+    await sleep(3000);
+    const held = await t.apps.readNamespacedDeployment({ name, namespace });
+    assert.equal(held.spec?.strategy?.rollingUpdate?.maxUnavailable, 0, 'kept while a pod of the older ReplicaSet runs');
+    assert.ok(!(await eventsFor(namespace, name)).some((e) => e.reason === 'StrategyRestored'));
+    // The instance dies with the old pod: nothing is left to protect, and the next rollout must not surge to twice the pods.
     await injector.terminateNode(nodes[0]!);
+    const restored = await eventually('its own strategy back', async () => {
+      const cur = await t.apps.readNamespacedDeployment({ name, namespace });
+      return cur.spec?.strategy?.rollingUpdate?.maxUnavailable !== 0 ? cur : undefined;
+    });
+    assert.deepEqual(restored.spec?.strategy, original.spec?.strategy);
+    assert.equal(restored.spec?.template.metadata?.labels?.['compute-type'], 'fargate', 'still on the Fargate template');
+    assert.equal(restored.metadata?.annotations?.['spot-orchestrator/state'], 'fargate');
+    await eventually('a StrategyRestored Event', async () => (await eventsFor(namespace, name)).find((e) => e.reason === 'StrategyRestored'));
   });
 });

@@ -2,6 +2,7 @@
 // with no help from the controller's own code: the expected template is computed here from the
 // Deployment as it was before the interruption.
 import type { V1Deployment, V1Pod } from '@kubernetes/client-node';
+import { USER_AGENT } from '../../src/kube/api.js';
 import type { ScenarioLedger } from './faults-ledger.js';
 import { isPodReady, type TestGround } from './ground.js';
 
@@ -163,9 +164,11 @@ export function sentinelSnapshot(d: V1Deployment): SentinelSnapshot {
 }
 
 /**
- * Differences on a Deployment the controller must never touch. The resourceVersion is compared only
- * when nothing else could have written it (the nodes under it were not terminated, so the deployment
- * controller had no status to update).
+ * Differences on a Deployment the controller must never touch, and any write the API server
+ * attributes to the controller (a managedFields entry under its User-Agent): that one holds whoever
+ * else wrote, so it is checked everywhere, status writes included. The resourceVersion is compared
+ * only when nothing else could have written it (the nodes under it were not terminated, so the
+ * deployment controller had no status to update).
  */
 export function sentinelChanges(
   before: SentinelSnapshot,
@@ -179,6 +182,10 @@ export function sentinelChanges(
   if (!same(now.spec, before.spec)) changes.push('spec changed');
   if (!same(now.labels, before.labels)) changes.push(`labels ${JSON.stringify(before.labels)} -> ${JSON.stringify(now.labels)}`);
   if (!same(now.annotations, before.annotations)) changes.push(`annotations ${JSON.stringify(before.annotations)} -> ${JSON.stringify(now.annotations)}`);
+  for (const entry of after.metadata?.managedFields ?? []) {
+    if (entry.manager === USER_AGENT)
+      changes.push(`written by the controller (${entry.operation}${entry.subresource ? ` of ${entry.subresource}` : ''} at ${String(entry.time)})`);
+  }
   if (compareResourceVersion && now.resourceVersion !== before.resourceVersion)
     changes.push(`resourceVersion ${before.resourceVersion} -> ${now.resourceVersion}`);
   return changes;
