@@ -175,8 +175,31 @@ describe('RolloutObserver', () => {
     assert.equal(result.value, undefined, 'not settled while the status speaks for an older generation');
     assert.deepEqual(healthFailures, [], 'an unknown health is not a failed check');
     view.deliver(deployment({ generation: 3, ready: 2 }));
-    await clock.advance(2000);
-    assert.deepEqual(result.value, { result: 'complete', durationMs: 13_000 });
+    await clock.advance(0);
+    assert.deepEqual(result.value, { result: 'complete', durationMs: 11_000 }, 'the copy that shows it observed ends the wait at once');
+  });
+
+  it('a Deployment written to all the time is judged on the copy whose generation is observed, between two writes', async () => {
+    const { clock, view, observer, request, healthFailures } = setUp();
+    view.pods = [pod('api-1', true), pod('api-2', true)];
+    view.current = deployment({ ready: 2 });
+    const result = peek(observer.track(request({ timeoutMs: 30_000 })));
+    // A write every 300 ms; from 1.5 s on, the deployment controller catches up 100 ms after each,
+    // and the next write comes 200 ms later. The verification's first look (at 1 s) finds the
+    // generation unobserved; the first observed copy (at 1.6 s) is the one judged, not the next tick.
+    let generation = 2;
+    for (let elapsed = 0; elapsed < 6000 && result.value === undefined; elapsed += 300) {
+      generation++;
+      const written = deployment({ generation, ready: 2 });
+      written.status!.observedGeneration = generation - 1;
+      view.deliver(written);
+      await clock.advance(100);
+      if (elapsed >= 1500) view.deliver(deployment({ generation, ready: 2 }));
+      await clock.advance(200);
+    }
+    assert.ok(result.value?.result === 'complete', JSON.stringify(result.value));
+    assert.equal(result.value.durationMs, 1600, 'judged on the first observed copy, not on the 2 s interval');
+    assert.deepEqual(healthFailures, []);
   });
 
   it('a generation never observed ends in the rollout timeout, not in failed health checks', async () => {

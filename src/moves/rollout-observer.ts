@@ -53,6 +53,8 @@ interface Tracking {
   verifying: boolean;
   /** spec.replicas when the rollout was seen complete: the replicas the move is judged on. */
   completedReplicas?: number;
+  /** Ends the verification's wait for a status that speaks for the generation: the watch delivered a new copy. */
+  wake?: () => void;
 }
 
 export interface ObserverDeps {
@@ -133,7 +135,10 @@ export class RolloutObserver {
       this.finish(t, { result: 'failed', reason: 'template-reverted', detail: reverted });
       return;
     }
-    if (t.verifying) return;
+    if (t.verifying) {
+      t.wake?.();
+      return;
+    }
     const evaluation = evaluateRollout(d, this.evaluationClock(t.request));
     if (evaluation.status === 'failed') {
       // The timeout is the timer's, so a failed evaluation is Kubernetes' own progress deadline.
@@ -163,10 +168,16 @@ export class RolloutObserver {
       // Another writer's change (a scale, a label, an annotation) gives the Deployment a generation
       // the deployment controller has not reported on yet: nothing is known of its health until it
       // has. That is waited out, bounded by the rollout timeout, and is no failed attempt.
+      // The copy that says so comes through the watch, and wakes the wait at once: a Deployment
+      // written to all the time has its generation observed only between two writes, which a
+      // check every interval would keep missing.
       const unknown = current ? unobservedGeneration(current) : undefined;
       if (unknown) {
         t.request.log.debug({ why: unknown }, 'health not known yet; verifying again');
-        await this.deps.clock.sleep(interval);
+        const woken = new AbortController();
+        t.wake = () => woken.abort();
+        await this.deps.clock.sleep(interval, woken.signal);
+        t.wake = undefined;
         continue;
       }
       const problem = this.healthProblem(t.request.namespace, t.request.name, t.request.minGeneration, t.completedReplicas);
