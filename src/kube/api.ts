@@ -25,6 +25,13 @@ export const MERGE_PATCH = setHeaderOptions('Content-Type', PatchStrategy.MergeP
 export const JSON_PATCH = setHeaderOptions('Content-Type', PatchStrategy.JsonPatch);
 export const STRATEGIC_MERGE_PATCH = setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch);
 
+/**
+ * The controller's User-Agent. The API server also names the controller's writes after it (the
+ * `manager` of their metadata.managedFields entries), which is how an audit tells a write by the
+ * controller from everyone else's.
+ */
+export const USER_AGENT = 'spot-fargate-orchestrator';
+
 /** Connections for a controller that runs `maxConcurrentPatches` patches at once, plus room for the lease, Events, node marks and reads. */
 export const callConnectionsFor = (maxConcurrentPatches: number) => maxConcurrentPatches + 16;
 
@@ -58,6 +65,8 @@ export class PooledKubeConfig extends KubeConfig {
   constructor(
     private readonly callConnections = DEFAULT_CALL_CONNECTIONS,
     readonly transport: CallTransport = 'request',
+    /** Sent on the calls; the API server names their writes after it (see USER_AGENT). */
+    readonly userAgent = USER_AGENT,
   ) {
     super();
   }
@@ -113,7 +122,7 @@ export class PooledKubeConfig extends KubeConfig {
       createConfiguration({
         baseServer: new ServerConfiguration(cluster.server, {}),
         authMethods: { default: this },
-        httpApi: wrapHttpLibrary(undiciRequests),
+        httpApi: wrapHttpLibrary(undiciRequests(this.userAgent)),
       }),
     );
   }
@@ -137,13 +146,13 @@ export class PooledKubeConfig extends KubeConfig {
 export type CallTransport = 'fetch' | 'request';
 
 /** The `request` transport. The response body is read at once, so no body nobody reads holds a connection. */
-const undiciRequests: PromiseHttpLibrary = {
+const undiciRequests = (userAgent: string): PromiseHttpLibrary => ({
   async send(context: RequestContext): Promise<ResponseContext> {
     const body = context.getBody();
     if (body !== undefined && typeof body !== 'string') throw new Error(`unsupported request body for ${context.getUrl()}`);
     const response = await request(context.getUrl(), {
       method: context.getHttpMethod() as Dispatcher.HttpMethod,
-      headers: { 'user-agent': USER_AGENT, ...context.getHeaders() },
+      headers: { 'user-agent': userAgent, ...context.getHeaders() },
       body,
       signal: context.getSignal(),
       dispatcher: context.getDispatcher(),
@@ -156,14 +165,7 @@ const undiciRequests: PromiseHttpLibrary = {
     data.catch(() => undefined); // a body that fails is reported when it is read
     return new ResponseContext(response.statusCode, headers, new SelfDecodingBody(data));
   },
-};
-
-/**
- * The controller's User-Agent. The API server also names the controller's writes after it (the
- * `manager` of their metadata.managedFields entries), which is how an audit tells a write by the
- * controller from everyone else's.
- */
-export const USER_AGENT = 'spot-fargate-orchestrator';
+});
 
 export function loadKubeConfig(path = process.env.KUBECONFIG, callConnections = DEFAULT_CALL_CONNECTIONS): PooledKubeConfig {
   const kc = new PooledKubeConfig(callConnections);

@@ -6,8 +6,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { GetQueueAttributesCommand, SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import type { V1Deployment } from '@kubernetes/client-node';
 import { buildSpotInterruption } from '../../src/events/build.js';
-import { MERGE_PATCH } from '../../src/kube/api.js';
-import { awsClientConfig } from '../../testground/src/ground.js';
+import { MERGE_PATCH, USER_AGENT } from '../../src/kube/api.js';
+import { awsClientConfig, GROUND_USER_AGENT } from '../../testground/src/ground.js';
 import { InterruptionInjector } from '../../testground/src/injector.js';
 import { appDeployment, createNamespace, deleteNamespace, eventually, isPodReady, podsOf, testGround, uniqueName } from '../support/ground.js';
 import { ReadinessSampler, startController, type TestController } from '../support/controller.js';
@@ -55,6 +55,9 @@ async function queueIsEmpty(c: TestController): Promise<boolean> {
   );
   return out.Attributes?.ApproximateNumberOfMessages === '0' && out.Attributes?.ApproximateNumberOfMessagesNotVisible === '0';
 }
+
+/** Who wrote a Deployment, as the API server records it. */
+const writers = (d: V1Deployment) => (d.metadata?.managedFields ?? []).map((e) => e.manager ?? '');
 
 describe('migration to Fargate on a spot interruption', () => {
   let namespace: string;
@@ -192,11 +195,14 @@ describe('migration to Fargate on a spot interruption', () => {
         `${name} dipped to ${sampler.lowestReady.get(name)} ready of ${d.spec?.replicas}`,
       );
       assert.ok((sampler.lowestAvailable.get(name) ?? 0) >= (d.spec?.replicas ?? 1));
+      assert.ok(writers(d).includes(USER_AGENT), `the API server names the controller's writes after it: ${writers(d).join(', ')}`);
     }
     for (const name of untouched) {
       const d = await t.apps.readNamespacedDeployment({ name, namespace });
       assert.deepEqual(d.spec?.template, before.get(name)!.spec?.template, `${name} left untouched`);
       assert.equal(d.metadata?.annotations?.['spot-orchestrator/state'], undefined);
+      // Skipped ones carry only Events, never a write (what the fault suite's audit relies on).
+      assert.ok(!writers(d).includes(USER_AGENT) && writers(d).includes(GROUND_USER_AGENT), `${name} written by ${writers(d).join(', ')}`);
     }
     const skippedEvents = async (name: string) => (await eventsFor(namespace, name)).filter((e) => e.reason === 'MigrationSkipped').map((e) => e.message);
     assert.match((await skippedEvents(noFargate)).join(), /allow_fargate_false/);

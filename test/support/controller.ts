@@ -6,6 +6,7 @@ import { pino } from 'pino';
 import type { Alert, Alerter } from '../../src/alerts/alert.js';
 import { loadConfig } from '../../src/config/load.js';
 import { Controller, loadRecordKeyFor } from '../../src/manager.js';
+import { loadKubeConfig } from '../../src/kube/api.js';
 import { hmacRecordSigner } from '../../src/migration/record-signature.js';
 import { createMetrics } from '../../src/metrics/metrics.js';
 import { ensureQueueAndRule, removeQueueAndRule } from '../../testground/src/aws.js';
@@ -88,7 +89,8 @@ export async function startController(
     },
   );
   const alerter = new RecordingAlerter(options.forwardAlertsTo);
-  const kc = kubeConfigFrom(t.ground.kubeconfig);
+  // As the product loads it: its User-Agent is what the API server names its writes after.
+  const kc = loadKubeConfig(t.ground.kubeconfig);
   const signer = hmacRecordSigner(await loadRecordKeyFor(config, kc));
   const controller = new Controller({ config, kc, log, metrics: createMetrics(), alerter, signer });
   await options.beforeStart?.();

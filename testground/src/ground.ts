@@ -39,9 +39,15 @@ export function loadGround(path = process.env.TESTGROUND_FILE ?? DEFAULT_GROUND_
   return JSON.parse(text) as Ground;
 }
 
-/** The same connection reuse as the controller's (see PooledKubeConfig), for the simulators and harnesses. */
+/**
+ * The same connection reuse as the controller's (see PooledKubeConfig), for the simulators and
+ * harnesses. Under a User-Agent of their own, so that what they write is never taken for the
+ * controller's writes (the API server names managedFields entries after it).
+ */
+export const GROUND_USER_AGENT = 'spot-fargate-testground';
+
 export function kubeConfigFrom(path: string): PooledKubeConfig {
-  const kc = new PooledKubeConfig();
+  const kc = new PooledKubeConfig(undefined, 'request', GROUND_USER_AGENT);
   kc.loadFromFile(path);
   return kc;
 }
