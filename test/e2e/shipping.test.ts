@@ -5,7 +5,7 @@
 // server: an EC2 event reaches the queue through the rule they create) and the examples.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { copyFileSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createHash } from 'node:crypto';
@@ -915,6 +915,17 @@ describe('the container image layout', () => {
     for (const f of ['package.json', 'package-lock.json']) copyFileSync(join(PROJECT_DIR, f), join(app, f));
     await runOk('npm', ['ci', '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund', '--prefer-offline'], { cwd: app });
     assert.ok(!existsSync(join(app, 'node_modules/typescript')) && !existsSync(join(app, 'node_modules/tsx')), 'no dev dependency in the image');
+    // Then only what the bundle loads from node_modules stays, pruned by Node itself (no tsx there).
+    const prune = /^RUN npm ci --omit=dev [^\n]*&& node scripts\/prune-deps\.ts ([\w@/ -]+?) && npm cache clean --force$/m.exec(dockerfile);
+    assert.ok(prune, 'the deps stage prunes node_modules');
+    assert.deepEqual(prune[1]!.split(' '), [...UNBUNDLED_PACKAGES], 'down to the packages the bundle leaves out');
+    assert.match(dockerfile, /^COPY scripts\/prune-deps\.ts \.\/scripts\/$/m);
+    mkdirSync(join(app, 'scripts'));
+    copyFileSync(join(PROJECT_DIR, 'scripts/prune-deps.ts'), join(app, 'scripts/prune-deps.ts'));
+    await runOk('node', ['scripts/prune-deps.ts', ...UNBUNDLED_PACKAGES], { cwd: app, env: { PATH: process.env.PATH } });
+    rmSync(join(app, 'scripts'), { recursive: true });
+    for (const gone of ['@kubernetes', '@aws-sdk', 'undici', 'prom-client'])
+      assert.ok(!existsSync(join(app, 'node_modules', gone)), `${gone} is in the bundle, not in the image's node_modules`);
     assert.match(dockerfile, /^RUN npm run build$/m);
     assert.equal(
       JSON.parse(readFileSync(join(PROJECT_DIR, 'package.json'), 'utf8')).scripts.build,
