@@ -13,7 +13,7 @@ import { parseProviderId } from '../../src/events/provider-id.js';
 import { MERGE_PATCH } from '../../src/kube/api.js';
 import { publishEc2Events, queueEmpty } from '../../testground/src/aws.js';
 import { InterruptionInjector } from '../../testground/src/injector.js';
-import { auditNamespace } from '../support/faults-audit.js';
+import { type AuditOptions, auditNamespace } from '../support/faults-audit.js';
 import { FaultController, M, metric, scanForSecrets } from '../support/faults-controller.js';
 import { createFleet, progress, waitMoved } from '../support/faults-fleet.js';
 import { freezeComponent, restartComponent, serviceAccountKubeconfig } from '../support/faults-ground.js';
@@ -272,44 +272,79 @@ describe('fault: the API server restarted, conflicting writers, throttling', () 
       await injector.terminateNode(fleet.nodes[0]!);
     }));
 
+  /**
+   * A fleet of 3 moved with a long verification delay; once every rollout is complete, `component`
+   * is frozen, `disturb` changes each Deployment, and the freeze lasts past the delay and both
+   * checks. The moves must still end healthy on Fargate, with no failed health check; the audit
+   * expects the disturbance (perDeployment).
+   */
+  async function disturbedDuringVerification(o: {
+    prefix: string;
+    label: string;
+    replicas?: number;
+    freeze: Parameters<typeof freezeComponent>[0];
+    disturb: (name: string) => Promise<unknown>;
+    perDeployment: () => AuditOptions;
+  }): Promise<{ c: FaultController; names: string[] }> {
+    const { namespace, secrets } = scenario;
+    const fleet = await createFleet(t, injector, { namespace, nodes: 1, deployments: 3, prefix: o.prefix, replicas: () => o.replicas ?? 1 });
+    // A verification delay long enough to freeze the component inside it, and checks that would
+    // all be spent while it stays frozen.
+    const c = await FaultController.spawn(
+      t,
+      secrets,
+      { ...env(), VERIFICATION_DELAY: '8s', HEALTH_CHECK_RETRIES: '2', HEALTH_CHECK_INTERVAL: '500ms' },
+      o.label,
+    );
+    controllers.push(c);
+    await c.waitFor('controller started');
+    await injector.interrupt(fleet.nodes, { windowMs: 1_200_000, terminate: false });
+    await eventually('every rollout complete', allRolledOut(namespace, fleet.names), 60_000, 100);
+    const thaw = freezeComponent(o.freeze);
+    ledger.add('faults');
+    try {
+      for (const name of fleet.names) await o.disturb(name);
+      // Frozen past the verification delay and both checks of every Deployment (each began its
+      // delay before its rollout was seen complete here).
+      await sleep(8000 + 2 * 500 + 1500);
+    } finally {
+      thaw();
+    }
+    const moved = await waitMoved(t, fleet, 60_000, { perDeployment: o.perDeployment });
+    await eventually('the message deleted', queueEmptied, 30_000, 250);
+    const { problems } = await auditNamespace(t, ledger, namespace, fleet.before, fleet.sentinels, { perDeployment: o.perDeployment });
+    assert.deepEqual(problems, [], `pending: ${moved.pending.join(', ')}`);
+    assert.deepEqual(
+      c
+        .lines()
+        .filter((l) => l.message === 'health check failed')
+        .map((l) => l.problem),
+      [],
+      'a disturbance during verification was counted as a failed health check',
+    );
+    assert.equal(c.lines().filter((l) => l.message === 'healthy on Fargate').length, fleet.names.length);
+    ledger.add('cases');
+    await c.kill('SIGTERM');
+    await injector.terminateNode(fleet.nodes[0]!);
+    return { c, names: fleet.names };
+  }
+
   it('a change the deployment controller has not observed when health is verified is waited for, not taken for a failed check', () =>
     ledger.run(async () => {
-      const { namespace, secrets } = scenario;
-      const fleet = await createFleet(t, injector, { namespace, nodes: 1, deployments: 3, prefix: 'g' });
-      // A verification delay long enough to freeze kube-controller-manager inside it, and checks that
-      // would all be spent while it stays frozen.
-      const c = await FaultController.spawn(
-        t,
-        secrets,
-        { ...env(), VERIFICATION_DELAY: '8s', HEALTH_CHECK_RETRIES: '2', HEALTH_CHECK_INTERVAL: '500ms' },
-        'unobserved',
-      );
-      controllers.push(c);
-      await c.waitFor('controller started');
-      await injector.interrupt(fleet.nodes, { windowMs: 1_200_000, terminate: false });
-      await eventually('every rollout complete', allRolledOut(namespace, fleet.names), 60_000, 100);
-      const thaw = freezeComponent('kube-controller-manager');
-      ledger.add('faults');
-      try {
-        // A label and an annotation on each, as a GitOps tool would write them: a generation that
-        // nobody observes while the deployment controller is frozen.
-        for (const name of fleet.names) {
-          await t.apps.patchNamespacedDeployment(
+      const { namespace } = scenario;
+      const { c, names } = await disturbedDuringVerification({
+        prefix: 'g',
+        label: 'unobserved',
+        // kube-controller-manager frozen: a label and an annotation, as a GitOps tool would write them,
+        // make a generation that nobody observes.
+        freeze: 'kube-controller-manager',
+        disturb: (name) =>
+          t.apps.patchNamespacedDeployment(
             { name, namespace, body: { metadata: { labels: { [WRITER_LABEL]: 'w1' }, annotations: { [WRITER_ANNOTATION]: '1' } } } },
             MERGE_PATCH,
-          );
-        }
-        // Frozen past the verification delay and both checks of every Deployment (each began its
-        // delay before its rollout was seen complete here).
-        await sleep(8000 + 2 * 500 + 1500);
-      } finally {
-        thaw();
-      }
-      const perDeployment = () => ({ writerLabels: { [WRITER_LABEL]: 'w1' }, writerAnnotations: { [WRITER_ANNOTATION]: '1' }, expectedGenerationBump: 1 });
-      const moved = await waitMoved(t, fleet, 60_000, { perDeployment });
-      await eventually('the message deleted', queueEmptied, 30_000, 250);
-      const { problems } = await auditNamespace(t, ledger, namespace, fleet.before, fleet.sentinels, { perDeployment });
-      assert.deepEqual(problems, [], `pending: ${moved.pending.join(', ')}`);
+          ),
+        perDeployment: () => ({ writerLabels: { [WRITER_LABEL]: 'w1' }, writerAnnotations: { [WRITER_ANNOTATION]: '1' }, expectedGenerationBump: 1 }),
+      });
       const met = new Set(
         c
           .lines()
@@ -317,63 +352,24 @@ describe('fault: the API server restarted, conflicting writers, throttling', () 
           .map((l) => String(l.deployment)),
       );
       assert.deepEqual(
-        fleet.names.filter((n) => !met.has(`${namespace}/${n}`)),
+        names.filter((n) => !met.has(`${namespace}/${n}`)),
         [],
         'a verification that never met the unobserved generation: the scenario tested nothing for these',
       );
-      const failedChecks = c.lines().filter((l) => l.message === 'health check failed');
-      assert.deepEqual(
-        failedChecks.map((l) => l.problem),
-        [],
-        'a generation not yet observed was counted as a failed health check',
-      );
-      ledger.add('cases');
-      await c.kill('SIGTERM');
-      await injector.terminateNode(fleet.nodes[0]!);
     }));
 
   it('an autoscaler scaling up during verification: the replicas it adds are still starting, and the move is not failed for them', () =>
     ledger.run(async () => {
-      const { namespace, secrets } = scenario;
-      const fleet = await createFleet(t, injector, { namespace, nodes: 1, deployments: 3, prefix: 's', replicas: () => 2 });
-      const c = await FaultController.spawn(
-        t,
-        secrets,
-        { ...env(), VERIFICATION_DELAY: '8s', HEALTH_CHECK_RETRIES: '2', HEALTH_CHECK_INTERVAL: '500ms' },
-        'scaled',
-      );
-      controllers.push(c);
-      await c.waitFor('controller started');
-      await injector.interrupt(fleet.nodes, { windowMs: 1_200_000, terminate: false });
-      await eventually('every rollout complete', allRolledOut(namespace, fleet.names), 60_000, 100);
-      // The Fargate simulator frozen: the replicas the scale-up adds stay Pending through every check.
-      const thaw = freezeComponent('eks-simulator');
-      ledger.add('faults');
-      try {
-        for (const name of fleet.names) {
-          await t.apps.patchNamespacedDeploymentScale({ name, namespace, body: { spec: { replicas: 4 } } }, MERGE_PATCH);
-        }
-        // Past the verification delay and both checks of every Deployment.
-        await sleep(8000 + 2 * 500 + 1500);
-      } finally {
-        thaw();
-      }
-      const moved = await waitMoved(t, fleet, 60_000, { perDeployment: () => ({ expectedGenerationBump: 1 }) });
-      await eventually('the message deleted', queueEmptied, 30_000, 250);
-      const { problems } = await auditNamespace(t, ledger, namespace, fleet.before, fleet.sentinels, { perDeployment: () => ({ expectedGenerationBump: 1 }) });
-      assert.deepEqual(problems, [], `pending: ${moved.pending.join(', ')}`);
-      assert.deepEqual(
-        c
-          .lines()
-          .filter((l) => l.message === 'health check failed')
-          .map((l) => l.problem),
-        [],
-        'replicas still starting after a scale-up were counted as a failed health check',
-      );
-      assert.equal(c.lines().filter((l) => l.message === 'healthy on Fargate').length, fleet.names.length);
-      ledger.add('cases');
-      await c.kill('SIGTERM');
-      await injector.terminateNode(fleet.nodes[0]!);
+      const { namespace } = scenario;
+      await disturbedDuringVerification({
+        prefix: 's',
+        label: 'scaled',
+        replicas: 2,
+        // The Fargate simulator frozen: the replicas the scale-up adds stay Pending through every check.
+        freeze: 'eks-simulator',
+        disturb: (name) => t.apps.patchNamespacedDeploymentScale({ name, namespace, body: { spec: { replicas: 4 } } }, MERGE_PATCH),
+        perDeployment: () => ({ expectedGenerationBump: 1 }),
+      });
     }));
 
   it('throttled (real 429s from a lowered --max-requests-inflight): retried, every Deployment still moves', () =>
