@@ -17,7 +17,7 @@ import { MigrationFlow } from './controller/migration-flow.js';
 import { ScheduledChanges } from './controller/scheduled-changes.js';
 import { trustedOriginOf } from './intake/event-trust.js';
 import { type QueueClient, QueueSource } from './intake/queue-source.js';
-import { callConnectionsFor, loadKubeConfig, messageOf } from './kube/api.js';
+import { callConnectionsFor, loadKubeConfig, messageOf, PooledKubeConfig } from './kube/api.js';
 import { ClusterView } from './kube/cluster-view.js';
 import { LeaderElector } from './kube/leader-election.js';
 import { loadRecordKey } from './kube/record-key.js';
@@ -84,6 +84,12 @@ export interface ClusterDeps {
 export function createControllerContext(deps: ClusterDeps): ControllerContext {
   const { config, kc, log, metrics, alerter } = deps;
   const clock = deps.clock ?? systemClock;
+  if (kc instanceof PooledKubeConfig) {
+    kc.observeCalls(({ verb, resource, code, seconds }) => {
+      metrics.kubeApiRequests.inc({ verb, resource, code });
+      metrics.kubeApiRequestSeconds.observe({ verb, resource }, seconds);
+    });
+  }
   const core = kc.makeApiClient(CoreV1Api);
   const view = new ClusterView(kc, namespaceScope(config.kubernetes), log);
   const observer = new RolloutObserver({

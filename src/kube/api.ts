@@ -32,6 +32,42 @@ export const STRATEGIC_MERGE_PATCH = setHeaderOptions('Content-Type', PatchStrat
  */
 export const USER_AGENT = 'spot-fargate-orchestrator';
 
+/** One API call as it ended: what was asked, the answer's HTTP status ('network' when none came back), how long it took. */
+export interface ApiCall {
+  verb: string;
+  resource: string;
+  code: number | 'network';
+  seconds: number;
+}
+
+const VERB_OF_METHOD: Record<string, string> = { POST: 'create', PUT: 'update', PATCH: 'patch', DELETE: 'delete' };
+
+/**
+ * The verb and resource of an API call, in RBAC's words: `list` for a GET of a collection, `get` for
+ * one object; the resource is the plural, with its subresource (`deployments/scale`). Anything that
+ * is not a resource path (discovery, /version) is `other`.
+ */
+export function describeCall(method: string, url: string): { verb: string; resource: string } {
+  const parts = new URL(url).pathname.split('/').filter((p) => p !== '');
+  // /api/v1/... or /apis/GROUP/VERSION/...
+  const rest = parts[0] === 'api' ? parts.slice(2) : parts[0] === 'apis' ? parts.slice(3) : undefined;
+  if (rest === undefined || rest.length === 0) return { verb: method.toLowerCase(), resource: 'other' };
+  // A namespaced path names the namespace first; /api/v1/namespaces alone (or /namespaces/NAME) is the Namespace resource.
+  const inNamespace = rest[0] === 'namespaces' && rest.length >= 3 ? rest.slice(2) : rest;
+  const [plural, name, subresource] = inNamespace;
+  const resource = subresource ? `${plural}/${subresource}` : (plural ?? 'other');
+  const upper = method.toUpperCase();
+  const verb =
+    upper === 'GET'
+      ? name === undefined
+        ? 'list'
+        : 'get'
+      : upper === 'DELETE' && name === undefined
+        ? 'deletecollection'
+        : (VERB_OF_METHOD[upper] ?? method.toLowerCase());
+  return { verb, resource };
+}
+
 /** Connections for a controller that runs `maxConcurrentPatches` patches at once, plus room for the lease, Events, node marks and reads. */
 export const callConnectionsFor = (maxConcurrentPatches: number) => maxConcurrentPatches + 16;
 
@@ -57,6 +93,7 @@ export const DEFAULT_CALL_CONNECTIONS = callConnectionsFor(DEFAULT_MAX_CONCURREN
 export class PooledKubeConfig extends KubeConfig {
   private readonly pools = new Map<string, Agent>();
   private opened = 0;
+  private observer?: (call: ApiCall) => void;
 
   /**
    * callConnections: the most connections the API calls open (the watches have their own one).
@@ -69,6 +106,14 @@ export class PooledKubeConfig extends KubeConfig {
     readonly userAgent = USER_AGENT,
   ) {
     super();
+  }
+
+  /**
+   * Told of every API call made through makeApiClient's clients as it ends (the metrics count them).
+   * The `request` transport only; the watches are streams, not calls, and are not told.
+   */
+  observeCalls(observer: (call: ApiCall) => void): void {
+    this.observer = observer;
   }
 
   /** TCP+TLS connections the pools have opened so far (reuse shows as a count well below the calls). */
@@ -122,7 +167,7 @@ export class PooledKubeConfig extends KubeConfig {
       createConfiguration({
         baseServer: new ServerConfiguration(cluster.server, {}),
         authMethods: { default: this },
-        httpApi: wrapHttpLibrary(undiciRequests(this.userAgent)),
+        httpApi: wrapHttpLibrary(undiciRequests(this.userAgent, (call) => this.observer?.(call))),
       }),
     );
   }
@@ -146,17 +191,32 @@ export class PooledKubeConfig extends KubeConfig {
 export type CallTransport = 'fetch' | 'request';
 
 /** The `request` transport. The response body is read at once, so no body nobody reads holds a connection. */
-const undiciRequests = (userAgent: string): PromiseHttpLibrary => ({
+const undiciRequests = (userAgent: string, observe: (call: ApiCall) => void): PromiseHttpLibrary => ({
   async send(context: RequestContext): Promise<ResponseContext> {
     const body = context.getBody();
     if (body !== undefined && typeof body !== 'string') throw new Error(`unsupported request body for ${context.getUrl()}`);
-    const response = await request(context.getUrl(), {
-      method: context.getHttpMethod() as Dispatcher.HttpMethod,
-      headers: { 'user-agent': userAgent, ...context.getHeaders() },
-      body,
-      signal: context.getSignal(),
-      dispatcher: context.getDispatcher(),
-    });
+    const started = performance.now();
+    const ended = (code: ApiCall['code']) => {
+      try {
+        observe({ ...describeCall(context.getHttpMethod(), context.getUrl()), code, seconds: (performance.now() - started) / 1000 });
+      } catch {
+        // Counting a call never fails it.
+      }
+    };
+    let response: Dispatcher.ResponseData;
+    try {
+      response = await request(context.getUrl(), {
+        method: context.getHttpMethod() as Dispatcher.HttpMethod,
+        headers: { 'user-agent': userAgent, ...context.getHeaders() },
+        body,
+        signal: context.getSignal(),
+        dispatcher: context.getDispatcher(),
+      });
+    } catch (err) {
+      ended('network');
+      throw err;
+    }
+    ended(response.statusCode);
     const headers: Record<string, string> = {};
     for (const [name, value] of Object.entries(response.headers)) {
       if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(', ') : value;

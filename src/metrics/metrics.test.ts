@@ -132,7 +132,7 @@ describe('metric names', () => {
     const ours = (await metrics.registry.getMetricsAsJSON()).filter((m) => !/^spot_orchestrator_(process|nodejs)_/.test(m.name));
     // One per metric field of Metrics, and nothing else.
     const fields = Object.values(metrics).filter((v): v is { name: string } => typeof v === 'object' && v !== null && 'name' in v);
-    assert.equal(fields.length, 22);
+    assert.equal(fields.length, 24);
     assert.deepEqual(ours.map((m) => m.name).sort(), fields.map((f) => f.name).sort());
     for (const m of ours) {
       assert.match(m.name, /^spot_orchestrator_[a-z0-9]+(_[a-z0-9]+)+$/, m.name);

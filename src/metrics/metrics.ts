@@ -125,6 +125,10 @@ export interface Metrics {
 
   /** Kubernetes API errors; `code` is the HTTP status, or 'network' when no response came back. */
   readonly apiErrors: CounterOf<{ verb: string; code: number | 'network' }>;
+  /** Every Kubernetes API call (not the watches), by RBAC verb, resource and HTTP status. */
+  readonly kubeApiRequests: CounterOf<{ verb: string; resource: string; code: number | 'network' }>;
+  /** How long the calls took until their answer came back, by verb and resource. */
+  readonly kubeApiRequestSeconds: Histogram<'verb' | 'resource'>;
   /** 1 while this replica holds the lease, else 0. */
   readonly leader: Gauge;
 
@@ -313,6 +317,19 @@ export function createMetrics(registry: Registry = new Registry(), options: Metr
     labelNames: ['verb', 'code'],
     registers,
   });
+  const kubeApiRequests = new Counter({
+    name: `${PREFIX}kube_api_requests_total`,
+    help: "Kubernetes API calls (not the watches), by verb, resource and HTTP status ('network' when no response came back).",
+    labelNames: ['verb', 'resource', 'code'],
+    registers,
+  });
+  const kubeApiRequestSeconds = new Histogram({
+    name: `${PREFIX}kube_api_request_duration_seconds`,
+    help: 'Kubernetes API calls (not the watches): time until the answer came back, by verb and resource.',
+    labelNames: ['verb', 'resource'],
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers,
+  });
   const leader = new Gauge({
     name: `${PREFIX}leader_election_is_leader`,
     help: '1 while this replica holds the leader lease, else 0.',
@@ -363,6 +380,8 @@ export function createMetrics(registry: Registry = new Registry(), options: Metr
     fargateSeconds,
     fargateSecondsTotal,
     apiErrors,
+    kubeApiRequests,
+    kubeApiRequestSeconds,
     leader,
     setStateSource(source) {
       stateSource = source;

@@ -4,9 +4,9 @@
 // connection of their own (src/kube/api.ts says why).
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { CoreV1Api, KubeConfig, Watch } from '@kubernetes/client-node';
+import { AppsV1Api, CoreV1Api, KubeConfig, Watch } from '@kubernetes/client-node';
 import pLimit from 'p-limit';
-import { type CallTransport, loadKubeConfig, PooledKubeConfig } from '../../src/kube/api.js';
+import { type ApiCall, type CallTransport, loadKubeConfig, PooledKubeConfig } from '../../src/kube/api.js';
 import { testGround } from '../support/ground.js';
 
 const t = testGround();
@@ -60,6 +60,38 @@ describe('Kubernetes client connections', () => {
       kc.closeConnections();
     });
   }
+
+  it('tells every call, as it ends, to the observer (the metrics): verb, resource, status and time, also for an error and a refused connection', async () => {
+    const kc = loadKubeConfig(t.ground.kubeconfig);
+    const calls: ApiCall[] = [];
+    kc.observeCalls((c) => calls.push(c));
+    const core = kc.makeApiClient(CoreV1Api);
+    const apps = kc.makeApiClient(AppsV1Api);
+    await core.readNamespace({ name: 'default' });
+    await core.listNamespacedPod({ namespace: 'kube-system' });
+    await assert.rejects(apps.readNamespacedDeploymentScale({ name: 'no-such-deployment', namespace: 'default' }));
+    const seen = calls.map(({ verb, resource, code }) => `${verb} ${resource} ${code}`);
+    assert.deepEqual(seen, ['get namespaces 200', 'list pods 200', 'get deployments/scale 404']);
+    for (const c of calls) assert.ok(c.seconds > 0 && c.seconds < 30, `${c.seconds} s`);
+    kc.closeConnections();
+
+    // Nothing listens on the port: no answer at all.
+    const refused = new PooledKubeConfig(2);
+    refused.loadFromOptions({
+      clusters: [{ name: 'none', server: 'http://127.0.0.1:9', skipTLSVerify: true }],
+      users: [{ name: 'none' }],
+      contexts: [{ name: 'none', cluster: 'none', user: 'none' }],
+      currentContext: 'none',
+    });
+    const lost: ApiCall[] = [];
+    refused.observeCalls((c) => lost.push(c));
+    await assert.rejects(refused.makeApiClient(CoreV1Api).listNode());
+    assert.deepEqual(
+      lost.map(({ verb, resource, code }) => `${verb} ${resource} ${code}`),
+      ['list nodes network'],
+    );
+    refused.closeConnections();
+  });
 
   it('keeps a separate pool for a different identity', async () => {
     const kc = loadKubeConfig(t.ground.kubeconfig);

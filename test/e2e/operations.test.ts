@@ -112,6 +112,11 @@ describe('operations', () => {
     assert.equal(value('spot_orchestrator_leader_election_is_leader'), 1);
     assert.equal(value('spot_orchestrator_migration_deployments_migrated_total'), names.length);
     assert.equal(value('spot_orchestrator_state_deployments{state="fargate"}'), names.length);
+    // Its API calls, counted: the lease it renews, and at least a patch per Deployment it moved or finished.
+    assert.ok(value('spot_orchestrator_kube_api_requests_total{verb="patch",resource="leases",code="200"}') >= 1, 'lease renewals counted');
+    assert.ok(value('spot_orchestrator_kube_api_request_duration_seconds_count{verb="patch",resource="leases"}') >= 1, 'and timed');
+    const patches = value('spot_orchestrator_kube_api_requests_total{verb="patch",resource="deployments",code="200"}');
+    assert.ok(patches >= 1, `deployment patches counted: ${patches}`);
     if (!(await leaderFinishedPhase1)) {
       assert.ok(
         value('spot_orchestrator_queue_messages_received_total{kind="spot_interrupted"}') >= 1,
