@@ -7,7 +7,7 @@ import type { V1Node } from '@kubernetes/client-node';
 import { MERGE_PATCH } from '../../src/kube/api.js';
 import { EXCLUDE_FROM_LB_LABEL, INTERRUPTED_TAINT_KEY, NODE_ANNOTATIONS } from '../../src/state/annotations.js';
 import { InterruptionInjector } from '../../testground/src/injector.js';
-import { startController, type TestController } from '../support/controller.js';
+import { controllerStarter } from '../support/controller.js';
 import { appDeployment, createNamespace, deleteNamespace, eventually, testGround, uniqueName } from '../support/ground.js';
 
 const t = testGround();
@@ -36,18 +36,13 @@ async function freshNodeWith(namespace: string): Promise<{ node: string; name: s
 
 describe('the doomed node sealed off', () => {
   let namespace: string;
-  const started: TestController[] = [];
-  const start = async (env: Record<string, string> = {}) => {
-    const controller = await startController(t, namespace, env);
-    started.push(controller);
-    return controller;
-  };
+  const { start, stopAll } = controllerStarter(t, () => namespace);
   before(async () => {
     namespace = await createNamespace(t, 'seal');
   });
   after(async () => {
     injector.cancel();
-    for (const controller of started) await controller.stop().catch(() => undefined);
+    await stopAll();
     await deleteNamespace(t, namespace);
   });
 

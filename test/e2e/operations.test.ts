@@ -8,31 +8,11 @@ import { InterruptionInjector } from '../../testground/src/injector.js';
 import { appDeployment, createNamespace, deleteNamespace, eventually, testGround, uniqueName } from '../support/ground.js';
 import { spawnController, type ControllerProcess } from '../support/process.js';
 import { scenarioResources } from '../support/scenario.js';
+import { firstPatchSeen, spotAppsOnFreshPool } from '../support/spot-apps.js';
 
 const t = testGround();
 const injector = new InterruptionInjector(t.ground, t);
 const OPT_IN = { 'spot-orchestrator/enabled': 'true' };
-
-async function deploymentsOnPool(namespace: string, count: number, replicas = 2): Promise<{ names: string[]; nodes: string[] }> {
-  const pool = uniqueName('pool');
-  const nodes = await injector.addSpotNodes(2, { name: pool, suffix: '' });
-  const names = Array.from({ length: count }, (_, i) => uniqueName(`svc${i}`));
-  for (const name of names) {
-    await t.apps.createNamespacedDeployment({
-      namespace,
-      body: appDeployment({ namespace, name, replicas, annotations: OPT_IN, nodeSelector: { 'compute-type': 'spot', 'eks.amazonaws.com/nodegroup': pool } }),
-    });
-  }
-  await eventually(
-    'ready on spot',
-    async () => {
-      const list = await t.apps.listNamespacedDeployment({ namespace });
-      return list.items.filter((d) => names.includes(d.metadata!.name!)).every((d) => (d.status?.readyReplicas ?? 0) >= replicas) ? true : undefined;
-    },
-    60_000,
-  );
-  return { names, nodes };
-}
 
 const settled = (d: V1Deployment) =>
   d.metadata?.annotations?.['spot-orchestrator/state'] === 'fargate' && !d.metadata?.annotations?.['spot-orchestrator/phase'];
@@ -50,7 +30,7 @@ describe('operations', () => {
 
   it('runs two replicas: only the leader acts, and the standby finishes when the leader dies', async () => {
     const { namespace, queueUrl } = scenario;
-    const { names, nodes } = await deploymentsOnPool(namespace, 6);
+    const { names, nodes } = await spotAppsOnFreshPool(t, injector, namespace, { apps: 6, prefix: 'svc' });
     const env = {
       MODE: 'namespace',
       NAMESPACE: namespace,
@@ -69,15 +49,7 @@ describe('operations', () => {
     await eventually('replica b stands by', async () => (b.output().includes('standing by for the lease') ? true : undefined), 30_000);
 
     const interruption = await injector.interrupt(nodes, { windowMs: 400_000 });
-    await eventually(
-      'the first patch',
-      async () => {
-        const list = await t.apps.listNamespacedDeployment({ namespace });
-        return list.items.some((d) => d.metadata?.annotations?.['spot-orchestrator/phase'] === 'migrating') ? true : undefined;
-      },
-      30_000,
-      20,
-    );
+    await firstPatchSeen(t, namespace);
     a.child.kill('SIGKILL');
     const killedAt = Date.now();
     // Six patches can all land, and the warning be deleted, between the first patch seen and the

@@ -9,6 +9,7 @@ import { JSON_PATCH } from '../../src/kube/api.js';
 import { InterruptionInjector } from '../../testground/src/injector.js';
 import { startController, type TestController } from '../support/controller.js';
 import { appDeployment, createNamespace, deleteNamespace, eventually, testGround, uniqueName } from '../support/ground.js';
+import { spotAppsOnFreshPool } from '../support/spot-apps.js';
 
 const t = testGround();
 const injector = new InterruptionInjector(t.ground, t);
@@ -80,24 +81,9 @@ describe('a move whose finishing patch is refused', () => {
 
   it('is finished by the periodic pass once the API server accepts it again, without a restart', async () => {
     await refuseEndOfMoves();
-    const pool = uniqueName('pool');
-    const nodes = await injector.addSpotNodes(1, { name: pool, suffix: '' });
-    const name = uniqueName('app');
-    await t.apps.createNamespacedDeployment({
-      namespace,
-      body: appDeployment({
-        namespace,
-        name,
-        replicas: 2,
-        annotations: { 'spot-orchestrator/enabled': 'true' },
-        nodeSelector: { 'compute-type': 'spot', 'eks.amazonaws.com/nodegroup': pool },
-      }),
-    });
-    await eventually(
-      'ready on spot',
-      async () => ((await t.apps.readNamespacedDeployment({ name, namespace })).status?.readyReplicas === 2 ? true : undefined),
-      60_000,
-    );
+    const fresh = await spotAppsOnFreshPool(t, injector, namespace, { apps: 1, nodes: 1 });
+    const name = fresh.names[0]!;
+    const nodes = fresh.nodes;
     const original = (await t.apps.readNamespacedDeployment({ name, namespace })).spec?.strategy;
     c = await startController(t, namespace);
     const controller = c.controller;

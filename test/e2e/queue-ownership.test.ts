@@ -14,7 +14,7 @@ import type { ForeignAction } from '../../src/metrics/metrics.js';
 import { queueDepth } from '../../testground/src/aws.js';
 import { awsClientConfig } from '../../testground/src/ground.js';
 import { InterruptionInjector } from '../../testground/src/injector.js';
-import { startController, type TestController } from '../support/controller.js';
+import { controllerStarter, type TestController } from '../support/controller.js';
 import { appDeployment, createNamespace, deleteNamespace, eventually, testGround, uniqueName } from '../support/ground.js';
 
 const t = testGround();
@@ -82,22 +82,13 @@ async function deletedCount(c: TestController): Promise<number> {
 
 describe('queue ownership: messages for instances outside this cluster', () => {
   let namespace: string;
-  const running = new Set<TestController>();
-  const start = async (env: Record<string, string> = {}) => {
-    const c = await startController(t, namespace, env);
-    running.add(c);
-    return c;
-  };
-  const stop = async (c: TestController) => {
-    running.delete(c);
-    await c.stop();
-  };
+  const { start, stop, stopAll } = controllerStarter(t, () => namespace);
   before(async () => {
     namespace = await createNamespace(t, 'queueown');
   });
   after(async () => {
     injector.cancel();
-    for (const c of running) await c.stop().catch(() => undefined);
+    await stopAll();
     await deleteNamespace(t, namespace);
   });
 

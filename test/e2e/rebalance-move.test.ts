@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { EXCLUDE_FROM_LB_LABEL, INTERRUPTED_TAINT_KEY, NODE_ANNOTATIONS } from '../../src/state/annotations.js';
 import { InterruptionInjector } from '../../testground/src/injector.js';
-import { startController, type TestController } from '../support/controller.js';
+import { controllerStarter, type TestController } from '../support/controller.js';
 import { appDeployment, createNamespace, deleteNamespace, eventually, testGround, uniqueName } from '../support/ground.js';
 
 const t = testGround();
@@ -46,18 +46,13 @@ async function rebalanceMoves(c: TestController): Promise<Record<string, number>
 describe('moving on a rebalance recommendation', () => {
   let namespace: string;
   let c: TestController | undefined;
-  const started: TestController[] = [];
-  const start = async (env: Record<string, string> = {}) => {
-    const controller = await startController(t, namespace, env);
-    started.push(controller);
-    return controller;
-  };
+  const { start, stopAll } = controllerStarter(t, () => namespace);
   before(async () => {
     namespace = await createNamespace(t, 'rebal');
   });
   after(async () => {
     injector.cancel();
-    for (const controller of started) await controller.stop().catch(() => undefined);
+    await stopAll();
     await deleteNamespace(t, namespace);
   });
 

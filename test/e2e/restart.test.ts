@@ -3,10 +3,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { InterruptionInjector } from '../../testground/src/injector.js';
-import { appDeployment, eventually, isPodReady, podsOf, testGround, uniqueName } from '../support/ground.js';
+import { eventually, isPodReady, podsOf, testGround } from '../support/ground.js';
 import { ReadinessSampler } from '../support/controller.js';
 import { spawnController, type ControllerProcess } from '../support/process.js';
 import { scenarioResources } from '../support/scenario.js';
+import { firstPatchSeen, spotAppsOnFreshPool } from '../support/spot-apps.js';
 
 const t = testGround();
 const injector = new InterruptionInjector(t.ground, t);
@@ -25,32 +26,7 @@ describe('controller killed mid-migration', () => {
 
   it('finishes every migration after a restart, patching each Deployment once, never below desired', async () => {
     const { namespace, queueUrl } = scenario;
-    const pool = uniqueName('pool');
-    const nodes = await injector.addSpotNodes(2, { name: pool, suffix: '' });
-    const names = Array.from({ length: 6 }, (_, i) => uniqueName(`app${i}`));
-    for (const name of names) {
-      await t.apps.createNamespacedDeployment({
-        namespace,
-        body: appDeployment({
-          namespace,
-          name,
-          replicas: 2,
-          annotations: { 'spot-orchestrator/enabled': 'true' },
-          nodeSelector: { 'compute-type': 'spot', 'eks.amazonaws.com/nodegroup': pool },
-        }),
-      });
-    }
-    await eventually(
-      'all ready on spot',
-      async () => {
-        for (const name of names) {
-          const d = await t.apps.readNamespacedDeployment({ name, namespace });
-          if ((d.status?.readyReplicas ?? 0) < 2) return undefined;
-        }
-        return true;
-      },
-      60_000,
-    );
+    const { names, nodes } = await spotAppsOnFreshPool(t, injector, namespace, { apps: 6 });
     const sampler = new ReadinessSampler();
     await sampler.start(t, namespace);
     const env = { MODE: 'namespace', NAMESPACE: namespace, SQS_QUEUE_URL: queueUrl, ROLLOUT_TIMEOUT: '60s' };
@@ -60,15 +36,7 @@ describe('controller killed mid-migration', () => {
 
     const interruption = await injector.interrupt(nodes, { windowMs: 400_000 });
     // Kill it as soon as phase 1 has begun: some Deployments patched, their rollouts in flight.
-    await eventually(
-      'the first patch',
-      async () => {
-        const list = await t.apps.listNamespacedDeployment({ namespace });
-        return list.items.some((d) => d.metadata?.annotations?.['spot-orchestrator/phase'] === 'migrating') ? true : undefined;
-      },
-      30_000,
-      20,
-    );
+    await firstPatchSeen(t, namespace);
     first.child.kill('SIGKILL');
     await first.exited;
     const patchedBeforeKill = (await t.apps.listNamespacedDeployment({ namespace })).items.filter(

@@ -107,6 +107,29 @@ export async function startController(
   };
 }
 
+/**
+ * Starts in-process controllers on one namespace (read when each starts, so it may be set in a
+ * `before`), and stops whichever are still running at the end of the suite.
+ */
+export function controllerStarter(t: TestGround, namespace: () => string) {
+  const running = new Set<TestController>();
+  return {
+    async start(env: Record<string, string> = {}): Promise<TestController> {
+      const c = await startController(t, namespace(), env);
+      running.add(c);
+      return c;
+    },
+    async stop(c: TestController): Promise<void> {
+      running.delete(c);
+      await c.stop();
+    },
+    async stopAll(): Promise<void> {
+      for (const c of running) await c.stop().catch(() => undefined);
+      running.clear();
+    },
+  };
+}
+
 /** Lowest ready/available replica counts each Deployment reported, sampled from watch events. */
 export class ReadinessSampler {
   readonly lowestReady = new Map<string, number>();
