@@ -757,6 +757,13 @@ describe('planStrategyReturn: a move that ended on Fargate without a finish', ()
     assert.equal(skipOf(planStrategyReturn(cleared, TEST_SIGNER)), "the saved strategy is the move's");
   });
 
+  it('leaves a Deployment the Go original moved (no saved-spec) as it is, saying why', () => {
+    const legacy = stranded({ replicas: 3, updatedReplicas: 3 });
+    delete legacy.metadata!.annotations![A.savedSpec];
+    delete legacy.metadata!.annotations![A.savedSpecSignature];
+    assert.equal(skipOf(planStrategyReturn(legacy, TEST_SIGNER)), 'no saved spec: not moved by this controller');
+  });
+
   it('does not guess a strategy from a saved-spec that does not verify', () => {
     const d = stranded({ replicas: 3, updatedReplicas: 3 });
     const result = planStrategyReturn(d, hmacRecordSigner(Buffer.alloc(32, 9)));

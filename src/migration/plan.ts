@@ -312,8 +312,8 @@ export function planFinish(deployment: V1Deployment, outcome: FinishOutcome, sig
  *
  * Skips (with why) a Deployment that is in a move (phase set), not on Fargate, not on MOVE_STRATEGY,
  * whose status does not speak for its generation yet, that still has pods of an older ReplicaSet, or
- * whose saved strategy is MOVE_STRATEGY itself. A saved-spec that does not verify is an error: the
- * strategy is not guessed.
+ * whose saved strategy is MOVE_STRATEGY itself, or that has no saved-spec (moved by the Go original).
+ * A saved-spec that does not verify is an error: the strategy is not guessed.
  */
 export function planStrategyReturn(deployment: V1Deployment, signer: RecordSigner): PatchResult | { skip: string } {
   const annotations = deployment.metadata?.annotations ?? {};
@@ -326,6 +326,8 @@ export function planStrategyReturn(deployment: V1Deployment, signer: RecordSigne
   if (unobserved !== undefined) return { skip: unobserved };
   const older = (deployment.status?.replicas ?? 0) - (deployment.status?.updatedReplicas ?? 0);
   if (older > 0) return { skip: `${older} pod(s) of an older ReplicaSet are still running` };
+  // A Deployment the Go original moved has no saved-spec: its strategy is whatever it was given.
+  if (annotations[A.savedSpec] === undefined) return { skip: 'no saved spec: not moved by this controller' };
   const parsed = readSignedSavedSpec(deployment, deploymentName(deployment), signer);
   if (!parsed.ok) return { error: `cannot give the strategy back: ${parsed.error}` };
   const ops = fieldOps(P.strategy, deployment.spec?.strategy, parsed.saved.strategy);
