@@ -10,7 +10,7 @@ import { makeBench, type Bench } from './lib/context.js';
 import { buildController, PROJECT_DIR } from './lib/controller-process.js';
 import { runDetection } from './lib/detection.js';
 import { captureEnvironment } from './lib/environment.js';
-import { runFloor } from './lib/floor.js';
+import { type FloorResult, runFloor } from './lib/floor.js';
 import { controllerIdentity } from './lib/identity.js';
 import { parseOptions, USAGE, type BenchOptions } from './lib/options.js';
 import { mainTable, renderReadmeFragment, renderResults, type BenchResults } from './lib/report.js';
@@ -148,8 +148,14 @@ async function main(argv: string[]): Promise<number> {
     const strategy = await attempt(`phase 1 at N=${n}`, () => runStrategy(b, controllerStrategy(entry), spec, { phase1Only: true }));
     if (strategy) {
       b.say('bench', `phase 1 at N=${n}: floor, ${strategy.patched} patches`);
-      const floor = await attempt(`floor at N=${n}`, () => runFloor(b, strategy.patched > 0 ? strategy.patched : n));
-      results.phase1At = { n, strategy, floor };
+      const count = strategy.patched > 0 ? strategy.patched : n;
+      const floor = await attempt(`floor at N=${n}`, () => runFloor(b, count));
+      let rolloutFloor: FloorResult | undefined;
+      if (options.rolloutFloor) {
+        b.say('bench', `phase 1 at N=${n}: floor with rollouts, ${count} patches to running Deployments`);
+        rolloutFloor = await attempt(`floor with rollouts at N=${n}`, () => runFloor(b, count, { withRollouts: true }));
+      }
+      results.phase1At = { n, strategy, floor, rolloutFloor };
     }
   }
   if (options.detection > 0) {

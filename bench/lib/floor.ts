@@ -2,17 +2,25 @@
 // (planMigration's ops, resourceVersion test included), to the same number of Deployments, with the
 // same bounded concurrency, as fast as the API server takes them. The Deployments are paused, so a
 // patch starts no rollout: what is left is the API server's cost of the patches alone.
+//
+// With rollouts (`withRollouts`), the same client patches Deployments of the main scenario, running
+// on spot nodes: each patch starts the rollout the controller's patch starts, and the ground's
+// deployment controller, scheduler, KWOK and Fargate simulator do that work while the later patches
+// go out. That is the floor of what any client could do on this ground, so the controller's phase 1
+// against it says how much is the controller's own cost and how much the rollouts'.
 import { JSON_PATCH } from '../../src/kube/api.js';
 import { AppsV1Api, type V1Deployment } from '@kubernetes/client-node';
 import { kubeConfigFrom } from '../../testground/src/ground.js';
 import { type Bench, mapLimit, retrying, sleep } from './context.js';
 import { replicasOf } from './options.js';
 import { benchMigrationPlan } from './plan.js';
-import { setUp, tearDown } from './scenario.js';
+import { mainSpec, setUp, tearDown } from './scenario.js';
 import { awaitQuietMachine, type Quiet } from './quiet.js';
 import { percentile, round } from './stats.js';
 
 export interface FloorResult {
+  /** The patches started rollouts (Deployments of the main scenario), or none (paused Deployments). */
+  withRollouts?: boolean;
   deployments: number;
   concurrency: number;
   seconds: number;
@@ -26,11 +34,13 @@ export interface FloorResult {
   quiet?: Quiet;
 }
 
-export async function runFloor(b: Bench, count: number): Promise<FloorResult> {
-  const section = 'floor';
+export async function runFloor(b: Bench, count: number, o: { withRollouts?: boolean } = {}): Promise<FloorResult> {
+  const section = o.withRollouts ? 'rollout floor' : 'floor';
   const scenario = await setUp(
     b,
-    { tag: 'floor', deployments: count, nodes: 0, replicas: (i) => replicasOf(b.options, i), service: () => false, paused: true },
+    o.withRollouts
+      ? { ...mainSpec(b, 'rfloor'), deployments: count }
+      : { tag: 'floor', deployments: count, nodes: 0, replicas: (i) => replicasOf(b.options, i), service: () => false, paused: true },
     section,
   );
   // The patches go as the controller's identity (identity.ts), so they face the same API priority.
@@ -48,10 +58,13 @@ export async function runFloor(b: Bench, count: number): Promise<FloorResult> {
     let conflicts = 0;
     const concurrency = b.options.patchConcurrency;
     // The patch an unpaused Deployment gets (the controller skips paused ones); its ops never touch
-    // spec.paused, so the Deployments stay paused and no rollout starts.
+    // spec.paused, so paused Deployments stay paused and no rollout starts.
     const plan = (d: V1Deployment) => benchMigrationPlan({ ...d, spec: { ...d.spec!, paused: false } }, 'bench-floor', ['i-0123456789abcdef0']);
     const quiet = await awaitQuietMachine((l) => b.say(section, l));
-    b.say(section, `patching ${list.items.length} paused Deployments, ${concurrency} at a time`);
+    b.say(
+      section,
+      `patching ${list.items.length} ${o.withRollouts ? 'running Deployments (each patch starts a rollout)' : 'paused Deployments'}, ${concurrency} at a time`,
+    );
     const started = performance.now();
     await mapLimit(list.items, concurrency, async (cached) => {
       let d = cached;
@@ -75,6 +88,7 @@ export async function runFloor(b: Bench, count: number): Promise<FloorResult> {
     });
     const seconds = (performance.now() - started) / 1000;
     const result: FloorResult = {
+      withRollouts: o.withRollouts === true,
       deployments: list.items.length,
       concurrency,
       seconds: round(seconds, 3),
@@ -85,7 +99,7 @@ export async function runFloor(b: Bench, count: number): Promise<FloorResult> {
       conflicts,
       quiet,
     };
-    b.say(section, `floor: ${result.deployments} patches in ${result.seconds} s (${result.patchesPerSecond}/s), ${errors} errors`);
+    b.say(section, `${section}: ${result.deployments} patches in ${result.seconds} s (${result.patchesPerSecond}/s), ${errors} errors`);
     return result;
   } finally {
     kc.closeConnections();

@@ -56,6 +56,12 @@ export interface BenchOptions {
    * Deployments, observed until its phase 1 is done, then the floor for as many patches (0 skips it).
    */
   phase1N: number;
+  /**
+   * With phase1N: after the floor, the floor with rollouts (the same patches to running Deployments
+   * of the main scenario, each starting its rollout), so the page tells the controller's own cost
+   * from the rollouts' (floor.ts).
+   */
+  rolloutFloor: boolean;
   /** Observation continues this long after the deadline, in simulated seconds (scaled). */
   tailSeconds: number;
   /** Bounded concurrency of the controller's patches (MAX_CONCURRENT_PATCHES) and of the floor. */
@@ -90,6 +96,7 @@ const FLAGS = {
   'scaling-namespaces': { env: 'BENCH_SCALING_NAMESPACES', default: '1' },
   'node-flags': { env: 'BENCH_NODE_FLAGS', default: 'image' },
   'phase1-n': { env: 'BENCH_PHASE1_N', default: '0' },
+  'rollout-floor': { env: 'BENCH_ROLLOUT_FLOOR', default: '1' },
   tail: { env: 'BENCH_TAIL', default: '60' },
   'patch-concurrency': { env: 'BENCH_PATCH_CONCURRENCY', default: '50' },
   controller: { env: 'BENCH_CONTROLLER', default: 'build' },
@@ -184,6 +191,7 @@ export function parseOptions(argv: string[], env: Record<string, string | undefi
       .map((s) => positiveInt('scaling-namespaces', s.trim())),
     nodeFlags: nodeFlagSets(get('node-flags')),
     phase1N: positiveInt('phase1-n', get('phase1-n'), 0),
+    rolloutFloor: bool('rollout-floor', get('rollout-floor')),
     tailSeconds: tail,
     patchConcurrency: positiveInt('patch-concurrency', get('patch-concurrency')),
     controllerRuntime: runtime,

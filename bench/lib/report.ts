@@ -16,7 +16,7 @@ export interface BenchResults {
   strategies: StrategyResult[];
   floor?: FloorResult;
   /** The controller alone at another N (--phase1-n), observed until phase 1 was done, and the floor right after it. */
-  phase1At?: { n: number; strategy: StrategyResult; floor?: FloorResult };
+  phase1At?: { n: number; strategy: StrategyResult; floor?: FloorResult; rolloutFloor?: FloorResult };
   detection?: DetectionResult;
   scaling: ScalingPoint[];
   plots: string[];
@@ -341,20 +341,27 @@ export function hitZeroList(apps: readonly HitZeroApp[], affected: number): stri
 function phase1AtSection(p: NonNullable<BenchResults['phase1At']>, cores: number): string[] {
   const x = p.strategy;
   const f = p.floor;
-  const ratio = f && x.phase1Seconds !== null && x.patched >= x.affected && f.seconds > 0 ? x.phase1Seconds / f.seconds : null;
+  const r = p.rolloutFloor;
+  const ratioTo = (floor: FloorResult | undefined) =>
+    floor && x.phase1Seconds !== null && x.patched >= x.affected && floor.seconds > 0 ? x.phase1Seconds / floor.seconds : null;
+  const cell = (ratio: number | null) => (ratio === null ? dash : `${ratio.toFixed(2)}×`);
   const ctl = x.controller;
   return [
-    `## Phase 1 at N=${p.n}, against its floor`,
+    `## Phase 1 at N=${p.n}, against its floors`,
     '',
     `The controller alone on the main scenario at N=${p.n} (${x.pods} pods, ${x.doomedNodes} of its nodes warned, ${x.affected} Deployments affected), observed until`,
-    'its last patch was seen; then, right after it on the same ground, the floor for as many patches.',
+    'its last patch was seen; then, right after it on the same ground, the floor for as many patches: a minimal client sending the same',
+    'patches to paused Deployments (no rollout starts)' +
+      (r
+        ? ", and the floor with rollouts: the same client and patches to running Deployments of the main scenario, so that each patch starts the rollout the controller's starts."
+        : '.'),
     '',
-    "| N | affected | phase 1: warning → last patch | controller's own phase 1 (max per message) | floor | phase 1 ÷ floor | machine when the clock started: phase 1 / floor | load average at the warning / at the end (" +
+    "| N | affected | phase 1: warning → last patch | controller's own phase 1 (max per message) | floor (paused) | phase 1 ÷ floor | floor with rollouts | phase 1 ÷ floor with rollouts | machine when the clock started: phase 1 / floor / floor with rollouts | load average at the warning / at the end (" +
       `${cores} cores) |`,
-    '|---:|---:|---:|---:|---:|---:|---|---:|',
-    `| ${p.n} | ${x.affected} | ${phase1Cell(x)} | ${ctl?.phase1Logged.length ? s(Math.max(...ctl.phase1Logged), 2) : dash} | ${f ? s(f.seconds, 2) : dash} | ${ratio === null ? dash : `${ratio.toFixed(2)}×`} | ${quietCell(x.quiet)} / ${quietCell(f?.quiet)} | ${x.loadAverage.atWarning} / ${x.loadAverage.atEnd} |`,
+    '|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|',
+    `| ${p.n} | ${x.affected} | ${phase1Cell(x)} | ${ctl?.phase1Logged.length ? s(Math.max(...ctl.phase1Logged), 2) : dash} | ${f ? s(f.seconds, 2) : dash} | ${cell(ratioTo(f))} | ${r ? s(r.seconds, 2) : dash} | ${cell(ratioTo(r))} | ${quietCell(x.quiet)} / ${quietCell(f?.quiet)} / ${quietCell(r?.quiet)} | ${x.loadAverage.atWarning} / ${x.loadAverage.atEnd} |`,
     '',
-    'Both clocks start only once the machine has been at least 85 % idle for 3 s in a row (bench/lib/quiet.ts), so neither measures',
+    'Every clock starts only once the machine has been at least 85 % idle for 3 s in a row (bench/lib/quiet.ts), so none measures',
     'what the previous setup or teardown left running; the wait is in brackets.',
   ];
 }
@@ -399,8 +406,11 @@ export function renderReadmeFragment(r: BenchResults, resultsPath: string): stri
   if (r.phase1At) {
     const p = r.phase1At;
     const ratio = p.floor && p.strategy.phase1Seconds !== null && p.floor.seconds > 0 ? p.strategy.phase1Seconds / p.floor.seconds : null;
+    const rf = p.rolloutFloor;
+    const rolloutRatio = rf && p.strategy.phase1Seconds !== null && rf.seconds > 0 ? p.strategy.phase1Seconds / rf.seconds : null;
     out.push(
-      `\nPhase 1 at N=${p.n} (${p.strategy.affected} affected, the controller then the floor back to back): ${phase1Cell(p.strategy)}, floor ${p.floor ? s(p.floor.seconds, 2) : dash}${ratio === null ? '' : `, ${ratio.toFixed(2)}× the floor`} (load average ${p.strategy.loadAverage.atWarning} on ${e.cores} cores at the warning).`,
+      `\nPhase 1 at N=${p.n} (${p.strategy.affected} affected, the controller then the floor back to back): ${phase1Cell(p.strategy)}, floor ${p.floor ? s(p.floor.seconds, 2) : dash}${ratio === null ? '' : `, ${ratio.toFixed(2)}× the floor`}` +
+        `${rf ? `; floor with rollouts ${s(rf.seconds, 2)}${rolloutRatio === null ? '' : `, ${rolloutRatio.toFixed(2)}× that floor`}` : ''} (load average ${p.strategy.loadAverage.atWarning} on ${e.cores} cores at the warning).`,
     );
   }
   if (r.detection)

@@ -39,14 +39,35 @@ function dispatchedUnder(flowSchema: string): number {
 }
 
 describe('benchmark harness (smoke)', () => {
-  it('runs every strategy, the floor, detection and a scaling point, and writes sane results', { timeout: 600_000 }, async () => {
+  it('runs every strategy, the floor, phase 1 at N against both floors, detection and a scaling point, and writes sane results', {
+    timeout: 600_000,
+  }, async () => {
     mkdirSync(join(PROJECT_DIR, 'bench/results/tmp'), { recursive: true });
     const out = mkdtempSync(join(PROJECT_DIR, 'bench/results/tmp/smoke-'));
     const flowSchema = BENCH_IDENTITY_NAME;
     const before = dispatchedUnder(flowSchema);
     try {
       const { code, output } = await run(
-        ['--n', '10', '--k', '2', '--nodes', '4', '--detection', '3', '--scaling', '10', '--controller', 'tsx', '--plots', '1', '--out', out],
+        [
+          '--n',
+          '10',
+          '--k',
+          '2',
+          '--nodes',
+          '4',
+          '--detection',
+          '3',
+          '--scaling',
+          '10',
+          '--phase1-n',
+          '10',
+          '--controller',
+          'tsx',
+          '--plots',
+          '1',
+          '--out',
+          out,
+        ],
         540_000,
       );
       assert.equal(code, 0, `bench/run.ts failed:\n${output.slice(-4000)}`);
@@ -80,6 +101,16 @@ describe('benchmark harness (smoke)', () => {
 
       assert.ok(isNumber(results.floor.seconds) && results.floor.seconds > 0);
       assert.equal(results.floor.errors, 0);
+      // Phase 1 at N against both floors: paused Deployments, and running ones whose patches start rollouts.
+      const p1 = results.phase1At;
+      assert.ok(isNumber(p1.strategy.phase1Seconds) && p1.strategy.phase1Seconds > 0, `phase 1 at N ${p1.strategy.phase1Seconds}`);
+      assert.equal(p1.floor.withRollouts, false);
+      assert.equal(p1.rolloutFloor.withRollouts, true);
+      for (const f of [p1.floor, p1.rolloutFloor]) {
+        assert.ok(isNumber(f.seconds) && f.seconds > 0 && f.deployments > 0, JSON.stringify(f));
+        assert.equal(f.errors, 0);
+      }
+      assert.match(table, /^## Phase 1 at N=10, against its floors$/m);
       assert.equal(results.detection.samples.length + results.detection.missed, 3);
       assert.ok(isNumber(results.detection.p50) && isNumber(results.detection.p95));
       assert.equal(results.scaling.length, 1);
