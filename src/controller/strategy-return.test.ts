@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { V1Deployment } from '@kubernetes/client-node';
+import type { V1Deployment, V1Pod } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { ManualClock } from '../clock-test-support.js';
 import type { ChangeType } from '../kube/cluster-view.js';
@@ -11,7 +11,7 @@ import type { PatchDecision, PatchOutcome } from '../moves/patcher.js';
 import { MoveRegistry } from '../moves/registry.js';
 import { StrategyReturn } from './strategy-return.js';
 
-/** What a migration that failed with no spot capacity leaves: Fargate template, move strategy, no phase; `older` old pods still running. */
+/** What a migration that failed with no spot capacity leaves: Fargate template, move strategy, no phase; `older` old pods counted in its status. */
 function leftOnFargate(older: number): V1Deployment {
   const plan = planMigration(spotDeployment(), migrationInput());
   assert.equal(plan.action, 'patch');
@@ -22,9 +22,10 @@ function leftOnFargate(older: number): V1Deployment {
   return d;
 }
 
-function setUp(initial: V1Deployment, options: { failWrites?: number } = {}) {
+function setUp(initial: V1Deployment, options: { failWrites?: number; readyOlder?: number } = {}) {
   const clock = new ManualClock();
-  const store = { current: initial };
+  const store = { current: initial, readyOlder: options.readyOlder ?? 0 };
+  const podListeners: ((p: V1Pod, change: ChangeType) => void)[] = [];
   let failWrites = options.failWrites ?? 0;
   const listeners: ((d: V1Deployment, change: ChangeType) => void)[] = [];
   const events: string[] = [];
@@ -37,6 +38,9 @@ function setUp(initial: V1Deployment, options: { failWrites?: number } = {}) {
     signer: TEST_SIGNER,
     view: {
       onDeployment: (l: (d: V1Deployment, change: ChangeType) => void) => listeners.push(l),
+      onPod: (l: (p: V1Pod, change: ChangeType) => void) => podListeners.push(l),
+      deploymentOfPod: () => store.current,
+      readyOlderPods: () => store.readyOlder,
       listDeployments: () => [store.current],
       deployment: () => store.current,
     },
@@ -63,7 +67,12 @@ function setUp(initial: V1Deployment, options: { failWrites?: number } = {}) {
     store.current = d;
     for (const l of listeners) l(d, 'update');
   };
-  return { returner, store, events, writes, deliver, clock, moves };
+  /** The pod watch delivers an old pod's change (its Deployment's copy unchanged). */
+  const deliverPod = (change: ChangeType, ready: boolean) => {
+    const pod: V1Pod = { metadata: { name: 'api-old-1', namespace: 'prod' }, status: { conditions: [{ type: 'Ready', status: ready ? 'True' : 'False' }] } };
+    for (const l of podListeners) l(pod, change);
+  };
+  return { returner, store, events, writes, deliver, deliverPod, clock, moves };
 }
 
 const settle = () => new Promise((r) => setImmediate(r));
@@ -81,12 +90,28 @@ describe('StrategyReturn', () => {
     assert.equal(writes.length, 1, 'nothing more to write');
   });
 
-  it('waits while old pods run, and acts on the watch copy that shows them gone', async () => {
-    const { returner, store, events, deliver } = setUp(leftOnFargate(2));
+  it('waits while old pods serve, and acts on the watch copy that shows them gone', async () => {
+    const { returner, store, events, deliver } = setUp(leftOnFargate(2), { readyOlder: 2 });
     returner.start();
     await settle();
     assert.deepEqual(store.current.spec!.strategy, MOVE_STRATEGY, 'the old pods are still serving');
+    store.readyOlder = 0;
     deliver({ ...store.current, status: { ...store.current.status, replicas: 3 } });
+    await settle();
+    assert.deepEqual(store.current.spec!.strategy, userStrategy);
+    assert.deepEqual(events, ['StrategyRestored']);
+  });
+
+  it('acts on the pod watch too: an old pod that stops serving after its Deployment copy arrived', async () => {
+    // The old ReplicaSet recreated its pod, Pending: the Deployment status still counts it.
+    const { returner, store, events, deliverPod } = setUp(leftOnFargate(1), { readyOlder: 1 });
+    returner.start();
+    await settle();
+    deliverPod('update', true);
+    await settle();
+    assert.deepEqual(store.current.spec!.strategy, MOVE_STRATEGY, 'a Ready old pod changing is no reason to look');
+    store.readyOlder = 0;
+    deliverPod('delete', false);
     await settle();
     assert.deepEqual(store.current.spec!.strategy, userStrategy);
     assert.deepEqual(events, ['StrategyRestored']);

@@ -3,16 +3,16 @@
 // A migration that never became healthy, with no spot capacity to roll back to, stays on the
 // Fargate template with the move's strategy (maxSurge 100 %, maxUnavailable 0): while the new pods
 // cannot start, the old ReplicaSet's pods are the ones serving, and no rolling update may take them
-// down. Once none of them is left (their instance died, or the new pods became Ready after all),
+// down. Once none of them serves (their instance died, or the new pods became Ready after all),
 // that strategy protects nothing, and it would double the pods of the Deployment's next rollout, on
 // Fargate. The decision is planStrategyReturn's; this module only watches for the moment.
 //
-// Level-triggered: the Deployment watch delivers every status change (the one that says the old
+// Level-triggered: the Deployment and pod watches deliver every change (the one that says the old
 // pods are gone included), and starting to act looks at every Deployment once, so a restart, or a
 // standby that takes over, finds what an earlier replica left.
 import type { V1Deployment } from '@kubernetes/client-node';
 import type { Timer } from '../clock.js';
-import { keyOf } from '../kube/cluster-view.js';
+import { isPodReady, keyOf } from '../kube/cluster-view.js';
 import { deploymentLogger } from '../log.js';
 import { planStrategyReturn } from '../migration/plan.js';
 import type { ControllerContext } from '../moves/context.js';
@@ -35,6 +35,13 @@ export class StrategyReturn {
       if (change === 'delete') this.refused.delete(keyOf(d));
       else if (this.acting) this.consider(d);
     });
+    // The pod watch and the Deployment watch are separate streams: the Deployment's status may say
+    // an old pod is gone before the pod cache does. A pod that stops serving looks again.
+    ctx.view.onPod((pod, change) => {
+      if (!this.acting || (change !== 'delete' && isPodReady(pod))) return;
+      const d = ctx.view.deploymentOfPod(pod);
+      if (d) this.consider(d);
+    });
   }
 
   start(): void {
@@ -52,7 +59,7 @@ export class StrategyReturn {
     const key = keyOf(d);
     // A move in flight owns the strategy: it finishes or rolls back, and says which.
     if (this.writing.has(key) || this.ctx.moves.current(key) !== undefined || !this.managed(d)) return;
-    const plan = planStrategyReturn(d, this.ctx.signer);
+    const plan = planStrategyReturn(d, this.ctx.view.readyOlderPods(d), this.ctx.signer);
     if ('skip' in plan) return;
     if ('error' in plan) {
       if (!this.refused.has(key)) deploymentLogger(this.ctx.log, key).warn({ error: plan.error }, 'the move strategy stays: its saved strategy cannot be read');
@@ -69,15 +76,15 @@ export class StrategyReturn {
     const { namespace, name } = { namespace: d.metadata!.namespace!, name: d.metadata!.name! };
     // Planned again on whatever copy the patcher holds: a conflict rereads, and a move that started
     // meanwhile (its phase set) makes this a skip.
-    const result = await this.ctx.patcher.apply(namespace, name, d, (cur) => planStrategyReturn(cur, this.ctx.signer));
+    const result = await this.ctx.patcher.apply(namespace, name, d, (cur) => planStrategyReturn(cur, this.ctx.view.readyOlderPods(cur), this.ctx.signer));
     switch (result.outcome) {
       case 'patched':
-        log.info({ strategy: result.deployment.spec?.strategy }, 'no pod of an older ReplicaSet is left; the Deployment has its own strategy back');
+        log.info({ strategy: result.deployment.spec?.strategy }, 'no pod of an older ReplicaSet serves any more; the Deployment has its own strategy back');
         this.ctx.recorder.record(
           { kind: 'Deployment', namespace, name, uid: d.metadata?.uid },
           'Normal',
           'StrategyRestored',
-          "no pod of an older ReplicaSet is left, so the move's strategy (maxSurge 100 %, maxUnavailable 0) is no longer needed; the Deployment's own strategy is back",
+          "no Ready pod of an older ReplicaSet is left, so the move's strategy (maxSurge 100 %, maxUnavailable 0) is no longer needed; the Deployment's own strategy is back",
         );
         return;
       case 'error':

@@ -336,6 +336,20 @@ export class ClusterView {
     );
   }
 
+  /**
+   * Ready pods of the Deployment's ReplicaSets other than its current one: the old template's pods
+   * that still serve. A pod the old ReplicaSet recreated with nowhere to run (Pending) is not one.
+   */
+  readyOlderPods(deployment: V1Deployment): number {
+    const current = this.currentReplicaSet(deployment)?.metadata?.uid;
+    let ready = 0;
+    for (const rs of this.cached(this.replicaSets, this.replicaSetsByDeployment.keysOf(deployment.metadata?.uid))) {
+      if (rs.metadata?.uid === current) continue;
+      ready += this.podsOfReplicaSet(rs).filter((p) => !p.metadata?.deletionTimestamp && isPodReady(p)).length;
+    }
+    return ready;
+  }
+
   podsOfReplicaSet(rs: V1ReplicaSet): V1Pod[] {
     return this.cached(this.pods, this.podsByReplicaSet.keysOf(rs.metadata?.uid));
   }

@@ -305,17 +305,21 @@ export function planFinish(deployment: V1Deployment, outcome: FinishOutcome, sig
  * Plans giving a Deployment its own strategy back after a move that ended on Fargate without a
  * finish: a migration that never became healthy, with no spot capacity to roll back to, keeps
  * MOVE_STRATEGY so that no pod of the older ReplicaSet is taken down while the new ones cannot start
- * (see MigrationFlow.onMigrationFailed). Once none of those is left, maxUnavailable 0 protects
+ * (see MigrationFlow.onMigrationFailed). Once none of those serves any more, maxUnavailable 0 protects
  * nothing, and the move's 100 % surge would double the pods of the Deployment's next rollout, all of
  * them Fargate launches. So the strategy saved at migration comes back, as a successful move's
  * finish would have given it.
  *
+ * `readyOlderPods` counts the Ready pods of its older ReplicaSets (the caller's cache knows them). An
+ * old ReplicaSet that lost its instance recreates its pods, and they stay Pending with nowhere to
+ * run: those serve nothing, and the move's strategy does not wait for them.
+ *
  * Skips (with why) a Deployment that is in a move (phase set), not on Fargate, not on MOVE_STRATEGY,
- * whose status does not speak for its generation yet, that still has pods of an older ReplicaSet, or
+ * whose status does not speak for its generation yet, that still has Ready pods of an older ReplicaSet, or
  * whose saved strategy is MOVE_STRATEGY itself, or that has no saved-spec (moved by the Go original).
  * A saved-spec that does not verify is an error: the strategy is not guessed.
  */
-export function planStrategyReturn(deployment: V1Deployment, signer: RecordSigner): PatchResult | { skip: string } {
+export function planStrategyReturn(deployment: V1Deployment, readyOlderPods: number, signer: RecordSigner): PatchResult | { skip: string } {
   const annotations = deployment.metadata?.annotations ?? {};
   const A = MANAGED_ANNOTATIONS;
   const phase = annotations[A.phase];
@@ -324,8 +328,7 @@ export function planStrategyReturn(deployment: V1Deployment, signer: RecordSigne
   if (!jsonEqual(plain(deployment.spec?.strategy), MOVE_STRATEGY)) return { skip: "the strategy is not the move's" };
   const unobserved = unobservedGeneration(deployment);
   if (unobserved !== undefined) return { skip: unobserved };
-  const older = (deployment.status?.replicas ?? 0) - (deployment.status?.updatedReplicas ?? 0);
-  if (older > 0) return { skip: `${older} pod(s) of an older ReplicaSet are still running` };
+  if (readyOlderPods > 0) return { skip: `${readyOlderPods} Ready pod(s) of an older ReplicaSet still serve` };
   // A Deployment the Go original moved has no saved-spec: its strategy is whatever it was given.
   if (annotations[A.savedSpec] === undefined) return { skip: 'no saved spec: not moved by this controller' };
   const parsed = readSignedSavedSpec(deployment, deploymentName(deployment), signer);

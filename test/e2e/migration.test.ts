@@ -349,6 +349,12 @@ describe('migration to Fargate on a spot interruption', () => {
       return cur.spec?.strategy?.rollingUpdate?.maxUnavailable !== 0 ? cur : undefined;
     });
     assert.deepEqual(restored.spec?.strategy, original.spec?.strategy);
+    // What the old ReplicaSet does once its pod is gone: it recreates it, and with its pool gone the
+    // pod stays Pending. It serves nothing, so it must not hold the strategy (CI met this case).
+    const recreated = await eventually('the old ReplicaSet to recreate its pod', async () =>
+      (await podsOf(t, namespace, name)).find((p) => p.metadata?.labels?.['compute-type'] !== 'fargate' && !p.metadata?.deletionTimestamp),
+    );
+    assert.equal(recreated.spec?.nodeName, undefined, 'Pending: nowhere to run');
     assert.equal(restored.spec?.template.metadata?.labels?.['compute-type'], 'fargate', 'still on the Fargate template');
     assert.equal(restored.metadata?.annotations?.['spot-orchestrator/state'], 'fargate');
     await eventually('a StrategyRestored Event', async () => (await eventsFor(namespace, name)).find((e) => e.reason === 'StrategyRestored'));
