@@ -57,5 +57,8 @@ describe('prune-deps', () => {
     assert.deepEqual(readdirSync(join(dir, 'node_modules')).sort(), ['@s', 'a', 'b', 'c', 'd']);
     assert.ok(existsSync(join(dir, 'node_modules/a/node_modules/b/package.json')));
     assert.ok(existsSync(join(dir, 'node_modules/@s/p/package.json')));
+    // A root the lock file does not have stops it before anything is removed.
+    assert.throws(() => pruneDependencies(dir, ['nope']), /nope is not in package-lock\.json/);
+    assert.deepEqual(readdirSync(join(dir, 'node_modules')).sort(), ['@s', 'a', 'b', 'c', 'd']);
   });
 });

@@ -99,13 +99,16 @@ if (invokedDirectly()) {
   const roots = process.argv.slice(2);
   if (roots.length === 0) {
     console.error('usage: node scripts/prune-deps.ts PACKAGE...');
-    process.exit(2);
-  }
-  try {
-    const removed = pruneDependencies(process.cwd(), roots);
-    console.log(`kept ${roots.join(', ')} and their dependencies; removed ${removed.length} package(s)`);
-  } catch (err) {
-    console.error(`prune-deps: ${err instanceof Error ? err.message : String(err)}`);
-    process.exit(1);
+    process.exitCode = 2;
+  } else {
+    // The closure is computed whole before anything is removed: a lock file that does not resolve
+    // stops the build with nothing deleted.
+    try {
+      const removed = pruneDependencies(process.cwd(), roots);
+      console.log(`kept ${roots.join(', ')} and their dependencies; removed ${removed.length} package(s)`);
+    } catch (err) {
+      console.error(`prune-deps: ${err instanceof Error ? err.message : String(err)}`);
+      process.exitCode = 1;
+    }
   }
 }

@@ -59,7 +59,7 @@ export class StrategyReturn {
     const key = keyOf(d);
     // A move in flight owns the strategy: it finishes or rolls back, and says which.
     if (this.writing.has(key) || this.ctx.moves.current(key) !== undefined || !this.managed(d)) return;
-    const plan = planStrategyReturn(d, this.ctx.view.readyOlderPods(d), this.ctx.signer);
+    const plan = planStrategyReturn(d, () => this.ctx.view.readyOlderPods(d), this.ctx.signer);
     if ('skip' in plan) return;
     if ('error' in plan) {
       if (!this.refused.has(key)) deploymentLogger(this.ctx.log, key).warn({ error: plan.error }, 'the move strategy stays: its saved strategy cannot be read');
@@ -76,7 +76,7 @@ export class StrategyReturn {
     const { namespace, name } = { namespace: d.metadata!.namespace!, name: d.metadata!.name! };
     // Planned again on whatever copy the patcher holds: a conflict rereads, and a move that started
     // meanwhile (its phase set) makes this a skip.
-    const result = await this.ctx.patcher.apply(namespace, name, d, (cur) => planStrategyReturn(cur, this.ctx.view.readyOlderPods(cur), this.ctx.signer));
+    const result = await this.ctx.patcher.apply(namespace, name, d, (cur) => planStrategyReturn(cur, () => this.ctx.view.readyOlderPods(cur), this.ctx.signer));
     switch (result.outcome) {
       case 'patched':
         log.info({ strategy: result.deployment.spec?.strategy }, 'no pod of an older ReplicaSet serves any more; the Deployment has its own strategy back');

@@ -721,36 +721,39 @@ describe('planStrategyReturn: a move that ended on Fargate without a finish', ()
   it('gives back the saved strategy once no Ready pod of an older ReplicaSet is left, and nothing else', () => {
     const original = spotDeployment();
     const d = stranded({ replicas: 3, updatedReplicas: 3 });
-    const result = planStrategyReturn(d, 0, TEST_SIGNER);
+    const result = planStrategyReturn(d, () => 0, TEST_SIGNER);
     const ops = okOps(result as PatchResult);
     assert.deepEqual(ops[0], { op: 'test', path: '/metadata/resourceVersion', value: d.metadata!.resourceVersion });
     const back = serverApply(d, ops);
     assert.deepEqual(back.spec!.strategy, original.spec!.strategy);
     assert.deepEqual(back.spec!.template, d.spec!.template, 'still the Fargate template');
     assert.deepEqual(back.metadata!.annotations, d.metadata!.annotations, 'state, saved-spec and the rest stay');
-    assert.match(skipOf(planStrategyReturn(back, 0, TEST_SIGNER)) ?? '', /not the move's/, 'and once given back, there is nothing left to do');
+    assert.match(skipOf(planStrategyReturn(back, () => 0, TEST_SIGNER)) ?? '', /not the move's/, 'and once given back, there is nothing left to do');
   });
 
   it('keeps the surge while Ready old pods still serve, or while the status lags the generation', () => {
     assert.equal(
-      skipOf(planStrategyReturn(stranded({ replicas: 5, updatedReplicas: 3 }), 2, TEST_SIGNER)),
+      skipOf(planStrategyReturn(stranded({ replicas: 5, updatedReplicas: 3 }), () => 2, TEST_SIGNER)),
       '2 Ready pod(s) of an older ReplicaSet still serve',
     );
-    assert.match(skipOf(planStrategyReturn(stranded({ replicas: 3, updatedReplicas: 3, observed: 7 }), 0, TEST_SIGNER)) ?? '', /generation 8 not yet observed/);
+    assert.match(
+      skipOf(planStrategyReturn(stranded({ replicas: 3, updatedReplicas: 3, observed: 7 }), () => 0, TEST_SIGNER)) ?? '',
+      /generation 8 not yet observed/,
+    );
     // The old ReplicaSet recreated its pod after the instance died, and it is Pending: it serves nothing.
-    assert.ok('ops' in planStrategyReturn(stranded({ replicas: 4, updatedReplicas: 3 }), 0, TEST_SIGNER), 'a Pending old pod does not hold the strategy');
+    assert.ok('ops' in planStrategyReturn(stranded({ replicas: 4, updatedReplicas: 3 }), () => 0, TEST_SIGNER), 'a Pending old pod does not hold the strategy');
   });
 
   it('leaves moves in flight, Deployments on spot, and other strategies alone', () => {
     const migrating = migrate(spotDeployment());
     migrating.status = { observedGeneration: 7, replicas: 3, updatedReplicas: 3 };
-    assert.equal(skipOf(planStrategyReturn(migrating, 0, TEST_SIGNER)), 'a move is in flight (phase migrating)');
+    assert.equal(skipOf(planStrategyReturn(migrating, () => 0, TEST_SIGNER)), 'a move is in flight (phase migrating)');
     const onSpot = spotDeployment();
     onSpot.spec!.strategy = MOVE_STRATEGY;
-    assert.equal(skipOf(planStrategyReturn(onSpot, 0, TEST_SIGNER)), 'not on Fargate');
+    assert.equal(skipOf(planStrategyReturn(onSpot, () => 0, TEST_SIGNER)), 'not on Fargate');
     const edited = stranded({ replicas: 3, updatedReplicas: 3 });
     edited.spec!.strategy = { type: 'Recreate' };
-    assert.equal(skipOf(planStrategyReturn(edited, 0, TEST_SIGNER)), "the strategy is not the move's");
+    assert.equal(skipOf(planStrategyReturn(edited, () => 0, TEST_SIGNER)), "the strategy is not the move's");
   });
 
   it("says nothing is left when the user's own strategy was the move's", () => {
@@ -759,19 +762,19 @@ describe('planStrategyReturn: a move that ended on Fargate without a finish', ()
     const migrated = migrate(own);
     const cleared = serverApply(migrated, [{ op: 'remove', path: '/metadata/annotations/spot-orchestrator~1phase' }]);
     cleared.status = { observedGeneration: 7, replicas: 3, updatedReplicas: 3 };
-    assert.equal(skipOf(planStrategyReturn(cleared, 0, TEST_SIGNER)), "the saved strategy is the move's");
+    assert.equal(skipOf(planStrategyReturn(cleared, () => 0, TEST_SIGNER)), "the saved strategy is the move's");
   });
 
   it('leaves a Deployment the Go original moved (no saved-spec) as it is, saying why', () => {
     const legacy = stranded({ replicas: 3, updatedReplicas: 3 });
     delete legacy.metadata!.annotations![A.savedSpec];
     delete legacy.metadata!.annotations![A.savedSpecSignature];
-    assert.equal(skipOf(planStrategyReturn(legacy, 0, TEST_SIGNER)), 'no saved spec: not moved by this controller');
+    assert.equal(skipOf(planStrategyReturn(legacy, () => 0, TEST_SIGNER)), 'no saved spec: not moved by this controller');
   });
 
   it('does not guess a strategy from a saved-spec that does not verify', () => {
     const d = stranded({ replicas: 3, updatedReplicas: 3 });
-    const result = planStrategyReturn(d, 0, hmacRecordSigner(Buffer.alloc(32, 9)));
+    const result = planStrategyReturn(d, () => 0, hmacRecordSigner(Buffer.alloc(32, 9)));
     assert.ok('error' in result);
     assert.match(result.error, /^cannot give the strategy back: /);
   });

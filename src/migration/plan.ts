@@ -310,7 +310,8 @@ export function planFinish(deployment: V1Deployment, outcome: FinishOutcome, sig
  * them Fargate launches. So the strategy saved at migration comes back, as a successful move's
  * finish would have given it.
  *
- * `readyOlderPods` counts the Ready pods of its older ReplicaSets (the caller's cache knows them). An
+ * `readyOlderPods` counts the Ready pods of its older ReplicaSets (the caller's cache knows them); it
+ * is asked only once the cheap checks pass, as this runs on every Deployment and pod change. An
  * old ReplicaSet that lost its instance recreates its pods, and they stay Pending with nowhere to
  * run: those serve nothing, and the move's strategy does not wait for them.
  *
@@ -319,7 +320,7 @@ export function planFinish(deployment: V1Deployment, outcome: FinishOutcome, sig
  * whose saved strategy is MOVE_STRATEGY itself, or that has no saved-spec (moved by the Go original).
  * A saved-spec that does not verify is an error: the strategy is not guessed.
  */
-export function planStrategyReturn(deployment: V1Deployment, readyOlderPods: number, signer: RecordSigner): PatchResult | { skip: string } {
+export function planStrategyReturn(deployment: V1Deployment, readyOlderPods: () => number, signer: RecordSigner): PatchResult | { skip: string } {
   const annotations = deployment.metadata?.annotations ?? {};
   const A = MANAGED_ANNOTATIONS;
   const phase = annotations[A.phase];
@@ -328,7 +329,8 @@ export function planStrategyReturn(deployment: V1Deployment, readyOlderPods: num
   if (!jsonEqual(plain(deployment.spec?.strategy), MOVE_STRATEGY)) return { skip: "the strategy is not the move's" };
   const unobserved = unobservedGeneration(deployment);
   if (unobserved !== undefined) return { skip: unobserved };
-  if (readyOlderPods > 0) return { skip: `${readyOlderPods} Ready pod(s) of an older ReplicaSet still serve` };
+  const serving = readyOlderPods();
+  if (serving > 0) return { skip: `${serving} Ready pod(s) of an older ReplicaSet still serve` };
   // A Deployment the Go original moved has no saved-spec: its strategy is whatever it was given.
   if (annotations[A.savedSpec] === undefined) return { skip: 'no saved spec: not moved by this controller' };
   const parsed = readSignedSavedSpec(deployment, deploymentName(deployment), signer);
