@@ -155,7 +155,12 @@ async function main(argv: string[]): Promise<number> {
         b.say('bench', `phase 1 at N=${n}: floor with rollouts, ${count} patches to running Deployments`);
         rolloutFloor = await attempt(`floor with rollouts at N=${n}`, () => runFloor(b, count, { withRollouts: true }));
       }
-      results.phase1At = { n, strategy, floor, rolloutFloor };
+      let watchedFloor: FloorResult | undefined;
+      if (options.watchedFloor) {
+        b.say('bench', `phase 1 at N=${n}: floor with rollouts while the controller watches, ${count} patches`);
+        watchedFloor = await attempt(`watched floor at N=${n}`, () => runFloor(b, count, { withRollouts: true, watchedBy: { entry } }));
+      }
+      results.phase1At = { n, strategy, floor, rolloutFloor, watchedFloor };
     }
   }
   if (options.detection > 0) {

@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { bundleController, ENTRY_POINT } from './build.js';
+import { asciiComments, bundleController, ENTRY_POINT } from './build.js';
 
 describe('the build (scripts/build.ts)', () => {
   const dir = mkdtempSync(join(tmpdir(), 'build-test-'));
@@ -33,5 +33,23 @@ describe('the build (scripts/build.ts)', () => {
       bundleController(join(dir, 'warned-dist'), join(dir, 'warned.ts')),
       /the build had 1 warning\(s\): .*warned\.ts:1 Duplicate key "retries"/,
     );
+  });
+});
+
+describe('asciiComments', () => {
+  it('replaces non-ASCII characters in comments unit for unit, so columns hold', async () => {
+    const code = 'const a = 1; // response’s type 😀\n/* “quoted” */ const b = "x";\n';
+    const out = await asciiComments(code);
+    assert.equal(out, 'const a = 1; // response?s type ??\n/* ?quoted? */ const b = "x";\n');
+    assert.equal(out.length, code.length);
+  });
+
+  it('leaves ASCII code as it is', async () => {
+    const code = 'export const s = "\\u2019";\n';
+    assert.equal(await asciiComments(code), code);
+  });
+
+  it('refuses to change a non-ASCII character in code', async () => {
+    await assert.rejects(asciiComments('export const s = "’";\n'), /non-ASCII characters outside comments/);
   });
 });

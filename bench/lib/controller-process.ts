@@ -93,6 +93,7 @@ export function controllerEnv(b: Bench, namespace: string, queueUrl: string, ext
     ALERTS_ENABLED: 'false',
     RECOVERY_ENABLED: 'false',
     MAX_CONCURRENT_PATCHES: String(b.options.patchConcurrency),
+    ...b.options.controllerEnv,
     ...extra,
   };
 }

@@ -8,6 +8,12 @@
 // deployment controller, scheduler, KWOK and Fargate simulator do that work while the later patches
 // go out. That is the floor of what any client could do on this ground, so the controller's phase 1
 // against it says how much is the controller's own cost and how much the rollouts'.
+//
+// Watched (`watchedBy`), the floor with rollouts runs while the controller, started on that namespace
+// with an empty queue, only watches: the Deployments carry no opt-in annotation, so it caches and
+// decodes every Deployment, ReplicaSet, pod and EndpointSlice change of the rollouts, as it does in its
+// own phase 1, and acts on none. What that floor adds to the floor with rollouts is the cost of any
+// controller's watches on this ground; what the controller's phase 1 adds to it is its own.
 import { JSON_PATCH } from '../../src/kube/api.js';
 import { AppsV1Api, type V1Deployment } from '@kubernetes/client-node';
 import { kubeConfigFrom } from '../../testground/src/ground.js';
@@ -16,6 +22,7 @@ import { replicasOf } from './options.js';
 import { benchMigrationPlan } from './plan.js';
 import { mainSpec, setUp, tearDown } from './scenario.js';
 import { awaitQuietMachine, type Quiet } from './quiet.js';
+import { type RunningController, startController } from './controller-process.js';
 import { percentile, round } from './stats.js';
 
 export interface FloorResult {
@@ -32,17 +39,29 @@ export interface FloorResult {
   conflicts: number;
   /** How the machine was when the clock started (see quiet.ts). */
   quiet?: Quiet;
+  /** A controller watched the namespace, acting on nothing, while the patches went out: its CPU in that window. */
+  watchingController?: { cpuSeconds: number; peakRssMiB: number };
 }
 
-export async function runFloor(b: Bench, count: number, o: { withRollouts?: boolean } = {}): Promise<FloorResult> {
-  const section = o.withRollouts ? 'rollout floor' : 'floor';
+export interface FloorOptions {
+  withRollouts?: boolean;
+  /** Run the controller (this entry point, or tsx when undefined) watching the floor's namespace. */
+  watchedBy?: { entry: string | undefined };
+}
+
+export async function runFloor(b: Bench, count: number, o: FloorOptions = {}): Promise<FloorResult> {
+  if (o.watchedBy && !o.withRollouts) throw new Error('a watched floor is a floor with rollouts');
+  const section = o.watchedBy ? 'watched rollout floor' : o.withRollouts ? 'rollout floor' : 'floor';
   const scenario = await setUp(
     b,
-    o.withRollouts
-      ? { ...mainSpec(b, 'rfloor'), deployments: count }
-      : { tag: 'floor', deployments: count, nodes: 0, replicas: (i) => replicasOf(b.options, i), service: () => false, paused: true },
+    o.watchedBy
+      ? { ...mainSpec(b, 'wfloor'), deployments: count, optIn: false }
+      : o.withRollouts
+        ? { ...mainSpec(b, 'rfloor'), deployments: count }
+        : { tag: 'floor', deployments: count, nodes: 0, replicas: (i) => replicasOf(b.options, i), service: () => false, paused: true },
     section,
   );
+  let watcher: RunningController | undefined;
   // The patches go as the controller's identity (identity.ts), so they face the same API priority.
   const kc = kubeConfigFrom(b.controllerKubeconfig);
   const apps = kc.makeApiClient(AppsV1Api);
@@ -52,6 +71,8 @@ export async function runFloor(b: Bench, count: number, o: { withRollouts?: bool
     const ready = Date.now() + 60_000;
     while ([...scenario.tracker.states.values()].some((d) => d.observedGeneration < d.generation) && Date.now() < ready) await sleep(200);
     const list = await retrying(() => b.apps.listNamespacedDeployment({ namespace: scenario.namespace }));
+    // Started once the scenario is in place, so its caches are full and its start-up is behind it.
+    if (o.watchedBy) watcher = await startController(b, scenario.namespace, section, o.watchedBy.entry);
 
     const latencies: number[] = [];
     let errors = 0;
@@ -63,8 +84,9 @@ export async function runFloor(b: Bench, count: number, o: { withRollouts?: bool
     const quiet = await awaitQuietMachine((l) => b.say(section, l));
     b.say(
       section,
-      `patching ${list.items.length} ${o.withRollouts ? 'running Deployments (each patch starts a rollout)' : 'paused Deployments'}, ${concurrency} at a time`,
+      `patching ${list.items.length} ${o.withRollouts ? 'running Deployments (each patch starts a rollout)' : 'paused Deployments'}, ${concurrency} at a time${watcher ? ', the controller watching' : ''}`,
     );
+    const cpuAtStart = watcher?.sample().cpuSeconds;
     const started = performance.now();
     await mapLimit(list.items, concurrency, async (cached) => {
       let d = cached;
@@ -87,6 +109,7 @@ export async function runFloor(b: Bench, count: number, o: { withRollouts?: bool
       errors++;
     });
     const seconds = (performance.now() - started) / 1000;
+    const watched = watcher?.sample();
     const result: FloorResult = {
       withRollouts: o.withRollouts === true,
       deployments: list.items.length,
@@ -98,11 +121,16 @@ export async function runFloor(b: Bench, count: number, o: { withRollouts?: bool
       errors,
       conflicts,
       quiet,
+      ...(watched && { watchingController: { cpuSeconds: round(watched.cpuSeconds - cpuAtStart!, 2), peakRssMiB: round(watched.peakRssMiB, 1) } }),
     };
-    b.say(section, `${section}: ${result.deployments} patches in ${result.seconds} s (${result.patchesPerSecond}/s), ${errors} errors`);
+    b.say(
+      section,
+      `${section}: ${result.deployments} patches in ${result.seconds} s (${result.patchesPerSecond}/s), ${errors} errors${result.watchingController ? `; the watching controller used ${result.watchingController.cpuSeconds} cpu-s` : ''}`,
+    );
     return result;
   } finally {
     kc.closeConnections();
+    await watcher?.stop();
     await tearDown(b, scenario, section);
   }
 }

@@ -20,3 +20,18 @@ test('a packed pool holds the scenario plus 5 %, so half the pool cannot take in
   assert.equal(podsPerNode(250, pods, 20), 250);
   assert.equal(podsPerNode(undefined, pods, 20), undefined);
 });
+
+test('controller environment: NAME=value words, none by default, anything else refused with the word named', () => {
+  assert.deepEqual(parseOptions([], {}).controllerEnv, {});
+  assert.deepEqual(parseOptions([], { BENCH_CONTROLLER_ENV: 'MALLOC_ARENA_MAX=2  MALLOC_TRIM_THRESHOLD_=131072' }).controllerEnv, {
+    MALLOC_ARENA_MAX: '2',
+    MALLOC_TRIM_THRESHOLD_: '131072',
+  });
+  assert.deepEqual(parseOptions(['--controller-env', 'EMPTY='], {}).controllerEnv, { EMPTY: '' });
+  assert.throws(() => parseOptions(['--controller-env', 'A=1 oops'], {}), /--controller-env: "oops" is not NAME=value, in "A=1 oops"/);
+});
+
+test('the watched floor is off unless asked for', () => {
+  assert.equal(parseOptions([], {}).watchedFloor, false);
+  assert.equal(parseOptions([], { BENCH_WATCHED_FLOOR: '1' }).watchedFloor, true);
+});

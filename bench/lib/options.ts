@@ -51,6 +51,8 @@ export interface BenchOptions {
    * pairs). `image` is the Dockerfile ENTRYPOINT's flags (what ships), `none` is no flags.
    */
   nodeFlags: NodeFlagSet[];
+  /** More environment for every controller process the bench starts (for example glibc's MALLOC_ tunables). */
+  controllerEnv: Record<string, string>;
   /**
    * After the strategies and the floor: the controller alone on the main scenario at this many
    * Deployments, observed until its phase 1 is done, then the floor for as many patches (0 skips it).
@@ -62,6 +64,8 @@ export interface BenchOptions {
    * from the rollouts' (floor.ts).
    */
   rolloutFloor: boolean;
+  /** With phase1N: a third floor, with rollouts while the controller watches and acts on nothing. */
+  watchedFloor: boolean;
   /** Observation continues this long after the deadline, in simulated seconds (scaled). */
   tailSeconds: number;
   /** Bounded concurrency of the controller's patches (MAX_CONCURRENT_PATCHES) and of the floor. */
@@ -95,8 +99,10 @@ const FLAGS = {
   'scaling-replicas': { env: 'BENCH_SCALING_REPLICAS', default: '1' },
   'scaling-namespaces': { env: 'BENCH_SCALING_NAMESPACES', default: '1' },
   'node-flags': { env: 'BENCH_NODE_FLAGS', default: 'image' },
+  'controller-env': { env: 'BENCH_CONTROLLER_ENV', default: '' },
   'phase1-n': { env: 'BENCH_PHASE1_N', default: '0' },
   'rollout-floor': { env: 'BENCH_ROLLOUT_FLOOR', default: '1' },
+  'watched-floor': { env: 'BENCH_WATCHED_FLOOR', default: '0' },
   tail: { env: 'BENCH_TAIL', default: '60' },
   'patch-concurrency': { env: 'BENCH_PATCH_CONCURRENCY', default: '50' },
   controller: { env: 'BENCH_CONTROLLER', default: 'build' },
@@ -133,6 +139,17 @@ function nodeFlagSets(text: string): NodeFlagSet[] {
     }
     return { flags, image: false };
   });
+}
+
+/** `A=1 B=two`: variables for the controller's environment. */
+export function environmentPairs(name: string, text: string): Record<string, string> {
+  const pairs: Record<string, string> = {};
+  for (const word of text.split(/\s+/).filter(Boolean)) {
+    const m = /^([A-Za-z_][A-Za-z0-9_]*)=(.*)$/.exec(word);
+    if (!m) throw new Error(`--${name}: "${word}" is not NAME=value, in "${text}"`);
+    pairs[m[1]!] = m[2]!;
+  }
+  return pairs;
 }
 
 function bool(name: string, text: string): boolean {
@@ -190,8 +207,10 @@ export function parseOptions(argv: string[], env: Record<string, string | undefi
       .split(',')
       .map((s) => positiveInt('scaling-namespaces', s.trim())),
     nodeFlags: nodeFlagSets(get('node-flags')),
+    controllerEnv: environmentPairs('controller-env', get('controller-env')),
     phase1N: positiveInt('phase1-n', get('phase1-n'), 0),
     rolloutFloor: bool('rollout-floor', get('rollout-floor')),
+    watchedFloor: bool('watched-floor', get('watched-floor')),
     tailSeconds: tail,
     patchConcurrency: positiveInt('patch-concurrency', get('patch-concurrency')),
     controllerRuntime: runtime,

@@ -16,7 +16,7 @@ export interface BenchResults {
   strategies: StrategyResult[];
   floor?: FloorResult;
   /** The controller alone at another N (--phase1-n), observed until phase 1 was done, and the floor right after it. */
-  phase1At?: { n: number; strategy: StrategyResult; floor?: FloorResult; rolloutFloor?: FloorResult };
+  phase1At?: { n: number; strategy: StrategyResult; floor?: FloorResult; rolloutFloor?: FloorResult; watchedFloor?: FloorResult };
   detection?: DetectionResult;
   scaling: ScalingPoint[];
   plots: string[];
@@ -342,28 +342,42 @@ function phase1AtSection(p: NonNullable<BenchResults['phase1At']>, cores: number
   const x = p.strategy;
   const f = p.floor;
   const r = p.rolloutFloor;
+  const w = p.watchedFloor;
   const ratioTo = (floor: FloorResult | undefined) =>
     floor && x.phase1Seconds !== null && x.patched >= x.affected && floor.seconds > 0 ? x.phase1Seconds / floor.seconds : null;
   const cell = (ratio: number | null) => (ratio === null ? dash : `${ratio.toFixed(2)}×`);
   const ctl = x.controller;
-  return [
+  const lines = [
     `## Phase 1 at N=${p.n}, against its floors`,
     '',
     `The controller alone on the main scenario at N=${p.n} (${x.pods} pods, ${x.doomedNodes} of its nodes warned, ${x.affected} Deployments affected), observed until`,
     'its last patch was seen; then, right after it on the same ground, the floor for as many patches: a minimal client sending the same',
     'patches to paused Deployments (no rollout starts)' +
       (r
-        ? ", and the floor with rollouts: the same client and patches to running Deployments of the main scenario, so that each patch starts the rollout the controller's starts."
+        ? ", and the floor with rollouts: the same client and patches to running Deployments of the main scenario, so that each patch starts the rollout the controller's starts"
+        : '') +
+      (w
+        ? '; and that floor again while the controller, started on its namespace with an empty queue, watches every change of the rollouts and acts on none (the Deployments are not opted in).'
         : '.'),
     '',
-    "| N | affected | phase 1: warning → last patch | controller's own phase 1 (max per message) | floor (paused) | phase 1 ÷ floor | floor with rollouts | phase 1 ÷ floor with rollouts | machine when the clock started: phase 1 / floor / floor with rollouts | load average at the warning / at the end (" +
-      `${cores} cores) |`,
-    '|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|',
-    `| ${p.n} | ${x.affected} | ${phase1Cell(x)} | ${ctl?.phase1Logged.length ? s(Math.max(...ctl.phase1Logged), 2) : dash} | ${f ? s(f.seconds, 2) : dash} | ${cell(ratioTo(f))} | ${r ? s(r.seconds, 2) : dash} | ${cell(ratioTo(r))} | ${quietCell(x.quiet)} / ${quietCell(f?.quiet)} / ${quietCell(r?.quiet)} | ${x.loadAverage.atWarning} / ${x.loadAverage.atEnd} |`,
+    "| N | affected | phase 1: warning → last patch | controller's own phase 1 (max per message) | floor (paused) | phase 1 ÷ floor | floor with rollouts | phase 1 ÷ floor with rollouts |" +
+      (w ? ' floor with rollouts, the controller watching | phase 1 ÷ that floor |' : '') +
+      ` machine when the clock started: phase 1 / floor / floor with rollouts${w ? ' / watched' : ''} | load average at the warning / at the end (${cores} cores) |`,
+    `|---:|---:|---:|---:|---:|---:|---:|---:|${w ? '---:|---:|' : ''}---|---:|`,
+    `| ${p.n} | ${x.affected} | ${phase1Cell(x)} | ${ctl?.phase1Logged.length ? s(Math.max(...ctl.phase1Logged), 2) : dash} | ${f ? s(f.seconds, 2) : dash} | ${cell(ratioTo(f))} | ${r ? s(r.seconds, 2) : dash} | ${cell(ratioTo(r))} |` +
+      (w ? ` ${s(w.seconds, 2)} | ${cell(ratioTo(w))} |` : '') +
+      ` ${quietCell(x.quiet)} / ${quietCell(f?.quiet)} / ${quietCell(r?.quiet)}${w ? ` / ${quietCell(w.quiet)}` : ''} | ${x.loadAverage.atWarning} / ${x.loadAverage.atEnd} |`,
     '',
     'Every clock starts only once the machine has been at least 85 % idle for 3 s in a row (bench/lib/quiet.ts), so none measures',
     'what the previous setup or teardown left running; the wait is in brackets.',
   ];
+  if (w?.watchingController && ctl)
+    lines.push(
+      '',
+      `The controller's CPU: ${ctl.cpuSeconds.toFixed(2)} cpu-s from the warning to its last patch seen (its phase 1, patches included); ` +
+        `${w.watchingController.cpuSeconds.toFixed(2)} cpu-s while it only watched the floor's ${w.deployments} patches and their rollouts (${w.seconds.toFixed(2)} s).`,
+    );
+  return lines;
 }
 
 /** The machine when a clock started: its idle share, and how long the bench waited for it to be quiet. */
@@ -410,7 +424,8 @@ export function renderReadmeFragment(r: BenchResults, resultsPath: string): stri
     const rolloutRatio = rf && p.strategy.phase1Seconds !== null && rf.seconds > 0 ? p.strategy.phase1Seconds / rf.seconds : null;
     out.push(
       `\nPhase 1 at N=${p.n} (${p.strategy.affected} affected, the controller then the floor back to back): ${phase1Cell(p.strategy)}, floor ${p.floor ? s(p.floor.seconds, 2) : dash}${ratio === null ? '' : `, ${ratio.toFixed(2)}× the floor`}` +
-        `${rf ? `; floor with rollouts ${s(rf.seconds, 2)}${rolloutRatio === null ? '' : `, ${rolloutRatio.toFixed(2)}× that floor`}` : ''} (load average ${p.strategy.loadAverage.atWarning} on ${e.cores} cores at the warning).`,
+        `${rf ? `; floor with rollouts ${s(rf.seconds, 2)}${rolloutRatio === null ? '' : `, ${rolloutRatio.toFixed(2)}× that floor`}` : ''}` +
+        `${p.watchedFloor ? `; floor with rollouts and the controller watching ${s(p.watchedFloor.seconds, 2)}` : ''} (load average ${p.strategy.loadAverage.atWarning} on ${e.cores} cores at the warning).`,
     );
   }
   if (r.detection)

@@ -28,6 +28,8 @@ export interface ScenarioSpec {
   namespaces?: number;
   /** Pods each spot node holds (default: the ground's 250), or `packed` (see BenchOptions.nodePods). */
   nodePods?: number | 'packed';
+  /** Deployments carry the opt-in annotation (default true); a controller watching them acts on none without it. */
+  optIn?: boolean;
 }
 
 export interface Scenario {
@@ -103,7 +105,7 @@ async function populate(
       namespace: namespaces[i % namespaces.length]!,
       name,
       replicas,
-      annotations: OPT_IN,
+      annotations: spec.optIn === false ? {} : OPT_IN,
       nodeSelector: spec.pinToNode ? { ...poolSelector(pool), 'kubernetes.io/hostname': nodes[i % nodes.length]! } : poolSelector(pool),
     });
     if (spec.paused) d.spec!.paused = true;

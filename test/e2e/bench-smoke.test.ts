@@ -39,7 +39,7 @@ function dispatchedUnder(flowSchema: string): number {
 }
 
 describe('benchmark harness (smoke)', () => {
-  it('runs every strategy, the floor, phase 1 at N against both floors, detection and a scaling point, and writes sane results', {
+  it('runs every strategy, the floor, phase 1 at N against its three floors, detection and a scaling point, and writes sane results', {
     timeout: 600_000,
   }, async () => {
     mkdirSync(join(PROJECT_DIR, 'bench/results/tmp'), { recursive: true });
@@ -61,6 +61,8 @@ describe('benchmark harness (smoke)', () => {
           '10',
           '--phase1-n',
           '10',
+          '--watched-floor',
+          '1',
           '--controller',
           'tsx',
           '--plots',
@@ -106,10 +108,16 @@ describe('benchmark harness (smoke)', () => {
       assert.ok(isNumber(p1.strategy.phase1Seconds) && p1.strategy.phase1Seconds > 0, `phase 1 at N ${p1.strategy.phase1Seconds}`);
       assert.equal(p1.floor.withRollouts, false);
       assert.equal(p1.rolloutFloor.withRollouts, true);
-      for (const f of [p1.floor, p1.rolloutFloor]) {
+      // The third: rollouts again, while the controller watches their every change and acts on none.
+      assert.equal(p1.watchedFloor.withRollouts, true);
+      assert.ok(isNumber(p1.watchedFloor.watchingController.cpuSeconds) && p1.watchedFloor.watchingController.cpuSeconds >= 0);
+      assert.ok(p1.watchedFloor.watchingController.peakRssMiB > 10, JSON.stringify(p1.watchedFloor));
+      assert.equal(p1.rolloutFloor.watchingController, undefined);
+      for (const f of [p1.floor, p1.rolloutFloor, p1.watchedFloor]) {
         assert.ok(isNumber(f.seconds) && f.seconds > 0 && f.deployments > 0, JSON.stringify(f));
         assert.equal(f.errors, 0);
       }
+      assert.match(table, /floor with rollouts, the controller watching \| phase 1 ÷ that floor \|/);
       assert.match(table, /^## Phase 1 at N=10, against its floors$/m);
       assert.equal(results.detection.samples.length + results.detection.missed, 3);
       assert.ok(isNumber(results.detection.p50) && isNumber(results.detection.p95));
