@@ -197,7 +197,8 @@ async function main(argv: string[]): Promise<number> {
   const mdPath = join(outDir, `${stamp}.md`);
   writeFileSync(mdPath, renderResults(results));
   const fragment = renderReadmeFragment(results, relative(PROJECT_DIR, mdPath));
-  writeFileSync(join(outDir, `${stamp}-readme-fragment.md`), fragment);
+  // The fragment's table is one row a strategy: a run of none (phase 1 at N, scaling) has nothing for the README's table.
+  if (results.strategies.length > 0) writeFileSync(join(outDir, `${stamp}-readme-fragment.md`), fragment);
   if (options.readmeFragment) {
     const fragmentPath = resolve(PROJECT_DIR, options.readmeFragment);
     writeFileSync(fragmentPath, fragment);

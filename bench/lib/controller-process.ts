@@ -66,6 +66,8 @@ export interface RunningController {
   metricsPort: number;
   /** phase1Seconds of every "phase 1 done" line the controller logged. */
   phase1Logged: number[];
+  /** When the controller logged its latest Deployment patch (ms since the epoch, its log's clock: this machine's). */
+  lastPatchLoggedAt?: number;
   sample(): ProcSample;
   stop(): Promise<{ exitCode: number | null }>;
 }
@@ -120,6 +122,7 @@ export async function startController(
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const phase1Logged: number[] = [];
+  const patches: { lastAt?: number } = {};
   let started = false;
   let pending = '';
   const onData = (chunk: Buffer) => {
@@ -129,6 +132,14 @@ export async function startController(
       const line = pending.slice(0, nl);
       pending = pending.slice(nl + 1);
       if (line.includes('"controller started"')) started = true;
+      if (line.includes('"patched onto Fargate; rollout started"')) {
+        try {
+          const at = Date.parse((JSON.parse(line) as { time?: string }).time ?? '');
+          if (!Number.isNaN(at)) patches.lastAt = Math.max(patches.lastAt ?? 0, at);
+        } catch {
+          // not JSON: ignore
+        }
+      }
       if (line.includes('phase 1 done')) {
         try {
           const seconds = (JSON.parse(line) as { phase1Seconds?: number }).phase1Seconds;
@@ -169,6 +180,9 @@ export async function startController(
     logFile,
     metricsPort,
     phase1Logged,
+    get lastPatchLoggedAt() {
+      return patches.lastAt;
+    },
     sample: () => sampleProc(pid),
     async stop() {
       if (exitCode === undefined) {

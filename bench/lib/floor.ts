@@ -34,6 +34,7 @@ export interface FloorResult {
   patchesPerSecond: number;
   latencyP50Ms: number;
   latencyP95Ms: number;
+  latencyMeanMs: number;
   errors: number;
   /** Patches refused by the resourceVersion test and redone after a fresh read. */
   conflicts: number;
@@ -118,6 +119,7 @@ export async function runFloor(b: Bench, count: number, o: FloorOptions = {}): P
       patchesPerSecond: round(latencies.length / seconds, 1),
       latencyP50Ms: round(percentile(latencies, 50), 1),
       latencyP95Ms: round(percentile(latencies, 95), 1),
+      latencyMeanMs: round(latencies.reduce((a, x) => a + x, 0) / Math.max(1, latencies.length), 1),
       errors,
       conflicts,
       quiet,

@@ -343,10 +343,17 @@ function phase1AtSection(p: NonNullable<BenchResults['phase1At']>, cores: number
   const f = p.floor;
   const r = p.rolloutFloor;
   const w = p.watchedFloor;
-  const ratioTo = (floor: FloorResult | undefined) =>
-    floor && x.phase1Seconds !== null && x.patched >= x.affected && floor.seconds > 0 ? x.phase1Seconds / floor.seconds : null;
-  const cell = (ratio: number | null) => (ratio === null ? dash : `${ratio.toFixed(2)}×`);
   const ctl = x.controller;
+  const done = x.patched >= x.affected;
+  const floors = [
+    ['floor (paused)', f],
+    ['floor with rollouts', r],
+    ['floor with rollouts, the controller watching', w],
+  ] as const;
+  const shown = floors.filter(([, floor]) => floor);
+  const ratios = (seconds: number | null | undefined) =>
+    shown.map(([, floor]) => (seconds != null && done && floor!.seconds > 0 ? `${(seconds / floor!.seconds).toFixed(2)}×` : dash)).join(' | ');
+  const ownPhase1 = ctl?.phase1Logged.length ? Math.max(...ctl.phase1Logged) : null;
   const lines = [
     `## Phase 1 at N=${p.n}, against its floors`,
     '',
@@ -359,18 +366,42 @@ function phase1AtSection(p: NonNullable<BenchResults['phase1At']>, cores: number
       (w
         ? '; and that floor again while the controller, started on its namespace with an empty queue, watches every change of the rollouts and acts on none (the Deployments are not opted in).'
         : '.'),
+    'A floor is timed by its own client, from before its first patch to its last response. The controller is timed three ways: from the',
+    "warning to its last patch as the harness's watch saw it (that watch lags under load), as the controller logged it (same machine, same",
+    'clock), and by its own phase 1 (from handling the message to its last patch, the longest over the messages).',
     '',
-    "| N | affected | phase 1: warning → last patch | controller's own phase 1 (max per message) | floor (paused) | phase 1 ÷ floor | floor with rollouts | phase 1 ÷ floor with rollouts |" +
-      (w ? ' floor with rollouts, the controller watching | phase 1 ÷ that floor |' : '') +
-      ` machine when the clock started: phase 1 / floor / floor with rollouts${w ? ' / watched' : ''} | load average at the warning / at the end (${cores} cores) |`,
-    `|---:|---:|---:|---:|---:|---:|---:|---:|${w ? '---:|---:|' : ''}---|---:|`,
-    `| ${p.n} | ${x.affected} | ${phase1Cell(x)} | ${ctl?.phase1Logged.length ? s(Math.max(...ctl.phase1Logged), 2) : dash} | ${f ? s(f.seconds, 2) : dash} | ${cell(ratioTo(f))} | ${r ? s(r.seconds, 2) : dash} | ${cell(ratioTo(r))} |` +
-      (w ? ` ${s(w.seconds, 2)} | ${cell(ratioTo(w))} |` : '') +
-      ` ${quietCell(x.quiet)} / ${quietCell(f?.quiet)} / ${quietCell(r?.quiet)}${w ? ` / ${quietCell(w.quiet)}` : ''} | ${x.loadAverage.atWarning} / ${x.loadAverage.atEnd} |`,
+    `| | seconds | ${shown.map(([name]) => `÷ ${name}`).join(' | ')} | machine when the clock started |`,
+    `|---|---:|${shown.map(() => '---:|').join('')}---|`,
+    `| controller: warning → last patch seen | ${phase1Cell(x)} | ${ratios(x.phase1Seconds)} | ${quietCell(x.quiet)} |`,
+    ...(ctl?.lastPatchLoggedSeconds !== undefined
+      ? [`| controller: warning → last patch logged | ${s(ctl.lastPatchLoggedSeconds, 2)} | ${ratios(ctl.lastPatchLoggedSeconds)} | |`]
+      : []),
+    `| controller's own phase 1 (max per message) | ${ownPhase1 === null ? dash : s(ownPhase1, 2)} | ${ratios(ownPhase1)} | |`,
+    ...shown.map(([name, floor]) => `| ${name} | ${s(floor!.seconds, 2)} | ${shown.map(() => '').join(' | ')} | ${quietCell(floor!.quiet)} |`),
     '',
+    `Load average at the warning ${x.loadAverage.atWarning}, at the end ${x.loadAverage.atEnd} (${cores} cores).`,
     'Every clock starts only once the machine has been at least 85 % idle for 3 s in a row (bench/lib/quiet.ts), so none measures',
     'what the previous setup or teardown left running; the wait is in brackets.',
   ];
+  const calls = ctl?.apiCalls;
+  if (calls && calls.calls.length > 0) {
+    const patch = calls.latency.find((l) => l.verb === 'patch' && l.resource === 'deployments');
+    const floors = [
+      ['floor', f],
+      ['floor with rollouts', r],
+      ['watched floor', w],
+    ] as const;
+    lines.push(
+      '',
+      `The controller's Kubernetes API calls from before the warning to its last patch seen (its /metrics): ${calls.calls.map((c) => `${c.count} ${c.verb} ${c.resource} ${c.code}`).join(', ')}.` +
+        (patch
+          ? ` Mean latency of its Deployment patches ${patch.meanMs} ms; the floors' ${floors
+              .filter(([, x]) => x)
+              .map(([name, x]) => `${name} ${x!.latencyMeanMs} ms`)
+              .join(', ')} (${f?.concurrency ?? dash} in flight on each side).`
+          : ''),
+    );
+  }
   if (w?.watchingController && ctl)
     lines.push(
       '',

@@ -1,6 +1,7 @@
 // A way of answering a spot interruption warning. The harness builds the scenario, calls prepare
 // (before the warning), sends the warning, calls act, and at the end of the observation aborts the
 // signal, calls finish, and tears the scenario down.
+import type { ApiCalls } from './api-calls.js';
 import type { Bench } from './context.js';
 import type { StrategyName } from './options.js';
 import type { Scenario } from './scenario.js';
@@ -33,6 +34,13 @@ export interface ControllerStats {
   peakRssMiB: number;
   /** The controller's own phase1Seconds, one per interruption message it handled. */
   phase1Logged: number[];
+  /**
+   * From the warning to the last Deployment patch the controller logged (its log's clock, this
+   * machine's): phase 1 without the harness's watch delivery, which lags under load.
+   */
+  lastPatchLoggedSeconds?: number;
+  /** Its Kubernetes API calls from just before the warning to the end of the observation (its /metrics). */
+  apiCalls?: ApiCalls;
 }
 
 export interface StrategyOutcome {

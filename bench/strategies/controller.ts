@@ -3,6 +3,7 @@
 import { startController, type ProcSample, type RunningController } from '../lib/controller-process.js';
 import type { StrategyName } from '../lib/options.js';
 import type { Strategy, StrategyOutcome, StrategyRun } from '../lib/strategy.js';
+import { apiCallsBetween, sampleApiCalls } from '../lib/api-calls.js';
 
 /** The controller as shipped, or with triage off (MIGRATION_TRIAGE=false: phase 1 in arrival order). */
 export function controllerStrategy(entry: string | undefined, variant: 'controller' | 'controller-no-triage' = 'controller'): Strategy {
@@ -12,6 +13,8 @@ export function controllerStrategy(entry: string | undefined, variant: 'controll
   let running: RunningController | undefined;
   let stopped = false;
   let end: ProcSample | undefined;
+  let callsBefore: Awaited<ReturnType<typeof sampleApiCalls>> = null;
+  let callsAfter: Awaited<ReturnType<typeof sampleApiCalls>> = null;
   return {
     name,
     describe: noTriage
@@ -20,13 +23,16 @@ export function controllerStrategy(entry: string | undefined, variant: 'controll
     patches: true,
     async prepare(run) {
       running = await startController(run.bench, run.scenario.namespace, run.section, entry, env);
+      callsBefore = await sampleApiCalls(running.metricsPort);
     },
     async act() {
       if (running) running.cpuAtWarning = running.sample().cpuSeconds;
     },
     followPhase1: true,
     async snapshot() {
-      if (running) end = running.sample();
+      if (!running) return;
+      end = running.sample();
+      callsAfter = await sampleApiCalls(running.metricsPort);
     },
     async finish(run: StrategyRun): Promise<StrategyOutcome> {
       if (!running) return { notes: ['the controller did not start'] };
@@ -41,7 +47,6 @@ export function controllerStrategy(entry: string | undefined, variant: 'controll
                 ? `the controller did not finish its SIGTERM drain within 20 s and was killed (log ${running.logFile})`
                 : `the controller exited with ${exitCode} on SIGTERM (log ${running.logFile})`,
             ];
-      void run;
       return {
         notes,
         controller: {
@@ -50,6 +55,8 @@ export function controllerStrategy(entry: string | undefined, variant: 'controll
           cpuSecondsTotal: end.cpuSeconds,
           peakRssMiB: end.peakRssMiB,
           phase1Logged: running.phase1Logged,
+          ...(running.lastPatchLoggedAt !== undefined && { lastPatchLoggedSeconds: Math.round(running.lastPatchLoggedAt - run.warnedAt) / 1000 }),
+          ...(callsBefore && callsAfter && { apiCalls: apiCallsBetween(callsBefore, callsAfter) }),
         },
       };
     },

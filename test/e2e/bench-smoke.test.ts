@@ -117,7 +117,15 @@ describe('benchmark harness (smoke)', () => {
         assert.ok(isNumber(f.seconds) && f.seconds > 0 && f.deployments > 0, JSON.stringify(f));
         assert.equal(f.errors, 0);
       }
-      assert.match(table, /floor with rollouts, the controller watching \| phase 1 ÷ that floor \|/);
+      assert.match(table, /^\| \| seconds \| ÷ floor \(paused\) \| ÷ floor with rollouts \| ÷ floor with rollouts, the controller watching \|/m);
+      assert.match(table, /^\| controller: warning → last patch logged \| [\d.]+ s \| [\d.]+× \|/m);
+      assert.ok(isNumber(p1.strategy.controller.lastPatchLoggedSeconds) && p1.strategy.controller.lastPatchLoggedSeconds > 0);
+      // The controller's own API calls in its phase 1, from its /metrics: at least a patch per Deployment it patched.
+      const patchCalls = p1.strategy.controller.apiCalls.calls
+        .filter((c: { verb: string; resource: string }) => c.verb === 'patch' && c.resource === 'deployments')
+        .reduce((sum: number, c: { count: number }) => sum + c.count, 0);
+      assert.ok(patchCalls >= p1.strategy.patched && p1.strategy.patched > 0, JSON.stringify(p1.strategy.controller.apiCalls));
+      assert.match(table, /Mean latency of its Deployment patches [\d.]+ ms; the floors' floor [\d.]+ ms/);
       assert.match(table, /^## Phase 1 at N=10, against its floors$/m);
       assert.equal(results.detection.samples.length + results.detection.missed, 3);
       assert.ok(isNumber(results.detection.p50) && isNumber(results.detection.p95));
