@@ -313,7 +313,7 @@ export function createMetrics(registry: Registry = new Registry(), options: Metr
 
   const apiErrors = new Counter({
     name: `${PREFIX}kube_api_errors_total`,
-    help: "Kubernetes API errors, by verb and HTTP status ('network' when no response came back).",
+    help: "Kubernetes API errors of the Deployment patches, by verb and HTTP status ('network' when no response came back); kube_api_requests_total counts every call.",
     labelNames: ['verb', 'code'],
     registers,
   });
