@@ -94,7 +94,8 @@ class FakeApps {
   }
 
   private stamped(d: V1Deployment): V1Deployment {
-    return { ...d, metadata: { ...d.metadata, resourceVersion: String(++this.version) } };
+    const managedFields = [{ manager: 'kube-controller-manager', operation: 'Update', fieldsType: 'FieldsV1', fieldsV1: { 'f:status': {} } }];
+    return { ...d, metadata: { ...d.metadata, resourceVersion: String(++this.version), managedFields } };
   }
 }
 
@@ -153,6 +154,8 @@ describe('DeploymentPatcher', () => {
     assert.equal(out.deployment.spec?.replicas, 4);
     assert.equal(out.deployment.metadata?.resourceVersion, fake.stored!.metadata!.resourceVersion);
     assert.equal(out.deployment.metadata?.resourceVersion, '102', 'the version the write made, not the one it was tested against');
+    assert.equal(out.deployment.metadata?.managedFields, undefined, 'a move holds this copy until it ends: no managedFields');
+    assert.ok(fake.stored!.metadata!.managedFields, 'the server side has them');
     assert.deepEqual(apiErrors, []);
   });
 
@@ -165,6 +168,8 @@ describe('DeploymentPatcher', () => {
     assert.deepEqual(seen, ['101']);
     assert.equal(out.outcome, 'patched');
     assert.equal(fake.stored!.spec!.replicas, 4);
+    assert.ok(out.outcome === 'patched');
+    assert.equal(out.deployment.metadata?.managedFields, undefined);
   });
 
   it("refuses a change computed from a stale cached copy (422 from the failed test), decides again on a fresh read and keeps the other writer's change", async () => {

@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import { type Clock, systemClock } from '../clock.js';
 import type { JsonPatchOp } from '../migration/json-patch.js';
 import { isConflict, isInvalid, isNotFound, JSON_PATCH, messageOf, statusOf, withRetry } from '../kube/api.js';
+import { trimDeployment } from '../kube/trim.js';
 
 /** What to write, decided from the current object: ops, nothing (with why), or a refusal. */
 export type PatchDecision = { ops: JsonPatchOp[] } | { skip: string } | { error: string };
@@ -49,7 +50,7 @@ export class DeploymentPatcher {
     for (let conflicts = 0; ; ) {
       let testedVersion: string | undefined;
       try {
-        if (!current) current = await withRetry(() => this.apps.readNamespacedDeployment({ name, namespace }), this.retryOptions('get'));
+        if (!current) current = trimDeployment(await withRetry(() => this.apps.readNamespacedDeployment({ name, namespace }), this.retryOptions('get')));
         testedVersion = current.metadata?.resourceVersion;
         const decision = decide(current);
         if ('skip' in decision) return { outcome: 'skipped', deployment: current, why: decision.skip };
@@ -62,7 +63,9 @@ export class DeploymentPatcher {
           () => this.apps.patchNamespacedDeployment({ name, namespace, body: decision.ops }, JSON_PATCH),
           this.retryOptions('patch'),
         );
-        return { outcome: 'patched', deployment: patched, dryRun: false };
+        // A move holds this copy until it ends (minutes, one per Deployment in flight): without
+        // managedFields, which nothing reads, as the watch cache keeps it.
+        return { outcome: 'patched', deployment: trimDeployment(patched), dryRun: false };
       } catch (err) {
         if (isNotFound(err)) return { outcome: 'not_found' };
         // Refused because the Deployment moved on: a 409, or a 422 from the failed resourceVersion test
@@ -106,7 +109,7 @@ export class DeploymentPatcher {
   private async readAfterRefusal(namespace: string, name: string, version: string | undefined): Promise<{ moved?: V1Deployment; unknown: boolean }> {
     try {
       const fresh = await this.apps.readNamespacedDeployment({ name, namespace });
-      return fresh.metadata?.resourceVersion !== version ? { moved: fresh, unknown: false } : { unknown: false };
+      return fresh.metadata?.resourceVersion !== version ? { moved: trimDeployment(fresh), unknown: false } : { unknown: false };
     } catch {
       return { unknown: true };
     }
