@@ -97,7 +97,13 @@ bench: node_modules
 bench-client: node_modules
 	node --import tsx bench/client-cost.ts
 
-# The fault suite (test/faults/, see run.sh there): crashes, restarts, outages, throttling, conflicts,
+# What the built controller holds once loaded, before it caches anything: the shipped (ASCII-only)
+# bundle against esbuild's own output, taking turns. No ground needed. Settings: BENCH_LOAD_ROUNDS (5).
+.PHONY: bench-load
+bench-load: node_modules
+	node --import tsx bench/load-memory.ts
+
+, see run.sh there): crashes, restarts, outages, throttling, conflicts,
 # bad input and load, on a test ground of its own (ports 28000+, state in .testground-faults), taken
 # down after. Prints cases tried, faults injected, Deployments lost and half-patched. FAULTS_SHORT=1
 # is the short form that make test runs; FAULTS_SEED=<n> replays a run.

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -11,7 +11,8 @@ describe('the build (scripts/build.ts)', () => {
   after(() => rmSync(dir, { recursive: true, force: true }));
 
   it('bundles an entry and what it imports into one runnable file, replacing an earlier build there', async () => {
-    writeFileSync(join(dir, 'dep.ts'), 'export const greeting: string = "bundled";\n');
+    // esbuild keeps a comment inside an object literal, as it kept undici's.
+    writeFileSync(join(dir, 'dep.ts'), 'export const greeting: string = {\n  // it’s “bundled”\n  text: "bundled",\n}.text;\n');
     writeFileSync(
       join(dir, 'entry.ts'),
       'import { greeting } from "./dep.js";\nimport { createHash } from "node:crypto";\nconsole.log(greeting, createHash("sha256").digest("hex").length);\n',
@@ -25,6 +26,9 @@ describe('the build (scripts/build.ts)', () => {
     assert.equal(entry, join(out, ENTRY_POINT));
     assert.ok(!existsSync(join(out, 'src/controller/stale.js')), 'an earlier build in the output is removed');
     assert.equal(execFileSync(process.execPath, [entry], { encoding: 'utf8' }).trim(), 'bundled 64');
+    const text = readFileSync(entry, 'utf8');
+    assert.match(text, /it\?s \?bundled\?/, 'the comment is kept, its quotes made ASCII');
+    assert.doesNotMatch(text, /[\u0080-\u{10ffff}]/u, 'the bundle is ASCII-only');
   });
 
   it('refuses a build that esbuild warned about, naming the warning', async () => {

@@ -1,6 +1,7 @@
 // The controller's Kubernetes API calls, from its own /metrics (kube_api_requests_total and
 // kube_api_request_duration_seconds): read before the warning and at the end of the observation, the
 // difference says which calls the event cost and how long the API server took with each kind.
+import { readMetricsText } from './controller-process.js';
 
 export interface ApiCallCount {
   verb: string;
@@ -21,7 +22,7 @@ export interface ApiCalls {
   latency: ApiCallLatency[];
 }
 
-interface Reading {
+export interface Reading {
   counts: Map<string, number>;
   sums: Map<string, number>;
   observations: Map<string, number>;
@@ -73,9 +74,6 @@ export function apiCallsBetween(before: Reading, after: Reading): ApiCalls {
 
 /** One reading of the controller's /metrics; null when it does not answer. */
 export async function sampleApiCalls(metricsPort: number): Promise<Reading | null> {
-  try {
-    return readApiCalls(await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`, { signal: AbortSignal.timeout(2000) })).text());
-  } catch {
-    return null;
-  }
+  const text = await readMetricsText(metricsPort);
+  return text === null ? null : readApiCalls(text);
 }

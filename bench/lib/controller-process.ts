@@ -42,6 +42,15 @@ export function sampleProc(pid: number): ProcSample {
   return { cpuSeconds: (utime + stime) / ticksPerSecond(), rssMiB: kib('VmRSS') / 1024, peakRssMiB: kib('VmHWM') / 1024 };
 }
 
+/** The text of a running controller's /metrics; null when it does not answer within 2 s. */
+export async function readMetricsText(metricsPort: number): Promise<string | null> {
+  try {
+    return await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`, { signal: AbortSignal.timeout(2000) })).text();
+  } catch {
+    return null;
+  }
+}
+
 /**
  * Builds the controller into bench/results/tmp/build the way the image does (scripts/build.ts: one
  * bundle), so the measured process is `node dist/src/cli.js run` without a TypeScript loader in it.

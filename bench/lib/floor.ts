@@ -23,6 +23,7 @@ import { benchMigrationPlan } from './plan.js';
 import { mainSpec, setUp, tearDown } from './scenario.js';
 import { awaitQuietMachine, type Quiet } from './quiet.js';
 import { type RunningController, startController } from './controller-process.js';
+import { apiCallsBetween, sampleApiCalls } from './api-calls.js';
 import { percentile, round } from './stats.js';
 
 export interface FloorResult {
@@ -41,7 +42,7 @@ export interface FloorResult {
   /** How the machine was when the clock started (see quiet.ts). */
   quiet?: Quiet;
   /** A controller watched the namespace, acting on nothing, while the patches went out: its CPU in that window. */
-  watchingController?: { cpuSeconds: number; peakRssMiB: number };
+  watchingController?: { cpuSeconds: number; peakRssMiB: number; deploymentWrites: number | null };
 }
 
 export interface FloorOptions {
@@ -88,6 +89,7 @@ export async function runFloor(b: Bench, count: number, o: FloorOptions = {}): P
       `patching ${list.items.length} ${o.withRollouts ? 'running Deployments (each patch starts a rollout)' : 'paused Deployments'}, ${concurrency} at a time${watcher ? ', the controller watching' : ''}`,
     );
     const cpuAtStart = watcher?.sample().cpuSeconds;
+    const callsAtStart = watcher ? await sampleApiCalls(watcher.metricsPort) : null;
     const started = performance.now();
     await mapLimit(list.items, concurrency, async (cached) => {
       let d = cached;
@@ -111,6 +113,14 @@ export async function runFloor(b: Bench, count: number, o: FloorOptions = {}): P
     });
     const seconds = (performance.now() - started) / 1000;
     const watched = watcher?.sample();
+    const callsAtEnd = watcher ? await sampleApiCalls(watcher.metricsPort) : null;
+    // What proves it only watched: no write to a Deployment, from its own /metrics.
+    const deploymentWrites =
+      callsAtStart && callsAtEnd
+        ? apiCallsBetween(callsAtStart, callsAtEnd)
+            .calls.filter((c) => c.resource === 'deployments' && c.verb !== 'get' && c.verb !== 'list')
+            .reduce((sum, c) => sum + c.count, 0)
+        : null;
     const result: FloorResult = {
       withRollouts: o.withRollouts === true,
       deployments: list.items.length,
@@ -123,11 +133,13 @@ export async function runFloor(b: Bench, count: number, o: FloorOptions = {}): P
       errors,
       conflicts,
       quiet,
-      ...(watched && { watchingController: { cpuSeconds: round(watched.cpuSeconds - cpuAtStart!, 2), peakRssMiB: round(watched.peakRssMiB, 1) } }),
+      ...(watched && {
+        watchingController: { cpuSeconds: round(watched.cpuSeconds - cpuAtStart!, 2), peakRssMiB: round(watched.peakRssMiB, 1), deploymentWrites },
+      }),
     };
     b.say(
       section,
-      `${section}: ${result.deployments} patches in ${result.seconds} s (${result.patchesPerSecond}/s), ${errors} errors${result.watchingController ? `; the watching controller used ${result.watchingController.cpuSeconds} cpu-s` : ''}`,
+      `${section}: ${result.deployments} patches in ${result.seconds} s (${result.patchesPerSecond}/s), ${errors} errors${result.watchingController ? `; the watching controller used ${result.watchingController.cpuSeconds} cpu-s and wrote to ${result.watchingController.deploymentWrites ?? '(unknown)'} Deployments` : ''}`,
     );
     return result;
   } finally {

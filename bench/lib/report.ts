@@ -386,17 +386,11 @@ function phase1AtSection(p: NonNullable<BenchResults['phase1At']>, cores: number
   const calls = ctl?.apiCalls;
   if (calls && calls.calls.length > 0) {
     const patch = calls.latency.find((l) => l.verb === 'patch' && l.resource === 'deployments');
-    const floors = [
-      ['floor', f],
-      ['floor with rollouts', r],
-      ['watched floor', w],
-    ] as const;
     lines.push(
       '',
       `The controller's Kubernetes API calls from before the warning to its last patch seen (its /metrics): ${calls.calls.map((c) => `${c.count} ${c.verb} ${c.resource} ${c.code}`).join(', ')}.` +
         (patch
-          ? ` Mean latency of its Deployment patches ${patch.meanMs} ms; the floors' ${floors
-              .filter(([, x]) => x)
+          ? ` Mean latency of its Deployment patches ${patch.meanMs} ms; the floors' ${shown
               .map(([name, x]) => `${name} ${x!.latencyMeanMs} ms`)
               .join(', ')} (${f?.concurrency ?? dash} in flight on each side).`
           : ''),
@@ -406,7 +400,7 @@ function phase1AtSection(p: NonNullable<BenchResults['phase1At']>, cores: number
     lines.push(
       '',
       `The controller's CPU: ${ctl.cpuSeconds.toFixed(2)} cpu-s from the warning to its last patch seen (its phase 1, patches included); ` +
-        `${w.watchingController.cpuSeconds.toFixed(2)} cpu-s while it only watched the floor's ${w.deployments} patches and their rollouts (${w.seconds.toFixed(2)} s).`,
+        `${w.watchingController.cpuSeconds.toFixed(2)} cpu-s while it only watched the floor's ${w.deployments} patches and their rollouts (${w.seconds.toFixed(2)} s), writing to ${w.watchingController.deploymentWrites ?? 'an unknown number of'} Deployments.`,
     );
   return lines;
 }

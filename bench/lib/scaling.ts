@@ -6,7 +6,7 @@
 // Deployment is patched (10 min at most), so that phase 1 is measured however long it takes.
 import { InterruptionInjector, WARNING_WINDOW_MS } from '../../testground/src/injector.js';
 import { type Bench, retrying, sleep } from './context.js';
-import { startController } from './controller-process.js';
+import { readMetricsText, startController } from './controller-process.js';
 import type { NodeFlagSet } from './options.js';
 import { awaitQuietMachine, type Quiet } from './quiet.js';
 import { setUp, tearDown } from './scenario.js';
@@ -62,18 +62,15 @@ const MEMORY_METRICS: Record<string, (m: MemorySample, v: number) => void> = {
 
 /** One reading of the controller's /metrics; null when it does not answer. */
 export async function sampleMemory(metricsPort: number): Promise<MemorySample | null> {
-  try {
-    const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`, { signal: AbortSignal.timeout(2000) })).text();
-    const m: MemorySample = { rss: NaN, heapTotal: NaN, heapUsed: NaN, external: NaN, newSpace: NaN, oldSpace: NaN };
-    for (const line of text.split('\n')) {
-      const space = line.lastIndexOf(' ');
-      const name = line.slice(0, space).replace(/^spot_orchestrator_/, '');
-      MEMORY_METRICS[name]?.(m, round(Number(line.slice(space + 1)) / 1048576, 1));
-    }
-    return Number.isNaN(m.rss) ? null : m;
-  } catch {
-    return null;
+  const text = await readMetricsText(metricsPort);
+  if (text === null) return null;
+  const m: MemorySample = { rss: NaN, heapTotal: NaN, heapUsed: NaN, external: NaN, newSpace: NaN, oldSpace: NaN };
+  for (const line of text.split('\n')) {
+    const space = line.lastIndexOf(' ');
+    const name = line.slice(0, space).replace(/^spot_orchestrator_/, '');
+    MEMORY_METRICS[name]?.(m, round(Number(line.slice(space + 1)) / 1048576, 1));
   }
+  return Number.isNaN(m.rss) ? null : m;
 }
 
 export async function runScalingPoint(b: Bench, n: number, entry: string | undefined, nodeFlags: NodeFlagSet, namespaces = 1): Promise<ScalingPoint> {

@@ -112,6 +112,7 @@ describe('benchmark harness (smoke)', () => {
       assert.equal(p1.watchedFloor.withRollouts, true);
       assert.ok(isNumber(p1.watchedFloor.watchingController.cpuSeconds) && p1.watchedFloor.watchingController.cpuSeconds >= 0);
       assert.ok(p1.watchedFloor.watchingController.peakRssMiB > 10, JSON.stringify(p1.watchedFloor));
+      assert.equal(p1.watchedFloor.watchingController.deploymentWrites, 0, 'the watching controller wrote to no Deployment');
       assert.equal(p1.rolloutFloor.watchingController, undefined);
       for (const f of [p1.floor, p1.rolloutFloor, p1.watchedFloor]) {
         assert.ok(isNumber(f.seconds) && f.seconds > 0 && f.deployments > 0, JSON.stringify(f));
@@ -125,7 +126,7 @@ describe('benchmark harness (smoke)', () => {
         .filter((c: { verb: string; resource: string }) => c.verb === 'patch' && c.resource === 'deployments')
         .reduce((sum: number, c: { count: number }) => sum + c.count, 0);
       assert.ok(patchCalls >= p1.strategy.patched && p1.strategy.patched > 0, JSON.stringify(p1.strategy.controller.apiCalls));
-      assert.match(table, /Mean latency of its Deployment patches [\d.]+ ms; the floors' floor [\d.]+ ms/);
+      assert.match(table, /Mean latency of its Deployment patches [\d.]+ ms; the floors' floor \(paused\) [\d.]+ ms/);
       assert.match(table, /^## Phase 1 at N=10, against its floors$/m);
       assert.equal(results.detection.samples.length + results.detection.missed, 3);
       assert.ok(isNumber(results.detection.p50) && isNumber(results.detection.p95));
