@@ -54,6 +54,13 @@ export interface BenchOptions {
   /** More environment for every controller process the bench starts (for example glibc's MALLOC_ tunables). */
   controllerEnv: Record<string, string>;
   /**
+   * Scaling series: this many seconds after the warning, force two full collections in the controller
+   * (over its inspector, bench/lib/collect.ts) and record memory around them; null: never. The rest of
+   * that point's run follows a collection it would not have had, so compare its peak only with others
+   * measured the same way.
+   */
+  collectAtSeconds: number | null;
+  /**
    * After the strategies and the floor: the controller alone on the main scenario at this many
    * Deployments, observed until its phase 1 is done, then the floor for as many patches (0 skips it).
    */
@@ -100,6 +107,7 @@ const FLAGS = {
   'scaling-namespaces': { env: 'BENCH_SCALING_NAMESPACES', default: '1' },
   'node-flags': { env: 'BENCH_NODE_FLAGS', default: 'image' },
   'controller-env': { env: 'BENCH_CONTROLLER_ENV', default: '' },
+  'collect-at': { env: 'BENCH_COLLECT_AT', default: '' },
   'phase1-n': { env: 'BENCH_PHASE1_N', default: '0' },
   'rollout-floor': { env: 'BENCH_ROLLOUT_FLOOR', default: '1' },
   'watched-floor': { env: 'BENCH_WATCHED_FLOOR', default: '0' },
@@ -208,6 +216,7 @@ export function parseOptions(argv: string[], env: Record<string, string | undefi
       .map((s) => positiveInt('scaling-namespaces', s.trim())),
     nodeFlags: nodeFlagSets(get('node-flags')),
     controllerEnv: environmentPairs('controller-env', get('controller-env')),
+    collectAtSeconds: get('collect-at') === '' ? null : positiveInt('collect-at', get('collect-at')),
     phase1N: positiveInt('phase1-n', get('phase1-n'), 0),
     rolloutFloor: bool('rollout-floor', get('rollout-floor')),
     watchedFloor: bool('watched-floor', get('watched-floor')),

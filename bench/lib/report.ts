@@ -227,6 +227,7 @@ export function renderResults(r: BenchResults): string {
       `N Deployments of ${replicas === 1 ? '1 replica' : `${replicas} replicas`} each on max(${o.nodes}, ${replicas === 1 ? 'N' : `${replicas}N`}/200) spot nodes; half of the nodes warned at once; the controller`,
     );
     out.push('observed until the deadline plus the tail (the nodes were not killed).');
+    out.push("Peak RSS is VmHWM from /proc/<pid>/status, read just before the warning (the start-up's high-water mark: the initial lists) and at the end.");
     if (flagSets.size > 1 || !r.scaling[0]!.nodeFlagsFromImage) {
       out.push(
         "Node flags: the controller's, per row (image: the Dockerfile's ENTRYPOINT). Memory from the controller's /metrics, every second: RSS, heap total (new space / old space) and heap used at the sample with the highest RSS, and before the warning.",
@@ -242,7 +243,7 @@ export function renderResults(r: BenchResults): string {
       out.push('');
     }
     out.push(
-      `| N |${namespacesColumn ? ' namespaces |' : ''}${flagsColumn ? ' node flags |' : ''} nodes (warned) | affected | phase 1: warning → last patch | controller's own phase 1 (max per message) | controller CPU s (event) | controller peak RSS | at the highest sample: RSS / heap total (new / old) / heap used / external | before the warning: RSS / heap total / heap used | setup |`,
+      `| N |${namespacesColumn ? ' namespaces |' : ''}${flagsColumn ? ' node flags |' : ''} nodes (warned) | affected | phase 1: warning → last patch | controller's own phase 1 (max per message) | controller CPU s (event) | controller peak RSS: by the warning / in all | at the highest sample: RSS / heap total (new / old) / heap used / external | before the warning: RSS / heap total / heap used | setup |`,
     );
     out.push(`|---:|${namespacesColumn ? '---:|' : ''}${flagsColumn ? '---|' : ''}---:|---:|---:|---:|---:|---:|---:|---:|---:|`);
     const mem = (m: MemorySample | null, full: boolean) =>
@@ -254,8 +255,20 @@ export function renderResults(r: BenchResults): string {
     for (const p of r.scaling) {
       const flags = `${p.nodeFlags.map((f) => `\`${f}\``).join(' ') || 'none'}${p.nodeFlagsFromImage ? ' (image)' : ''}`;
       out.push(
-        `| ${p.n} |${namespacesColumn ? ` ${p.namespaces ?? 1} |` : ''}${flagsColumn ? ` ${flags} |` : ''} ${p.nodes} (${p.doomedNodes}) | ${p.affected} | ${p.phase1Seconds === null ? `${dash} (${p.patched}/${p.affected} patched)` : s(p.phase1Seconds, 2)} | ${s(p.phase1LoggedMax, 2)} | ${p.cpuSeconds.toFixed(1)} | ${p.peakRssMiB.toFixed(0)} MiB | ${mem(p.memoryAtPeak ?? null, true)} | ${mem(p.memoryBefore ?? null, false)} | ${p.setupSeconds} s |`,
+        `| ${p.n} |${namespacesColumn ? ` ${p.namespaces ?? 1} |` : ''}${flagsColumn ? ` ${flags} |` : ''} ${p.nodes} (${p.doomedNodes}) | ${p.affected} | ${p.phase1Seconds === null ? `${dash} (${p.patched}/${p.affected} patched)` : s(p.phase1Seconds, 2)} | ${s(p.phase1LoggedMax, 2)} | ${p.cpuSeconds.toFixed(1)} | ${p.peakRssBeforeWarningMiB === undefined ? '' : `${p.peakRssBeforeWarningMiB.toFixed(0)} / `}${p.peakRssMiB.toFixed(0)} MiB | ${mem(p.memoryAtPeak ?? null, true)} | ${mem(p.memoryBefore ?? null, false)} | ${p.setupSeconds} s |`,
       );
+    }
+    const collected = r.scaling.filter((p) => p.collection !== undefined);
+    if (collected.length > 0) {
+      out.push('');
+      for (const p of collected) {
+        const c = p.collection!;
+        const heap = (m: MemorySample | null) =>
+          m === null ? dash : `heap used ${m.heapUsed.toFixed(1)}, heap total ${m.heapTotal.toFixed(1)}, external ${m.external.toFixed(1)}`;
+        out.push(
+          `Two full collections forced at t+${c.atSeconds} s (N=${p.n}): RSS ${c.rssBefore.toFixed(1)} → ${c.rssAfter.toFixed(1)} MiB; ${heap(c.before)} → ${heap(c.after)} MiB. What is left is the floor no collector policy goes below at that moment (\`BENCH_COLLECT_AT\`; the controller ran with the inspector open, and the rest of its run followed this collection).`,
+        );
+      }
     }
     const quiet = r.scaling.map((p) => p.quiet).filter((q): q is Quiet => q !== undefined);
     if (quiet.length > 0) {

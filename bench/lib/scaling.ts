@@ -5,11 +5,13 @@
 // deadline plus the tail, so its peak memory covers phase 2 as well, and on until every affected
 // Deployment is patched (10 min at most), so that phase 1 is measured however long it takes.
 import { InterruptionInjector, WARNING_WINDOW_MS } from '../../testground/src/injector.js';
+import { collectGarbage, inspectorFlag } from './collect.js';
 import { type Bench, retrying, sleep } from './context.js';
 import { readMetricsText, startController } from './controller-process.js';
 import type { NodeFlagSet } from './options.js';
 import { awaitQuietMachine, type Quiet } from './quiet.js';
 import { setUp, tearDown } from './scenario.js';
+import { freePort } from '../../testground/src/net.js';
 import { round } from './stats.js';
 
 /** The controller's own memory figures (its /metrics: process.memoryUsage() and V8's heap spaces), MiB. */
@@ -40,6 +42,8 @@ export interface ScalingPoint {
   /** The controller's own phase1Seconds, the largest over the messages it handled. */
   phase1LoggedMax: number | null;
   peakRssMiB: number;
+  /** VmHWM just before the warning: the start-up's high-water mark (the initial lists); absent in results from before. */
+  peakRssBeforeWarningMiB?: number;
   /** Before the warning (after the initial lists), and at the sample with the highest RSS (every second). */
   memoryBefore: MemorySample | null;
   memoryAtPeak: MemorySample | null;
@@ -47,8 +51,22 @@ export interface ScalingPoint {
   heapTotalMax: number | null;
   cpuSeconds: number;
   setupSeconds: number;
+  /** With BENCH_COLLECT_AT: memory around two full collections forced at that moment (collect.ts). */
+  collection?: Collection;
   /** How the machine was when the warning went out (see quiet.ts); absent in results from before. */
   quiet?: Quiet;
+}
+
+/** Memory just before two forced full collections and one second after them. */
+export interface Collection {
+  /** Seconds after the warning. */
+  atSeconds: number;
+  /** VmRSS, MiB. */
+  rssBefore: number;
+  rssAfter: number;
+  /** The controller's /metrics at those two moments. */
+  before: MemorySample | null;
+  after: MemorySample | null;
 }
 
 const MEMORY_METRICS: Record<string, (m: MemorySample, v: number) => void> = {
@@ -82,8 +100,11 @@ export async function runScalingPoint(b: Bench, n: number, entry: string | undef
   let sampling = true;
   try {
     // Several namespaces: the controller watches every one ("*"), one watch per kind, as a platform team runs it.
-    controller = await startController(b, namespaces === 1 ? scenario.namespace : '*', section, entry, {}, nodeFlags.flags);
-    b.say(section, `node flags: ${nodeFlags.flags.join(' ') || '(none)'}${nodeFlags.image ? " (the image's)" : ''}`);
+    const collectAt = b.options.collectAtSeconds;
+    const inspectorPort = collectAt === null ? undefined : await freePort();
+    const flags = inspectorPort === undefined ? nodeFlags.flags : [...nodeFlags.flags, inspectorFlag(inspectorPort)];
+    controller = await startController(b, namespaces === 1 ? scenario.namespace : '*', section, entry, {}, flags);
+    b.say(section, `node flags: ${flags.join(' ') || '(none)'}${nodeFlags.image ? " (the image's)" : ''}`);
     const doomed = scenario.nodes.slice(0, Math.floor(nodes / 2));
     const doomedSet = new Set(doomed);
     const pods = {
@@ -92,6 +113,7 @@ export async function runScalingPoint(b: Bench, n: number, entry: string | undef
     const affected = [...new Set(pods.items.filter((p) => doomedSet.has(p.spec?.nodeName ?? '')).map((p) => p.metadata!.labels!.app!))];
     const quiet = await awaitQuietMachine((l) => b.say(section, l));
     const memoryBefore = await sampleMemory(controller.metricsPort);
+    const peakRssBeforeWarningMiB = round(controller.sample().peakRssMiB, 1);
     let memoryAtPeak: MemorySample | null = null;
     let heapTotalMax: number | null = null;
     const port = controller.metricsPort;
@@ -111,8 +133,26 @@ export async function runScalingPoint(b: Bench, n: number, entry: string | undef
     const maxEnd = Math.max(minEnd, warnedAt + 600_000);
     const allPatched = () => affected.every((a) => scenario.tracker.states.get(a)?.patchedAt !== undefined);
     b.say(section, `warning sent for ${doomed.length} of ${nodes} nodes, ${affected.length} Deployments affected`);
+    let collection: Collection | undefined;
     while (Date.now() < minEnd || (!allPatched() && Date.now() < maxEnd)) {
-      await sleep(Math.min(5000, Math.max(100, (allPatched() ? minEnd : maxEnd) - Date.now())));
+      const collectAtMs = collectAt === null || collection !== undefined ? Infinity : warnedAt + collectAt * 1000;
+      await sleep(Math.min(5000, Math.max(100, Math.min(collectAtMs, allPatched() ? minEnd : maxEnd) - Date.now())));
+      if (inspectorPort !== undefined && collectAt !== null && collection === undefined && Date.now() >= collectAtMs) {
+        const running = controller;
+        const before = await sampleMemory(port);
+        const rssBefore = running.sample().rssMiB;
+        await collectGarbage(inspectorPort);
+        await sleep(1000);
+        collection = {
+          atSeconds: collectAt,
+          rssBefore: round(rssBefore, 1),
+          rssAfter: round(running.sample().rssMiB, 1),
+          before,
+          after: await sampleMemory(port),
+        };
+        b.say(section, `t+${collectAt}s: two full collections forced: RSS ${collection.rssBefore} -> ${collection.rssAfter} MiB`);
+        continue;
+      }
       const patched = affected.filter((a) => scenario.tracker.states.get(a)?.patchedAt !== undefined).length;
       const s = controller.sample();
       b.say(
@@ -137,16 +177,18 @@ export async function runScalingPoint(b: Bench, n: number, entry: string | undef
       phase1Seconds: times.length === affected.length && times.length > 0 ? round((Math.max(...times) - warnedAt) / 1000) : null,
       phase1LoggedMax: controller.phase1Logged.length ? round(Math.max(...controller.phase1Logged)) : null,
       peakRssMiB: round(sample.peakRssMiB, 1),
+      peakRssBeforeWarningMiB,
       memoryBefore,
       memoryAtPeak,
       heapTotalMax,
       cpuSeconds: round(sample.cpuSeconds - cpuBefore, 2),
       setupSeconds: round(scenario.setupSeconds, 0),
+      ...(collection ? { collection } : {}),
       quiet,
     };
     b.say(
       section,
-      `N=${n}: phase 1 ${point.phase1Seconds ?? '-'} s for ${point.patched}/${point.affected}, peak RSS ${point.peakRssMiB} MiB` +
+      `N=${n}: phase 1 ${point.phase1Seconds ?? '-'} s for ${point.patched}/${point.affected}, peak RSS ${point.peakRssMiB} MiB (${peakRssBeforeWarningMiB} by the warning)` +
         (memoryAtPeak ? `; at the highest sample ${JSON.stringify(memoryAtPeak)}` : ''),
     );
     return point;

@@ -9,7 +9,6 @@ import {
   type KubeConfig,
   type KubernetesObject,
   type V1Deployment,
-  type ListPromise,
   type V1EndpointSlice,
   type V1Namespace,
   type V1Node,
@@ -20,7 +19,7 @@ import {
 import type { Logger } from 'pino';
 import { type NamespaceScope, namespaceInScope } from '../config/scope.js';
 import { parseProviderId } from '../events/provider-id.js';
-import { resilientInformer, type ResilientInformer } from './informer.js';
+import { type ListPage, type PagedList, resilientInformer, type ResilientInformer } from './informer.js';
 import {
   REVISION_ANNOTATION,
   SERVICE_NAME_LABEL,
@@ -109,7 +108,7 @@ interface NamespacedKind<T extends KubernetesObject> {
   what: string;
   /** The API path of the collection, in one namespace or (undefined) across the cluster. */
   path: (namespace: string | undefined) => string;
-  list: (namespace: string | undefined) => ReturnType<ListPromise<T>>;
+  list: (namespace: string | undefined, page: ListPage) => ReturnType<PagedList<T>>;
   transform: (obj: T) => T;
 }
 
@@ -151,7 +150,7 @@ export class ClusterView {
         new Map(
           watched.map((ns) => [
             ns ?? CLUSTER_WIDE,
-            resilientInformer(kc, kind.path(ns), () => kind.list(ns), {
+            resilientInformer(kc, kind.path(ns), (page) => kind.list(ns, page), {
               onError: onError(ns ? `${kind.what} in ${ns}` : kind.what),
               transform: kind.transform,
             }),
@@ -160,10 +159,10 @@ export class ClusterView {
       );
     const inNamespace = (ns: string | undefined, group: string, plural: string) => (ns ? `${group}/namespaces/${ns}/${plural}` : `${group}/${plural}`);
     // Each cache keeps only what the controller reads of its objects (trim.ts says what and why).
-    this.nodes = resilientInformer(kc, '/api/v1/nodes', () => core.listNode(), { onError: onError('nodes'), transform: trimNode });
+    this.nodes = resilientInformer(kc, '/api/v1/nodes', (page) => core.listNode(page), { onError: onError('nodes'), transform: trimNode });
     this.namespaces =
       scope.kind === 'cluster' && scope.selector
-        ? resilientInformer(kc, '/api/v1/namespaces', () => core.listNamespace({ labelSelector: scope.selector!.text }), {
+        ? resilientInformer(kc, '/api/v1/namespaces', (page) => core.listNamespace({ labelSelector: scope.selector!.text, ...page }), {
             onError: onError('namespaces'),
             labelSelector: scope.selector.text,
             transform: trimNamespace,
@@ -172,31 +171,31 @@ export class ClusterView {
     this.pods = source<V1Pod>({
       what: 'pods',
       path: (ns) => inNamespace(ns, '/api/v1', 'pods'),
-      list: (ns) => (ns ? core.listNamespacedPod({ namespace: ns }) : core.listPodForAllNamespaces()),
+      list: (ns, page) => (ns ? core.listNamespacedPod({ namespace: ns, ...page }) : core.listPodForAllNamespaces(page)),
       transform: trimPod,
     });
     this.replicaSets = source<V1ReplicaSet>({
       what: 'replicasets',
       path: (ns) => inNamespace(ns, '/apis/apps/v1', 'replicasets'),
-      list: (ns) => (ns ? apps.listNamespacedReplicaSet({ namespace: ns }) : apps.listReplicaSetForAllNamespaces()),
+      list: (ns, page) => (ns ? apps.listNamespacedReplicaSet({ namespace: ns, ...page }) : apps.listReplicaSetForAllNamespaces(page)),
       transform: trimReplicaSet,
     });
     this.deployments = source<V1Deployment>({
       what: 'deployments',
       path: (ns) => inNamespace(ns, '/apis/apps/v1', 'deployments'),
-      list: (ns) => (ns ? apps.listNamespacedDeployment({ namespace: ns }) : apps.listDeploymentForAllNamespaces()),
+      list: (ns, page) => (ns ? apps.listNamespacedDeployment({ namespace: ns, ...page }) : apps.listDeploymentForAllNamespaces(page)),
       transform: trimDeployment,
     });
     this.services = source<V1Service>({
       what: 'services',
       path: (ns) => inNamespace(ns, '/api/v1', 'services'),
-      list: (ns) => (ns ? core.listNamespacedService({ namespace: ns }) : core.listServiceForAllNamespaces()),
+      list: (ns, page) => (ns ? core.listNamespacedService({ namespace: ns, ...page }) : core.listServiceForAllNamespaces(page)),
       transform: trimService,
     });
     this.endpointSlices = source<V1EndpointSlice>({
       what: 'endpointslices',
       path: (ns) => inNamespace(ns, '/apis/discovery.k8s.io/v1', 'endpointslices'),
-      list: (ns) => (ns ? discovery.listNamespacedEndpointSlice({ namespace: ns }) : discovery.listEndpointSliceForAllNamespaces()),
+      list: (ns, page) => (ns ? discovery.listNamespacedEndpointSlice({ namespace: ns, ...page }) : discovery.listEndpointSliceForAllNamespaces(page)),
       transform: trimEndpointSlice,
     });
 

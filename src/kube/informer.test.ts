@@ -1,11 +1,12 @@
 // The resilient informer against a scripted list and watch (client-node's own ListWatch in between):
 // restarts with doubling backoff while the list or the watch fails, back to 1 s once a watch is
 // accepted; relists on 410 Gone; `synced` only once a list has been loaded; stop() ends it all; and
-// the transform applies to listed and watched objects alike.
+// the transform applies to listed and watched objects alike; lists are read page by page, each page
+// trimmed before the next is asked for, and a page that fails fails the list, retried from the start.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { KubeConfig, Watch, type KubernetesListObject, type V1Pod } from '@kubernetes/client-node';
-import { resilientInformer } from './informer.js';
+import { type ListPage, resilientInformer } from './informer.js';
 
 type Callback = (phase: string, obj: unknown) => void;
 
@@ -53,19 +54,28 @@ const pod = (name: string, resourceVersion: string, extra: Partial<V1Pod['metada
   metadata: { name, namespace: 'ns', resourceVersion, labels: { app: name }, ...extra },
 });
 
-/** Lists what `items` holds when called, or fails while `failures` lasts. */
+/**
+ * Lists what `items` holds when called, a page at a time as the API server does (the continue token
+ * is the offset), or fails while `failures` lasts. `calls` counts pages; `pages` records what each asked.
+ */
 function scriptedList() {
-  const state = { items: [] as V1Pod[], resourceVersion: '1', failures: [] as unknown[], calls: 0 };
-  const list = async (): Promise<KubernetesListObject<V1Pod>> => {
+  const state = { items: [] as V1Pod[], resourceVersion: '1', failures: [] as unknown[], calls: 0, pages: [] as ListPage[] };
+  const list = async (page: ListPage): Promise<KubernetesListObject<V1Pod>> => {
     state.calls++;
+    state.pages.push(page);
     const failure = state.failures.shift();
     if (failure) throw failure;
-    return { metadata: { resourceVersion: state.resourceVersion }, items: state.items.map((p) => structuredClone(p)) };
+    const from = page._continue === undefined ? 0 : Number(page._continue);
+    const to = from + page.limit;
+    return {
+      metadata: { resourceVersion: state.resourceVersion, _continue: to < state.items.length ? String(to) : '' },
+      items: state.items.slice(from, to).map((p) => structuredClone(p)),
+    };
   };
   return { state, list };
 }
 
-function setUp(options: { transform?: (p: V1Pod) => V1Pod } = {}) {
+function setUp(options: { transform?: (p: V1Pod) => V1Pod; pageSize?: number } = {}) {
   const watch = new ScriptedWatch();
   const { state, list } = scriptedList();
   const errors: { err: unknown; retryInMs: number }[] = [];
@@ -77,6 +87,7 @@ function setUp(options: { transform?: (p: V1Pod) => V1Pod } = {}) {
       delays.push(ms);
     },
     ...(options.transform ? { transform: options.transform } : {}),
+    ...(options.pageSize ? { pageSize: options.pageSize } : {}),
   });
   return { watch, state, informer, errors, delays };
 }
@@ -257,6 +268,63 @@ describe('resilientInformer', () => {
     watch.last.end(null);
     await until('the relist', () => state.calls === 2);
     assert.deepEqual(seenByTransform, ['a', 'b', 'a', 'b', 'a']);
+    await informer.stop();
+  });
+
+  it('reads a list page by page, trimming each page before asking for the next, and watches from its resourceVersion', async () => {
+    const order: string[] = [];
+    let pagesRead = () => 0;
+    const { watch, state, informer } = setUp({
+      pageSize: 2,
+      transform: (p) => {
+        order.push(`${p.metadata!.name} trimmed after page ${pagesRead()}`);
+        return { metadata: { name: p.metadata!.name!, namespace: 'ns', resourceVersion: p.metadata!.resourceVersion! } };
+      },
+    });
+    state.items = ['a', 'b', 'c', 'd', 'e'].map((n, i) => pod(n, String(i + 1)));
+    state.resourceVersion = '9';
+    pagesRead = () => state.calls;
+    await informer.start();
+    assert.deepEqual(
+      state.pages.map((p) => [p.limit, p._continue]),
+      [
+        [2, undefined],
+        [2, '2'],
+        [2, '4'],
+      ],
+    );
+    assert.deepEqual(
+      informer.cache
+        .list('ns')
+        .map((p) => p.metadata?.name)
+        .sort(),
+      ['a', 'b', 'c', 'd', 'e'],
+    );
+    assert.deepEqual(informer.cache.get('c', 'ns'), { metadata: { name: 'c', namespace: 'ns', resourceVersion: '3' } }, 'the cache holds trimmed copies');
+    assert.deepEqual(order, ['a trimmed after page 1', 'b trimmed after page 1', 'c trimmed after page 2', 'd trimmed after page 2', 'e trimmed after page 3']);
+    assert.equal(watch.last.queryParams.resourceVersion, '9');
+    await informer.stop();
+  });
+
+  it('a page that fails fails the list: the retry starts again from the first page, and nothing half-listed is cached', async () => {
+    const { state, informer, errors } = setUp({ pageSize: 2 });
+    state.items = ['a', 'b', 'c'].map((n, i) => pod(n, String(i + 1)));
+    // The first page is served; the second is refused as an expired continue token is.
+    const expired = Object.assign(new Error('The provided continue parameter is too old'), { statusCode: 410 });
+    state.failures = [undefined, expired];
+    const adds: string[] = [];
+    informer.cache.on('add', (p) => adds.push(p.metadata!.name!));
+    await informer.start();
+    assert.deepEqual(
+      state.pages.map((p) => p._continue),
+      [undefined, '2', undefined, '2'],
+    );
+    assert.deepEqual(
+      errors.map((e) => [e.err, e.retryInMs]),
+      [[expired, 1000]],
+    );
+    assert.deepEqual(adds, ['a', 'b', 'c'], 'the first page of the failed list was never cached');
+    assert.equal(informer.synced, true);
     await informer.stop();
   });
 });

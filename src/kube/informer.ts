@@ -5,9 +5,21 @@
 // It can also store a trimmed copy of each object (see trim.ts): client-node's ListWatch has no
 // transform hook, so the list function and the Watch it is given are wrapped instead, which covers
 // the initial list, every relist and every watch event.
-import { ListWatch, Watch, type Informer, type KubeConfig, type KubernetesObject, type ListPromise, type ObjectCache } from '@kubernetes/client-node';
+import { ListWatch, Watch, type Informer, type KubeConfig, type KubernetesListObject, type KubernetesObject, type ObjectCache } from '@kubernetes/client-node';
 
 export type Cache<T extends KubernetesObject> = Informer<T> & ObjectCache<T>;
+
+/** Objects per LIST page: client-go's reflector default, which API servers are tuned for. */
+export const LIST_PAGE_SIZE = 500;
+
+/** Which page of a LIST to read: the first (no token) or the one a previous page's `continue` names. */
+export interface ListPage {
+  limit: number;
+  _continue?: string;
+}
+
+/** One page of a LIST. The API server holds every page of one list to the first page's resourceVersion. */
+export type PagedList<T extends KubernetesObject> = (page: ListPage) => Promise<KubernetesListObject<T>>;
 
 export interface ResilientInformerOptions<T extends KubernetesObject = KubernetesObject> {
   onError?: (err: unknown, retryInMs: number) => void;
@@ -18,6 +30,8 @@ export interface ResilientInformerOptions<T extends KubernetesObject = Kubernete
   transform?: (obj: T) => T;
   /** Test seam: the watch to use instead of client-node's Watch on `kc`. */
   watch?: Watch;
+  /** Objects per LIST page (LIST_PAGE_SIZE unless told). */
+  pageSize?: number;
 }
 
 export interface ResilientInformer<T extends KubernetesObject> {
@@ -82,10 +96,32 @@ class InformerWatch<T> extends Watch {
   }
 }
 
+/**
+ * Every page of a LIST, each one's objects handed through `transform` before the next page is read.
+ * The result carries the last page's list metadata: its resourceVersion, the one the watch resumes
+ * from, is the same on every page. A page that fails (a continue token expired after etcd's
+ * compaction answers 410) fails the whole list, which the informer retries from the first page.
+ */
+async function listAllPages<T extends KubernetesObject>(
+  list: PagedList<T>,
+  pageSize: number,
+  transform: ((obj: T) => T) | undefined,
+): Promise<KubernetesListObject<T>> {
+  const items: T[] = [];
+  let page: KubernetesListObject<T>;
+  let token: string | undefined;
+  do {
+    page = await list({ limit: pageSize, _continue: token });
+    for (const item of page.items) items.push(transform ? transform(item) : item);
+    token = page.metadata?._continue || undefined;
+  } while (token !== undefined);
+  return { ...page, items };
+}
+
 export function resilientInformer<T extends KubernetesObject>(
   kc: KubeConfig,
   path: string,
-  list: ListPromise<T>,
+  list: PagedList<T>,
   options: ResilientInformerOptions<T> = {},
 ): ResilientInformer<T> {
   const transform = options.transform;
@@ -105,8 +141,7 @@ export function resilientInformer<T extends KubernetesObject>(
     path,
     watch,
     async () => {
-      const result = await list();
-      if (transform) result.items = result.items.map(transform);
+      const result = await listAllPages(list, options.pageSize ?? LIST_PAGE_SIZE, transform);
       if (!listed) {
         listed = true;
         setImmediate(firstList);

@@ -63,6 +63,8 @@ describe('benchmark harness (smoke)', () => {
           '10',
           '--watched-floor',
           '1',
+          '--collect-at',
+          '3',
           '--controller',
           'tsx',
           '--plots',
@@ -132,6 +134,16 @@ describe('benchmark harness (smoke)', () => {
       assert.ok(isNumber(results.detection.p50) && isNumber(results.detection.p95));
       assert.equal(results.scaling.length, 1);
       assert.ok(isNumber(results.scaling[0].phase1Seconds) && isNumber(results.scaling[0].peakRssMiB));
+      const point = results.scaling[0];
+      assert.ok(
+        isNumber(point.peakRssBeforeWarningMiB) && point.peakRssBeforeWarningMiB > 10 && point.peakRssBeforeWarningMiB <= point.peakRssMiB,
+        `the start-up's high-water mark ${point.peakRssBeforeWarningMiB} MiB, at most the run's ${point.peakRssMiB} MiB`,
+      );
+      // --collect-at: two full collections forced over the controller's inspector, memory read around them.
+      assert.equal(point.collection?.atSeconds, 3, JSON.stringify(point.collection));
+      assert.ok(isNumber(point.collection.rssBefore) && isNumber(point.collection.rssAfter) && point.collection.rssAfter > 10);
+      assert.ok(isNumber(point.collection.after?.heapUsed) && isNumber(point.collection.after?.external), JSON.stringify(point.collection));
+      assert.match(table, /^Two full collections forced at t\+3 s \(N=10\): RSS [\d.]+ → [\d.]+ MiB/m);
       assert.deepEqual(results.errors, []);
       for (const png of results.plots) assert.ok(existsSync(join(out, png)), png);
       assert.ok(results.plots.length >= 3, `plots: ${results.plots.join(', ')}`);

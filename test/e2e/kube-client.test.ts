@@ -1,13 +1,15 @@
 // The controller's Kubernetes client reuses its connections to the API server instead of paying a
 // TCP and TLS handshake per call (client-node 2.0 alone builds a new undici Agent for every request).
 // The calls go over HTTP/1.1 on a bounded number of connections, the watches over one HTTP/2
-// connection of their own (src/kube/api.ts says why).
+// connection of their own (src/kube/api.ts says why). The watch caches list page by page
+// (src/kube/informer.ts says why), resuming each page from the API server's continue token.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { AppsV1Api, CoreV1Api, KubeConfig, Watch } from '@kubernetes/client-node';
 import pLimit from 'p-limit';
 import { type ApiCall, type CallTransport, loadKubeConfig, PooledKubeConfig } from '../../src/kube/api.js';
-import { testGround } from '../support/ground.js';
+import { resilientInformer } from '../../src/kube/informer.js';
+import { createNamespace, deleteNamespace, eventually, testGround } from '../support/ground.js';
 
 const t = testGround();
 
@@ -159,5 +161,47 @@ describe('Kubernetes client connections', () => {
     const core = plain.makeApiClient(CoreV1Api);
     for (let i = 0; i < 5; i++) await core.readNamespace({ name: 'default' });
     assert.equal(agents.size, 5, 'client-node builds a new dispatcher (so a new connection) for every call');
+  });
+
+  it('fills a watch cache from a list read page by page, then watches from the list resourceVersion', async () => {
+    const ns = await createNamespace(t, 'paged-list');
+    try {
+      const names = Array.from({ length: 7 }, (_, i) => `cm-${i}`);
+      for (const name of names) await t.core.createNamespacedConfigMap({ namespace: ns, body: { metadata: { name }, data: { k: 'v' } } });
+      // The API server adds its root CA ConfigMap to every namespace: 8 in all, 3 pages of 3.
+      await eventually('the root CA ConfigMap', async () => ((await t.core.listNamespacedConfigMap({ namespace: ns })).items.length === 8 ? true : undefined));
+      const kc = loadKubeConfig(t.ground.kubeconfig);
+      const calls: ApiCall[] = [];
+      kc.observeCalls((c) => calls.push(c));
+      const core = kc.makeApiClient(CoreV1Api);
+      const informer = resilientInformer(kc, `/api/v1/namespaces/${ns}/configmaps`, (page) => core.listNamespacedConfigMap({ namespace: ns, ...page }), {
+        pageSize: 3,
+        transform: (cm) => ({ metadata: { name: cm.metadata?.name, namespace: cm.metadata?.namespace, resourceVersion: cm.metadata?.resourceVersion } }),
+      });
+      try {
+        await informer.start();
+        assert.deepEqual(
+          calls.map(({ verb, resource, code }) => `${verb} ${resource} ${code}`),
+          ['list configmaps 200', 'list configmaps 200', 'list configmaps 200'],
+          'three pages of three',
+        );
+        assert.deepEqual(
+          informer.cache
+            .list(ns)
+            .map((c) => c.metadata?.name)
+            .sort(),
+          [...names, 'kube-root-ca.crt'].sort(),
+        );
+        assert.equal(informer.cache.get('cm-4', ns)?.data, undefined, 'the cache holds the trimmed copies');
+        // Nothing created after the list's resourceVersion is missed: the watch resumes from it.
+        await t.core.createNamespacedConfigMap({ namespace: ns, body: { metadata: { name: 'after-list' } } });
+        await eventually('the watched ConfigMap', async () => informer.cache.get('after-list', ns));
+      } finally {
+        await informer.stop();
+        kc.closeConnections();
+      }
+    } finally {
+      await deleteNamespace(t, ns);
+    }
   });
 });
