@@ -137,7 +137,7 @@ export async function runScalingPoint(b: Bench, n: number, entry: string | undef
     while (Date.now() < minEnd || (!allPatched() && Date.now() < maxEnd)) {
       const collectAtMs = collectAt === null || collection !== undefined ? Infinity : warnedAt + collectAt * 1000;
       await sleep(Math.min(5000, Math.max(100, Math.min(collectAtMs, allPatched() ? minEnd : maxEnd) - Date.now())));
-      if (inspectorPort !== undefined && collectAt !== null && collection === undefined && Date.now() >= collectAtMs) {
+      if (inspectorPort !== undefined && collectAt !== null && Date.now() >= collectAtMs) {
         const running = controller;
         const before = await sampleMemory(port);
         const rssBefore = running.sample().rssMiB;
