@@ -38,6 +38,7 @@ for (let round = 0; round < rounds; round++) {
   for (const v of round % 2 === 0 ? built : [...built].reverse()) {
     const out = execFileSync(process.execPath, [...imageCommand().nodeFlags, '--expose-gc', '--input-type=module', '-e', PROBE, pathToFileURL(v.entry).href], {
       encoding: 'utf8',
+      env: { ...process.env, ...imageCommand().env },
     });
     v.readings.push(JSON.parse(out.trim().split('\n').pop()!) as Reading);
   }

@@ -87,7 +87,9 @@ export interface RunningController {
  * Recovery to spot and Slack are off: neither is part of the scenario.
  */
 export function controllerEnv(b: Bench, namespace: string, queueUrl: string, extra: Record<string, string> = {}): Record<string, string> {
-  return {
+  return withoutEmpty({
+    // The image's environment first (its glibc tunables), so what is measured is what ships.
+    ...imageCommand().env,
     PATH: process.env.PATH ?? '/usr/bin:/bin',
     HOME: process.env.HOME ?? '/tmp',
     KUBECONFIG: b.controllerKubeconfig,
@@ -106,7 +108,15 @@ export function controllerEnv(b: Bench, namespace: string, queueUrl: string, ext
     MAX_CONCURRENT_PATCHES: String(b.options.patchConcurrency),
     ...b.options.controllerEnv,
     ...extra,
-  };
+  });
+}
+
+/**
+ * BENCH_CONTROLLER_ENV's `NAME=` (empty) takes NAME out, so a run can compare against glibc's defaults:
+ * an empty MALLOC_MMAP_THRESHOLD_ would not mean "the default" to glibc but 0, mapping every block.
+ */
+export function withoutEmpty(env: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(env).filter(([, value]) => value !== ''));
 }
 
 export async function startController(

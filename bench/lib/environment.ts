@@ -7,7 +7,8 @@ import { VersionApi } from '@kubernetes/client-node';
 import { describeFargate, groundFargateSettings, meanStartMs } from '../../testground/src/ground.js';
 import { WARNING_WINDOW_MS } from '../../testground/src/injector.js';
 import type { Bench } from './context.js';
-import { PROJECT_DIR } from './controller-process.js';
+import { imageCommand } from '../../testground/src/image.js';
+import { PROJECT_DIR, withoutEmpty } from './controller-process.js';
 
 export interface Environment {
   date: string;
@@ -32,6 +33,8 @@ export interface Environment {
   gitDirty: boolean;
   /** Who the controller and the floor were to the API server (identity.ts); set once installed. */
   controllerIdentity?: string;
+  /** What the controller's environment had beyond the bench's own settings: the image's ENV and BENCH_CONTROLLER_ENV. */
+  controllerEnv?: Record<string, string>;
 }
 
 function moduleVersion(dir: string, module: string): string {
@@ -88,5 +91,6 @@ export async function captureEnvironment(b: Bench): Promise<Environment> {
     apiServer: b.ground.apiServer,
     gitCommit: git(['rev-parse', '--short', 'HEAD']),
     gitDirty: git(['status', '--porcelain']) !== '',
+    controllerEnv: withoutEmpty({ ...imageCommand().env, ...b.options.controllerEnv }),
   };
 }

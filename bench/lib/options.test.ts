@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { withoutEmpty } from './controller-process.js';
 import { mainScenarioPods, parseOptions, podsPerNode } from './options.js';
 
 test('node pods: the ground default, a number, or packed', () => {
@@ -29,6 +30,12 @@ test('controller environment: NAME=value words, none by default, anything else r
   });
   assert.deepEqual(parseOptions(['--controller-env', 'EMPTY='], {}).controllerEnv, { EMPTY: '' });
   assert.throws(() => parseOptions(['--controller-env', 'A=1 oops'], {}), /--controller-env: "oops" is not NAME=value, in "A=1 oops"/);
+});
+
+test("controller environment: NAME= takes out what the image sets, so a run can compare against glibc's defaults", () => {
+  const image = { NODE_ENV: 'production', MALLOC_ARENA_MAX: '2', MALLOC_MMAP_THRESHOLD_: '131072' };
+  const asked = parseOptions([], { BENCH_CONTROLLER_ENV: 'MALLOC_ARENA_MAX= MALLOC_MMAP_THRESHOLD_= EXTRA=1' }).controllerEnv;
+  assert.deepEqual(withoutEmpty({ ...image, ...asked }), { NODE_ENV: 'production', EXTRA: '1' });
 });
 
 test('the watched floor is off unless asked for', () => {

@@ -91,6 +91,12 @@ function environmentTable(e: Environment, o: BenchOptions): string {
     ['spot pool per strategy / K interrupted', `${o.nodes} fresh KWOK nodes (${nodePodsText(o)}) / the first ${o.k}`],
     ['patch concurrency (controller MAX_CONCURRENT_PATCHES, floor)', String(o.patchConcurrency)],
     ['the controller and the floor call the API server as', e.controllerIdentity ?? 'the admin certificate'],
+    [
+      "the controller's environment beyond these settings (the image's ENV, BENCH_CONTROLLER_ENV)",
+      Object.entries(e.controllerEnv ?? {})
+        .map(([k, v]) => `\`${k}=${v}\``)
+        .join(' ') || 'nothing',
+    ],
     ['project commit', `${e.gitCommit}${e.gitDirty ? ' (with uncommitted changes)' : ''}`],
   ];
   return ['| | |', '|---|---|', ...rows.map(([k, v]) => `| ${k} | ${v} |`)].join('\n');

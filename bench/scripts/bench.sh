@@ -12,9 +12,13 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 node_bin="$(bash scripts/node-runtime.sh)" || exit 1
 [[ -z "$node_bin" ]] || export PATH="$node_bin:$PATH"
 
+# The command as a shell would take it back: a value with spaces or quotes is single-quoted.
+shell_word() {
+  if [[ "$1" =~ ^[A-Za-z0-9_./,:=@+%-]*$ ]]; then printf '%s' "$1"; else printf "'%s'" "${1//\'/\'\\\'\'}"; fi
+}
 command="make bench"
 for var in $(compgen -e | grep '^BENCH_' | grep -v '^BENCH_COMMAND$' | sort); do
-  command+=" $var=${!var}"
+  command+=" $var=$(shell_word "${!var}")"
 done
 
 if [[ "${BENCH_REUSE_GROUND:-0}" == 1 ]]; then
@@ -24,6 +28,7 @@ if [[ "${BENCH_REUSE_GROUND:-0}" == 1 ]]; then
     exit 1
   fi
   [[ -n "${BENCH_TIME_SCALE:-}" ]] && echo "note: BENCH_TIME_SCALE is ignored when reusing a ground; its time scale is fixed at cluster-up" >&2
+  command+=" TESTGROUND_FILE=$(shell_word "$TESTGROUND_FILE")"
   BENCH_COMMAND="$command" exec node --import tsx bench/run.ts "$@"
 fi
 

@@ -903,6 +903,15 @@ describe('the container image layout', () => {
     const image = imageCommand(dockerfile);
     assert.deepEqual(image.init, ['/usr/bin/tini', '--'], 'an init is PID 1, so SIGTERM reaches node');
     assert.deepEqual(image.nodeFlags, ['--max-semi-space-size=16'], 'the young generation as on Node 20 (see the Dockerfile)');
+    assert.deepEqual(
+      Object.entries(image.env).filter(([name]) => name.startsWith('MALLOC_')),
+      [
+        ['MALLOC_ARENA_MAX', '2'],
+        ['MALLOC_MMAP_THRESHOLD_', '131072'],
+        ['MALLOC_TRIM_THRESHOLD_', '131072'],
+      ],
+      "glibc's allocator gives freed memory back (see the Dockerfile)",
+    );
     assert.deepEqual([image.script, ...image.cmd], ['dist/src/cli.js', 'run']);
     const entrypoint = ['node', ...image.nodeFlags, image.script];
     const cmd = image.cmd;
@@ -978,8 +987,9 @@ describe('the container image layout', () => {
       cwd: app,
       stdio: ['ignore', 'pipe', 'pipe'],
       env: {
+        // As the image runs it: its ENV (production, no instance metadata, the glibc tunables).
+        ...image.env,
         PATH: process.env.PATH,
-        NODE_ENV: 'production',
         KUBECONFIG: t.ground.kubeconfig,
         MODE: 'namespace',
         NAMESPACE: namespace,

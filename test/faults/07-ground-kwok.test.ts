@@ -133,7 +133,9 @@ describe('the ground: KWOK forgets a node deleted while its first lease was bein
     const releasedAt = new Date();
     letGo();
 
-    // The first lease names the node as its owner, so the garbage collector takes it.
+    // The held write lands now; the lease names the node as its owner, so the garbage collector
+    // takes it. Looking for it gone before it has landed would watch too early.
+    for (const started = Date.now(); Date.now() - started < 10_000 && !(await leaseOf(name)); ) await sleep(200);
     await eventually(`the lease of the deleted ${name} is gone`, async () => ((await leaseOf(name)) ? undefined : true));
     const back: string[] = [];
     for (const started = Date.now(); Date.now() - started < WATCH_MS && back.length === 0; await sleep(1000)) {

@@ -1,5 +1,6 @@
-// The container image's command line, read from the Dockerfile, so the benchmark and the shipping
-// test run the controller exactly as the image does (the same node flags), with no second copy of it.
+// The container image's command line and environment, read from the Dockerfile, so the benchmark and
+// the shipping test run the controller exactly as the image does (the same node flags, the same glibc
+// tunables), with no second copy of them.
 import { readFileSync } from 'node:fs';
 
 const DOCKERFILE = new URL('../../Dockerfile', import.meta.url);
@@ -13,6 +14,8 @@ export interface ImageCommand {
   script: string;
   /** CMD: the default subcommand. */
   cmd: string[];
+  /** The final stage's ENV, e.g. the glibc malloc tunables. */
+  env: Record<string, string>;
 }
 
 function jsonArray(dockerfile: string, instruction: 'ENTRYPOINT' | 'CMD'): string[] {
@@ -26,5 +29,28 @@ export function imageCommand(dockerfile = readFileSync(DOCKERFILE, 'utf8')): Ima
   const node = entrypoint.indexOf('node');
   const script = entrypoint.findIndex((arg, i) => i > node && !arg.startsWith('-'));
   if (node < 0 || script < 0) throw new Error(`Dockerfile: ENTRYPOINT ${JSON.stringify(entrypoint)} does not run node on a script`);
-  return { init: entrypoint.slice(0, node), nodeFlags: entrypoint.slice(node + 1, script), script: entrypoint[script]!, cmd: jsonArray(dockerfile, 'CMD') };
+  return {
+    init: entrypoint.slice(0, node),
+    nodeFlags: entrypoint.slice(node + 1, script),
+    script: entrypoint[script]!,
+    cmd: jsonArray(dockerfile, 'CMD'),
+    env: finalStageEnv(dockerfile),
+  };
+}
+
+/** `ENV NAME=value ...` lines after the last FROM. Quoted or spaced values are refused, not guessed at. */
+function finalStageEnv(dockerfile: string): Record<string, string> {
+  const lines = dockerfile.split('\n');
+  const lastFrom = lines.findLastIndex((l) => /^FROM\s/.test(l));
+  const env: Record<string, string> = {};
+  for (const line of lines.slice(lastFrom + 1)) {
+    const m = /^ENV\s+(.*)$/.exec(line);
+    if (!m) continue;
+    for (const pair of m[1]!.trim().split(/\s+/)) {
+      const kv = /^([A-Za-z_][A-Za-z0-9_]*)=([^"'\s\\]*)$/.exec(pair);
+      if (!kv) throw new Error(`Dockerfile: "${line}" is not ENV NAME=value ... with plain values`);
+      env[kv[1]!] = kv[2]!;
+    }
+  }
+  return env;
 }
