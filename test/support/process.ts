@@ -35,12 +35,14 @@ export async function spawnController(t: TestGround, env: Record<string, string>
     AWS_SECRET_ACCESS_KEY: 'testground',
     METRICS_PORT: String(metricsPort),
   };
-  // The image's node flags (its heap sizing), so the tests run the controller's process as it ships.
-  const child = spawn(process.execPath, [...imageCommand().nodeFlags, '--import', 'tsx', 'src/cli.ts', 'run'], {
+  // The image's node flags (its heap sizing) and ENV (glibc's tunables among them), so the tests run
+  // the controller's process as it ships.
+  const image = imageCommand();
+  const child = spawn(process.execPath, [...image.nodeFlags, '--import', 'tsx', 'src/cli.ts', 'run'], {
     cwd: new URL('../..', import.meta.url).pathname,
     env: bare
-      ? { PATH: process.env.PATH, ...wiring, ...env }
-      : { ...process.env, ...wiring, AWS_REGION: t.ground.region, LOG_FORMAT: 'json', ...FAST_ENV, ...env },
+      ? { ...image.env, PATH: process.env.PATH, ...wiring, ...env }
+      : { ...process.env, ...image.env, ...wiring, AWS_REGION: t.ground.region, LOG_FORMAT: 'json', ...FAST_ENV, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const collect = (chunk: Buffer) => {
