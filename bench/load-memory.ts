@@ -28,6 +28,8 @@ const variants = [
   { name: 'ASCII-only (shipped)', ascii: true },
   { name: 'as esbuild writes it', ascii: false },
 ];
+// The image's node flags and ENV, as it ships.
+const image = imageCommand();
 const built = [];
 for (const v of variants) {
   // Under the project, so the unbundled packages (pino) resolve from its node_modules as in the image.
@@ -36,9 +38,9 @@ for (const v of variants) {
 }
 for (let round = 0; round < rounds; round++) {
   for (const v of round % 2 === 0 ? built : [...built].reverse()) {
-    const out = execFileSync(process.execPath, [...imageCommand().nodeFlags, '--expose-gc', '--input-type=module', '-e', PROBE, pathToFileURL(v.entry).href], {
+    const out = execFileSync(process.execPath, [...image.nodeFlags, '--expose-gc', '--input-type=module', '-e', PROBE, pathToFileURL(v.entry).href], {
       encoding: 'utf8',
-      env: { ...process.env, ...imageCommand().env },
+      env: { ...process.env, ...image.env },
     });
     v.readings.push(JSON.parse(out.trim().split('\n').pop()!) as Reading);
   }
@@ -49,7 +51,13 @@ const range = (xs: number[]) => {
   const sorted = [...xs].sort((a, b) => a - b);
   return `${mib(sorted[0]!)} / ${mib(sorted[Math.floor(sorted.length / 2)]!)} / ${mib(sorted[sorted.length - 1]!)}`;
 };
-console.log(`BENCH_LOAD_ROUNDS=${rounds} make bench-load   (node ${process.version}, flags ${[...imageCommand().nodeFlags, '--expose-gc'].join(' ')})\n`);
+console.log(
+  `BENCH_LOAD_ROUNDS=${rounds} make bench-load   (node ${process.version}, flags ${[...image.nodeFlags, '--expose-gc'].join(' ')}, the image's ENV ${Object.entries(
+    image.env,
+  )
+    .map(([k, v]) => `${k}=${v}`)
+    .join(' ')})\n`,
+);
 console.log('| bundle | RSS min / median / max, MiB | heap total | external |');
 console.log('|---|---:|---:|---:|');
 for (const v of built) {
